@@ -293,15 +293,30 @@ class RunResult:
 
     @property
     def usage(self) -> Usage:
+        """Tokens this run paid for: a vote served from the cache cost nothing."""
         total = Usage()
         for v in self.votes:
-            total = total + v.usage
+            if not v.cached:
+                total = total + v.usage
         return total
 
     @property
     def calls(self) -> int:
         """Calls that went to the endpoint (cached votes cost nothing)."""
         return sum(not v.cached for v in self.votes)
+
+    @property
+    def outcome(self) -> Outcome:
+        """The worst section outcome: UNSAFE, then INCONCLUSIVE; SAFE when nothing is left."""
+        outcomes = {r.outcome for r in self.results}
+        for worst in ("UNSAFE", "INCONCLUSIVE"):
+            if worst in outcomes:
+                return worst  # type: ignore[return-value]
+        return "SAFE"
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for v in self.votes for f in v.findings)
 
     def result_for(self, section_id: str) -> SectionResult | None:
         return next((r for r in self.results if r.section.id == section_id), None)

@@ -1,0 +1,74 @@
+"""The vote cache: a rerun on the same diff with the same panel costs nothing.
+
+Only SAFE and UNSAFE votes are kept (an ERROR deserves another try). The key covers
+everything that can change a verdict - prompt version, endpoint, model, settings and the
+section itself - but not the run's random fence, which changes nothing the model judges.
+
+The default home is the user's cache directory, outside the checkout: a pull request
+controls its own tree, and a cache inside it would let the PR plant its own SAFE votes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .model import Section, Vote, Voter
+from .prompt import PROMPT_VERSION
+
+
+def default_directory() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pytest-swarmgate" / "votes"
+
+
+def vote_key(section: Section, voter: Voter, endpoint: str) -> str:
+    """A content address for one voter's vote on one section at one endpoint."""
+    material = {
+        "prompt": PROMPT_VERSION,
+        "endpoint": endpoint,
+        "model": voter.model,
+        "temperature": voter.temperature,
+        "effort": voter.effort,
+        "lens": voter.lens,
+        # The voter id is in the prompt, so it is part of what the model saw.
+        "voter": voter.id,
+        "section": [section.id, section.path, section.old_path, section.change, section.part, section.parts],
+        "text": section.text,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class VoteCache:
+    """Votes stored one JSON file per key; writes are atomic so a crash leaves no half file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> Vote | None:
+        path = self._path(key)
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            vote = Vote.from_dict(data)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            # A damaged entry is a miss, and is replaced by the next put.
+            return None
+        return vote if vote.verdict in ("SAFE", "UNSAFE") else None
+
+    def put(self, key: str, vote: Vote) -> None:
+        if vote.verdict not in ("SAFE", "UNSAFE"):
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(vote.to_dict(), fh)
+        os.replace(tmp, path)

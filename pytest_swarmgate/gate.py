@@ -1,0 +1,121 @@
+"""One review from diff text to RunResult, shared by the session gate and the fixture.
+
+Imported only when a review is wanted: it pulls in unidiff and, through the voter, anthropic.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from . import diff
+from .cache import VoteCache
+from .engine import review, run_sync
+from .model import NotReviewed, RunResult, Section, SectionResult
+from .settings import GateSettings
+from .voters import MissingCredentials
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will review: known before any call is made."""
+
+    source: str
+    diff_sha256: str
+    sections: tuple[Section, ...]
+    not_reviewed: tuple[NotReviewed, ...]
+
+    def empty_result(self, settings: GateSettings) -> RunResult:
+        """The result of a run that made no calls (collect-only, or nothing to review)."""
+        return RunResult(self.source, self.diff_sha256, settings.panel, settings.k, (), self.not_reviewed)
+
+
+def read_source(config: pytest.Config, diff_arg: str | None, base: str | None) -> tuple[str, str]:
+    """(label, text) of the diff to review; a problem is a one-line UsageError."""
+    try:
+        if diff_arg:
+            label = "stdin" if diff_arg == "-" else diff_arg
+            path = diff_arg if diff_arg == "-" else str(config.invocation_params.dir / diff_arg)
+            return label, diff.read_diff_file(path)
+        if base:
+            return f"git diff {base}...HEAD", diff.git_diff(base, config.invocation_params.dir)
+    except diff.DiffError as exc:
+        raise pytest.UsageError(f"swarmgate: {exc}") from None
+    raise pytest.UsageError(
+        "swarmgate: no diff to review: give --swarm-diff=PATH, --swarm-diff=- (stdin) or --swarm-base REF"
+        " (or set swarm_diff / swarm_base in the ini file)"
+    )
+
+
+def plan(config: pytest.Config, settings: GateSettings, source: str, text: str) -> Plan:
+    """Split the diff into sections and let hooks filter them."""
+    try:
+        sections, not_reviewed = diff.parse_sections(
+            text, budget=settings.section_budget, include=settings.include, exclude=settings.exclude
+        )
+    except diff.DiffError as exc:
+        raise pytest.UsageError(f"swarmgate: {source}: {exc}") from None
+    config.hook.pytest_swarmgate_filter_sections(config=config, sections=sections, not_reviewed=not_reviewed)
+    return Plan(
+        source=source,
+        diff_sha256=diff.diff_sha256(text),
+        sections=tuple(sections),
+        not_reviewed=tuple(sorted(not_reviewed, key=lambda n: n.path)),
+    )
+
+
+def endpoint(client: Any) -> str:
+    """Where votes come from, part of the cache key so a stub's votes never serve a real run."""
+    return str(getattr(client, "base_url", "") or os.environ.get("ANTHROPIC_BASE_URL", ""))
+
+
+def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunResult:
+    """Cast every vote of the plan and judge every section."""
+    panel = list(settings.panel)
+    config.hook.pytest_swarmgate_modify_panel(config=config, panel=panel)
+    if not panel:
+        raise pytest.UsageError("swarmgate: the panel is empty after pytest_swarmgate_modify_panel")
+    if not 1 <= settings.k <= len(panel):
+        raise pytest.UsageError(f"swarmgate: threshold K={settings.k} does not fit a panel of {len(panel)}")
+    if not plan.sections:
+        return RunResult(plan.source, plan.diff_sha256, tuple(panel), settings.k, (), plan.not_reviewed)
+    client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
+    cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
+    cache = VoteCache(settings.cache_dir) if settings.cache_dir else None
+
+    def on_section(result: SectionResult) -> None:
+        config.hook.pytest_swarmgate_section_result(config=config, result=result)
+
+    start = time.monotonic()
+    try:
+        results = run_sync(
+            review(
+                plan.sections,
+                panel,
+                settings.k,
+                cast,
+                concurrency=settings.concurrency,
+                cache=cache,
+                endpoint=endpoint(client),
+                on_section=on_section,
+            )
+        )
+    except MissingCredentials:
+        raise pytest.UsageError(
+            "swarmgate: no Anthropic credentials: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, or an "
+            "anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
+        ) from None
+    run = RunResult(
+        source=plan.source,
+        diff_sha256=plan.diff_sha256,
+        panel=tuple(panel),
+        k=settings.k,
+        results=tuple(results),
+        not_reviewed=plan.not_reviewed,
+        wall_time_s=time.monotonic() - start,
+    )
+    return run

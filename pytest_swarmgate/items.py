@@ -1,0 +1,119 @@
+"""Review results as collected items: one per section, one per file not reviewed, one for the gate.
+
+Items only read a RunResult that is already in `config.stash`; they never call the API, so
+under pytest-xdist every worker collects the same items and no section is sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any, Iterator
+
+import pytest
+
+from .model import NotReviewed, RunResult, Section, SectionResult
+from .report import gate_line, section_lines
+from .voting import gate_passes
+
+COLLECTOR_NAME = "swarm-review"
+run_key = pytest.StashKey["RunResult | None"]()
+policy_key = pytest.StashKey[str]()
+
+
+class SectionFailed(Exception):
+    """Raised by a review item whose outcome fails the gate; shown as the panel's text."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class ReviewItem(pytest.Item):
+    """Common ground of the review items: marker, no traceback, a location that names the review."""
+
+    def __init__(self, *, marker: str = "swarm_review", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_marker(marker)
+
+    def run_result(self) -> RunResult:
+        run = self.config.stash.get(run_key, None)
+        if run is None:
+            raise SectionFailed(["the review did not run in this session, so there is no verdict (fail closed)"])
+        return run
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
+        if isinstance(excinfo.value, SectionFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return self.path or "", None, f"{COLLECTOR_NAME}::{self.name}"
+
+
+class SectionItem(ReviewItem):
+    def __init__(self, *, section: Section, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.section = section
+
+    def runtest(self) -> None:
+        result = self.run_result().result_for(self.section.id)
+        if result is None:
+            raise SectionFailed([f"{self.section.id}: no votes were recorded for this section (fail closed)"])
+        self.user_properties.extend(junit_properties(result))
+        policy = self.config.stash.get(policy_key, "fail")
+        if result.outcome == "UNSAFE" or (result.outcome == "INCONCLUSIVE" and policy == "fail"):
+            raise SectionFailed(section_lines(result, detail=True))
+        if result.outcome == "INCONCLUSIVE" and policy == "warn":
+            warnings.warn(pytest.PytestWarning(f"swarm review of {self.section.id} is {result.tally()}"))
+
+
+class NotReviewedItem(ReviewItem):
+    def __init__(self, *, not_reviewed: NotReviewed, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.not_reviewed = not_reviewed
+
+    def runtest(self) -> None:
+        self.user_properties.append(("swarm_outcome", "NOT_REVIEWED"))
+        pytest.skip(f"not reviewed: {self.not_reviewed.reason}")
+
+
+class GateItem(ReviewItem):
+    """The whole gate as one item, so even an empty diff gives CI a passing test to count."""
+
+    def runtest(self) -> None:
+        run = self.run_result()
+        self.user_properties.append(("swarm_gate", run.outcome if run.results else "NOTHING_TO_REVIEW"))
+        policy = self.config.stash.get(policy_key, "fail")
+        if not gate_passes((r.outcome for r in run.results), policy):  # type: ignore[arg-type]
+            raise SectionFailed([gate_line(run)])
+
+
+def junit_properties(result: SectionResult) -> list[tuple[str, object]]:
+    """JSON-safe properties: they travel from xdist workers and land in JUnit XML."""
+    return [
+        ("swarm_outcome", result.outcome),
+        ("swarm_tally", result.tally()),
+        ("swarm_votes", json.dumps([
+            {"voter": v.voter_id, "model": v.model, "verdict": v.verdict, "confidence": v.confidence,
+             "top_finding": (v.top_finding().where() + " " + v.top_finding().title) if v.top_finding() else None,
+             "error": v.error}
+            for v in result.votes
+        ])),
+    ]
+
+
+class ReviewCollector(pytest.Collector):
+    """The parent of every review item, so node ids read `swarm-review::<section>`."""
+
+    def __init__(self, *, sections: tuple[Section, ...], not_reviewed: tuple[NotReviewed, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sections = sections
+        self.not_reviewed = not_reviewed
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for section in self.sections:
+            yield SectionItem.from_parent(self, name=section.id, section=section)
+        for nr in self.not_reviewed:
+            yield NotReviewedItem.from_parent(self, name=nr.path, not_reviewed=nr)
+        yield GateItem.from_parent(self, name="gate")

@@ -1,0 +1,157 @@
+"""Every option once: its flag, ini key, default and help text, shared by addoption and addini.
+
+Precedence: marker > command line > environment (where one applies) > ini > default.
+Standard library and pytest only: this module is imported on every pytest start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: `--swarm-<name>` on the command line and `swarm_<name>` in the ini file."""
+
+    name: str
+    help: str
+    default: Any = None
+    convert: Callable[[str], Any] = str
+    ini_type: str = "string"
+    flag: bool = False
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return "swarm_" + self.name.replace("-", "_")
+
+    @property
+    def cli(self) -> str:
+        return "--swarm-" + self.name
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected a whole number of at least 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return convert
+
+
+def split_list(text: str) -> list[str]:
+    """A comma (or newline) separated list, blanks dropped."""
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("review", "Review the diff with the swarm panel and fail the session on an UNSAFE section", False, _bool, "bool", flag=True),
+    Option("diff", "Diff to review: a patch file, or - for stdin (write --swarm-diff=PATH)", metavar="PATH"),
+    Option("base", "Review `git diff BASE...HEAD` (default: origin/$GITHUB_BASE_REF in GitHub Actions)", metavar="REF"),
+    Option("voters", "Panel size N", 5, _positive_int, metavar="N"),
+    Option("threshold", "SAFE votes needed for a SAFE outcome, 1 <= K <= N", 4, _positive_int, metavar="K"),
+    Option("models", f"Comma list of models, cycled over the voters (default {DEFAULT_MODEL})", DEFAULT_MODEL, metavar="LIST"),
+    Option("temperatures", "Comma list of temperatures 0.0-1.0, cycled over the voters; sent only where the endpoint accepts them", "", metavar="LIST"),
+    Option("effort", f"Comma list of efforts ({', '.join(EFFORTS)}), cycled over the voters", "", metavar="LIST"),
+    Option("lenses", "Comma list of review lenses, cycled over the voters (security, correctness, concurrency, data-flow, adversarial)", "", metavar="LIST"),
+    Option("panel", "Whole panel, one voter per line: MODEL [temperature=T] [effort=E] [lens=L] (ini only)", "", ini_type="linelist"),
+    Option("on-inconclusive", "What an INCONCLUSIVE section does to the session: fail, warn or pass", "fail", _choice(INCONCLUSIVE_POLICIES), metavar="POLICY"),
+    Option("concurrency", "Calls in flight at once, over all sections and voters", 16, _positive_int, metavar="N"),
+    Option("timeout", "Seconds one call may take before it is an ERROR vote", 120.0, _positive_float, metavar="SECONDS"),
+    Option("max-retries", "Retries the anthropic SDK makes on 429, 5xx and connection errors", 2, _non_negative_int, metavar="N"),
+    Option("max-tokens", "Output token limit of one vote", 4096, _positive_int, metavar="N"),
+    Option("section-budget", "Characters of diff in one section; a larger file is split along hunks", 60_000, _positive_int, metavar="CHARS"),
+    Option("include", "Comma list of path globs to review (default: all)", "", metavar="GLOBS"),
+    Option("exclude", "Comma list of path globs not to review", "", metavar="GLOBS"),
+    Option("cache-dir", "Vote cache directory (default: ~/.cache/pytest-swarmgate/votes, outside the checkout)", metavar="DIR"),
+    Option("no-cache", "Do not read or write the vote cache", False, _bool, "bool", flag=True),
+    Option("json", "Write the full JSON report to PATH", metavar="PATH"),
+    Option("sarif", "Write SARIF 2.1.0 to PATH", metavar="PATH"),
+    Option("annotations-max", "Most GitHub annotations written in one run", 50, _non_negative_int, metavar="N"),
+    Option("calibrate", "Score the gate on a labeled corpus directory (default: the bundled one)", metavar="PATH"),
+    Option("calibration-report", "Write the calibration report to PATH.json and PATH.md (and PATH.png with matplotlib)", metavar="PATH"),
+    Option("target-fpr", "False positive rate the recommended K must stay at or under", 0.05, _fraction, metavar="RATE"),
+    Option("batch", "Send calibration calls through the Message Batches API (half price, slower)", False, _bool, "bool", flag=True),
+)
+
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("swarmgate", "LLM review gate (pytest-swarmgate)")
+    for o in OPTIONS:
+        if o.name == "panel":
+            pass  # a multi-line panel belongs in the ini file
+        elif o.name == "calibrate":
+            group.addoption(o.cli, dest=o.dest, nargs="?", const="", default=None, metavar=o.metavar, help=o.help)
+        elif o.flag:
+            group.addoption(o.cli, dest=o.dest, action="store_true", default=None, help=o.help)
+        else:
+            group.addoption(o.cli, dest=o.dest, default=None, metavar=o.metavar, help=o.help)
+        parser.addini(o.dest, o.help, type=o.ini_type, default=None)  # type: ignore[arg-type]
+
+
+def get(config: pytest.Config, name: str) -> Any:
+    """The value of one option: command line, then ini, then default; bad values are UsageErrors."""
+    o = BY_NAME[name]
+    raw = getattr(config.option, o.dest, None)
+    where = o.cli
+    if raw is None:
+        raw = config.getini(o.dest)
+        where = f"ini {o.dest}"
+        if raw is None or raw == "" or raw == []:
+            return o.default
+    if isinstance(raw, (bool, list)) or o.convert is str:
+        return raw
+    try:
+        return o.convert(str(raw))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def from_command_line(config: pytest.Config, name: str) -> bool:
+    return getattr(config.option, BY_NAME[name].dest, None) is not None

@@ -1,0 +1,232 @@
+"""pytest entry point. Imports only pytest and the standard library at module level.
+
+With `--swarm-review` absent this module registers options, markers and a fixture and
+does nothing else: the review machinery (unidiff, anthropic) is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import pytest
+
+from . import options
+
+if TYPE_CHECKING:
+    from .gate import Plan
+    from .model import RunResult
+    from .settings import GateSettings
+
+MARKERS = (
+    "swarm_review: an item of the swarm review gate (one per diff section)",
+    "swarm_panel(**settings): panel settings for the swarm_review fixture in this test "
+    "(voters, threshold, models, temperatures, effort, lenses, panel, ...)",
+    "swarm_calibration: an item of a swarm calibration run (one per labeled fixture)",
+)
+SESSION_PLUGIN = "swarmgate-session"
+WORKERINPUT_KEY = "swarmgate"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    if options.get(config, "review"):
+        config.pluginmanager.register(ReviewSession(config), SESSION_PLUGIN)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_swarmgate_make_client(config: pytest.Config, settings: GateSettings) -> Any:
+    from .voters import make_client
+
+    return make_client(timeout=settings.timeout, max_retries=settings.max_retries)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_swarmgate_make_voter(config: pytest.Config, settings: GateSettings, client: Any) -> Any:
+    from .voters import AnthropicVoter
+
+    return AnthropicVoter(client, timeout=settings.timeout, max_tokens=settings.max_tokens)
+
+
+def diff_base(config: pytest.Config) -> str | None:
+    """The base ref: command line, then the CI environment, then the ini file."""
+    if options.from_command_line(config, "base"):
+        return options.get(config, "base")
+    github_base = os.environ.get("GITHUB_BASE_REF")
+    if github_base:
+        return f"origin/{github_base}"
+    return options.get(config, "base")
+
+
+def check_rootdir(config: pytest.Config) -> None:
+    """`--swarm-diff PATH` (with a space) makes pytest take PATH as a test path while it settles
+    the rootdir, before it knows our options; if that moved the rootdir, say so instead of
+    silently running without the project's ini file."""
+    args = list(config.invocation_params.args)
+    spaced = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--swarm-diff" and args[i + 1] != "-"]
+    if not spaced:
+        return
+    from _pytest.config.findpaths import determine_setup  # pytest has no public API for this
+
+    try:
+        expected = determine_setup(
+            inifile=config.option.inifilename,
+            override_ini=config.option.override_ini,
+            args=list(config.option.file_or_dir or []),
+            rootdir_cmd_arg=config.option.rootdir or None,
+            invocation_dir=config.invocation_params.dir,
+        )
+    except TypeError:
+        return  # another pytest version's signature: nothing reliable to compare with
+    if (expected[0], expected[1]) != (config.rootpath, config.inipath):
+        raise pytest.UsageError(
+            f"swarmgate: pytest took the diff path {spaced[0]} for a test path and moved the rootdir to "
+            f"{config.rootpath} (ini {config.inipath}); write --swarm-diff={spaced[0]} instead"
+        )
+
+
+class ReviewSession:
+    """The gate for one pytest session, registered only with --swarm-review."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from .items import policy_key, run_key
+        from .model import NotReviewed, RunResult, Section
+        from .settings import resolve
+
+        self.config = config
+        self.settings = resolve(config)
+        config.stash[policy_key] = self.settings.on_inconclusive
+        self.run: RunResult | None = None
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None and WORKERINPUT_KEY in workerinput:
+            # An xdist worker: the controller planned and reviewed; never call the API here.
+            data = json.loads(workerinput[WORKERINPUT_KEY])
+            self.sections = tuple(Section.from_dict(s) for s in data["sections"])
+            self.not_reviewed = tuple(NotReviewed.from_dict(n) for n in data["not_reviewed"])
+            self.source = data["source"]
+            if data["run"] is not None:
+                self.run = RunResult.from_dict(data["run"])
+            config.stash[run_key] = self.run
+            self.plan: Plan | None = None
+            return
+        check_rootdir(config)
+        from .gate import plan, read_source
+
+        source, text = read_source(config, options.get(config, "diff"), diff_base(config))
+        self.plan = plan(config, self.settings, source, text)
+        self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
+
+    @property
+    def is_controller(self) -> bool:
+        return self.plan is not None
+
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        skipped = f", {len(self.not_reviewed)} not reviewed" if self.not_reviewed else ""
+        return (
+            f"swarmgate: {self.settings.describe_panel()}, diff: {self.source}, "
+            f"{len(self.sections)} sections{skipped}"
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before xdist starts its workers (its sessionstart is trylast), so they get the result.
+        if self.plan is None or self.config.option.collectonly:
+            return
+        from .gate import execute
+        from .items import run_key
+
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.plan.sections:
+            reporter.write_line(
+                f"swarmgate: reviewing {len(self.plan.sections)} sections x {self.settings.n} voters ..."
+            )
+        self.run = execute(self.config, self.settings, self.plan)
+        self.config.stash[run_key] = self.run
+        self.config.hook.pytest_swarmgate_session_result(config=self.config, result=self.run)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKERINPUT_KEY] = json.dumps(
+            {
+                "source": self.source,
+                "sections": [s.to_dict() for s in self.sections],
+                "not_reviewed": [n.to_dict() for n in self.not_reviewed],
+                "run": self.run.to_dict() if self.run is not None else None,
+            }
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+        # tryfirst: our items must exist before -m / -k deselection runs.
+        from .items import COLLECTOR_NAME, ReviewCollector
+
+        collector = ReviewCollector.from_parent(
+            session, name=COLLECTOR_NAME, sections=self.sections, not_reviewed=self.not_reviewed
+        )
+        items[:0] = list(collector.collect())
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.is_controller or self.run is None:
+            return
+        from .report import gate_line, summary_lines
+
+        terminalreporter.section("swarm review")
+        for line in summary_lines(self.run):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(gate_line(self.run), bold=True)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # The gate does not depend on which items ran: deselecting a failing section item
+        # with -k or -m does not let an UNSAFE diff through.
+        if not self.is_controller or self.run is None:
+            return
+        from .voting import gate_passes
+
+        if not gate_passes((r.outcome for r in self.run.results), self.settings.on_inconclusive):  # type: ignore[arg-type]
+            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def is_diff_text(value: str) -> bool:
+    """A str argument is diff text when it has a newline; otherwise it names a file."""
+    return "\n" in value
+
+
+@pytest.fixture
+def swarm_review(request: pytest.FixtureRequest) -> Callable[..., RunResult]:
+    """Review a diff (text or path) with the session's panel, a swarm_panel marker and overrides."""
+    config = request.config
+    marker = request.node.get_closest_marker("swarm_panel")
+    marker_settings = dict(marker.kwargs) if marker else {}
+
+    def review(diff: str | os.PathLike[str], **overrides: Any) -> RunResult:
+        from .gate import execute, plan
+        from .settings import resolve
+
+        settings = resolve(config, {**marker_settings, **overrides})
+        if isinstance(diff, str) and is_diff_text(diff):
+            source, text = "text", diff
+        else:
+            from .diff import DiffError, read_diff_file
+
+            path = Path(diff)
+            try:
+                source, text = str(path), read_diff_file(str(path))
+            except DiffError as exc:
+                raise pytest.UsageError(f"swarmgate: {exc}") from None
+        return execute(config, settings, plan(config, settings, source, text))
+
+    return review

@@ -1,0 +1,92 @@
+"""Turn a model reply into a verdict, or say exactly why it cannot be trusted. Pure.
+
+A verdict is only ever read from the forced tool call's structured input, validated field
+by field. Text is never searched for a word: "SAFE" is inside "UNSAFE".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from .model import SEVERITIES, Finding
+from .prompt import TOOL_NAME
+
+MAX_FINDINGS = 50
+MAX_TEXT = 4000
+
+
+class VerdictError(ValueError):
+    """The reply is not a usable verdict; the message says why (it becomes an ERROR vote)."""
+
+
+@dataclass(frozen=True)
+class ParsedVerdict:
+    verdict: str
+    confidence: float
+    summary: str
+    findings: tuple[Finding, ...]
+
+
+def parse_reply(stop_reason: str | None, content: Sequence[Mapping[str, Any]]) -> ParsedVerdict:
+    """Validate a Messages API reply (stop reason and content blocks as dicts)."""
+    if stop_reason == "refusal":
+        raise VerdictError("the model refused to answer (stop_reason refusal)")
+    if stop_reason in ("max_tokens", "model_context_window_exceeded"):
+        raise VerdictError(f"the reply was truncated (stop_reason {stop_reason})")
+    calls = [b for b in content if b.get("type") == "tool_use"]
+    if not calls:
+        raise VerdictError(f"no {TOOL_NAME} tool call in the reply (stop_reason {stop_reason})")
+    if len(calls) > 1:
+        raise VerdictError(f"{len(calls)} tool calls in the reply, expected exactly one")
+    call = calls[0]
+    if call.get("name") != TOOL_NAME:
+        raise VerdictError(f"the reply called tool {call.get('name')!r}, expected {TOOL_NAME}")
+    return parse_tool_input(call.get("input"))
+
+
+def parse_tool_input(data: Any) -> ParsedVerdict:
+    """Validate the tool input against the verdict schema, strictly."""
+    if not isinstance(data, Mapping):
+        raise VerdictError("tool input is not an object")
+    verdict = data.get("verdict")
+    if verdict not in ("SAFE", "UNSAFE"):
+        raise VerdictError(f"verdict must be SAFE or UNSAFE, got {_short(verdict)}")
+    confidence = data.get("confidence")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not (
+        math.isfinite(confidence) and 0.0 <= confidence <= 1.0
+    ):
+        raise VerdictError(f"confidence must be a number from 0 to 1, got {_short(confidence)}")
+    summary = data.get("summary", "")
+    if not isinstance(summary, str):
+        raise VerdictError("summary must be a string")
+    raw_findings = data.get("findings")
+    if not isinstance(raw_findings, list):
+        raise VerdictError("findings must be a list")
+    if len(raw_findings) > MAX_FINDINGS:
+        raise VerdictError(f"{len(raw_findings)} findings, at most {MAX_FINDINGS} accepted")
+    findings = tuple(_finding(i, f) for i, f in enumerate(raw_findings, 1))
+    return ParsedVerdict(verdict, float(confidence), summary[:MAX_TEXT], findings)
+
+
+def _finding(index: int, data: Any) -> Finding:
+    if not isinstance(data, Mapping):
+        raise VerdictError(f"finding {index} is not an object")
+    strings = {}
+    for key in ("path", "severity", "category", "title", "rationale"):
+        value = data.get(key)
+        if not isinstance(value, str):
+            raise VerdictError(f"finding {index}: {key} must be a string, got {_short(value)}")
+        strings[key] = value[:MAX_TEXT]
+    if strings["severity"] not in SEVERITIES:
+        raise VerdictError(f"finding {index}: severity must be one of {', '.join(SEVERITIES)}")
+    line = data.get("line")
+    if line is not None and (isinstance(line, bool) or not isinstance(line, int) or line < 0):
+        raise VerdictError(f"finding {index}: line must be a non-negative integer or null, got {_short(line)}")
+    return Finding(line=line, **strings)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,245 @@
+"""The built-in voter: one Messages API call through the official `anthropic` SDK per vote.
+
+`anthropic` is imported only inside functions here and this module is imported only when
+a review runs, so pytest without `--swarm-review` never pays for it.
+
+Temperatures, honestly: the SDK's current API version rejects sampling parameters, so a
+voter's temperature goes through a ladder per model - the SDK's version with the
+temperature, then the older API version with it, then no temperature - and the first rung
+the endpoint accepts is remembered for the rest of the run. Every vote records the
+settings it really ran with and a note for each one that was not applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from .model import Section, Settings, Usage, Vote, Voter
+from .prompt import TOOL_NAME, VERDICT_TOOL, messages, system_blocks
+from .verdict import VerdictError, parse_reply
+
+if TYPE_CHECKING:
+    import anthropic
+
+# The newest API version that still takes `temperature` on models that accept it.
+LEGACY_API_VERSION = "2023-06-01"
+SAMPLING_WORDS = ("temperature", "top_p", "top_k", "sampling")
+EFFORT_WORDS = ("effort", "output_config")
+DEFAULT_MAX_TOKENS = 4096
+
+CastVote = Callable[[Section, Voter, str], Awaitable[Vote]]
+
+
+class MissingCredentials(Exception):
+    """The SDK found no credentials; the run cannot make a single call."""
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One way of sending a voter's settings: which API version, and what to include."""
+
+    api_version: str | None
+    temperature: bool
+    effort: bool
+
+
+@dataclass
+class Ladder:
+    """Per-model memory of what the endpoint accepts, shared by every call of one run."""
+
+    temperature_rung: dict[str, int] = field(default_factory=dict)
+    effort_rejected: set[str] = field(default_factory=set)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    # Rung 0: the SDK's own version; 1: the legacy version; 2: no temperature at all.
+    VERSIONS = (None, LEGACY_API_VERSION, None)
+
+    def rung(self, voter: Voter) -> Rung:
+        index = self.temperature_rung.get(voter.model, 0) if voter.temperature is not None else 2
+        return Rung(
+            api_version=self.VERSIONS[index] if voter.temperature is not None else None,
+            temperature=index < 2,
+            effort=voter.effort is not None and voter.model not in self.effort_rejected,
+        )
+
+    def step_down(self, voter: Voter, used: Rung, message: str) -> bool:
+        """Record a rejection of `used`; True when there is another rung to try."""
+        lowered = message.lower()
+        if used.effort and any(w in lowered for w in EFFORT_WORDS):
+            self.effort_rejected.add(voter.model)
+            self.reasons[f"effort:{voter.model}"] = message
+            return True
+        if used.temperature and any(w in lowered for w in SAMPLING_WORDS):
+            current = self.temperature_rung.get(voter.model, 0)
+            used_index = self.VERSIONS.index(used.api_version) if used.api_version else 0
+            # Concurrent calls may have stepped already: never step back up.
+            self.temperature_rung[voter.model] = max(current, used_index + 1)
+            return True
+        return False
+
+
+def effective_settings(voter: Voter, rung: Rung) -> Settings:
+    """What a call on `rung` really sends, with a note for each requested setting it drops."""
+    notes = []
+    if voter.temperature is not None and not rung.temperature:
+        notes.append(
+            f"temperature {voter.temperature:g} requested, not applied: endpoint rejects sampling parameters"
+        )
+    elif rung.temperature and rung.api_version:
+        notes.append(
+            f"temperature {voter.temperature:g} applied under anthropic-version {rung.api_version}: "
+            "the current version rejects sampling parameters"
+        )
+    if voter.effort is not None and not rung.effort:
+        notes.append(f"effort {voter.effort} requested, not applied: endpoint rejects it for {voter.model}")
+    return Settings(
+        temperature=voter.temperature if rung.temperature else None,
+        effort=voter.effort if rung.effort else None,
+        lens=voter.lens,
+        api_version=rung.api_version,
+        notes=tuple(notes),
+    )
+
+
+def make_client(*, timeout: float, max_retries: int) -> anthropic.AsyncAnthropic:
+    """The standard client: the SDK resolves credentials and ANTHROPIC_BASE_URL itself."""
+    import anthropic
+
+    return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries)
+
+
+def _redact(text: str, client: Any) -> str:
+    """Keep secrets out of error text, which ends up in reports."""
+    for secret in (getattr(client, "api_key", None), getattr(client, "auth_token", None)):
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _usage(message: Any) -> Usage:
+    u = getattr(message, "usage", None)
+    if u is None:
+        return Usage()
+    return Usage(
+        input_tokens=int(getattr(u, "input_tokens", 0) or 0),
+        output_tokens=int(getattr(u, "output_tokens", 0) or 0),
+        cache_read_tokens=int(getattr(u, "cache_read_input_tokens", 0) or 0),
+        cache_write_tokens=int(getattr(u, "cache_creation_input_tokens", 0) or 0),
+    )
+
+
+def request_params(section: Section, voter: Voter, fence: str, rung: Rung, max_tokens: int) -> dict[str, Any]:
+    """The keyword arguments of `messages.create` for one vote (also the body of a batch request)."""
+    params: dict[str, Any] = {
+        "model": voter.model,
+        "max_tokens": max_tokens,
+        "system": system_blocks(fence),
+        "messages": messages(section, voter, fence),
+        "tools": [VERDICT_TOOL],
+        "tool_choice": {"type": "tool", "name": TOOL_NAME},
+    }
+    if rung.effort:
+        params["output_config"] = {"effort": voter.effort}
+    extra_body: dict[str, Any] = {}
+    if rung.temperature:
+        # The SDK dropped the parameter; the body still carries it where the endpoint takes it.
+        extra_body["temperature"] = voter.temperature
+    if extra_body:
+        params["extra_body"] = extra_body
+    if rung.api_version:
+        params["extra_headers"] = {"anthropic-version": rung.api_version}
+    return params
+
+
+def vote_from_message(section: Section, voter: Voter, settings: Settings, message: Any, latency: float) -> Vote:
+    """Validate a reply into a Vote; anything unusable is an ERROR vote with the reason."""
+    stop_reason = getattr(message, "stop_reason", None)
+    base = dict(
+        section_id=section.id,
+        voter_id=voter.id,
+        model=voter.model,
+        stop_reason=stop_reason,
+        latency_s=latency,
+        usage=_usage(message),
+        settings=settings,
+    )
+    try:
+        content = [block.model_dump() if hasattr(block, "model_dump") else dict(block) for block in message.content]
+        parsed = parse_reply(stop_reason, content)
+    except (VerdictError, TypeError, AttributeError) as exc:
+        return Vote(verdict="ERROR", error=f"unusable reply: {exc}", **base)
+    return Vote(
+        verdict=parsed.verdict,  # type: ignore[arg-type]
+        confidence=parsed.confidence,
+        findings=parsed.findings,
+        summary=parsed.summary,
+        **base,
+    )
+
+
+def error_vote(section: Section, voter: Voter, settings: Settings, error: str, latency: float) -> Vote:
+    return Vote(
+        section_id=section.id,
+        voter_id=voter.id,
+        model=voter.model,
+        verdict="ERROR",
+        error=error,
+        latency_s=latency,
+        settings=settings,
+    )
+
+
+def describe_error(exc: BaseException, timeout: float) -> str:
+    """One line for an SDK exception, after the SDK's own retries gave up."""
+    import anthropic
+
+    if isinstance(exc, anthropic.APITimeoutError):
+        return f"timeout: no reply within {timeout:g}s"
+    if isinstance(exc, anthropic.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        err = body.get("error") if isinstance(body.get("error"), dict) else {}
+        kind = err.get("type", "error")
+        msg = err.get("message") or str(exc)
+        return f"HTTP {exc.status_code} {kind}: {msg}"
+    if isinstance(exc, anthropic.APIConnectionError):
+        cause = exc.__cause__
+        return f"connection error: {cause or exc}"
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return f"malformed reply: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class AnthropicVoter:
+    """Casts votes with one shared AsyncAnthropic client and one shared Ladder."""
+
+    def __init__(self, client: Any, *, timeout: float, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.max_tokens = max_tokens
+        self.ladder = Ladder()
+
+    async def __call__(self, section: Section, voter: Voter, fence: str) -> Vote:
+        import anthropic
+
+        start = time.monotonic()
+        while True:
+            rung = self.ladder.rung(voter)
+            settings = effective_settings(voter, rung)
+            params = request_params(section, voter, fence, rung, self.max_tokens)
+            try:
+                message = await self.client.messages.create(timeout=self.timeout, **params)
+            except anthropic.BadRequestError as exc:
+                if self.ladder.step_down(voter, rung, describe_error(exc, self.timeout)):
+                    continue
+                return error_vote(section, voter, settings, _redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
+            except TypeError as exc:
+                # The SDK raises TypeError before sending when it can resolve no credentials.
+                if "authentication method" in str(exc):
+                    raise MissingCredentials(str(exc).strip('"')) from exc
+                raise
+            except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
+                return error_vote(section, voter, settings, _redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
+            return vote_from_message(section, voter, settings, message, time.monotonic() - start)
