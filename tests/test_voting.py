@@ -1,0 +1,87 @@
+"""Consensus is pure: checked exhaustively over every small panel, no pytest plugin or server."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from pytest_swarmgate.model import Section, Vote
+from pytest_swarmgate.voting import count, decided, gate_passes, judge, outcome
+
+
+def all_tallies(n: int):
+    for safe in range(n + 1):
+        for unsafe in range(n + 1 - safe):
+            yield safe, unsafe, n - safe - unsafe
+
+
+@pytest.mark.parametrize("n", range(1, 8))
+def test_outcome_matches_definition_for_every_tally(n: int) -> None:
+    for k in range(1, n + 1):
+        for safe, unsafe, errors in all_tallies(n):
+            got = outcome(safe, unsafe, n, k)
+            if safe >= k:
+                assert got == "SAFE"
+            elif unsafe > n - k:
+                assert got == "UNSAFE"
+            else:
+                assert got == "INCONCLUSIVE"
+                assert errors > 0, "without errors every tally is decided one way"
+
+
+@pytest.mark.parametrize("n", range(1, 7))
+def test_decided_never_disagrees_with_the_final_outcome(n: int) -> None:
+    """An early decision must equal the outcome for every way the pending votes could fall."""
+    for k in range(1, n + 1):
+        for safe, unsafe, errors in itertools.product(range(n + 1), repeat=3):
+            pending = n - safe - unsafe - errors
+            if pending < 0:
+                continue
+            early = decided(safe, unsafe, errors, n, k)
+            finals = {
+                outcome(safe + s, unsafe + u, n, k)
+                for s in range(pending + 1)
+                for u in range(pending + 1 - s)
+            }
+            if early is not None:
+                assert finals == {early}
+            else:
+                assert len(finals) > 1
+
+
+def test_error_votes_never_count_as_safe() -> None:
+    assert outcome(safe=3, unsafe=0, n=5, k=4) == "INCONCLUSIVE"
+    assert outcome(safe=0, unsafe=0, n=5, k=1) == "INCONCLUSIVE"
+
+
+def test_threshold_out_of_range_is_rejected() -> None:
+    for n, k in ((5, 0), (5, 6), (0, 0)):
+        with pytest.raises(ValueError):
+            outcome(0, 0, n, k)
+
+
+def _vote(verdict: str, voter: str = "v1") -> Vote:
+    return Vote(section_id="a.py", voter_id=voter, model="m", verdict=verdict)  # type: ignore[arg-type]
+
+
+def test_judge_counts_and_keeps_dissent() -> None:
+    section = Section(id="a.py", path="a.py", old_path=None, change="modified", text="")
+    votes = [_vote("SAFE", f"v{i}") for i in range(1, 5)] + [_vote("UNSAFE", "v5")]
+    result = judge(section, votes, n=5, k=4)
+    assert (result.outcome, result.safe, result.unsafe, result.errors) == ("SAFE", 4, 1, 0)
+    assert [v.voter_id for v in result.dissent] == ["v5"]
+    assert result.tally() == "SAFE 4/5 (K=4)"
+    assert judge(section, votes, n=5, k=5).outcome == "UNSAFE"
+
+
+def test_anything_but_safe_or_unsafe_counts_as_error() -> None:
+    assert count([_vote("SAFE"), _vote("UNSAFE"), _vote("ERROR"), _vote("safe")]) == (1, 1, 2)
+
+
+def test_gate_policy_for_inconclusive() -> None:
+    assert gate_passes(["SAFE", "SAFE"])
+    assert not gate_passes(["SAFE", "UNSAFE"], "pass")
+    assert not gate_passes(["INCONCLUSIVE"], "fail")
+    assert gate_passes(["INCONCLUSIVE"], "warn")
+    assert gate_passes(["INCONCLUSIVE"], "pass")
