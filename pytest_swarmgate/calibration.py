@@ -1,0 +1,714 @@
+"""Calibration: score the gate on labeled fixture diffs so a team can choose N and K from data.
+
+Pure: no I/O (except `plot_k_curve`), no pytest, no anthropic. The input is, for each
+fixture of a corpus (`corpus.Fixture`), the votes the panel of N voters cast on each of its
+sections. Everything below is computed from those same votes - no extra calls per K.
+
+Semantics
+---------
+Flagged fixture.
+    At threshold K a fixture is *flagged* when the gate would block it: some section's
+    outcome (`voting.outcome` over that section's votes, N = panel size) is UNSAFE, or is
+    INCONCLUSIVE and `on_inconclusive == "fail"` (the gate's default). This is exactly
+    `not voting.gate_passes(...)`. A fixture with no sections is never flagged.
+
+Per K, for K = 1..N.
+    TP / FN over fixtures labeled UNSAFE, FP / TN over fixtures labeled SAFE.
+    recall (TPR) = TP/(TP+FN), FPR = FP/(FP+TN), precision = TP/(TP+FP) (None when nothing
+    was flagged), score = TPR - FPR (the OWASP Benchmark score). A rate whose denominator is
+    empty is None. A larger K flags more: a SAFE outcome needs more SAFE votes, so recall
+    and FPR both grow (weakly) with K.
+
+Recommended K.
+    Among the K whose FPR <= target_fpr, the one with the highest recall; ties go to the
+    lower FPR (which, as flags grow with K, is the smaller K); if recall and FPR both tie,
+    to the larger K - the corpus cannot tell them apart and a security gate prefers the
+    more sensitive threshold. None, with the statement "no K meets FPR <= 5.0%", when no K
+    qualifies, and None when the corpus has no SAFE fixture (FPR unmeasurable).
+
+Per voter.
+    A voter flags a fixture when it voted UNSAFE on any of its sections. A fixture on which
+    the voter cast an ERROR (or no vote) on any section is excluded from that voter's
+    rates: its answer there is unknown, and counting it either way would bias TPR or FPR.
+    ERROR votes are counted separately.
+
+Per category.
+    Recall (and FPR) at the recommended K, or at K = N when there is none.
+
+Agreement.
+    Over each voter's per-fixture flags. Pairwise percent agreement for every voter pair
+    (over the fixtures both answered) and their mean. Kappa is Fleiss' kappa (two
+    categories: flagged / not) over the fixtures every voter answered, with the chance
+    agreement taken *within each label* and pooled by fixture count. Why: voting helps
+    only when voters' errors are independent given the truth. Plain Fleiss' kappa over a
+    labeled corpus rewards accuracy - two independent voters that are both right 80% of the
+    time agree well above chance just by being right - so it cannot tell independent
+    voters from copies. Within a label, independent voters score about 0 and copies 1. On
+    a corpus with a single label the two are the same number. When the chance agreement is
+    1 (every voter gave the same flag on every fixture of each label) kappa is undefined
+    and reported as None; the pairwise agreement (100%) still shows.
+    The independence warning fires when kappa >= 0.9 (voters make the same mistakes) or
+    mean pairwise agreement >= 0.95 (the panel behaves almost like one voter on this corpus).
+
+Line accuracy.
+    Over known-bad fixtures whose flaw has a line: of the voters that flagged the fixture,
+    the fraction whose UNSAFE votes carry a finding at the flaw's path within 3 lines of
+    it. Counted per (voter, fixture), not per section vote, so a multi-section fixture
+    gives each voter one chance, as its single flaw deserves.
+
+Tokens and cost.
+    Usage summed over every vote; cost from `PRICES` (list prices, overridable), halved
+    for the Message Batches API. A model with no price makes the cost None, with a note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from .corpus import Fixture
+from .model import Usage, Vote
+from .voting import InconclusivePolicy, check_threshold, count, gate_passes, outcome
+
+DEFAULT_TARGET_FPR = 0.05
+LINE_TOLERANCE = 3
+AGREEMENT_WARN = 0.95
+KAPPA_WARN = 0.9
+POLICIES: tuple[str, ...] = ("fail", "warn", "pass")
+_EPS = 1e-12
+
+Price = tuple[float, float, float, float]
+
+# USD per million tokens: (input, output, cache write, cache read). List prices at the time
+# of writing (5-minute cache writes); they change, so callers can pass their own mapping as
+# `prices=`. A key matches when it is a substring of the model name; the longest match wins,
+# so the legacy entries override their family.
+PRICES: dict[str, Price] = {
+    "haiku": (1.00, 5.00, 1.25, 0.10),
+    "sonnet": (3.00, 15.00, 3.75, 0.30),
+    "opus": (5.00, 25.00, 6.25, 0.50),
+    "claude-3-haiku": (0.25, 1.25, 0.30, 0.03),
+    "claude-3-5-haiku": (0.80, 4.00, 1.00, 0.08),
+    "claude-3-opus": (15.00, 75.00, 18.75, 1.50),
+    "claude-opus-4-0": (15.00, 75.00, 18.75, 1.50),
+    "claude-opus-4-1": (15.00, 75.00, 18.75, 1.50),
+    "claude-opus-4-2025": (15.00, 75.00, 18.75, 1.50),
+}
+BATCH_DISCOUNT = 0.5
+
+
+@dataclass(frozen=True)
+class FixtureVotes:
+    """One fixture and the votes the panel cast on each of its sections."""
+
+    fixture: Fixture
+    sections: tuple[tuple[str, tuple[Vote, ...]], ...]
+
+    def votes(self) -> Iterator[Vote]:
+        """Every vote on every section."""
+        for _, votes in self.sections:
+            yield from votes
+
+
+@dataclass(frozen=True)
+class KRow:
+    """The confusion matrix of the gate at one threshold K."""
+
+    k: int
+    tp: int
+    fn: int
+    fp: int
+    tn: int
+
+    @property
+    def recall(self) -> float | None:
+        return _rate(self.tp, self.tp + self.fn)
+
+    @property
+    def fpr(self) -> float | None:
+        return _rate(self.fp, self.fp + self.tn)
+
+    @property
+    def precision(self) -> float | None:
+        return _rate(self.tp, self.tp + self.fp)
+
+    @property
+    def score(self) -> float | None:
+        """OWASP Benchmark score: TPR - FPR."""
+        if self.recall is None or self.fpr is None:
+            return None
+        return self.recall - self.fpr
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "k": self.k, "tp": self.tp, "fn": self.fn, "fp": self.fp, "tn": self.tn,
+            "recall": self.recall, "fpr": self.fpr, "precision": self.precision, "score": self.score,
+        }
+
+
+@dataclass(frozen=True)
+class VoterRow:
+    """One voter on its own: the fixtures it flagged, its errors, and the fixtures left out."""
+
+    voter_id: str
+    model: str
+    tp: int
+    fn: int
+    fp: int
+    tn: int
+    errors: int
+    excluded: int
+
+    @property
+    def tpr(self) -> float | None:
+        return _rate(self.tp, self.tp + self.fn)
+
+    @property
+    def fpr(self) -> float | None:
+        return _rate(self.fp, self.fp + self.tn)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "voter_id": self.voter_id, "model": self.model, "tp": self.tp, "fn": self.fn,
+            "fp": self.fp, "tn": self.tn, "tpr": self.tpr, "fpr": self.fpr,
+            "errors": self.errors, "excluded": self.excluded,
+        }
+
+
+@dataclass(frozen=True)
+class CategoryRow:
+    """One flaw category at the report's category K."""
+
+    category: str
+    bad: int
+    good: int
+    tp: int
+    fp: int
+
+    @property
+    def recall(self) -> float | None:
+        return _rate(self.tp, self.bad)
+
+    @property
+    def fpr(self) -> float | None:
+        return _rate(self.fp, self.good)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "category": self.category, "bad": self.bad, "good": self.good, "tp": self.tp,
+            "fp": self.fp, "recall": self.recall, "fpr": self.fpr,
+        }
+
+
+@dataclass(frozen=True)
+class PairAgreement:
+    """How often two voters gave the same flag, over the fixtures both answered."""
+
+    a: str
+    b: str
+    agree: int
+    fixtures: int
+
+    @property
+    def agreement(self) -> float | None:
+        return _rate(self.agree, self.fixtures)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "agree": self.agree, "fixtures": self.fixtures,
+                "agreement": self.agreement}
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Agreement between voters: pairwise, mean, within-label Fleiss' kappa, and a warning."""
+
+    pairs: tuple[PairAgreement, ...]
+    mean: float | None
+    kappa: float | None
+    kappa_fixtures: int
+    warning: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pairs": [p.to_dict() for p in self.pairs], "mean": self.mean, "kappa": self.kappa,
+                "kappa_fixtures": self.kappa_fixtures, "warning": self.warning}
+
+
+@dataclass(frozen=True)
+class LineAccuracy:
+    """Of the voters that flagged a known-bad fixture, how many pointed at the flaw's line."""
+
+    hits: int
+    total: int
+    tolerance: int = LINE_TOLERANCE
+
+    @property
+    def accuracy(self) -> float | None:
+        return _rate(self.hits, self.total)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hits": self.hits, "total": self.total, "tolerance": self.tolerance,
+                "accuracy": self.accuracy}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Tokens used by every vote and what they cost in USD (None when a model has no price)."""
+
+    usage: Usage
+    usd: float | None
+    batch: bool
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"usage": self.usage.to_dict(), "usd": self.usd, "batch": self.batch, "note": self.note}
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """Everything calibration measured; `to_dict` is JSON-safe."""
+
+    n: int
+    target_fpr: float
+    on_inconclusive: str
+    bad: int
+    good: int
+    rows: tuple[KRow, ...]
+    recommended_k: int | None
+    recommendation: str
+    voters: tuple[VoterRow, ...]
+    category_k: int
+    categories: tuple[CategoryRow, ...]
+    agreement: Agreement
+    line_accuracy: LineAccuracy
+    cost: Cost
+
+    @property
+    def fixtures(self) -> int:
+        return self.bad + self.good
+
+    def row(self, k: int) -> KRow:
+        """The row for threshold K."""
+        return self.rows[k - 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "target_fpr": self.target_fpr,
+            "on_inconclusive": self.on_inconclusive,
+            "fixtures": self.fixtures,
+            "bad": self.bad,
+            "good": self.good,
+            "rows": [r.to_dict() for r in self.rows],
+            "recommended_k": self.recommended_k,
+            "recommendation": self.recommendation,
+            "voters": [v.to_dict() for v in self.voters],
+            "category_k": self.category_k,
+            "categories": [c.to_dict() for c in self.categories],
+            "agreement": self.agreement.to_dict(),
+            "line_accuracy": self.line_accuracy.to_dict(),
+            "cost": self.cost.to_dict(),
+        }
+
+    def render_text(self) -> str:
+        """The report as aligned plain-text tables."""
+        return _render(_blocks(self), _text_table, lambda line: line)
+
+    def render_markdown(self) -> str:
+        """The report as GitHub markdown tables."""
+        return _render(_blocks(self), _markdown_table, lambda line: line + "\n")
+
+
+# --- computing -------------------------------------------------------------------------
+
+
+def calibrate(
+    fixture_votes: Sequence[FixtureVotes],
+    n: int,
+    *,
+    target_fpr: float = DEFAULT_TARGET_FPR,
+    on_inconclusive: InconclusivePolicy = "fail",
+    prices: Mapping[str, Price] | None = None,
+    batch: bool = False,
+) -> CalibrationReport:
+    """Score the gate at every K in 1..N from one set of votes per fixture."""
+    check_threshold(n, 1)
+    if not 0.0 <= target_fpr <= 1.0:
+        raise ValueError(f"target FPR must be between 0 and 1, got {target_fpr}")
+    if on_inconclusive not in POLICIES:
+        raise ValueError(f"on_inconclusive must be one of {', '.join(POLICIES)}, got {on_inconclusive!r}")
+    voters = _validate(fixture_votes, n)
+    rows = tuple(_k_row(fixture_votes, n, k, on_inconclusive) for k in range(1, n + 1))
+    bad = sum(fv.fixture.expected == "UNSAFE" for fv in fixture_votes)
+    good = len(fixture_votes) - bad
+    recommended, statement = _recommend(rows, target_fpr, bad, good)
+    category_k = recommended if recommended is not None else n
+    flags = {v: [_voter_flag(fv, v) for fv in fixture_votes] for v in voters}
+    labels = [fv.fixture.expected for fv in fixture_votes]
+    return CalibrationReport(
+        n=n,
+        target_fpr=target_fpr,
+        on_inconclusive=on_inconclusive,
+        bad=bad,
+        good=good,
+        rows=rows,
+        recommended_k=recommended,
+        recommendation=statement,
+        voters=tuple(_voter_row(v, fixture_votes, flags[v]) for v in voters),
+        category_k=category_k,
+        categories=_category_rows(fixture_votes, n, category_k, on_inconclusive),
+        agreement=_agreement(voters, flags, labels),
+        line_accuracy=_line_accuracy(fixture_votes),
+        cost=_cost([v for fv in fixture_votes for v in fv.votes()], prices, batch),
+    )
+
+
+def fixture_flagged(fv: FixtureVotes, n: int, k: int, on_inconclusive: InconclusivePolicy = "fail") -> bool:
+    """Whether the gate at K-of-N blocks this fixture (see the module docstring)."""
+    outcomes = (outcome(*count(votes)[:2], n, k) for _, votes in fv.sections)
+    return not gate_passes(outcomes, on_inconclusive)
+
+
+def _rate(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _validate(fixture_votes: Sequence[FixtureVotes], n: int) -> list[str]:
+    """The voter ids in order of first appearance; ValueError on input no panel could cast."""
+    seen_fixtures: set[str] = set()
+    voters: dict[str, None] = {}
+    for fv in fixture_votes:
+        if fv.fixture.id in seen_fixtures:
+            raise ValueError(f"fixture {fv.fixture.id} appears twice")
+        seen_fixtures.add(fv.fixture.id)
+        for section_id, votes in fv.sections:
+            ids = [v.voter_id for v in votes]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"fixture {fv.fixture.id} section {section_id}: a voter voted twice")
+            if len(ids) > n:
+                raise ValueError(f"fixture {fv.fixture.id} section {section_id}: {len(ids)} votes exceed N={n}")
+            voters.update(dict.fromkeys(ids))
+    if len(voters) > n:
+        raise ValueError(f"{len(voters)} distinct voters exceed a panel of N={n}")
+    return list(voters)
+
+
+def _k_row(fixture_votes: Sequence[FixtureVotes], n: int, k: int, policy: InconclusivePolicy) -> KRow:
+    """The confusion matrix at threshold K."""
+    tp = fn = fp = tn = 0
+    for fv in fixture_votes:
+        flagged = fixture_flagged(fv, n, k, policy)
+        if fv.fixture.expected == "UNSAFE":
+            tp, fn = tp + flagged, fn + (not flagged)
+        else:
+            fp, tn = fp + flagged, tn + (not flagged)
+    return KRow(k=k, tp=tp, fn=fn, fp=fp, tn=tn)
+
+
+def _recommend(rows: Sequence[KRow], target: float, bad: int, good: int) -> tuple[int | None, str]:
+    """The recommended K and a one-line statement of why (or why none)."""
+    goal = f"FPR <= {target:.1%}"
+    if not good:
+        return None, f"no K recommended: the corpus has no SAFE fixture, so FPR cannot be measured ({goal})"
+    eligible = [r for r in rows if r.fpr is not None and r.fpr <= target + _EPS]
+    if not eligible:
+        lowest = min(rows, key=lambda r: (r.fpr or 0.0, r.k))
+        return None, f"no K meets {goal} (lowest FPR {_pct(lowest.fpr)} at K={lowest.k})"
+    best = max(eligible, key=lambda r: (r.recall if r.recall is not None else -1.0, -(r.fpr or 0.0), r.k))
+    recall = f"recall {_pct(best.recall)}" if bad else "recall unmeasured (no UNSAFE fixture)"
+    return best.k, f"recommended K={best.k}: {recall} at FPR {_pct(best.fpr)} (target {goal})"
+
+
+def _voter_flag(fv: FixtureVotes, voter_id: str) -> bool | None:
+    """Whether the voter flagged the fixture; None when it erred or did not vote on a section."""
+    flagged = False
+    for _, votes in fv.sections:
+        verdict = next((v.verdict for v in votes if v.voter_id == voter_id), None)
+        if verdict not in ("SAFE", "UNSAFE"):
+            return None
+        flagged = flagged or verdict == "UNSAFE"
+    return flagged
+
+
+def _voter_row(voter_id: str, fixture_votes: Sequence[FixtureVotes], flags: Sequence[bool | None]) -> VoterRow:
+    """One voter's own rates over the fixtures it answered."""
+    tp = fn = fp = tn = 0
+    for fv, flag in zip(fixture_votes, flags):
+        if flag is None:
+            continue
+        if fv.fixture.expected == "UNSAFE":
+            tp, fn = tp + flag, fn + (not flag)
+        else:
+            fp, tn = fp + flag, tn + (not flag)
+    mine = [v for fv in fixture_votes for v in fv.votes() if v.voter_id == voter_id]
+    models = sorted({v.model for v in mine})
+    _, _, errors = count(mine)
+    return VoterRow(voter_id=voter_id, model=", ".join(models), tp=tp, fn=fn, fp=fp, tn=tn,
+                    errors=errors, excluded=sum(f is None for f in flags))
+
+
+def _category_rows(
+    fixture_votes: Sequence[FixtureVotes], n: int, k: int, policy: InconclusivePolicy
+) -> tuple[CategoryRow, ...]:
+    """Per category counts at threshold K, sorted by category."""
+    tally: dict[str, dict[str, int]] = {}
+    for fv in fixture_votes:
+        t = tally.setdefault(fv.fixture.category, {"bad": 0, "good": 0, "tp": 0, "fp": 0})
+        flagged = fixture_flagged(fv, n, k, policy)
+        if fv.fixture.expected == "UNSAFE":
+            t["bad"] += 1
+            t["tp"] += flagged
+        else:
+            t["good"] += 1
+            t["fp"] += flagged
+    return tuple(CategoryRow(category=c, **t) for c, t in sorted(tally.items()))
+
+
+def _agreement(voters: Sequence[str], flags: Mapping[str, Sequence[bool | None]], labels: Sequence[str]) -> Agreement:
+    """Pairwise agreement, its mean, within-label Fleiss' kappa and the independence warning."""
+    pairs = tuple(_pair(a, b, flags[a], flags[b]) for a, b in combinations(voters, 2))
+    rates = [p.agreement for p in pairs if p.agreement is not None]
+    mean = sum(rates) / len(rates) if rates else None
+    complete = [(label, [flags[v][i] for v in voters]) for i, label in enumerate(labels)]
+    complete = [(label, fs) for label, fs in complete if all(f is not None for f in fs)]
+    kappa = _kappa([(label, sum(bool(f) for f in fs)) for label, fs in complete], len(voters))
+    return Agreement(pairs=pairs, mean=mean, kappa=kappa, kappa_fixtures=len(complete) if len(voters) > 1 else 0,
+                     warning=_independence_warning(mean, kappa))
+
+
+def _pair(a: str, b: str, fa: Sequence[bool | None], fb: Sequence[bool | None]) -> PairAgreement:
+    """Agreement of voters a and b over the fixtures both answered."""
+    both = [(x, y) for x, y in zip(fa, fb) if x is not None and y is not None]
+    return PairAgreement(a=a, b=b, agree=sum(x == y for x, y in both), fixtures=len(both))
+
+
+def _kappa(flagged_counts: Sequence[tuple[str, int]], m: int) -> float | None:
+    """Fleiss' kappa for two categories with chance agreement computed within each label.
+
+    `flagged_counts` holds (label, how many of the m voters flagged the fixture).
+    """
+    if m < 2 or not flagged_counts:
+        return None
+    observed = sum((c * (c - 1) + (m - c) * (m - c - 1)) / (m * (m - 1)) for _, c in flagged_counts)
+    observed /= len(flagged_counts)
+    chance = 0.0
+    for label in {label for label, _ in flagged_counts}:
+        counts = [c for lab, c in flagged_counts if lab == label]
+        p = sum(counts) / (m * len(counts))
+        chance += len(counts) * (p * p + (1 - p) * (1 - p))
+    chance /= len(flagged_counts)
+    if 1.0 - chance < _EPS:
+        return None  # every voter gave the same flag on every fixture of each label: undefined
+    return (observed - chance) / (1.0 - chance)
+
+
+def _independence_warning(mean: float | None, kappa: float | None) -> str | None:
+    """A warning when the voters look like one voter, naming which signal fired."""
+    kappa_text = "undefined" if kappa is None else f"{kappa:.2f}"
+    if kappa is not None and kappa >= KAPPA_WARN:
+        return (f"voters are not independent: within-label kappa {kappa_text} >= {KAPPA_WARN} - they make "
+                "the same mistakes, so voting adds little; vary model, effort or lens")
+    if mean is not None and mean >= AGREEMENT_WARN:
+        return (f"voters agree on {_pct(mean)} of fixtures (>= {AGREEMENT_WARN:.0%}): voting adds little on "
+                f"this corpus (within-label kappa {kappa_text}); vary model, effort or lens, or add harder fixtures")
+    return None
+
+
+def _line_accuracy(fixture_votes: Sequence[FixtureVotes]) -> LineAccuracy:
+    """Per (voter, known-bad fixture with a flaw line): did its UNSAFE votes point at the flaw?"""
+    hits = total = 0
+    for fv in fixture_votes:
+        fx = fv.fixture
+        if fx.expected != "UNSAFE" or fx.flaw_path is None or fx.flaw_line is None:
+            continue
+        by_voter: dict[str, list[Vote]] = {}
+        for v in fv.votes():
+            if v.verdict == "UNSAFE":
+                by_voter.setdefault(v.voter_id, []).append(v)
+        for votes in by_voter.values():
+            total += 1
+            hits += any(_points_at(f.path, f.line, fx.flaw_path, fx.flaw_line) for v in votes for f in v.findings)
+    return LineAccuracy(hits=hits, total=total)
+
+
+def _points_at(path: str, line: int | None, flaw_path: str, flaw_line: int) -> bool:
+    """A finding at the flaw's file within LINE_TOLERANCE lines of it."""
+    return line is not None and _norm(path) == _norm(flaw_path) and abs(line - flaw_line) <= LINE_TOLERANCE
+
+
+def _norm(path: str) -> str:
+    """A repo-relative path without a leading './'."""
+    while path.startswith("./"):
+        path = path[2:]
+    return path
+
+
+def _cost(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bool) -> Cost:
+    """Summed usage and its USD cost; None with a note when some model has no price."""
+    table = PRICES if prices is None else prices
+    usage = Usage()
+    usd = 0.0
+    unknown: set[str] = set()
+    for v in votes:
+        usage = usage + v.usage
+        price = price_for(v.model, table)
+        if price is None:
+            unknown.add(v.model)
+        else:
+            usd += _vote_cost(v.usage, price)
+    usd *= BATCH_DISCOUNT if batch else 1.0
+    notes = ["list prices" + (" with the 50% batch discount" if batch else "")]
+    if unknown:
+        notes.append(f"no price for model {', '.join(sorted(unknown))}: pass prices= to price it")
+    cached = sum(v.cached for v in votes)
+    if cached:
+        notes.append(f"{cached} votes came from the cache and cost nothing in this run; the figure is the uncached cost")
+    return Cost(usage=usage, usd=None if unknown else usd, batch=batch, note="; ".join(notes))
+
+
+def price_for(model: str, prices: Mapping[str, Price] = PRICES) -> Price | None:
+    """The price of the longest key that is a substring of the model name, or None."""
+    name = model.lower()
+    matches = [key for key in prices if key.lower() in name]
+    return prices[max(matches, key=len)] if matches else None
+
+
+def _vote_cost(usage: Usage, price: Price) -> float:
+    """USD for one vote's usage at a (input, output, cache write, cache read) price per MTok."""
+    p_in, p_out, p_write, p_read = price
+    return (usage.input_tokens * p_in + usage.output_tokens * p_out
+            + usage.cache_write_tokens * p_write + usage.cache_read_tokens * p_read) / 1_000_000
+
+
+# --- rendering: rows are built once (_blocks), formatted twice (text, markdown) ----------
+
+
+@dataclass(frozen=True)
+class _Table:
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    left: int = 0  # how many leading columns are text (left-aligned); the rest are numbers
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _blocks(r: CalibrationReport) -> list[_Table | str]:
+    """The report's content, in order, as tables and lines of plain text."""
+    policy = {"fail": "INCONCLUSIVE counts as flagged", "warn": "INCONCLUSIVE passes (warn)",
+              "pass": "INCONCLUSIVE passes"}[r.on_inconclusive]
+    blocks: list[_Table | str] = [
+        _Table(
+            f"Threshold K (N={r.n}; {r.fixtures} fixtures: {r.bad} UNSAFE, {r.good} SAFE; {policy})",
+            ("K", "TP", "FN", "FP", "TN", "recall", "FPR", "precision", "score"),
+            tuple((str(x.k), str(x.tp), str(x.fn), str(x.fp), str(x.tn), _pct(x.recall), _pct(x.fpr),
+                   _pct(x.precision), _num(x.score)) for x in r.rows),
+        ),
+        r.recommendation,
+        _Table(
+            "Voters (fixtures where the voter had an ERROR are excluded from its rates)",
+            ("voter", "model", "TP", "FN", "FP", "TN", "TPR", "FPR", "errors", "excluded"),
+            tuple((v.voter_id, v.model, str(v.tp), str(v.fn), str(v.fp), str(v.tn), _pct(v.tpr), _pct(v.fpr),
+                   str(v.errors), str(v.excluded)) for v in r.voters),
+            left=2,
+        ),
+        _Table(
+            f"Categories at K={r.category_k}",
+            ("category", "UNSAFE", "caught", "recall", "SAFE", "FP", "FPR"),
+            tuple((c.category, str(c.bad), str(c.tp), _pct(c.recall), str(c.good), str(c.fp), _pct(c.fpr))
+                  for c in r.categories),
+            left=1,
+        ),
+    ]
+    blocks.extend(_agreement_blocks(r.agreement))
+    la, cost = r.line_accuracy, r.cost
+    blocks.append(f"line accuracy: {_pct(la.accuracy)} ({la.hits}/{la.total} flagging voters pointed within "
+                  f"{la.tolerance} lines of the known flaw)")
+    usd = "unknown" if cost.usd is None else f"${cost.usd:.4f}"
+    u = cost.usage
+    blocks.append(f"tokens: {u.input_tokens} input, {u.output_tokens} output, {u.cache_write_tokens} cache write, "
+                  f"{u.cache_read_tokens} cache read; cost {usd} ({cost.note})")
+    return blocks
+
+
+def _agreement_blocks(a: Agreement) -> list[_Table | str]:
+    """The agreement table, the summary line and the warning, if any."""
+    if not a.pairs:
+        return ["agreement: needs at least two voters"]
+    blocks: list[_Table | str] = [
+        _Table("Agreement between voters (per-fixture flags)", ("voter", "voter", "agreement", "fixtures"),
+               tuple((p.a, p.b, _pct(p.agreement), str(p.fixtures)) for p in a.pairs), left=2),
+        (f"mean pairwise agreement {_pct(a.mean)}; within-label Fleiss' kappa "
+         f"{'undefined' if a.kappa is None else f'{a.kappa:.3f}'} over {a.kappa_fixtures} fixtures"),
+    ]
+    if a.warning:
+        blocks.append(f"WARNING: {a.warning}")
+    return blocks
+
+
+def _render(blocks: Iterable[_Table | str], table: Callable[[_Table], str], line: Callable[[str], str]) -> str:
+    """Join blocks, formatting tables and lines with the given functions."""
+    return "\n".join(table(b) if isinstance(b, _Table) else line(b) for b in blocks).rstrip("\n") + "\n"
+
+
+def _text_table(t: _Table) -> str:
+    """Title, then columns padded to their widest cell; text left, numbers right."""
+    widths = [max(len(c) for c in col) for col in zip(t.headers, *t.rows)]
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < t.left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([t.title, fmt(t.headers), *(fmt(row) for row in t.rows), ""])
+
+
+def _markdown_table(t: _Table) -> str:
+    """A heading and a GitHub markdown table; numbers right-aligned."""
+    def fmt(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    rule = "|" + "|".join("---" if i < t.left else "---:" for i in range(len(t.headers))) + "|"
+    return "\n".join([f"### {t.title}", "", fmt(t.headers), rule, *(fmt(row) for row in t.rows), ""])
+
+
+# --- plotting ----------------------------------------------------------------------------
+
+
+def plot_k_curve(report: CalibrationReport, path: str | Path) -> bool:
+    """Write a PNG of recall and FPR against K; False when matplotlib is not installed."""
+    try:
+        # Import the package first: a submodule already in sys.modules would otherwise
+        # bypass a missing or blocked top-level package.
+        import matplotlib  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    # A bare Figure on an Agg canvas: no pyplot, so no global backend switch or figure registry.
+    fig = Figure(figsize=(6.4, 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ks = [r.k for r in report.rows]
+    for label, values, style in (("recall", [r.recall for r in report.rows], "o-"),
+                                 ("FPR", [r.fpr for r in report.rows], "s-")):
+        points = [(k, v) for k, v in zip(ks, values) if v is not None]
+        if points:
+            ax.plot([k for k, _ in points], [v for _, v in points], style, label=label)
+    ax.axhline(report.target_fpr, color="grey", linestyle=":", label=f"target FPR {report.target_fpr:.1%}")
+    if report.recommended_k is not None:
+        ax.axvline(report.recommended_k, color="green", linestyle="--", label=f"recommended K={report.recommended_k}")
+    ax.set_xticks(ks)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("threshold K (SAFE votes needed)")
+    ax.set_ylabel("rate")
+    ax.set_title(f"Gate recall and FPR by K (N={report.n}, {report.fixtures} fixtures)")
+    ax.legend(loc="best")
+    fig.savefig(str(path), format="png", dpi=100)
+    return True
