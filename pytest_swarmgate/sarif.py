@@ -1,0 +1,122 @@
+"""SARIF 2.1.0 for GitHub code scanning: one result per merged finding. Pure.
+
+What becomes a result (see `reports.alerts`): findings of the UNSAFE votes on a section,
+merged over voters. On an UNSAFE section the level follows the severity (critical/high:
+error, medium: warning, low/info: note); on an INCONCLUSIVE section every such finding is a
+warning; dissent on a SAFE section is a note. ERROR votes are not findings about the code:
+they go to `invocations[0].toolExecutionNotifications`, where code scanning reports tool
+problems, and never become alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+from urllib.parse import quote
+
+from . import reports
+from .model import RunResult, Vote, _severity_rank
+from .reports import Alert
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://pypi.org/project/pytest-swarmgate/"
+
+
+def sarif_report(run: RunResult, *, plugin_version: str) -> dict[str, Any]:
+    """The run as a SARIF 2.1.0 log with one run, ready for github/codeql-action/upload-sarif."""
+    found = reports.alerts(run)
+    rule_ids = sorted({a.rule_id for a in found})
+    index = {r: i for i, r in enumerate(rule_ids)}
+    driver = {
+        "name": "pytest-swarmgate",
+        "version": plugin_version,
+        "informationUri": INFORMATION_URI,
+        "rules": [_rule(r, [a for a in found if a.rule_id == r]) for r in rule_ids],
+    }
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": driver},
+                "invocations": [_invocation(run)],
+                "results": [_result(a, index[a.rule_id]) for a in found],
+            }
+        ],
+    }
+
+
+def _rule(rule_id: str, found: list[Alert]) -> dict[str, Any]:
+    """A reportingDescriptor per category; its security-severity is the worst of its findings."""
+    label = reports.one_line(found[0].category, 200) or rule_id
+    worst = min((a.severity for a in found), key=_severity_rank)
+    cwe = reports.cwe_number(rule_id)
+    tags = ["security"] + ([f"external/cwe/cwe-{cwe}"] if cwe is not None else [])
+    full = (
+        f"Findings in category {label} raised by the UNSAFE votes of a K-of-N panel of LLM reviewers "
+        "(pytest-swarmgate). Each result names the voters that raised it and the section's tally."
+    )
+    link = f"https://cwe.mitre.org/data/definitions/{cwe}.html" if cwe is not None else None
+    rule: dict[str, Any] = {
+        "id": rule_id,
+        "name": re.sub(r"[^A-Za-z0-9]+", "", rule_id.title()) or "Finding",
+        "shortDescription": {"text": f"Swarm review finding: {label}"},
+        "fullDescription": {"text": full},
+        "help": {
+            "text": full + (f" See {link}" if link else ""),
+            "markdown": reports.escape_markdown(full) + (f" See [{rule_id}]({link})." if link else ""),
+        },
+        "properties": {"tags": tags, "security-severity": reports.security_severity(worst)},
+    }
+    if link:
+        rule["helpUri"] = link
+    return rule
+
+
+def _result(alert: Alert, rule_index: int) -> dict[str, Any]:
+    location: dict[str, Any] = {"artifactLocation": {"uri": quote(alert.path, safe="/"), "uriBaseId": "%SRCROOT%"}}
+    if alert.line:  # GitHub rejects startLine < 1: a finding without a line is a file-level result
+        location["region"] = {"startLine": alert.line}
+    return {
+        "ruleId": alert.rule_id,
+        "ruleIndex": rule_index,
+        "level": alert.level,
+        "message": {"text": _sarif_text(alert.message())},
+        "locations": [{"physicalLocation": location}],
+        "partialFingerprints": {reports.FINGERPRINT_KEY: alert.fingerprint},
+        "properties": {
+            "outcome": alert.result.outcome,
+            "tally": alert.result.tally(),
+            "section": alert.result.section.id,
+            "severity": alert.severity,
+            "security-severity": reports.security_severity(alert.severity),
+            "voters": [{"id": v.voter_id, "verdict": v.verdict, "severity": f.severity} for v, f in alert.raised_by],
+        },
+    }
+
+
+def _invocation(run: RunResult) -> dict[str, Any]:
+    """The review ran; each ERROR vote is a tool notification, since a failed call says nothing about the code."""
+    invocation: dict[str, Any] = {"executionSuccessful": True}
+    notes = [_notification(v) for v in run.votes if v.verdict == "ERROR"]
+    if notes:
+        invocation["toolExecutionNotifications"] = notes
+    return invocation
+
+
+def _notification(vote: Vote) -> dict[str, Any]:
+    text = f"{vote.voter_id} on {vote.section_id}: {vote.error or 'no verdict'}"
+    return {"level": "error", "message": {"text": _sarif_text(text)}}
+
+
+def _sarif_text(text: str) -> str:
+    """Untrusted text escaped so it cannot form a SARIF embedded link."""
+    # SARIF 3.11.6: in plain-text messages `[text](n)` is an embedded link; escape the brackets.
+    return re.sub(r"([\\\[\]])", r"\\\1", text)
+
+
+def write_sarif(path: str | os.PathLike[str], sarif: dict[str, Any]) -> None:
+    """Write a log made by `sarif_report` to `path`, atomically."""
+    reports.write_text_atomic(path, json.dumps(sarif, indent=2, ensure_ascii=False) + "\n")
