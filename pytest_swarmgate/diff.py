@@ -53,7 +53,7 @@ def _one_line(text: str, limit: int = 200) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _decode(data: bytes) -> str:
+def decode(data: bytes) -> str:
     """Decode diff bytes as UTF-8, replacing invalid bytes.
 
     "replace" rather than "surrogateescape": the text travels to JSON reports, terminals
@@ -73,10 +73,10 @@ def read_diff_file(path: str) -> str:
             buffer = getattr(stream, "buffer", None)
             # a real stdin has a byte buffer; a replaced one (StringIO) only gives text
             if buffer is not None:
-                return _decode(buffer.read())
+                return decode(buffer.read())
             return stream.read()
         with open(path, "rb") as f:
-            return _decode(f.read())
+            return decode(f.read())
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise DiffError(f"cannot read diff file {_one_line(path)}: {_one_line(reason)}") from None
@@ -93,7 +93,7 @@ def _git(args: list[str], cwd: str | os.PathLike[str]) -> subprocess.CompletedPr
 
 
 def _first_line(data: bytes) -> str:
-    lines = [ln for ln in _decode(data).splitlines() if ln.strip()]
+    lines = [ln for ln in decode(data).splitlines() if ln.strip()]
     return _one_line(lines[0]) if lines else "no error message"
 
 
@@ -114,7 +114,7 @@ def git_diff(base: str, cwd: str | os.PathLike[str]) -> str:
     ]  # fmt: skip
     proc = _git(args, cwd)
     if proc.returncode == 0:
-        return _decode(proc.stdout)
+        return decode(proc.stdout)
     reason = _first_line(proc.stderr)
     # tell the usual failures apart without parsing git's (translated) messages
     if _git(["rev-parse", "--git-dir"], cwd).returncode != 0:

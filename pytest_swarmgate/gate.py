@@ -5,6 +5,7 @@ Imported only when a review is wanted: it pulls in unidiff and, through the vote
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -34,9 +35,13 @@ class Plan:
         return RunResult(self.source, self.diff_sha256, settings.panel, settings.k, (), self.not_reviewed)
 
 
-def read_source(config: pytest.Config, diff_arg: str | None, base: str | None) -> tuple[str, str]:
+def read_source(
+    config: pytest.Config, diff_arg: str | None, base: str | None, stdin: bytes | None = None
+) -> tuple[str, str]:
     """(label, text) of the diff to review; a problem is a one-line UsageError."""
     try:
+        if diff_arg == "-" and stdin is not None:
+            return "stdin", diff.decode(stdin)
         if diff_arg:
             label = "stdin" if diff_arg == "-" else diff_arg
             path = diff_arg if diff_arg == "-" else str(config.invocation_params.dir / diff_arg)
@@ -73,18 +78,22 @@ def endpoint(client: Any) -> str:
     return str(getattr(client, "base_url", "") or os.environ.get("ANTHROPIC_BASE_URL", ""))
 
 
-def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunResult:
-    """Cast every vote of the plan and judge every section."""
+def settle_panel(config: pytest.Config, settings: GateSettings) -> GateSettings:
+    """Let hooks adjust the panel, then check that K still fits it."""
     panel = list(settings.panel)
     config.hook.pytest_swarmgate_modify_panel(config=config, panel=panel)
     if not panel:
         raise pytest.UsageError("swarmgate: the panel is empty after pytest_swarmgate_modify_panel")
     if not 1 <= settings.k <= len(panel):
         raise pytest.UsageError(f"swarmgate: threshold K={settings.k} does not fit a panel of {len(panel)}")
+    return dataclasses.replace(settings, panel=tuple(panel))
+
+
+def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunResult:
+    """Cast every vote of the plan and judge every section (the panel is already settled)."""
+    panel = settings.panel
     if not plan.sections:
         return RunResult(plan.source, plan.diff_sha256, tuple(panel), settings.k, (), plan.not_reviewed)
-    client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
-    cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
     cache = VoteCache(settings.cache_dir) if settings.cache_dir else None
 
     def on_section(result: SectionResult) -> None:
@@ -92,6 +101,8 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
 
     start = time.monotonic()
     try:
+        client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
+        cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
         results = run_sync(
             review(
                 plan.sections,
@@ -104,10 +115,10 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
                 on_section=on_section,
             )
         )
-    except MissingCredentials:
+    except MissingCredentials as exc:
         raise pytest.UsageError(
-            "swarmgate: no Anthropic credentials: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, or an "
-            "anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
+            f"swarmgate: no Anthropic credentials ({exc}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
+            "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
         ) from None
     run = RunResult(
         source=plan.source,

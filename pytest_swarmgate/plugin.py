@@ -27,6 +27,7 @@ MARKERS = (
     "swarm_calibration: an item of a swarm calibration run (one per labeled fixture)",
 )
 SESSION_PLUGIN = "swarmgate-session"
+stdin_key = pytest.StashKey[bytes]()
 WORKERINPUT_KEY = "swarmgate"
 
 
@@ -45,6 +46,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
     if options.get(config, "review"):
         config.pluginmanager.register(ReviewSession(config), SESSION_PLUGIN)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> Any:
+    # `--swarm-diff -` must be read before pytest's capture replaces stdin with /dev/null,
+    # and this wrapper runs before the capture plugin's.
+    ns = early_config.known_args_namespace
+    if getattr(ns, "swarm_review", None) and getattr(ns, "swarm_diff", None) == "-":
+        import sys
+
+        early_config.stash[stdin_key] = sys.stdin.buffer.read() if sys.stdin is not None else b""
+    return (yield)
 
 
 @pytest.hookimpl(trylast=True)
@@ -123,9 +136,10 @@ class ReviewSession:
             self.plan: Plan | None = None
             return
         check_rootdir(config)
-        from .gate import plan, read_source
+        from .gate import plan, read_source, settle_panel
 
-        source, text = read_source(config, options.get(config, "diff"), diff_base(config))
+        self.settings = settle_panel(config, self.settings)
+        source, text = read_source(config, options.get(config, "diff"), diff_base(config), config.stash.get(stdin_key, None))
         self.plan = plan(config, self.settings, source, text)
         self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
 
@@ -174,9 +188,14 @@ class ReviewSession:
         from .items import COLLECTOR_NAME, ReviewCollector
 
         collector = ReviewCollector.from_parent(
-            session, name=COLLECTOR_NAME, sections=self.sections, not_reviewed=self.not_reviewed
+            session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, sections=self.sections, not_reviewed=self.not_reviewed
         )
-        items[:0] = list(collector.collect())
+        collected = list(collector.collect())
+        # Report them as collected, so "collected N items" and other plugins count them.
+        session.ihook.pytest_collectreport(report=pytest.CollectReport(collector.nodeid, "passed", None, collected))
+        for item in collected:
+            session.ihook.pytest_itemcollected(item=item)
+        items[:0] = collected
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.is_controller or self.run is None:
@@ -213,10 +232,10 @@ def swarm_review(request: pytest.FixtureRequest) -> Callable[..., RunResult]:
     marker_settings = dict(marker.kwargs) if marker else {}
 
     def review(diff: str | os.PathLike[str], **overrides: Any) -> RunResult:
-        from .gate import execute, plan
+        from .gate import execute, plan, settle_panel
         from .settings import resolve
 
-        settings = resolve(config, {**marker_settings, **overrides})
+        settings = settle_panel(config, resolve(config, {**marker_settings, **overrides}))
         if isinstance(diff, str) and is_diff_text(diff):
             source, text = "text", diff
         else:

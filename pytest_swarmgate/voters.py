@@ -108,7 +108,11 @@ def make_client(*, timeout: float, max_retries: int) -> anthropic.AsyncAnthropic
     """The standard client: the SDK resolves credentials and ANTHROPIC_BASE_URL itself."""
     import anthropic
 
-    return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries)
+    try:
+        return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries)
+    except anthropic.CredentialsError as exc:
+        # A profile or config directory that is named but unusable: as good as no credentials.
+        raise MissingCredentials(" ".join(str(exc).split())) from None
 
 
 def _redact(text: str, client: Any) -> str:
@@ -192,11 +196,23 @@ def error_vote(section: Section, voter: Voter, settings: Settings, error: str, l
     )
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    """A timeout anywhere in the exception chain, whatever class the HTTP layer wrapped it in."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if "timeout" in type(current).__name__.lower():
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def describe_error(exc: BaseException, timeout: float) -> str:
     """One line for an SDK exception, after the SDK's own retries gave up."""
     import anthropic
 
-    if isinstance(exc, anthropic.APITimeoutError):
+    if _is_timeout(exc):
         return f"timeout: no reply within {timeout:g}s"
     if isinstance(exc, anthropic.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
@@ -205,8 +221,8 @@ def describe_error(exc: BaseException, timeout: float) -> str:
         msg = err.get("message") or str(exc)
         return f"HTTP {exc.status_code} {kind}: {msg}"
     if isinstance(exc, anthropic.APIConnectionError):
-        cause = exc.__cause__
-        return f"connection error: {cause or exc}"
+        cause = exc.__cause__ or exc
+        return f"connection error: {type(cause).__name__}: {cause}".rstrip(": ")
     if isinstance(exc, anthropic.APIResponseValidationError):
         return f"malformed reply: {exc}"
     return f"{type(exc).__name__}: {exc}"
@@ -238,7 +254,7 @@ class AnthropicVoter:
             except TypeError as exc:
                 # The SDK raises TypeError before sending when it can resolve no credentials.
                 if "authentication method" in str(exc):
-                    raise MissingCredentials(str(exc).strip('"')) from exc
+                    raise MissingCredentials("no api_key, auth_token or profile found") from exc
                 raise
             except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
                 return error_vote(section, voter, settings, _redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)

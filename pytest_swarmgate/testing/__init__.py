@@ -1,0 +1,42 @@
+"""Test helpers shipped with pytest-swarmgate: an Anthropic-compatible stub server.
+
+    from pytest_swarmgate.testing import Reply, Script, StubServer
+
+    script = Script().on("app/*.py", voter="v2", reply=Reply.verdict("UNSAFE"))
+    with StubServer(script, latency=0.1) as stub:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "stub")
+        ...                                   # the real SDK, over real HTTP
+        assert len(stub.calls(voter="v2")) == 1
+
+Or from a shell: `python -m pytest_swarmgate.testing --port 8765 --unsafe 'app/*.py'`.
+Standard library only; see `pytest_swarmgate.testing.server` for the JSON script format.
+"""
+
+from __future__ import annotations
+
+from .server import (
+    CURRENT_API_VERSION,
+    CallContext,
+    LoggedRequest,
+    Rendered,
+    Reply,
+    Script,
+    ScriptError,
+    StubServer,
+    first_added_line,
+    reply_from_json,
+)
+
+__all__ = [
+    "CURRENT_API_VERSION",
+    "CallContext",
+    "LoggedRequest",
+    "Rendered",
+    "Reply",
+    "Script",
+    "ScriptError",
+    "StubServer",
+    "first_added_line",
+    "reply_from_json",
+]

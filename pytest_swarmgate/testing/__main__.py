@@ -1,0 +1,98 @@
+"""`python -m pytest_swarmgate.testing`: run the stub Anthropic server until Ctrl-C.
+
+    python -m pytest_swarmgate.testing [--port 8765] [--latency 0.2]
+        [--sampling accept|reject|legacy] [--script script.json] [--unsafe GLOB ...]
+
+`--unsafe GLOB` makes every voter answer UNSAFE (with a finding at the first added line)
+on sections whose id or path matches GLOB; it takes precedence over the script's rules.
+The script format is documented in `pytest_swarmgate.testing.server`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any, Sequence
+
+from .server import SAMPLING_MODES, Reply, Script, ScriptError, StubServer
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_swarmgate.testing",
+        description="Serve an Anthropic-compatible stub API on 127.0.0.1 for pytest-swarmgate",
+    )
+    parser.add_argument("--port", type=int, default=8765, help="Port to listen on (0 = any free port)")
+    parser.add_argument("--latency", type=float, default=0.0, help="Seconds every request waits before its reply")
+    parser.add_argument(
+        "--sampling", choices=SAMPLING_MODES, default="accept", help="How temperature/top_p/top_k are treated"
+    )
+    parser.add_argument("--script", metavar="FILE", help="JSON script of replies per section and voter")
+    parser.add_argument(
+        "--unsafe", metavar="GLOB", nargs="+", action="extend", default=[], help="Sections every voter calls UNSAFE"
+    )
+    parser.add_argument("--require-key", metavar="KEY", help="Answer 401 unless requests carry this API key")
+    parser.add_argument(
+        "--batch-polls",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Batch status polls that report in_progress before ended",
+    )
+    return parser
+
+
+def build_script(script_file: str | None, unsafe: Sequence[str]) -> Script:
+    """The script file (or all SAFE), with an UNSAFE rule per `--unsafe` glob in front."""
+    base = Script.load(script_file) if script_file else Script()
+    script = Script(base.default)
+    for glob in unsafe:
+        script.on(glob, reply=Reply.verdict("UNSAFE"))
+    return script.on_call(base.reply_for)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM end the server quietly (SIGINT even when the shell ignored it
+    for a background job)."""
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        script = build_script(args.script, args.unsafe)
+    except ScriptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    server = StubServer(
+        script,
+        port=args.port,
+        latency=args.latency,
+        sampling=args.sampling,
+        require_key=args.require_key,
+        batch_polls_before_done=args.batch_polls,
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(
+        f"stub Anthropic server on {server.url} (export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=stub)",
+        flush=True,
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_interrupt)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

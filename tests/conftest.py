@@ -1,0 +1,92 @@
+"""Shared test set-up: an isolated environment and a stub Anthropic server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from pytest_swarmgate.testing import Reply, Script, StubServer
+
+API_KEY = "sk-ant-test-0000-SECRET-must-never-be-printed"
+
+def _orders_diff(index: str, query: str, call: str) -> str:
+    # Written line by line: a context line for an empty line is a single space, which
+    # textwrap.dedent would strip.
+    return "".join(
+        line + "\n"
+        for line in [
+            "diff --git a/app/orders.py b/app/orders.py",
+            f"index 1111111..{index} 100644",
+            "--- a/app/orders.py",
+            "+++ b/app/orders.py",
+            "@@ -1,4 +1,8 @@",
+            " import sqlite3",
+            " ",
+            " def open_db(path):",
+            "     return sqlite3.connect(path)",
+            "+",
+            "+def find_orders(db, customer):",
+            f"+    query = {query}",
+            f"+    return db.execute({call}).fetchall()",
+        ]
+    )
+
+
+SQL_DIFF = _orders_diff("2222222", "\"SELECT id, total FROM orders WHERE customer = '\" + customer + \"'\"", "query")
+CLEAN_DIFF = _orders_diff("3333333", "\"SELECT id, total FROM orders WHERE customer = ?\"", "query, (customer,)")
+
+README_DIFF = (
+    "diff --git a/docs/README.md b/docs/README.md\n"
+    "index 4444444..5555555 100644\n"
+    "--- a/docs/README.md\n"
+    "+++ b/docs/README.md\n"
+    "@@ -1,2 +1,3 @@\n"
+    " # Orders\n"
+    " Order service.\n"
+    "+See find_orders.\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's or CI's credentials, cache or GitHub variables."""
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_PROFILE",
+                 "ANTHROPIC_CONFIG_DIR", "GITHUB_ACTIONS", "GITHUB_BASE_REF", "GITHUB_STEP_SUMMARY",
+                 "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    # The SDK would otherwise look for a profile in the real home directory.
+    monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(tmp_path_factory.mktemp("anthropic-config")))
+
+
+@pytest.fixture
+def script() -> Script:
+    return Script(default=Reply.verdict("SAFE"))
+
+
+@pytest.fixture
+def stub(script: Script, monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]:
+    """A stub server the real SDK reaches over HTTP through ANTHROPIC_BASE_URL."""
+    with StubServer(script) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+        yield server
+
+
+def write_diff(directory: Path, text: str, name: str = "pr.patch") -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def unsafe_finding(path: str = "app/orders.py", line: int = 7) -> dict:
+    return {
+        "path": path,
+        "line": line,
+        "severity": "high",
+        "category": "CWE-89",
+        "title": "SQL built by string concatenation",
+        "rationale": "customer flows into the query text",
+    }

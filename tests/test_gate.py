@@ -1,0 +1,205 @@
+"""The gate end to end: pytest --swarm-review, the real anthropic SDK over HTTP to the stub."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import API_KEY, CLEAN_DIFF, README_DIFF, SQL_DIFF, unsafe_finding, write_diff
+from pytest_swarmgate.testing import Reply, Script, StubServer
+
+
+def run_gate(pytester: pytest.Pytester, diff: str, *args: str) -> pytest.RunResult:
+    path = write_diff(pytester.path, diff)
+    return pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "-p", "no:cacheprovider", *args)
+
+
+def test_four_of_five_unsafe_fails_the_session_and_shows_every_voter(pytester, stub, script) -> None:
+    for voter in ("v1", "v2", "v3", "v4"):
+        script.on(section="app/orders.py", voter=voter, reply=Reply.verdict("UNSAFE", findings=[unsafe_finding()]))
+    result = run_gate(pytester, SQL_DIFF)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=2)  # the section and the gate
+    result.stdout.fnmatch_lines(
+        [
+            "*swarmgate: panel of 5 (claude-sonnet-5-5), K=4, diff: *pr.patch, 1 sections*",
+            "*app/orders.py: UNSAFE 4/5 (K=4)*",
+            "*v1 * UNSAFE *app/orders.py:7 SQL built by string concatenation*",
+            "*v4 * UNSAFE *",
+            "*v5 * SAFE *",
+            "*totals: 1 sections x 5 voters, 5 calls*",
+            "*gate: UNSAFE*",
+        ]
+    )
+    # The failure text is the panel's verdicts, not a Python traceback.
+    assert "Traceback" not in result.stdout.str()
+    assert "raise SectionFailed" not in result.stdout.str()
+    assert len(stub.requests) == 5
+
+
+def test_a_clean_diff_passes(pytester, stub) -> None:
+    result = run_gate(pytester, CLEAN_DIFF)
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*app/orders.py: SAFE 5/5 (K=4)*", "*gate: SAFE*"])
+
+
+@pytest.mark.parametrize("k, expected", [(5, pytest.ExitCode.TESTS_FAILED), (4, pytest.ExitCode.OK)])
+def test_one_dissenting_voter_against_k(pytester, stub, script, k, expected) -> None:
+    script.on(section="*", voter="v3", reply=Reply.verdict("UNSAFE", summary="possible injection", findings=[unsafe_finding()]))
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=5", f"--swarm-threshold={k}")
+    assert result.ret == expected
+    # The dissent is shown whichever way the section went.
+    result.stdout.fnmatch_lines(["*v3 * UNSAFE *app/orders.py:7*"])
+    if k == 4:
+        result.stdout.fnmatch_lines(["*app/orders.py: SAFE 4/5 (K=4)*", "*dissent from v3: possible injection*"])
+
+
+def test_sections_are_per_file_sorted_and_run_concurrently(pytester, stub, script) -> None:
+    script.on(section="app/*", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding()]))
+    result = run_gate(pytester, README_DIFF + SQL_DIFF, "--swarm-voters=3", "-v")
+    result.stdout.fnmatch_lines(
+        ["*swarm-review::app/orders.py FAILED*", "*swarm-review::docs/README.md PASSED*", "*swarm-review::gate FAILED*"]
+    )
+    assert {(r.section, r.voter) for r in stub.requests} == {
+        (s, v) for s in ("app/orders.py", "docs/README.md") for v in ("v1", "v2", "v3")
+    }
+
+
+def test_temperatures_are_sent_where_the_endpoint_accepts_them(pytester, stub) -> None:
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=3", "--swarm-threshold=3", "--swarm-temperatures=0,0.5,1")
+    assert result.ret == 0
+    sent = sorted(r.temperature for r in stub.requests)
+    assert sent == [0.0, 0.5, 1.0]
+    result.stdout.fnmatch_lines(["*v2 * t=0.5 *SAFE*"])
+
+
+def test_an_endpoint_that_rejects_temperatures_still_completes_and_says_so(pytester, monkeypatch) -> None:
+    with StubServer(Script(default=Reply.verdict("SAFE")), sampling="reject") as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+        result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=2", "--swarm-threshold=2", "--swarm-temperatures=0.2,0.7")
+        accepted = [r for r in server.requests if r.status == 200]
+    assert result.ret == 0
+    assert all("temperature" not in r.body for r in accepted)
+    result.stdout.fnmatch_lines(
+        ["*v2 * t=default *SAFE*", "*note: temperature 0.7 requested, not applied: endpoint rejects sampling parameters*"]
+    )
+
+
+def test_a_legacy_only_endpoint_gets_temperatures_under_the_older_api_version(pytester, monkeypatch) -> None:
+    with StubServer(Script(default=Reply.verdict("SAFE")), sampling="legacy") as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+        result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1", "--swarm-temperatures=0.3")
+        accepted = [r for r in server.requests if r.status == 200]
+    assert result.ret == 0
+    assert [(r.temperature, r.api_version) for r in accepted] == [(0.3, "2023-06-01")]
+    result.stdout.fnmatch_lines(["*note: temperature 0.3 applied under anthropic-version 2023-06-01*"])
+
+
+@pytest.mark.parametrize(
+    "reply, error",
+    [
+        (Reply.status(500, "api_error", "boom"), "*HTTP 500 api_error: boom*"),
+        (Reply.slow(3.0, then=Reply.verdict("SAFE")), "*timeout: no reply within 0.5s*"),
+        (Reply.malformed(), "*error: *"),
+        (Reply.refusal(), "*refused*"),
+        (Reply.truncated(), "*truncated*"),
+        (Reply.text("SAFE"), "*no submit_verdict tool call*"),
+        (Reply.drop(), "*connection error*"),
+    ],
+    ids=["500", "slow", "malformed", "refusal", "truncated", "text", "drop"],
+)
+def test_faults_are_error_votes_and_never_safe(pytester, stub, script, reply, error) -> None:
+    script.on(section="*", voter="v1", reply=reply)
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=2", "--swarm-threshold=2", "--swarm-timeout=0.5", "--swarm-max-retries=1")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*app/orders.py: INCONCLUSIVE 1 safe/0 unsafe/1 error (K=2)*", "*v1 * ERROR *" + error.strip("*") + "*"])
+
+
+def test_429_with_retry_after_is_retried_by_the_sdk(pytester, stub, script) -> None:
+    script.on(section="*", voter="v1", reply=Reply.sequence(Reply.status(429, "rate_limit_error", "slow down", retry_after=0.1), Reply.verdict("SAFE")))
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1")
+    assert result.ret == 0
+    assert [r.status for r in stub.requests] == [429, 200]
+
+
+def test_inconclusive_policy(pytester, stub, script) -> None:
+    script.on(section="*", voter="v1", reply=Reply.status(500, "api_error", "down"))
+    args = ("--swarm-voters=1", "--swarm-threshold=1", "--swarm-max-retries=0")
+    assert run_gate(pytester, CLEAN_DIFF, *args).ret == 1
+    warned = run_gate(pytester, CLEAN_DIFF, *args, "--swarm-on-inconclusive=warn")
+    assert warned.ret == 0
+    warned.stdout.fnmatch_lines(["*swarm review of app/orders.py is INCONCLUSIVE*"])
+    assert run_gate(pytester, CLEAN_DIFF, *args, "--swarm-on-inconclusive=pass").ret == 0
+
+
+def test_a_rerun_on_the_same_diff_costs_nothing(pytester, stub) -> None:
+    first = run_gate(pytester, CLEAN_DIFF)
+    assert first.ret == 0 and len(stub.requests) == 5
+    second = run_gate(pytester, CLEAN_DIFF)
+    assert second.ret == 0 and len(stub.requests) == 5, "the rerun made calls"
+    second.stdout.fnmatch_lines(["*0 calls (5 votes from cache)*"])
+    third = run_gate(pytester, CLEAN_DIFF, "--swarm-no-cache")
+    assert third.ret == 0 and len(stub.requests) == 10
+
+
+def test_errors_are_not_cached(pytester, stub, script) -> None:
+    script.on(section="*", voter="v1", reply=Reply.sequence(Reply.status(500, "api_error", "x"), Reply.verdict("SAFE")))
+    args = ("--swarm-voters=1", "--swarm-threshold=1", "--swarm-max-retries=0")
+    assert run_gate(pytester, CLEAN_DIFF, *args).ret == 1
+    assert run_gate(pytester, CLEAN_DIFF, *args).ret == 0
+
+
+def test_not_reviewed_files_are_skipped_items_with_the_reason(pytester, stub) -> None:
+    binary = "diff --git a/logo.png b/logo.png\nindex 1111111..2222222 100644\nBinary files a/logo.png and b/logo.png differ\n"
+    result = run_gate(pytester, CLEAN_DIFF + binary, "-rs")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*logo.png: not reviewed (binary file)*", "SKIPPED * logo.png not reviewed: binary file"])
+
+
+def test_an_empty_diff_says_nothing_to_review(pytester, stub) -> None:
+    result = run_gate(pytester, "")
+    assert result.ret == 0
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*nothing to review*"])
+    assert stub.requests == []
+
+
+def test_deselecting_the_items_does_not_open_the_gate(pytester, stub, script) -> None:
+    script.on(section="*", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding()]))
+    pytester.makepyfile(test_other="def test_ok():\n    pass\n")
+    result = run_gate(pytester, SQL_DIFF, "-m", "not swarm_review")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_collect_only_makes_no_calls(pytester, stub) -> None:
+    result = run_gate(pytester, SQL_DIFF, "--collect-only", "-q")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["swarm-review::app/orders.py", "swarm-review::gate"])
+    assert stub.requests == []
+
+
+def test_the_api_key_appears_in_no_output(pytester, stub, script) -> None:
+    script.on(section="*", voter="v1", reply=Reply.status(401, "authentication_error", f"invalid x-api-key {API_KEY}"))
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=2", "--swarm-threshold=1", "-v")
+    output = result.stdout.str() + result.stderr.str()
+    assert "[redacted]" in output
+    assert API_KEY not in output
+    assert all(API_KEY not in json.dumps(r.headers) for r in stub.requests)
+
+
+def test_xdist_sends_no_section_twice_and_the_summary_is_complete(pytester, stub, script) -> None:
+    pytest.importorskip("xdist")
+    script.on(section="app/*", voter="v2", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding()]))
+    pytester.makepyfile(test_other="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = run_gate(pytester, README_DIFF + SQL_DIFF, "-n", "2", "--swarm-voters=3", "--swarm-threshold=3")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=3, failed=2)
+    assert len(stub.requests) == 6
+    assert len({(r.section, r.voter) for r in stub.requests}) == 6
+    result.stdout.fnmatch_lines(["*app/orders.py: UNSAFE 1/3 (K=3)*", "*docs/README.md: SAFE 3/3 (K=3)*", "*gate: UNSAFE*"])
