@@ -33,16 +33,22 @@ async def review(
     endpoint: str = "",
     on_section: OnSection | None = None,
 ) -> list[SectionResult]:
-    """Judge every section by every voter; results come back in section order."""
+    """Judge every section by every voter; results come back in section order.
+
+    Sections are told apart by position, not id: a calibration run reviews many diffs
+    whose sections may share a path.
+    """
     check_threshold(len(panel), k)
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     fence = new_fence(sections)
     limit = asyncio.Semaphore(concurrency)
-    votes: dict[str, list[Vote]] = {s.id: [] for s in sections}
-    results: dict[str, SectionResult] = {}
+    votes: list[list[Vote]] = [[] for _ in sections]
+    results: dict[int, SectionResult] = {}
+    order = {v.id: i for i, v in enumerate(panel)}
 
-    async def one(section: Section, voter: Voter) -> None:
+    async def one(index: int, voter: Voter) -> None:
+        section = sections[index]
         key = vote_key(section, voter, endpoint) if cache else ""
         vote = cache.get(key) if cache else None
         if vote is not None:
@@ -52,24 +58,23 @@ async def review(
                 vote = await _isolated(cast, section, voter, fence)
             if cache:
                 cache.put(key, vote)
-        cast_votes = votes[section.id]
+        cast_votes = votes[index]
         cast_votes.append(vote)
         if len(cast_votes) == len(panel):
-            order = {v.id: i for i, v in enumerate(panel)}
             ordered = sorted(cast_votes, key=lambda v: order.get(v.voter_id, len(order)))
-            results[section.id] = judge(section, ordered, len(panel), k)
+            results[index] = judge(section, ordered, len(panel), k)
             if on_section:
-                on_section(results[section.id])
+                on_section(results[index])
 
     # Voter-major order: under a tight limit every section's first call goes out before any
     # second one, so the section prefix is already in the prompt cache for the later voters.
-    tasks = [asyncio.ensure_future(one(s, v)) for v in panel for s in sections]
+    tasks = [asyncio.ensure_future(one(i, v)) for v in panel for i in range(len(sections))]
     try:
         await asyncio.gather(*tasks)
     finally:
         for t in tasks:
             t.cancel()
-    return [results[s.id] for s in sections]
+    return [results[i] for i in range(len(sections))]
 
 
 async def _isolated(cast: CastVote, section: Section, voter: Voter, fence: str) -> Vote:

@@ -27,6 +27,7 @@ MARKERS = (
     "swarm_calibration: an item of a swarm calibration run (one per labeled fixture)",
 )
 SESSION_PLUGIN = "swarmgate-session"
+CALIBRATION_PLUGIN = "swarmgate-calibration"
 stdin_key = pytest.StashKey[bytes]()
 WORKERINPUT_KEY = "swarmgate"
 
@@ -46,6 +47,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
     if options.get(config, "review"):
         config.pluginmanager.register(ReviewSession(config), SESSION_PLUGIN)
+    if options.get(config, "calibrate") is not None:
+        from .calibration_session import CalibrationSession
+
+        config.pluginmanager.register(CalibrationSession(config), CALIBRATION_PLUGIN)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
