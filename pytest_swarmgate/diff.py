@@ -31,6 +31,7 @@ from unidiff.constants import (
 from unidiff.patch import PatchedFile
 
 from .model import NotReviewed, Section
+from .report import printable
 
 __all__ = ["DiffError", "read_diff_file", "git_diff", "parse_sections", "diff_sha256", "glob_match"]
 
@@ -46,11 +47,8 @@ class DiffError(Exception):
 
 
 def _one_line(text: str, limit: int = 200) -> str:
-    """Untrusted text made safe for a one-line message: no control characters, bounded length."""
-    text = text.strip()
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """Untrusted text made safe for a one-line message."""
+    return printable(text, limit)
 
 
 def decode(data: bytes) -> str:

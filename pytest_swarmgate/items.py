@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import pytest
 
 from .model import NotReviewed, RunResult, Section, SectionResult
-from .report import gate_line, section_lines
+from .report import gate_line, printable, section_lines
 from .voting import gate_passes
 
 COLLECTOR_NAME = "swarm-review"
@@ -77,7 +77,7 @@ class NotReviewedItem(ReviewItem):
         self.not_reviewed = not_reviewed
         self.user_properties.append(("swarm_outcome", "NOT_REVIEWED"))
         # A skip marker, so the skip is reported at this item rather than at a line of ours.
-        self.add_marker(pytest.mark.skip(reason=f"{not_reviewed.path} not reviewed: {not_reviewed.reason}"))
+        self.add_marker(pytest.mark.skip(reason=printable(f"{not_reviewed.path} not reviewed: {not_reviewed.reason}")))
 
     def runtest(self) -> None:
         raise AssertionError("unreachable: the item carries a skip marker")
@@ -117,8 +117,9 @@ class ReviewCollector(pytest.Collector):
         self.not_reviewed = not_reviewed
 
     def collect(self) -> Iterator[pytest.Item]:
+        # Names are printable: pytest shows node ids raw, and paths come from the pull request.
         for section in self.sections:
-            yield SectionItem.from_parent(self, name=section.id, section=section)
+            yield SectionItem.from_parent(self, name=printable(section.id), section=section)
         for nr in self.not_reviewed:
-            yield NotReviewedItem.from_parent(self, name=nr.path, not_reviewed=nr)
+            yield NotReviewedItem.from_parent(self, name=printable(nr.path), not_reviewed=nr)
         yield GateItem.from_parent(self, name="gate")

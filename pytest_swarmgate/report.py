@@ -1,19 +1,32 @@
-"""Plain-text views of a review: the failure text of a section and the terminal summary. Pure."""
+"""Plain-text views of a review: the failure text of a section and the terminal summary. Pure.
+
+Everything shown here may come from the pull request (paths) or from a model that read it
+(titles, summaries), so it goes through `printable`: a file name with terminal escape codes
+must not be able to rewrite the lines that carry the verdict.
+"""
 
 from __future__ import annotations
 
 from .model import RunResult, SectionResult, Vote
 
 
+def printable(text: str, limit: int | None = None) -> str:
+    """Untrusted text on one line with every control character shown escaped, cut to `limit`."""
+    text = text.strip()
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def vote_line(vote: Vote) -> str:
     """One voter on one section: id, model, effective settings, verdict, confidence, top finding, cost."""
-    parts = [f"{vote.voter_id:<4} {vote.model:<20} {vote.settings.describe():<28} {vote.verdict:<6}"]
+    parts = [f"{printable(vote.voter_id):<4} {printable(vote.model):<20} {vote.settings.describe():<28} {vote.verdict:<6}"]
     parts.append(f"conf={vote.confidence:.2f}" if vote.confidence is not None else "conf=-   ")
     top = vote.top_finding()
     if top is not None:
-        parts.append(f"{top.where()} {top.title}")
+        parts.append(printable(f"{top.where()} {top.title}", 200))
     elif vote.error:
-        parts.append(f"error: {vote.error}")
+        parts.append(f"error: {printable(vote.error, 300)}")
     cost = "cached" if vote.cached else f"{vote.latency_s:.1f}s {vote.usage.total} tok"
     parts.append(f"[{cost}]")
     return " ".join(parts)
@@ -22,22 +35,22 @@ def vote_line(vote: Vote) -> str:
 def section_lines(result: SectionResult, *, detail: bool = False) -> list[str]:
     """The section's tally, a line per voter, notes on settings, and (with detail) every finding."""
     s = result.section
-    lines = [f"{s.id}: {result.tally()}"]
+    lines = [f"{printable(s.id)}: {result.tally()}"]
     for vote in result.votes:
         lines.append("  " + vote_line(vote))
         for note in vote.settings.notes:
-            lines.append(f"       note: {note}")
+            lines.append(f"       note: {printable(note)}")
     for vote in result.dissent:
         label = "dissent" if result.outcome == "SAFE" else "dissent (SAFE)"
-        lines.append(f"  {label} from {vote.voter_id}: {vote.summary or 'no summary'}")
+        lines.append(f"  {label} from {printable(vote.voter_id)}: {printable(vote.summary, 300) or 'no summary'}")
     if detail:
         for vote in result.votes:
             for f in vote.findings:
-                lines.append(f"  [{vote.voter_id}] {f.severity.upper()} {f.category} {f.where()}: {f.title}")
+                lines.append(printable(f"  [{vote.voter_id}] {f.severity.upper()} {f.category} {f.where()}: {f.title}", 300))
                 if f.rationale:
-                    lines.append(f"        {f.rationale}")
+                    lines.append("        " + printable(f.rationale, 1000))
             if vote.verdict == "UNSAFE" and vote.summary:
-                lines.append(f"  [{vote.voter_id}] summary: {vote.summary}")
+                lines.append(f"  [{printable(vote.voter_id)}] summary: {printable(vote.summary, 1000)}")
     return lines
 
 
@@ -45,11 +58,11 @@ def summary_lines(run: RunResult) -> list[str]:
     """The terminal summary: every section with its voters, then not-reviewed files, then totals."""
     lines: list[str] = []
     if not run.results and not run.not_reviewed:
-        return [f"nothing to review: {run.source} has no changed files"]
+        return [f"nothing to review: {printable(run.source)} has no changed files"]
     for result in run.results:
         lines.extend(section_lines(result))
     for item in run.not_reviewed:
-        lines.append(f"{item.path}: not reviewed ({item.reason})")
+        lines.append(f"{printable(item.path)}: not reviewed ({printable(item.reason)})")
     u = run.usage
     cached = len(run.votes) - run.calls
     lines.append(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from .model import Finding, RunResult, SectionResult, Vote, _severity_rank
+from .report import printable
 
 # Why an alert is reported: the section is UNSAFE, or it is SAFE and this is dissent, or it
 # is INCONCLUSIVE. The kind decides the SARIF level and the annotation command.
@@ -196,7 +197,7 @@ def _clean(path: str) -> str | None:
 
 def one_line(text: str, limit: int | None = None) -> str:
     """Text on one line (any run of whitespace, newlines included, becomes a space), cut to `limit` chars."""
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 

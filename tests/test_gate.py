@@ -203,3 +203,13 @@ def test_xdist_sends_no_section_twice_and_the_summary_is_complete(pytester, stub
     assert len(stub.requests) == 6
     assert len({(r.section, r.voter) for r in stub.requests}) == 6
     result.stdout.fnmatch_lines(["*app/orders.py: UNSAFE 1/3 (K=3)*", "*docs/README.md: SAFE 3/3 (K=3)*", "*gate: UNSAFE*"])
+
+
+def test_terminal_escape_codes_in_a_path_cannot_rewrite_the_verdict(pytester, stub, script) -> None:
+    hostile = "app/\x1b[2K\x1b[1Aok.py"
+    diff = SQL_DIFF.replace("app/orders.py", hostile)
+    script.on(section="*", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding(hostile)]))
+    result = run_gate(pytester, diff)
+    assert result.ret == 1
+    assert "\x1b[2K" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*app/\\x1b[[]2K\\x1b[[]1Aok.py: UNSAFE 5/5 (K=4)*"])
