@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from unidiff import PatchSet
+from unidiff.patch import PatchSet
 from unidiff.constants import (
     DEV_NULL,
     RE_HUNK_HEADER,

@@ -7,12 +7,13 @@ under pytest-xdist every worker collects the same items and no section is sent t
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from typing import Any, Iterator
 
 import pytest
 
-from .model import NotReviewed, RunResult, Section, SectionResult
+from .model import NotReviewed, RunResult, Section, SectionResult, Vote
 from .report import gate_line, printable, section_lines
 from .voting import gate_passes
 
@@ -47,7 +48,7 @@ class ReviewItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
-    def reportinfo(self) -> tuple[str, int, str]:
+    def reportinfo(self) -> tuple[str | os.PathLike[str], int, str]:
         # A domain that is not the node id's tail: pytest would print its dots as "::".
         return self.path or "", 0, f"swarm review of {self.name}"
 
@@ -99,13 +100,20 @@ def junit_properties(result: SectionResult) -> list[tuple[str, object]]:
     return [
         ("swarm_outcome", result.outcome),
         ("swarm_tally", result.tally()),
-        ("swarm_votes", json.dumps([
-            {"voter": v.voter_id, "model": v.model, "verdict": v.verdict, "confidence": v.confidence,
-             "top_finding": (v.top_finding().where() + " " + v.top_finding().title) if v.top_finding() else None,
-             "error": v.error}
-            for v in result.votes
-        ])),
+        ("swarm_votes", json.dumps([_vote_summary(v) for v in result.votes])),
     ]
+
+
+def _vote_summary(vote: Vote) -> dict[str, object]:
+    top = vote.top_finding()
+    return {
+        "voter": vote.voter_id,
+        "model": vote.model,
+        "verdict": vote.verdict,
+        "confidence": vote.confidence,
+        "top_finding": f"{top.where()} {top.title}" if top else None,
+        "error": vote.error,
+    }
 
 
 class ReviewCollector(pytest.Collector):

@@ -93,7 +93,7 @@ class Voter:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Voter:
-        return cls(**{f.name: d.get(f.name) for f in dataclasses.fields(cls)})
+        return cls(id=d["id"], model=d["model"], temperature=d.get("temperature"), effort=d.get("effort"), lens=d.get("lens"))
 
     def describe(self) -> str:
         parts = [self.model]
@@ -309,9 +309,10 @@ class RunResult:
     def outcome(self) -> Outcome:
         """The worst section outcome: UNSAFE, then INCONCLUSIVE; SAFE when nothing is left."""
         outcomes = {r.outcome for r in self.results}
+        worst: Outcome
         for worst in ("UNSAFE", "INCONCLUSIVE"):
             if worst in outcomes:
-                return worst  # type: ignore[return-value]
+                return worst
         return "SAFE"
 
     @property

@@ -82,11 +82,12 @@ def pytest_swarmgate_make_voter(config: pytest.Config, settings: GateSettings, c
 def diff_base(config: pytest.Config) -> str | None:
     """The base ref: command line, then the CI environment, then the ini file."""
     if options.from_command_line(config, "base"):
-        return options.get(config, "base")
+        return str(options.get(config, "base"))
     github_base = os.environ.get("GITHUB_BASE_REF")
     if github_base:
         return f"origin/{github_base}"
-    return options.get(config, "base")
+    base = options.get(config, "base")
+    return str(base) if base else None
 
 
 def check_rootdir(config: pytest.Config) -> None:

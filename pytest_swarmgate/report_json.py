@@ -17,7 +17,7 @@ from .reports import write_text_atomic
 from .voting import gate_passes
 
 if TYPE_CHECKING:
-    from importlib.resources.abc import Traversable
+    from importlib.abc import Traversable  # importlib.resources.abc is 3.11+
 
 SCHEMA_ID = "https://pytest-swarmgate.invalid/schemas/swarmgate-report-1.json"
 SCHEMA_VERSION = 1

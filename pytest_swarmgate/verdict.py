@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, cast
 
 from .model import SEVERITIES, Finding
 from .prompt import TOOL_NAME
@@ -23,7 +23,7 @@ class VerdictError(ValueError):
 
 @dataclass(frozen=True)
 class ParsedVerdict:
-    verdict: str
+    verdict: Literal["SAFE", "UNSAFE"]
     confidence: float
     summary: str
     findings: tuple[Finding, ...]
@@ -67,7 +67,7 @@ def parse_tool_input(data: Any) -> ParsedVerdict:
     if len(raw_findings) > MAX_FINDINGS:
         raise VerdictError(f"{len(raw_findings)} findings, at most {MAX_FINDINGS} accepted")
     findings = tuple(_finding(i, f) for i, f in enumerate(raw_findings, 1))
-    return ParsedVerdict(verdict, float(confidence), summary[:MAX_TEXT], findings)
+    return ParsedVerdict(cast(Literal["SAFE", "UNSAFE"], verdict), float(confidence), summary[:MAX_TEXT], findings)
 
 
 def _finding(index: int, data: Any) -> Finding:

@@ -13,6 +13,7 @@ settings it really ran with and a note for each one that was not applied.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -161,10 +162,11 @@ def request_params(section: Section, voter: Voter, fence: str, rung: Rung, max_t
 def vote_from_message(section: Section, voter: Voter, settings: Settings, message: Any, latency: float) -> Vote:
     """Validate a reply into a Vote; anything unusable is an ERROR vote with the reason."""
     stop_reason = getattr(message, "stop_reason", None)
-    base = dict(
+    vote = Vote(
         section_id=section.id,
         voter_id=voter.id,
         model=voter.model,
+        verdict="ERROR",
         stop_reason=stop_reason,
         latency_s=latency,
         usage=_usage(message),
@@ -173,14 +175,14 @@ def vote_from_message(section: Section, voter: Voter, settings: Settings, messag
     try:
         content = [block.model_dump() if hasattr(block, "model_dump") else dict(block) for block in message.content]
         parsed = parse_reply(stop_reason, content)
-    except (VerdictError, TypeError, AttributeError) as exc:
-        return Vote(verdict="ERROR", error=f"unusable reply: {exc}", **base)
-    return Vote(
-        verdict=parsed.verdict,  # type: ignore[arg-type]
+    except (VerdictError, TypeError, AttributeError, ValueError) as exc:
+        return dataclasses.replace(vote, error=f"unusable reply: {exc}")
+    return dataclasses.replace(
+        vote,
+        verdict=parsed.verdict,
         confidence=parsed.confidence,
         findings=parsed.findings,
         summary=parsed.summary,
-        **base,
     )
 
 
@@ -215,8 +217,8 @@ def describe_error(exc: BaseException, timeout: float) -> str:
     if _is_timeout(exc):
         return f"timeout: no reply within {timeout:g}s"
     if isinstance(exc, anthropic.APIStatusError):
-        body = exc.body if isinstance(exc.body, dict) else {}
-        err = body.get("error") if isinstance(body.get("error"), dict) else {}
+        body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
+        err: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
         kind = err.get("type", "error")
         msg = err.get("message") or str(exc)
         return f"HTTP {exc.status_code} {kind}: {msg}"
