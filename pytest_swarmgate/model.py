@@ -19,6 +19,14 @@ OUTCOMES: tuple[str, ...] = ("SAFE", "UNSAFE", "INCONCLUSIVE")
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 
 
+def describe_knobs(temperature: float | None, effort: str | None, lens: str | None, unset_temperature: str = "t=default") -> str:
+    """`t=0.7 effort=high lens=security`: a voter's sampling, effort and lens settings."""
+    parts = [f"t={temperature:g}" if temperature is not None else unset_temperature]
+    parts += [f"effort={effort}"] if effort else []
+    parts += [f"lens={lens}"] if lens else []
+    return " ".join(p for p in parts if p)
+
+
 @dataclass(frozen=True)
 class Finding:
     """A structured issue a voter raised; `line` is a line of the new file, or None."""
@@ -96,14 +104,7 @@ class Voter:
         return cls(id=d["id"], model=d["model"], temperature=d.get("temperature"), effort=d.get("effort"), lens=d.get("lens"))
 
     def describe(self) -> str:
-        parts = [self.model]
-        if self.temperature is not None:
-            parts.append(f"t={self.temperature:g}")
-        if self.effort:
-            parts.append(f"effort={self.effort}")
-        if self.lens:
-            parts.append(f"lens={self.lens}")
-        return " ".join(parts)
+        return f"{self.model} {describe_knobs(self.temperature, self.effort, self.lens, unset_temperature='')}".strip()
 
 
 @dataclass(frozen=True)
@@ -154,12 +155,7 @@ class Settings:
         )
 
     def describe(self) -> str:
-        parts = [f"t={self.temperature:g}" if self.temperature is not None else "t=default"]
-        if self.effort:
-            parts.append(f"effort={self.effort}")
-        if self.lens:
-            parts.append(f"lens={self.lens}")
-        return " ".join(parts)
+        return describe_knobs(self.temperature, self.effort, self.lens)
 
 
 @dataclass(frozen=True)

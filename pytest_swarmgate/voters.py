@@ -162,15 +162,8 @@ def request_params(section: Section, voter: Voter, fence: str, rung: Rung, max_t
 def vote_from_message(section: Section, voter: Voter, settings: Settings, message: Any, latency: float) -> Vote:
     """Validate a reply into a Vote; anything unusable is an ERROR vote with the reason."""
     stop_reason = getattr(message, "stop_reason", None)
-    vote = Vote(
-        section_id=section.id,
-        voter_id=voter.id,
-        model=voter.model,
-        verdict="ERROR",
-        stop_reason=stop_reason,
-        latency_s=latency,
-        usage=_usage(message),
-        settings=settings,
+    vote = dataclasses.replace(
+        error_vote(section, voter, settings, None, latency), stop_reason=stop_reason, usage=_usage(message)
     )
     try:
         content = [block.model_dump() if hasattr(block, "model_dump") else dict(block) for block in message.content]
@@ -186,7 +179,7 @@ def vote_from_message(section: Section, voter: Voter, settings: Settings, messag
     )
 
 
-def error_vote(section: Section, voter: Voter, settings: Settings, error: str, latency: float) -> Vote:
+def error_vote(section: Section, voter: Voter, settings: Settings, error: str | None, latency: float) -> Vote:
     return Vote(
         section_id=section.id,
         voter_id=voter.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jsonschema
 import pytest
@@ -72,12 +72,25 @@ def script() -> Script:
 
 
 @pytest.fixture
-def stub(script: Script, monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]:
-    """A stub server the real SDK reaches over HTTP through ANTHROPIC_BASE_URL."""
-    with StubServer(script) as server:
+def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., StubServer]]:
+    """Start stub servers the real SDK reaches over HTTP through ANTHROPIC_BASE_URL; all stop at teardown."""
+    servers: list[StubServer] = []
+
+    def start(script: Script | None = None, **kwargs: Any) -> StubServer:
+        server = StubServer(script or Script(default=Reply.verdict("SAFE")), **kwargs).start()
+        servers.append(server)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
-        yield server
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def stub(script: Script, serve: Callable[..., StubServer]) -> StubServer:
+    return serve(script)
 
 
 def write_diff(directory: Path, text: str, name: str = "pr.patch") -> Path:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import API_KEY, CLEAN_DIFF, README_DIFF, SQL_DIFF, unsafe_finding, write_diff
-from pytest_swarmgate.testing import Reply, Script, StubServer
+from pytest_swarmgate.testing import Reply
 
 
 def run_gate(pytester: pytest.Pytester, diff: str, *args: str) -> pytest.RunResult:
@@ -75,12 +75,10 @@ def test_temperatures_are_sent_where_the_endpoint_accepts_them(pytester, stub) -
     result.stdout.fnmatch_lines(["*v2 * t=0.5 *SAFE*"])
 
 
-def test_an_endpoint_that_rejects_temperatures_still_completes_and_says_so(pytester, monkeypatch) -> None:
-    with StubServer(Script(default=Reply.verdict("SAFE")), sampling="reject") as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
-        result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=2", "--swarm-threshold=2", "--swarm-temperatures=0.2,0.7")
-        accepted = [r for r in server.requests if r.status == 200]
+def test_an_endpoint_that_rejects_temperatures_still_completes_and_says_so(pytester, serve) -> None:
+    server = serve(sampling="reject")
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=2", "--swarm-threshold=2", "--swarm-temperatures=0.2,0.7")
+    accepted = [r for r in server.requests if r.status == 200]
     assert result.ret == 0
     assert all("temperature" not in r.body for r in accepted)
     result.stdout.fnmatch_lines(
@@ -88,12 +86,10 @@ def test_an_endpoint_that_rejects_temperatures_still_completes_and_says_so(pytes
     )
 
 
-def test_a_legacy_only_endpoint_gets_temperatures_under_the_older_api_version(pytester, monkeypatch) -> None:
-    with StubServer(Script(default=Reply.verdict("SAFE")), sampling="legacy") as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
-        result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1", "--swarm-temperatures=0.3")
-        accepted = [r for r in server.requests if r.status == 200]
+def test_a_legacy_only_endpoint_gets_temperatures_under_the_older_api_version(pytester, serve) -> None:
+    server = serve(sampling="legacy")
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1", "--swarm-temperatures=0.3")
+    accepted = [r for r in server.requests if r.status == 200]
     assert result.ret == 0
     assert [(r.temperature, r.api_version) for r in accepted] == [(0.3, "2023-06-01")]
     result.stdout.fnmatch_lines(["*note: temperature 0.3 applied under anthropic-version 2023-06-01*"])
