@@ -6,7 +6,6 @@ does nothing else: the review machinery (unidiff, anthropic) is imported only wh
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pytest
 
 from . import options
+from .shared_run import check_rootdir, from_controller, prepend_collected, to_worker
 
 if TYPE_CHECKING:
     from .gate import Plan
@@ -47,6 +47,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
     if options.get(config, "review"):
         config.pluginmanager.register(ReviewSession(config), SESSION_PLUGIN)
+    if options.get(config, "batch") and options.get(config, "calibrate") is None:
+        raise pytest.UsageError("swarmgate: --swarm-batch applies to --swarm-calibrate only")
     if options.get(config, "calibrate") is not None:
         from .calibration_session import CalibrationSession
 
@@ -90,33 +92,6 @@ def diff_base(config: pytest.Config) -> str | None:
     return str(base) if base else None
 
 
-def check_rootdir(config: pytest.Config) -> None:
-    """`--swarm-diff PATH` (with a space) makes pytest take PATH as a test path while it settles
-    the rootdir, before it knows our options; if that moved the rootdir, say so instead of
-    silently running without the project's ini file."""
-    args = list(config.invocation_params.args)
-    spaced = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--swarm-diff" and args[i + 1] != "-"]
-    if not spaced:
-        return
-    from _pytest.config.findpaths import determine_setup  # pytest has no public API for this
-
-    try:
-        expected = determine_setup(
-            inifile=config.option.inifilename,
-            override_ini=config.option.override_ini,
-            args=list(config.option.file_or_dir or []),
-            rootdir_cmd_arg=config.option.rootdir or None,
-            invocation_dir=config.invocation_params.dir,
-        )
-    except TypeError:
-        return  # another pytest version's signature: nothing reliable to compare with
-    if (expected[0], expected[1]) != (config.rootpath, config.inipath):
-        raise pytest.UsageError(
-            f"swarmgate: pytest took the diff path {spaced[0]} for a test path and moved the rootdir to "
-            f"{config.rootpath} (ini {config.inipath}); write --swarm-diff={spaced[0]} instead"
-        )
-
-
 class ReviewSession:
     """The gate for one pytest session, registered only with --swarm-review."""
 
@@ -131,10 +106,9 @@ class ReviewSession:
         self.run: RunResult | None = None
         self.published: list[str] = []
         self.started_at = ""
-        workerinput = getattr(config, "workerinput", None)
-        if workerinput is not None and WORKERINPUT_KEY in workerinput:
+        data = from_controller(config, WORKERINPUT_KEY)
+        if data is not None:
             # An xdist worker: the controller planned and reviewed; never call the API here.
-            data = json.loads(workerinput[WORKERINPUT_KEY])
             self.sections = tuple(Section.from_dict(s) for s in data["sections"])
             self.not_reviewed = tuple(NotReviewed.from_dict(n) for n in data["not_reviewed"])
             self.source = data["source"]
@@ -143,7 +117,7 @@ class ReviewSession:
             config.stash[run_key] = self.run
             self.plan: Plan | None = None
             return
-        check_rootdir(config)
+        check_rootdir(config, "--swarm-diff")
         from .gate import plan, read_source, settle_panel
 
         self.settings = settle_panel(config, self.settings)
@@ -184,13 +158,15 @@ class ReviewSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[WORKERINPUT_KEY] = json.dumps(
+        to_worker(
+            node,
+            WORKERINPUT_KEY,
             {
                 "source": self.source,
                 "sections": [s.to_dict() for s in self.sections],
                 "not_reviewed": [n.to_dict() for n in self.not_reviewed],
                 "run": self.run.to_dict() if self.run is not None else None,
-            }
+            },
         )
 
     @pytest.hookimpl(tryfirst=True)
@@ -201,12 +177,7 @@ class ReviewSession:
         collector = ReviewCollector.from_parent(
             session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, sections=self.sections, not_reviewed=self.not_reviewed
         )
-        collected = list(collector.collect())
-        # Report them as collected, so "collected N items" and other plugins count them.
-        session.ihook.pytest_collectreport(report=pytest.CollectReport(collector.nodeid, "passed", None, collected))
-        for item in collected:
-            session.ihook.pytest_itemcollected(item=item)
-        items[:0] = collected
+        prepend_collected(session, collector, items)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.is_controller or self.run is None:

@@ -36,6 +36,34 @@ def prepend_collected(session: pytest.Session, collector: pytest.Collector, item
     """
     collected = list(collector.collect())
     session.ihook.pytest_collectreport(report=pytest.CollectReport(collector.nodeid, "passed", None, collected))
-    for item in collected:
+    new = [node for node in collected if isinstance(node, pytest.Item)]  # the collectors here yield items only
+    for item in new:
         session.ihook.pytest_itemcollected(item=item)
-    items[:0] = collected
+    items[:0] = new
+
+
+def check_rootdir(config: pytest.Config, flag: str) -> None:
+    """`FLAG PATH` (with a space) makes pytest take PATH as a test path while it settles the
+    rootdir, before it knows our options; if that moved the rootdir, say so instead of
+    silently running without the project's ini file."""
+    args = list(config.invocation_params.args)
+    spaced = [args[i + 1] for i, a in enumerate(args[:-1]) if a == flag and not args[i + 1].startswith("-")]
+    if not spaced:
+        return
+    from _pytest.config.findpaths import determine_setup  # pytest has no public API for this
+
+    try:
+        expected = determine_setup(
+            inifile=config.option.inifilename,
+            override_ini=config.option.override_ini,
+            args=list(config.option.file_or_dir or []),
+            rootdir_cmd_arg=config.option.rootdir or None,
+            invocation_dir=config.invocation_params.dir,
+        )
+    except TypeError:
+        return  # another pytest version's signature: nothing reliable to compare with
+    if (expected[0], expected[1]) != (config.rootpath, config.inipath):
+        raise pytest.UsageError(
+            f"swarmgate: pytest took the path {spaced[0]} for a test path and moved the rootdir to "
+            f"{config.rootpath} (ini {config.inipath}); write {flag}={spaced[0]} instead"
+        )

@@ -116,12 +116,19 @@ def make_client(*, timeout: float, max_retries: int) -> anthropic.AsyncAnthropic
         raise MissingCredentials(" ".join(str(exc).split())) from None
 
 
-def _redact(text: str, client: Any) -> str:
+def redact(text: str, client: Any) -> str:
     """Keep secrets out of error text, which ends up in reports."""
     for secret in (getattr(client, "api_key", None), getattr(client, "auth_token", None)):
         if secret:
             text = text.replace(secret, "[redacted]")
     return text
+
+
+def missing_credentials(exc: TypeError) -> MissingCredentials | None:
+    """The SDK raises TypeError before sending when it can resolve no credentials."""
+    if "authentication method" in str(exc):
+        return MissingCredentials("no api_key, auth_token or profile found")
+    return None
 
 
 def _usage(message: Any) -> Usage:
@@ -245,12 +252,9 @@ class AnthropicVoter:
             except anthropic.BadRequestError as exc:
                 if self.ladder.step_down(voter, rung, describe_error(exc, self.timeout)):
                     continue
-                return error_vote(section, voter, settings, _redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
+                return error_vote(section, voter, settings, redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
             except TypeError as exc:
-                # The SDK raises TypeError before sending when it can resolve no credentials.
-                if "authentication method" in str(exc):
-                    raise MissingCredentials("no api_key, auth_token or profile found") from exc
-                raise
+                raise missing_credentials(exc) or exc
             except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
-                return error_vote(section, voter, settings, _redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
+                return error_vote(section, voter, settings, redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
             return vote_from_message(section, voter, settings, message, time.monotonic() - start)

@@ -7,6 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import anthropic  # noqa: F401 - imported once here: pytester in-process runs would re-import it each time
 import jsonschema
 import pytest
 

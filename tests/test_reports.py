@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 from dataclasses import replace
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 

@@ -179,3 +179,16 @@ def test_stdin_diff(pytester, stub) -> None:
     )
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*diff: stdin, 1 sections*"])
+
+
+def test_batch_without_calibrate_is_a_usage_error(pytester) -> None:
+    assert_usage_error(pytester.runpytest("--swarm-batch"), "--swarm-batch applies to --swarm-calibrate only")
+
+
+def test_a_spaced_corpus_path_outside_the_project_is_caught(pytester, tmp_path) -> None:
+    pytester.makeini("[pytest]\nswarm_voters = 1\n")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "manifest.json").write_text('{"version": 1, "fixtures": []}')
+    result = pytester.runpytest("--swarm-calibrate", str(corpus))
+    assert_usage_error(result, f"write --swarm-calibrate={corpus} instead")
