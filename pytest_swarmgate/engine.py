@@ -2,6 +2,12 @@
 
 Wall time is about one call's latency when the limit allows, never the sum. A failing
 call becomes an ERROR vote for that voter on that section and cancels nothing else.
+
+Prewarming: a prompt-cache entry is readable only once the call that wrote it has begun
+answering, so N voters sent together on a large section all pay to write it. With a
+prewarm function, the engine first sends one output-less call per (section, model) that
+several uncached voters share, then lets those voters go: they read the section from the
+cache. One short extra round trip buys reads at a tenth of the input price.
 """
 
 from __future__ import annotations
@@ -10,16 +16,27 @@ import asyncio
 import dataclasses
 import threading
 import time
-from typing import Any, Callable, Coroutine, Sequence, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Coroutine, Sequence, TypeVar
 
 from .cache import VoteCache, vote_key
-from .model import Section, SectionResult, Vote, Voter
+from .model import Section, SectionResult, Usage, Vote, Voter
 from .prompt import new_fence
 from .voters import CastVote, MissingCredentials
 from .voting import check_threshold, judge
 
 T = TypeVar("T")
 OnSection = Callable[[SectionResult], None]
+Prewarm = Callable[[Section, Voter, str], Awaitable[Usage]]
+
+
+@dataclass
+class ReviewStats:
+    """What a review spent outside the votes themselves."""
+
+    prewarm_calls: int = 0
+    prewarm_usage: Usage = field(default_factory=Usage)
+    notes: list[str] = field(default_factory=list)
 
 
 async def review(
@@ -32,6 +49,9 @@ async def review(
     cache: VoteCache | None = None,
     endpoint: str = "",
     on_section: OnSection | None = None,
+    prewarm: Prewarm | None = None,
+    prewarm_min_chars: int = 0,
+    stats: ReviewStats | None = None,
 ) -> list[SectionResult]:
     """Judge every section by every voter; results come back in section order.
 
@@ -43,21 +63,45 @@ async def review(
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     fence = new_fence(sections)
     limit = asyncio.Semaphore(concurrency)
+    stats = stats if stats is not None else ReviewStats()
     votes: list[list[Vote]] = [[] for _ in sections]
     results: dict[int, SectionResult] = {}
     order = {v.id: i for i, v in enumerate(panel)}
+    keys = {(i, v.id): vote_key(s, v, endpoint) for i, s in enumerate(sections) for v in panel} if cache else {}
+    hits = {pair: vote for pair, key in keys.items() if cache and (vote := cache.get(key)) is not None}
+
+    async def warm(write: Prewarm, index: int, voter: Voter) -> None:
+        section = sections[index]
+        async with limit:
+            try:
+                stats.prewarm_usage = stats.prewarm_usage + await write(section, voter, fence)
+                stats.prewarm_calls += 1
+            except MissingCredentials:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed prewarm costs a cache read, not a verdict
+                stats.notes.append(f"prewarm of {section.id} for {voter.model} failed: {type(exc).__name__}: {exc}")
+
+    warming: dict[tuple[int, str], asyncio.Future[None]] = {}
+    if prewarm is not None:
+        for i, section in enumerate(sections):
+            waiting = [v for v in panel if (i, v.id) not in hits]
+            for model in dict.fromkeys(v.model for v in waiting):
+                sharing = [v for v in waiting if v.model == model]
+                if len(sharing) >= 2 and len(section.text) >= prewarm_min_chars:
+                    warming[(i, model)] = asyncio.ensure_future(warm(prewarm, i, sharing[0]))
 
     async def one(index: int, voter: Voter) -> None:
         section = sections[index]
-        key = vote_key(section, voter, endpoint) if cache else ""
-        vote = cache.get(key) if cache else None
+        vote = hits.get((index, voter.id))
         if vote is not None:
             vote = dataclasses.replace(vote, cached=True)
         else:
+            if (index, voter.model) in warming:
+                await warming[(index, voter.model)]
             async with limit:
                 vote = await _isolated(cast, section, voter, fence)
             if cache:
-                cache.put(key, vote)
+                cache.put(keys[(index, voter.id)], vote)
         cast_votes = votes[index]
         cast_votes.append(vote)
         if len(cast_votes) == len(panel):
@@ -70,9 +114,9 @@ async def review(
     # second one, so the section prefix is already in the prompt cache for the later voters.
     tasks = [asyncio.ensure_future(one(i, v)) for v in panel for i in range(len(sections))]
     try:
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*tasks, *warming.values())
     finally:
-        for t in tasks:
+        for t in [*tasks, *warming.values()]:
             t.cancel()
     return [results[i] for i in range(len(sections))]
 

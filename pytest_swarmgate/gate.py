@@ -6,19 +6,26 @@ Imported only when a review is wanted: it pulls in unidiff and, through the vote
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Coroutine, TypeVar
 
 import pytest
 
 from . import diff
 from .cache import VoteCache
-from .engine import review, run_sync
+from .engine import ReviewStats, review, run_sync
 from .model import NotReviewed, RunResult, Section, SectionResult
 from .settings import GateSettings
 from .voters import MissingCredentials
+
+
+T = TypeVar("T")
+# Below about 1,500 tokens of section a cache entry may not even be allowed (models have a
+# minimum cacheable prefix), and the saving would not pay for the extra round trip.
+PREWARM_MIN_CHARS = 6000
 
 
 @dataclass(frozen=True)
@@ -99,20 +106,28 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
     def on_section(result: SectionResult) -> None:
         config.hook.pytest_swarmgate_section_result(config=config, result=result)
 
-    start = time.monotonic()
+    stats = ReviewStats()
     try:
         client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
         cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
+        # The clock starts after set-up: the first `import anthropic` is not review time.
+        start = time.monotonic()
         results = run_sync(
-            review(
-                plan.sections,
-                panel,
-                settings.k,
-                cast,
-                concurrency=settings.concurrency,
-                cache=cache,
-                endpoint=endpoint(client),
-                on_section=on_section,
+            _closing(
+                client,
+                review(
+                    plan.sections,
+                    panel,
+                    settings.k,
+                    cast,
+                    concurrency=settings.concurrency,
+                    cache=cache,
+                    endpoint=endpoint(client),
+                    on_section=on_section,
+                    prewarm=getattr(cast, "prewarm", None) if settings.prewarm != "off" else None,
+                    prewarm_min_chars=PREWARM_MIN_CHARS if settings.prewarm == "auto" else 0,
+                    stats=stats,
+                ),
             )
         )
     except MissingCredentials as exc:
@@ -120,7 +135,7 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
             f"swarmgate: no Anthropic credentials ({exc}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
             "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
         ) from None
-    run = RunResult(
+    return RunResult(
         source=plan.source,
         diff_sha256=plan.diff_sha256,
         panel=tuple(panel),
@@ -128,5 +143,19 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
         results=tuple(results),
         not_reviewed=plan.not_reviewed,
         wall_time_s=time.monotonic() - start,
+        prewarm_calls=stats.prewarm_calls,
+        prewarm_usage=stats.prewarm_usage,
+        notes=tuple(stats.notes),
     )
-    return run
+
+
+async def _closing(client: Any, work: Coroutine[Any, Any, T]) -> T:
+    """Await `work`, then close the client in the same event loop that used its connections."""
+    try:
+        return await work
+    finally:
+        close = getattr(client, "close", None)
+        if close is not None:
+            closed = close()
+            if inspect.isawaitable(closed):
+                await closed

@@ -282,6 +282,9 @@ class RunResult:
     results: tuple[SectionResult, ...]
     not_reviewed: tuple[NotReviewed, ...] = ()
     wall_time_s: float = 0.0
+    prewarm_calls: int = 0
+    prewarm_usage: Usage = field(default_factory=Usage)
+    notes: tuple[str, ...] = ()
 
     @property
     def votes(self) -> tuple[Vote, ...]:
@@ -289,8 +292,8 @@ class RunResult:
 
     @property
     def usage(self) -> Usage:
-        """Tokens this run paid for: a vote served from the cache cost nothing."""
-        total = Usage()
+        """Tokens this run paid for, prewarm calls included: a vote served from the cache cost nothing."""
+        total = self.prewarm_usage
         for v in self.votes:
             if not v.cached:
                 total = total + v.usage
@@ -298,8 +301,8 @@ class RunResult:
 
     @property
     def calls(self) -> int:
-        """Calls that went to the endpoint (cached votes cost nothing)."""
-        return sum(not v.cached for v in self.votes)
+        """Calls that went to the endpoint, prewarm calls included (cached votes cost nothing)."""
+        return self.prewarm_calls + sum(not v.cached for v in self.votes)
 
     @property
     def outcome(self) -> Outcome:
@@ -327,6 +330,9 @@ class RunResult:
             "results": [r.to_dict() for r in self.results],
             "not_reviewed": [n.to_dict() for n in self.not_reviewed],
             "wall_time_s": self.wall_time_s,
+            "prewarm_calls": self.prewarm_calls,
+            "prewarm_usage": self.prewarm_usage.to_dict(),
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -339,4 +345,7 @@ class RunResult:
             results=tuple(SectionResult.from_dict(r) for r in d["results"]),
             not_reviewed=tuple(NotReviewed.from_dict(n) for n in d["not_reviewed"]),
             wall_time_s=float(d.get("wall_time_s") or 0.0),
+            prewarm_calls=int(d.get("prewarm_calls") or 0),
+            prewarm_usage=Usage.from_dict(d.get("prewarm_usage") or {}),
+            notes=tuple(d.get("notes") or ()),
         )

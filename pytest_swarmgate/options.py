@@ -14,6 +14,7 @@ import pytest
 DEFAULT_MODEL = "claude-sonnet-5-5"
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
+PREWARM_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("timeout", "Seconds one call may take before it is an ERROR vote", 120.0, _positive_float, metavar="SECONDS"),
     Option("max-retries", "Retries the anthropic SDK makes on 429, 5xx and connection errors", 2, _non_negative_int, metavar="N"),
     Option("max-tokens", "Output token limit of one vote", 4096, _positive_int, metavar="N"),
+    Option("prewarm", "Write each large section into the prompt cache before its voters read it: auto (sections of 6000+ characters), on or off", "auto", _choice(PREWARM_MODES), metavar="MODE"),
     Option("section-budget", "Characters of diff in one section; a larger file is split along hunks", 60_000, _positive_int, metavar="CHARS"),
     Option("include", "Comma list of path globs to review (default: all)", "", metavar="GLOBS"),
     Option("exclude", "Comma list of path globs not to review", "", metavar="GLOBS"),

@@ -63,6 +63,8 @@ def summary_lines(run: RunResult) -> list[str]:
         lines.extend(section_lines(result))
     for item in run.not_reviewed:
         lines.append(f"{printable(item.path)}: not reviewed ({printable(item.reason)})")
+    for note in run.notes:
+        lines.append(f"note: {printable(note, 300)}")
     u = run.usage
     cached = len(run.votes) - run.calls
     lines.append(

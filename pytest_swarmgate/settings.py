@@ -17,7 +17,7 @@ from .voting import check_threshold
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
-    {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens",
+    {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm",
      "section_budget", "include", "exclude", *PANEL_KEYS}
 )
 
@@ -31,6 +31,7 @@ class GateSettings:
     timeout: float
     max_retries: int
     max_tokens: int
+    prewarm: str
     section_budget: int
     include: tuple[str, ...]
     exclude: tuple[str, ...]
@@ -79,6 +80,8 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
         on_inconclusive = str(value("on_inconclusive"))
         if on_inconclusive not in options.INCONCLUSIVE_POLICIES:
             raise ValueError(f"on-inconclusive must be one of {', '.join(options.INCONCLUSIVE_POLICIES)}")
+        if str(value("prewarm")) not in options.PREWARM_MODES:
+            raise ValueError(f"prewarm must be one of {', '.join(options.PREWARM_MODES)}")
     except ValueError as exc:
         raise pytest.UsageError(f"swarmgate: {exc}") from None
     cache_dir = None
@@ -93,6 +96,7 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
         timeout=float(value("timeout")),
         max_retries=int(value("max_retries")),
         max_tokens=int(value("max_tokens")),
+        prewarm=str(value("prewarm")),
         section_budget=int(value("section_budget")),
         include=tuple(_as_list(value("include"))),
         exclude=tuple(_as_list(value("exclude"))),

@@ -239,6 +239,17 @@ class AnthropicVoter:
         self.max_tokens = max_tokens
         self.ladder = Ladder()
 
+    async def prewarm(self, section: Section, voter: Voter, fence: str) -> Usage:
+        """Write the section's prompt prefix into the cache with a call that generates nothing."""
+        params = request_params(section, voter, fence, Rung(None, temperature=False, effort=False), max_tokens=0)
+        # Everything up to the section's cache breakpoint, nothing voter-specific after it.
+        params["messages"][0]["content"] = params["messages"][0]["content"][:1]
+        try:
+            message = await self.client.messages.create(timeout=self.timeout, **params)
+        except TypeError as exc:
+            raise missing_credentials(exc) or exc
+        return _usage(message)
+
     async def __call__(self, section: Section, voter: Voter, fence: str) -> Vote:
         import anthropic
 

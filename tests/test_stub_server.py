@@ -222,6 +222,16 @@ def test_prompt_cache_is_written_once_then_read(stub: StubServer) -> None:
     assert first.input_tokens > 0 and first.input_tokens < first.cache_creation_input_tokens
 
 
+def test_calls_in_flight_together_all_write_the_prompt_cache() -> None:
+    """As with the real API, an entry is readable only once the call that wrote it has answered."""
+    with StubServer(latency=0.3) as server:
+        with ThreadPoolExecutor(3) as pool:
+            together = list(pool.map(lambda v: client(server).messages.create(**params(voter=v)).usage, ["v1", "v2", "v3"]))
+        later = client(server).messages.create(**params(voter="v4")).usage
+    assert all(u.cache_creation_input_tokens > 0 and u.cache_read_input_tokens == 0 for u in together)
+    assert later.cache_read_input_tokens > 0 and later.cache_creation_input_tokens == 0
+
+
 def test_batches_round_trip_through_the_sdk() -> None:
     script = Script().on("app/*", voter="v2", reply=Reply.verdict("UNSAFE")).on("flaky.py", reply=Reply.status(529))
     with StubServer(script) as server:

@@ -23,8 +23,9 @@ keeps its error type, drop/malformed become api_error) and `slow` delays are not
 
 Usage simulates the prompt cache: the prompt prefix up to and including the last block
 with `cache_control` (in the order tools, system blocks, message content blocks) is
-hashed with the model; the first call writes it (`cache_creation_input_tokens`), later
-calls read it (`cache_read_input_tokens`). Tokens are estimated as characters / 4.
+hashed with the model; the first call writes it (`cache_creation_input_tokens`), calls that
+arrive after that first call has answered read it (`cache_read_input_tokens`), and calls
+that arrive while it is still in flight write it again. Tokens are characters / 4.
 
 JSON script format (the CLI's `--script`, or `Script.from_json`)::
 
@@ -824,7 +825,7 @@ class StubServer:
         self._lock = threading.Lock()
         self._log: list[LoggedRequest] = []
         self._attempts: dict[tuple[str | None, str | None], int] = {}
-        self._cache: set[str] = set()
+        self._cache: dict[str, float] = {}  # prefix key -> when the entry becomes readable
         self._batches: dict[str, _Batch] = {}
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -922,8 +923,11 @@ class StubServer:
         if raw is None:
             response = self._error(400, "invalid_request_error", "invalid Content-Length header")
         else:
-            self._stopping.wait(self.latency)
+            # Work first, then wait out the rest of the latency: latency is receipt to reply,
+            # as with a real API, and replies are not all computed in one burst at the end.
+            started = time.monotonic()
             body, response, entry = self._dispatch(method, path, headers, raw)
+            self._stopping.wait(max(0.0, started + self.latency - time.monotonic()))
         if response.delay > 0:
             self._stopping.wait(response.delay)
         if self._stopping.is_set():
@@ -1057,6 +1061,11 @@ class StubServer:
         rendered = reply.render(ctx)
         entry.update(attempt=attempt, reply=_reply_kind(reply, ctx))
         message = self._message_json(body, rendered) if rendered.kind == "message" else None
+        if message is not None and body.get("max_tokens") == 0:
+            # max_tokens 0 only populates the prompt cache: no content, nothing generated.
+            message.update(content=[], stop_reason="max_tokens")
+            message["usage"]["output_tokens"] = 0
+            entry["reply"] = "prewarm"
         return _CallOutcome(rendered, message, entry)
 
     def _sampling_problem(self, body: Mapping[str, Any], api_version: str | None) -> str | None:
@@ -1104,9 +1113,14 @@ class StubServer:
             key = hashlib.sha256(
                 json.dumps([body.get("model"), prefix], sort_keys=True, default=str).encode()
             ).hexdigest()
+            now = time.monotonic()
             with self._lock:
-                seen = key in self._cache
-                self._cache.add(key)
+                # A cache entry serves later calls only once the call that wrote it has
+                # answered: calls sent together all write, as with the real API.
+                ready = self._cache.get(key)
+                seen = ready is not None and ready <= now
+                if ready is None:
+                    self._cache[key] = now + self.latency
             created, read = (0, prefix_tokens) if seen else (prefix_tokens, 0)
         return {
             "input_tokens": sum(_block_tokens(b) for b in rest),
@@ -1214,8 +1228,8 @@ def _validate(body: Mapping[str, Any]) -> str | None:
     if not isinstance(body.get("model"), str) or not body.get("model"):
         return "model: Field required"
     max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        return "max_tokens: Field required (a positive integer)"
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+        return "max_tokens: Field required (a non-negative integer)"
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: Field required (a non-empty list)"
