@@ -23,9 +23,9 @@ from .voters import MissingCredentials
 
 
 T = TypeVar("T")
-# Below about 1,500 tokens of section a cache entry may not even be allowed (models have a
-# minimum cacheable prefix), and the saving would not pay for the extra round trip.
-PREWARM_MIN_CHARS = 6000
+# Below about 1,000 tokens of section (plus the policy) a model may not cache the prefix at all
+# (each model has a minimum cacheable length), so a prewarm call would buy nothing.
+PREWARM_MIN_CHARS = 4000
 
 
 @dataclass(frozen=True)
