@@ -6,7 +6,6 @@ Standard library and pytest only: this module is imported on every pytest start.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
@@ -17,17 +16,25 @@ INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
 PREWARM_MODES = ("auto", "on", "off")
 
 
-@dataclass(frozen=True)
 class Option:
     """One setting: `--swarm-<name>` on the command line and `swarm_<name>` in the ini file."""
 
-    name: str
-    help: str
-    default: Any = None
-    convert: Callable[[str], Any] = str
-    ini_type: str = "string"
-    flag: bool = False
-    metavar: str | None = None
+    # A plain class, not a dataclass: this module is imported on every pytest start, and
+    # generating dataclass methods costs more than the rest of the module.
+    __slots__ = ("name", "help", "default", "convert", "ini_type", "flag", "metavar")
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        default: Any = None,
+        convert: Callable[[str], Any] = str,
+        ini_type: str = "string",
+        flag: bool = False,
+        metavar: str | None = None,
+    ) -> None:
+        self.name, self.help, self.default, self.convert = name, help, default, convert
+        self.ini_type, self.flag, self.metavar = ini_type, flag, metavar
 
     @property
     def dest(self) -> str:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Callable
 import pytest
 
 from . import options
-from .shared_run import check_rootdir, from_controller, prepend_collected, to_worker
 
 if TYPE_CHECKING:
     from .gate import Plan
@@ -106,6 +105,8 @@ class ReviewSession:
         self.run: RunResult | None = None
         self.published: list[str] = []
         self.started_at = ""
+        from .shared_run import check_rootdir, from_controller
+
         data = from_controller(config, WORKERINPUT_KEY)
         if data is not None:
             # An xdist worker: the controller planned and reviewed; never call the API here.
@@ -158,6 +159,8 @@ class ReviewSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
+        from .shared_run import to_worker
+
         to_worker(
             node,
             WORKERINPUT_KEY,
@@ -173,6 +176,7 @@ class ReviewSession:
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
         # tryfirst: our items must exist before -m / -k deselection runs.
         from .items import COLLECTOR_NAME, ReviewCollector
+        from .shared_run import prepend_collected
 
         collector = ReviewCollector.from_parent(
             session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, sections=self.sections, not_reviewed=self.not_reviewed

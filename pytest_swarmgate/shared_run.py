@@ -3,8 +3,8 @@
 The review gate and the calibration run both make every call in the controller's
 `pytest_sessionstart` and send the result to each worker through `workerinput`, so every
 worker collects the same items in the same order and none of them calls the API again.
-These are the steps both sessions take. Standard library and pytest only: `plugin.py` may
-import this module at its top.
+These are the steps both sessions take. Standard library and pytest only; imported only
+when a session is enabled.
 """
 
 from __future__ import annotations
