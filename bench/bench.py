@@ -319,8 +319,8 @@ def bench_review(runs: int) -> list[str]:
     gc_ms = [sum(r.gc.seconds[g] for r in rows[FAST]) * 1000 for g in range(3)]
     out(f"    cyclic GC inside the {runs} timed runs at {FAST} (each run starts after gc.collect()): "
         + ", ".join(f"gen{g} {gc_n[g]}x {gc_ms[g]:.0f} ms" for g in range(3)))
-    out("  prompt cache, stub usage of one run (the stub counts a read for any later call with the same prefix,")
-    out("  even one in flight at the same time):")
+    out("  prompt cache, stub usage of one run (an entry is readable once the call that wrote it has answered;")
+    out("  these sections are below the prewarm size, so calls in flight together all write):")
     out(f"    concurrency {FAST:<3} {usage_line(rows[FAST][0])}")
     out(f"    concurrency {DEFAULT_CONCURRENCY:<3} {usage_line(rows[DEFAULT_CONCURRENCY][0])}")
     out(f"  vote cache on (temp dir): first run {first.calls} calls {fmt_s(first.wall)} s; "
