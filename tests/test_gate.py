@@ -99,6 +99,7 @@ def test_a_legacy_only_endpoint_gets_temperatures_under_the_older_api_version(py
     "reply, error",
     [
         (Reply.status(500, "api_error", "boom"), "*HTTP 500 api_error: boom*"),
+        (Reply.status(529, "overloaded_error", "busy"), "*HTTP 529 overloaded_error: busy*"),
         (Reply.slow(3.0, then=Reply.verdict("SAFE")), "*timeout: no reply within 0.5s*"),
         (Reply.malformed(), "*error: *"),
         (Reply.refusal(), "*refused*"),
@@ -106,7 +107,7 @@ def test_a_legacy_only_endpoint_gets_temperatures_under_the_older_api_version(py
         (Reply.text("SAFE"), "*no submit_verdict tool call*"),
         (Reply.drop(), "*connection error*"),
     ],
-    ids=["500", "slow", "malformed", "refusal", "truncated", "text", "drop"],
+    ids=["500", "529", "slow", "malformed", "refusal", "truncated", "text", "drop"],
 )
 def test_faults_are_error_votes_and_never_safe(pytester, stub, script, reply, error) -> None:
     script.on(section="*", voter="v1", reply=reply)
@@ -209,3 +210,21 @@ def test_terminal_escape_codes_in_a_path_cannot_rewrite_the_verdict(pytester, st
     assert result.ret == 1
     assert "\x1b[2K" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*app/\\x1b[[]2K\\x1b[[]1Aok.py: UNSAFE 5/5 (K=4)*"])
+
+
+def test_include_and_exclude_globs_leave_not_reviewed_items(pytester, stub) -> None:
+    result = run_gate(pytester, README_DIFF + SQL_DIFF, "--swarm-exclude=docs/**", "-rs")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*docs/README.md: not reviewed (excluded by --swarm-exclude 'docs/**')*"])
+    assert {r.section for r in stub.calls()} == {"app/orders.py"}
+
+
+def test_a_file_over_the_section_budget_is_split_along_hunks(pytester, stub) -> None:
+    second_hunk = "@@ -20,2 +24,3 @@\n def close(db):\n     db.close()\n+    return None\n"
+    result = run_gate(pytester, SQL_DIFF + second_hunk, "--swarm-section-budget=300", "-v")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*swarm-review::app/orders.py#1 PASSED*", "*swarm-review::app/orders.py#2 PASSED*"])
+    sent = {r.section: r.body["messages"][0]["content"][0]["text"] for r in stub.calls()}
+    assert "part 1 of 2" in sent["app/orders.py#1"] and "def close(db)" in sent["app/orders.py#2"]
+    assert "def close(db)" not in sent["app/orders.py#1"]
