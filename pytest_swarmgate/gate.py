@@ -85,6 +85,16 @@ def endpoint(client: Any) -> str:
     return str(getattr(client, "base_url", "") or os.environ.get("ANTHROPIC_BASE_URL", ""))
 
 
+def check_size(plan: Plan, settings: GateSettings) -> None:
+    """A cost ceiling checked before any call: the PR decides how many files it touches."""
+    if len(plan.sections) > settings.max_sections:
+        raise pytest.UsageError(
+            f"swarmgate: {plan.source} has {len(plan.sections)} sections ({len(plan.sections) * settings.n} calls), "
+            f"over --swarm-max-sections={settings.max_sections}: narrow it with --swarm-include/--swarm-exclude "
+            "or raise the limit"
+        )
+
+
 def settle_panel(config: pytest.Config, settings: GateSettings) -> GateSettings:
     """Let hooks adjust the panel, then check that K still fits it."""
     panel = list(settings.panel)

@@ -45,7 +45,7 @@ class Option:
         return "--swarm-" + self.name
 
 
-def _bool(text: str) -> bool:
+def bool_value(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -70,8 +70,9 @@ def _non_negative_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise ValueError(f"expected a number above 0, got {text!r}")
+    # A finite ceiling: "inf" would mean a CI job that can hang forever.
+    if not 0 < value < float("inf"):
+        raise ValueError(f"expected a finite number above 0, got {text!r}")
     return value
 
 
@@ -97,7 +98,7 @@ def split_list(text: str) -> list[str]:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("review", "Review the diff with the swarm panel and fail the session on an UNSAFE section", False, _bool, "bool", flag=True),
+    Option("review", "Review the diff with the swarm panel and fail the session on an UNSAFE section", False, bool_value, "bool", flag=True),
     Option("diff", "Diff to review: a patch file, or - for stdin (write --swarm-diff=PATH)", metavar="PATH"),
     Option("base", "Review `git diff BASE...HEAD` (default: origin/$GITHUB_BASE_REF in GitHub Actions)", metavar="REF"),
     Option("voters", "Panel size N", 5, _positive_int, metavar="N"),
@@ -113,18 +114,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("max-retries", "Retries the anthropic SDK makes on 429, 5xx and connection errors", 2, _non_negative_int, metavar="N"),
     Option("max-tokens", "Output token limit of one vote", 4096, _positive_int, metavar="N"),
     Option("prewarm", "Write each large section into the prompt cache before its voters read it: auto (sections of 4000+ characters), on or off", "auto", _choice(PREWARM_MODES), metavar="MODE"),
+    Option("max-sections", "Most sections one review may send (a cost ceiling): a larger diff is a usage error", 200, _positive_int, metavar="N"),
     Option("section-budget", "Characters of diff in one section; a larger file is split along hunks", 60_000, _positive_int, metavar="CHARS"),
     Option("include", "Comma list of path globs to review (default: all)", "", metavar="GLOBS"),
     Option("exclude", "Comma list of path globs not to review", "", metavar="GLOBS"),
     Option("cache-dir", "Vote cache directory (default: ~/.cache/pytest-swarmgate/votes, outside the checkout)", metavar="DIR"),
-    Option("no-cache", "Do not read or write the vote cache", False, _bool, "bool", flag=True),
+    Option("no-cache", "Do not read or write the vote cache", False, bool_value, "bool", flag=True),
     Option("json", "Write the full JSON report to PATH", metavar="PATH"),
     Option("sarif", "Write SARIF 2.1.0 to PATH", metavar="PATH"),
     Option("annotations-max", "Most GitHub annotations written in one run", 50, _non_negative_int, metavar="N"),
     Option("calibrate", "Score the gate on a labeled corpus directory (default: the bundled one)", metavar="PATH"),
     Option("calibration-report", "Write the calibration report to PATH.json and PATH.md (and PATH.png with matplotlib)", metavar="PATH"),
     Option("target-fpr", "False positive rate the recommended K must stay at or under", 0.05, _fraction, metavar="RATE"),
-    Option("batch", "Send calibration calls through the Message Batches API (half price, slower)", False, _bool, "bool", flag=True),
+    Option("batch", "Send calibration calls through the Message Batches API (half price, slower)", False, bool_value, "bool", flag=True),
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}

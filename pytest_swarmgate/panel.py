@@ -71,7 +71,10 @@ def parse_panel_lines(lines: Sequence[str]) -> list[Voter]:
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
-        model, *pairs = shlex.split(text)
+        try:
+            model, *pairs = shlex.split(text)
+        except ValueError as exc:
+            raise ValueError(f"panel line {number}: {exc}") from None
         if "=" in model:
             raise ValueError(f"panel line {number}: start with the model name, got {model!r}")
         fields: dict[str, str] = {}

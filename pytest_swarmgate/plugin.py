@@ -59,7 +59,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     # `--swarm-diff -` must be read before pytest's capture replaces stdin with /dev/null,
     # and this wrapper runs before the capture plugin's.
     ns = early_config.known_args_namespace
-    if getattr(ns, "swarm_review", None) and getattr(ns, "swarm_diff", None) == "-":
+    review = getattr(ns, "swarm_review", None) or early_config.getini("swarm_review")
+    if review and (getattr(ns, "swarm_diff", None) or early_config.getini("swarm_diff")) == "-":
         import sys
 
         early_config.stash[stdin_key] = sys.stdin.buffer.read() if sys.stdin is not None else b""
@@ -80,15 +81,21 @@ def pytest_swarmgate_make_voter(config: pytest.Config, settings: GateSettings, c
     return AnthropicVoter(client, timeout=settings.timeout, max_tokens=settings.max_tokens)
 
 
-def diff_base(config: pytest.Config) -> str | None:
-    """The base ref: command line, then the CI environment, then the ini file."""
+def diff_source(config: pytest.Config) -> tuple[str | None, str | None]:
+    """(diff path, base ref), at most one set: command line, then the CI environment, then ini.
+
+    The environment beats the ini file because the ini file is part of the pull request:
+    a PR must not be able to point the gate at a diff of its own choosing.
+    """
+    if options.from_command_line(config, "diff"):
+        return str(options.get(config, "diff")), None
     if options.from_command_line(config, "base"):
-        return str(options.get(config, "base"))
+        return None, str(options.get(config, "base"))
     github_base = os.environ.get("GITHUB_BASE_REF")
     if github_base:
-        return f"origin/{github_base}"
-    base = options.get(config, "base")
-    return str(base) if base else None
+        return None, f"origin/{github_base}"
+    diff, base = options.get(config, "diff"), options.get(config, "base")
+    return (str(diff), None) if diff else (None, str(base) if base else None)
 
 
 class ReviewSession:
@@ -119,11 +126,16 @@ class ReviewSession:
             self.plan: Plan | None = None
             return
         check_rootdir(config, "--swarm-diff")
-        from .gate import plan, read_source, settle_panel
+        for name in ("json", "sarif"):
+            target = options.get(config, name)
+            if target and (config.invocation_params.dir / target).is_dir():
+                raise pytest.UsageError(f"swarmgate: --swarm-{name}={target} is a directory; give a file path")
+        from .gate import check_size, plan, read_source, settle_panel
 
         self.settings = settle_panel(config, self.settings)
-        source, text = read_source(config, options.get(config, "diff"), diff_base(config), config.stash.get(stdin_key, None))
+        source, text = read_source(config, *diff_source(config), config.stash.get(stdin_key, None))
         self.plan = plan(config, self.settings, source, text)
+        check_size(self.plan, self.settings)
         self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
 
     @property
@@ -203,19 +215,25 @@ class ReviewSession:
         from .publish import github_outputs, write_reports
         from .voting import gate_passes
 
-        self.published = write_reports(
+        published = write_reports(
             self.run,
             base=self.config.invocation_params.dir,
             json_path=options.get(self.config, "json"),
             sarif_path=options.get(self.config, "sarif"),
             started_at=self.started_at,
             on_inconclusive=self.settings.on_inconclusive,
-        ) + github_outputs(
+        )
+        annotations = github_outputs(
             self.run,
             env=os.environ,
             limit=options.get(self.config, "annotations-max"),
             on_inconclusive=self.settings.on_inconclusive,
+            out=published,
         )
+        self.published = published.lines + annotations
+        if published.failed:
+            # An output CI relies on is missing: never let that look like a clean pass.
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         # The gate does not depend on which items ran: deselecting a failing section item
         # with -k or -m does not let an UNSAFE diff through.
         if not gate_passes((r.outcome for r in self.run.results), self.settings.on_inconclusive):  # type: ignore[arg-type]
@@ -236,7 +254,7 @@ def swarm_review(request: pytest.FixtureRequest) -> Callable[..., RunResult]:
     marker_settings = dict(marker.kwargs) if marker else {}
 
     def review(diff: str | os.PathLike[str], **overrides: Any) -> RunResult:
-        from .gate import execute, plan, settle_panel
+        from .gate import check_size, execute, plan, settle_panel
         from .settings import resolve
 
         settings = settle_panel(config, resolve(config, {**marker_settings, **overrides}))
@@ -250,6 +268,8 @@ def swarm_review(request: pytest.FixtureRequest) -> Callable[..., RunResult]:
                 source, text = str(path), read_diff_file(str(path))
             except DiffError as exc:
                 raise pytest.UsageError(f"swarmgate: {exc}") from None
-        return execute(config, settings, plan(config, settings, source, text))
+        review_plan = plan(config, settings, source, text)
+        check_size(review_plan, settings)
+        return execute(config, settings, review_plan)
 
     return review

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from . import __version__
 from .github import github_annotations, step_summary, write_step_summary
@@ -28,6 +28,24 @@ def sdk_version() -> str | None:
         return None
 
 
+class Published:
+    """Lines to show about the outputs, and whether any of them could not be written."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.failed = False
+
+    def attempt(self, what: str, path: Path | str, write: Callable[[], None]) -> None:
+        """Write one output; a failure is one line and does not stop the others."""
+        try:
+            write()
+        except OSError as exc:
+            self.failed = True
+            self.lines.append(f"swarmgate: could not write {what} to {path}: {exc.strerror or exc}")
+        else:
+            self.lines.append(f"swarmgate: {what} written to {path}")
+
+
 def write_reports(
     run: RunResult,
     *,
@@ -36,29 +54,28 @@ def write_reports(
     sarif_path: str | None,
     started_at: str,
     on_inconclusive: str,
-) -> list[str]:
-    """Write the requested report files; returns one line per file written."""
-    written = []
+) -> Published:
+    """Write the requested report files, each independently of the others."""
+    out = Published()
     if json_path:
-        path = base / json_path
-        write_json(path, json_report(run, started_at=started_at, plugin_version=__version__,
-                                     sdk_version=sdk_version(), on_inconclusive=on_inconclusive))
-        written.append(f"swarmgate: JSON report written to {path}")
+        report = json_report(run, started_at=started_at, plugin_version=__version__,
+                             sdk_version=sdk_version(), on_inconclusive=on_inconclusive)
+        out.attempt("JSON report", base / json_path, lambda: write_json(base / json_path, report))
     if sarif_path:
-        path = base / sarif_path
-        write_sarif(path, sarif_report(run, plugin_version=__version__))
-        written.append(f"swarmgate: SARIF written to {path}")
-    return written
+        sarif = sarif_report(run, plugin_version=__version__)
+        out.attempt("SARIF", base / sarif_path, lambda: write_sarif(base / sarif_path, sarif))
+    return out
 
 
-def github_outputs(run: RunResult, *, env: Mapping[str, str], limit: int, on_inconclusive: str) -> list[str]:
+def github_outputs(run: RunResult, *, env: Mapping[str, str], limit: int, on_inconclusive: str, out: Published) -> list[str]:
     """In GitHub Actions: the annotation commands to print, after appending the step summary."""
     if env.get("GITHUB_ACTIONS") != "true":
         return []
     summary_path = env.get("GITHUB_STEP_SUMMARY")
     if summary_path:
-        write_step_summary(summary_path, step_summary(run, on_inconclusive=on_inconclusive))
+        summary = step_summary(run, on_inconclusive=on_inconclusive)
+        out.attempt("step summary", summary_path, lambda: write_step_summary(summary_path, summary))
     return github_annotations(run, limit=limit)
 
 
-__all__ = ["github_outputs", "now_utc", "write_reports"]
+__all__ = ["Published", "github_outputs", "now_utc", "write_reports"]

@@ -10,12 +10,19 @@ from __future__ import annotations
 from .model import RunResult, SectionResult, Vote
 
 
-def printable(text: str, limit: int | None = None) -> str:
-    """Untrusted text on one line with every control character shown escaped, cut to `limit`."""
+def printable(text: str, limit: int | None = None, *, for_log: bool = True) -> str:
+    """Untrusted text on one line with every control character shown escaped, cut to `limit`.
+
+    `::` and `##[` are broken up too: a CI log reader (GitHub Actions) takes a line that
+    starts with `::` or holds `##[` as a command, and a file name must not be able to
+    silence the gate's annotations (`::stop-commands::`) or fake one. Outputs that escape
+    for their own format (annotation properties, Markdown, SARIF) pass `for_log=False`.
+    """
     text = text.strip()
     if limit is not None and len(text) > limit:
         text = text[:limit] + "..."
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text.replace("::", ":\\:").replace("##[", "##\\[") if for_log else text
 
 
 def vote_line(vote: Vote) -> str:

@@ -197,7 +197,7 @@ def _clean(path: str) -> str | None:
 
 def one_line(text: str, limit: int | None = None) -> str:
     """Text on one line (any run of whitespace, newlines included, becomes a space), cut to `limit` chars."""
-    text = printable(" ".join(text.split()))
+    text = printable(" ".join(text.split()), for_log=False)
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 

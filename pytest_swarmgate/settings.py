@@ -18,7 +18,7 @@ from .voting import check_threshold
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
     {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm",
-     "section_budget", "include", "exclude", *PANEL_KEYS}
+     "section_budget", "max_sections", "include", "exclude", *PANEL_KEYS}
 )
 
 
@@ -33,6 +33,7 @@ class GateSettings:
     max_tokens: int
     prewarm: str
     section_budget: int
+    max_sections: int
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     cache_dir: Path | None
@@ -67,41 +68,42 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
 
     def value(name: str) -> Any:
         if name in overrides:
-            return overrides[name]
+            # Marker and fixture values pass the same checks as the command line.
+            raw = overrides[name]
+            option = options.BY_NAME.get(name.replace("_", "-"))
+            if option is not None and option.convert not in (str, options.bool_value) and not isinstance(raw, bool):
+                return option.convert(str(raw))
+            return raw
         return options.get(config, name.replace("_", "-"))
 
     def given(name: str) -> bool:
         return name in overrides or options.from_command_line(config, name.replace("_", "-"))
 
-    try:
-        panel = _panel(config, overrides, value, given)
-        k = int(value("threshold")) if given("threshold") or config.getini("swarm_threshold") else default_threshold(len(panel))
-        check_threshold(len(panel), k)
-        on_inconclusive = str(value("on_inconclusive"))
-        if on_inconclusive not in options.INCONCLUSIVE_POLICIES:
-            raise ValueError(f"on-inconclusive must be one of {', '.join(options.INCONCLUSIVE_POLICIES)}")
-        if str(value("prewarm")) not in options.PREWARM_MODES:
-            raise ValueError(f"prewarm must be one of {', '.join(options.PREWARM_MODES)}")
-    except ValueError as exc:
-        raise pytest.UsageError(f"swarmgate: {exc}") from None
     cache_dir = None
     if not options.get(config, "no-cache"):
         raw = options.get(config, "cache-dir")
         cache_dir = Path(raw).expanduser() if raw else default_directory()
-    return GateSettings(
-        panel=tuple(panel),
-        k=k,
-        on_inconclusive=on_inconclusive,
-        concurrency=int(value("concurrency")),
-        timeout=float(value("timeout")),
-        max_retries=int(value("max_retries")),
-        max_tokens=int(value("max_tokens")),
-        prewarm=str(value("prewarm")),
-        section_budget=int(value("section_budget")),
-        include=tuple(_as_list(value("include"))),
-        exclude=tuple(_as_list(value("exclude"))),
-        cache_dir=cache_dir,
-    )
+    try:
+        panel = _panel(config, overrides, value, given)
+        k = int(value("threshold")) if given("threshold") or config.getini("swarm_threshold") else default_threshold(len(panel))
+        check_threshold(len(panel), k)
+        return GateSettings(
+            panel=tuple(panel),
+            k=k,
+            on_inconclusive=value("on_inconclusive"),
+            concurrency=value("concurrency"),
+            timeout=value("timeout"),
+            max_retries=value("max_retries"),
+            max_tokens=value("max_tokens"),
+            prewarm=value("prewarm"),
+            section_budget=value("section_budget"),
+            max_sections=value("max_sections"),
+            include=tuple(_as_list(value("include"))),
+            exclude=tuple(_as_list(value("exclude"))),
+            cache_dir=cache_dir,
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(f"swarmgate: {exc}") from None
 
 
 def _panel(config: pytest.Config, overrides: Mapping[str, Any], value: Any, given: Any) -> list[Voter]:

@@ -98,3 +98,22 @@ def test_annotations_are_capped(pytester, stub, script, monkeypatch) -> None:
     result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "--swarm-annotations-max=2")
     lines = [line for line in result.stdout.lines if line.startswith("::")]
     assert len(lines) == 2 and lines[0].startswith("::error ") and lines[1].startswith("::notice::3 more")
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_the_others_still_are(pytester, stub) -> None:
+    path = write_diff(pytester.path, SQL_DIFF)
+    result = pytester.runpytest(
+        "--swarm-review", f"--swarm-diff={path}", "--swarm-sarif=/proc/no-such-dir/r.sarif", "--swarm-json=r.json"
+    )
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["swarmgate: could not write SARIF to /proc/no-such-dir/r.sarif: *"])
+    assert "Traceback" not in result.stdout.str()
+    validate_report(json.loads((pytester.path / "r.json").read_text()))
+
+
+def test_a_directory_as_an_output_path_is_a_usage_error(pytester) -> None:
+    (pytester.path / "out").mkdir()
+    path = write_diff(pytester.path, SQL_DIFF)
+    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "--swarm-json=out")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: swarmgate: --swarm-json=out is a directory; give a file path"])

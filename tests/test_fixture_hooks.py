@@ -87,3 +87,25 @@ def test_custom_voter_hook_replaces_the_llm(pytester) -> None:
             "*README.md: not reviewed (docs are not reviewed here)*",
         ]
     )
+
+
+def test_fixture_overrides_pass_the_same_checks_as_options(pytester) -> None:
+    pytester.makepyfile(
+        test_user_overrides='''
+        import pytest
+
+        @pytest.mark.parametrize("bad, message", [
+            ({"concurrency": 0}, "expected a whole number of at least 1"),
+            ({"timeout": "abc"}, "could not convert"),
+            ({"timeout": float("inf")}, "finite number above 0"),
+            ({"section_budget": 0}, "at least 1"),
+            ({"on_inconclusive": "maybe"}, "expected one of fail, warn, pass"),
+            ({"colour": "red"}, "unknown swarm panel setting"),
+        ])
+        def test_bad(swarm_review, bad, message):
+            with pytest.raises(pytest.UsageError, match=message):
+                swarm_review("diff --git a/x b/x\\n", **bad)
+        '''
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6)

@@ -228,3 +228,12 @@ def test_a_file_over_the_section_budget_is_split_along_hunks(pytester, stub) -> 
     sent = {r.section: r.body["messages"][0]["content"][0]["text"] for r in stub.calls()}
     assert "part 1 of 2" in sent["app/orders.py#1"] and "def close(db)" in sent["app/orders.py#2"]
     assert "def close(db)" not in sent["app/orders.py#1"]
+
+
+def test_a_file_name_cannot_issue_github_workflow_commands(pytester, stub, script, monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    hostile = "::stop-commands::zz"
+    script.on(section="*", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding("app/orders.py")]))
+    result = run_gate(pytester, SQL_DIFF + README_DIFF.replace("docs/README.md", hostile + "##[error]fake"))
+    commands = [line for line in result.stdout.lines if line.lstrip().startswith("::") or "##[" in line]
+    assert commands and all(line.startswith(("::error ", "::warning ", "::notice")) for line in commands), commands

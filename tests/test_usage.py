@@ -192,3 +192,20 @@ def test_a_spaced_corpus_path_outside_the_project_is_caught(pytester, tmp_path) 
     (corpus / "manifest.json").write_text('{"version": 1, "fixtures": []}')
     result = pytester.runpytest("--swarm-calibrate", str(corpus))
     assert_usage_error(result, f"write --swarm-calibrate={corpus} instead")
+
+
+def test_the_ci_base_beats_a_diff_named_in_the_ini_file(pytester, repo, stub, monkeypatch) -> None:
+    """The ini file is part of the pull request: it must not choose what the gate reviews."""
+    git(repo, "update-ref", "refs/remotes/origin/main", "main")
+    (repo / "empty.patch").write_text("")
+    pytester.makeini("[pytest]\nswarm_diff = empty.patch\n")
+    monkeypatch.setenv("GITHUB_BASE_REF", "main")
+    result = pytester.runpytest("--swarm-review", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*diff: git diff origin/main...HEAD, 1 sections*"])
+
+
+def test_a_diff_over_the_section_ceiling_is_refused_before_any_call(pytester, stub) -> None:
+    path = write_diff(pytester.path, SQL_DIFF + SQL_DIFF.replace("app/orders.py", "app/more.py"))
+    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "--swarm-max-sections=1")
+    assert_usage_error(result, "has 2 sections (10 calls), over --swarm-max-sections=1")
+    assert stub.requests == []
