@@ -18,6 +18,7 @@ from . import diff
 from .cache import VoteCache
 from .engine import ReviewStats, review, run_sync
 from .model import NotReviewed, RunResult, Section, SectionResult
+from .selfcheck import config_changes
 from .settings import GateSettings
 from .voters import MissingCredentials
 
@@ -36,10 +37,7 @@ class Plan:
     diff_sha256: str
     sections: tuple[Section, ...]
     not_reviewed: tuple[NotReviewed, ...]
-
-    def empty_result(self, settings: GateSettings) -> RunResult:
-        """The result of a run that made no calls (collect-only, or nothing to review)."""
-        return RunResult(self.source, self.diff_sha256, settings.panel, settings.k, (), self.not_reviewed)
+    config_changes: tuple[str, ...] = ()
 
 
 def read_source(
@@ -71,12 +69,15 @@ def plan(config: pytest.Config, settings: GateSettings, source: str, text: str) 
         )
     except diff.DiffError as exc:
         raise pytest.UsageError(f"swarmgate: {source}: {exc}") from None
+    # Before any filter: excluding a file must not hide that it reconfigures the gate.
+    everything, _ = diff.parse_sections(text, budget=max(len(text), 1))
     config.hook.pytest_swarmgate_filter_sections(config=config, sections=sections, not_reviewed=not_reviewed)
     return Plan(
         source=source,
         diff_sha256=diff.diff_sha256(text),
         sections=tuple(sections),
         not_reviewed=tuple(sorted(not_reviewed, key=lambda n: n.path)),
+        config_changes=tuple(config_changes(everything)),
     )
 
 
@@ -110,7 +111,10 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
     """Cast every vote of the plan and judge every section (the panel is already settled)."""
     panel = settings.panel
     if not plan.sections:
-        return RunResult(plan.source, plan.diff_sha256, tuple(panel), settings.k, (), plan.not_reviewed)
+        return RunResult(
+            plan.source, plan.diff_sha256, tuple(panel), settings.k, (), plan.not_reviewed,
+            config_changes=plan.config_changes,
+        )
     cache = VoteCache(settings.cache_dir) if settings.cache_dir else None
 
     def on_section(result: SectionResult) -> None:
@@ -156,6 +160,7 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
         prewarm_calls=stats.prewarm_calls,
         prewarm_usage=stats.prewarm_usage,
         notes=tuple(stats.notes),
+        config_changes=plan.config_changes,
     )
 
 

@@ -14,8 +14,8 @@ from typing import Any, Iterator
 import pytest
 
 from .model import NotReviewed, RunResult, Section, SectionResult, Vote
-from .report import gate_line, printable, section_lines
-from .voting import gate_passes
+from .report import config_change_lines, gate_line, printable, section_lines
+from .voting import run_passes
 
 COLLECTOR_NAME = "swarm-review"
 run_key = pytest.StashKey["RunResult | None"]()
@@ -91,8 +91,8 @@ class GateItem(ReviewItem):
         run = self.run_result()
         self.user_properties.append(("swarm_gate", run.outcome if run.results else "NOTHING_TO_REVIEW"))
         policy = self.config.stash.get(policy_key, "fail")
-        if not gate_passes((r.outcome for r in run.results), policy):  # type: ignore[arg-type]
-            raise SectionFailed([gate_line(run)])
+        if not run_passes(run, policy):  # type: ignore[arg-type]
+            raise SectionFailed([gate_line(run), *config_change_lines(run)])
 
 
 def junit_properties(result: SectionResult) -> list[tuple[str, object]]:

@@ -285,6 +285,8 @@ class RunResult:
     prewarm_calls: int = 0
     prewarm_usage: Usage = field(default_factory=Usage)
     notes: tuple[str, ...] = ()
+    # Files the diff changes that configure this gate (see selfcheck.py); any fails the gate.
+    config_changes: tuple[str, ...] = ()
 
     @property
     def votes(self) -> tuple[Vote, ...]:
@@ -333,6 +335,7 @@ class RunResult:
             "prewarm_calls": self.prewarm_calls,
             "prewarm_usage": self.prewarm_usage.to_dict(),
             "notes": list(self.notes),
+            "config_changes": list(self.config_changes),
         }
 
     @classmethod
@@ -348,4 +351,5 @@ class RunResult:
             prewarm_calls=int(d.get("prewarm_calls") or 0),
             prewarm_usage=Usage.from_dict(d.get("prewarm_usage") or {}),
             notes=tuple(d.get("notes") or ()),
+            config_changes=tuple(d.get("config_changes") or ()),
         )

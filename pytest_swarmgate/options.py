@@ -22,6 +22,7 @@ class Option:
     # A plain class, not a dataclass: this module is imported on every pytest start, and
     # generating dataclass methods costs more than the rest of the module.
     __slots__ = ("name", "help", "default", "convert", "ini_type", "flag", "metavar")
+    # ini_type None: command line only (a setting the pull request's ini file must not give).
 
     def __init__(
         self,
@@ -29,7 +30,7 @@ class Option:
         help: str,
         default: Any = None,
         convert: Callable[[str], Any] = str,
-        ini_type: str = "string",
+        ini_type: str | None = "string",
         flag: bool = False,
         metavar: str | None = None,
     ) -> None:
@@ -120,6 +121,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("exclude", "Comma list of path globs not to review", "", metavar="GLOBS"),
     Option("cache-dir", "Vote cache directory (default: ~/.cache/pytest-swarmgate/votes, outside the checkout)", metavar="DIR"),
     Option("no-cache", "Do not read or write the vote cache", False, bool_value, "bool", flag=True),
+    Option("allow-config-change", "Let the gate pass a diff that changes its own configuration (conftest.py, pytest ini keys, .gitattributes); command line only", False, bool_value, None, flag=True),
     Option("json", "Write the full JSON report to PATH", metavar="PATH"),
     Option("sarif", "Write SARIF 2.1.0 to PATH", metavar="PATH"),
     Option("annotations-max", "Most GitHub annotations written in one run", 50, _non_negative_int, metavar="N"),
@@ -143,7 +145,8 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(o.cli, dest=o.dest, action="store_true", default=None, help=o.help)
         else:
             group.addoption(o.cli, dest=o.dest, default=None, metavar=o.metavar, help=o.help)
-        parser.addini(o.dest, o.help, type=o.ini_type, default=None)  # type: ignore[arg-type]
+        if o.ini_type is not None:
+            parser.addini(o.dest, o.help, type=o.ini_type, default=None)  # type: ignore[arg-type]
 
 
 def get(config: pytest.Config, name: str) -> Any:
@@ -152,6 +155,8 @@ def get(config: pytest.Config, name: str) -> Any:
     raw = getattr(config.option, o.dest, None)
     where = o.cli
     if raw is None:
+        if o.ini_type is None:
+            return o.default
         raw = config.getini(o.dest)
         where = f"ini {o.dest}"
         if raw is None or raw == "" or raw == []:
@@ -162,6 +167,11 @@ def get(config: pytest.Config, name: str) -> Any:
         return o.convert(str(raw))
     except ValueError as exc:
         raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def typed_by_hand(config: pytest.Config, name: str) -> bool:
+    """A flag on the literal command line: not from addopts, which the ini file (the PR) can set."""
+    return BY_NAME[name].cli in config.invocation_params.args
 
 
 def from_command_line(config: pytest.Config, name: str) -> bool:

@@ -6,6 +6,7 @@ does nothing else: the review machinery (unidiff, anthropic) is imported only wh
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -112,6 +113,7 @@ class ReviewSession:
         self.run: RunResult | None = None
         self.published: list[str] = []
         self.started_at = ""
+        self.allowed_changes: tuple[str, ...] = ()
         from .shared_run import check_rootdir, from_controller
 
         data = from_controller(config, WORKERINPUT_KEY)
@@ -136,18 +138,25 @@ class ReviewSession:
         source, text = read_source(config, *diff_source(config), config.stash.get(stdin_key, None))
         self.plan = plan(config, self.settings, source, text)
         check_size(self.plan, self.settings)
+        if self.plan.config_changes and options.typed_by_hand(config, "allow-config-change"):
+            self.allowed_changes = self.plan.config_changes
+            self.plan = dataclasses.replace(self.plan, config_changes=())
         self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
 
     @property
     def is_controller(self) -> bool:
         return self.plan is not None
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from .report import printable
+
         skipped = f", {len(self.not_reviewed)} not reviewed" if self.not_reviewed else ""
-        return (
-            f"swarmgate: {self.settings.describe_panel()}, diff: {self.source}, "
+        lines = [
+            f"swarmgate: {self.settings.describe_panel()}, diff: {printable(self.source)}, "
             f"{len(self.sections)} sections{skipped}"
-        )
+        ]
+        lines += [f"swarmgate: allowed change to the gate's configuration: {printable(c)}" for c in self.allowed_changes]
+        return lines
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -213,7 +222,7 @@ class ReviewSession:
         if not self.is_controller or self.run is None:
             return
         from .publish import github_outputs, write_reports
-        from .voting import gate_passes
+        from .voting import run_passes
 
         published = write_reports(
             self.run,
@@ -236,7 +245,7 @@ class ReviewSession:
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         # The gate does not depend on which items ran: deselecting a failing section item
         # with -k or -m does not let an UNSAFE diff through.
-        if not gate_passes((r.outcome for r in self.run.results), self.settings.on_inconclusive):  # type: ignore[arg-type]
+        if not run_passes(self.run, self.settings.on_inconclusive):  # type: ignore[arg-type]
             if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

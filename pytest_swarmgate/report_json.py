@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .model import OUTCOMES, RunResult, SectionResult
 from .reports import write_text_atomic
-from .voting import gate_passes
+from .voting import run_passes
 
 if TYPE_CHECKING:
     from importlib.abc import Traversable  # importlib.resources.abc is 3.11+
@@ -60,7 +60,7 @@ def json_report(
 def _gate(run: RunResult, on_inconclusive: str) -> dict[str, Any]:
     return {
         "outcome": run.outcome,
-        "passed": gate_passes((r.outcome for r in run.results), on_inconclusive),  # type: ignore[arg-type]
+        "passed": run_passes(run, on_inconclusive),  # type: ignore[arg-type]
         "on_inconclusive": on_inconclusive,
         "n": len(run.panel),
         "k": run.k,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Literal
 
-from .model import Outcome, Section, SectionResult, Vote
+from .model import Outcome, RunResult, Section, SectionResult, Vote
 
 InconclusivePolicy = Literal["fail", "warn", "pass"]
 
@@ -75,3 +75,8 @@ def gate_passes(outcomes: Iterable[Outcome], on_inconclusive: InconclusivePolicy
         if o == "INCONCLUSIVE" and on_inconclusive == "fail":
             return False
     return True
+
+
+def run_passes(run: RunResult, on_inconclusive: InconclusivePolicy = "fail") -> bool:
+    """The gate's decision on a whole run: every section passes and the diff leaves the gate's own configuration alone."""
+    return not run.config_changes and gate_passes((r.outcome for r in run.results), on_inconclusive)
