@@ -297,11 +297,13 @@ def _entry(
     head_end = spans[0][0] if spans else f.end
     old, new, kind = _paths(f, norm[f.start : head_end])
     path = new or old or _one_line(pf.path)
-    excluded = next((p for p in exclude if glob_match(path, p)), None)
+    # Both ends of a rename: moving a security check into an excluded folder is a change to review.
+    paths = [p for p in dict.fromkeys((path, old)) if p]
+    excluded = next((p for p in exclude if all(glob_match(each, p) for each in paths)), None)
     if excluded is not None:
-        return NotReviewed(path, f"excluded by --swarm-exclude '{excluded}'")
-    if include and not any(glob_match(path, p) for p in include):
-        return NotReviewed(path, "not matched by --swarm-include")
+        return NotReviewed(path, f"excluded by exclude glob '{excluded}'")
+    if include and not any(glob_match(each, p) for each in paths for p in include):
+        return NotReviewed(path, "not matched by any include glob")
     reason = _skip_reason(pf, not spans, old, new, kind)
     if reason is not None:
         return NotReviewed(path, reason)

@@ -334,25 +334,33 @@ def test_glob_match(path: str, pattern: str, expected: bool) -> None:
 
 def test_exclude_and_include_filters_report_every_file() -> None:
     sections, skipped = parse_sections(
-        MODIFIED + ADDED + DELETED + RENAMED, include=["src/**", "**/*.py"], exclude=["new/**", "auth.py"]
+        MODIFIED + ADDED + DELETED + RENAMED, include=["src/**", "**/*.py"], exclude=["*/name.py", "auth.py"]
     )
     assert [s.path for s in sections] == ["new.py", "src/app.py"]
     assert skipped == [
-        NotReviewed("auth.py", "excluded by --swarm-exclude 'auth.py'"),
-        NotReviewed("new/name.py", "excluded by --swarm-exclude 'new/**'"),
+        NotReviewed("auth.py", "excluded by exclude glob 'auth.py'"),
+        NotReviewed("new/name.py", "excluded by exclude glob '*/name.py'"),
     ]
+
+
+def test_a_rename_into_an_excluded_folder_is_still_reviewed() -> None:
+    """Moving code under an excluded path must not hide what the move changes."""
+    sections, skipped = parse_sections(RENAMED, exclude=["new/**"])
+    assert [s.path for s in sections] == ["new/name.py"] and skipped == []
+    sections, skipped = parse_sections(RENAMED, include=["old/**"])
+    assert [s.path for s in sections] == ["new/name.py"]
 
 
 def test_not_matched_by_include() -> None:
     sections, skipped = parse_sections(MODIFIED + ADDED, include=["src/*"])
     assert [s.path for s in sections] == ["src/app.py"]
-    assert skipped == [NotReviewed("new.py", "not matched by --swarm-include")]
+    assert skipped == [NotReviewed("new.py", "not matched by any include glob")]
 
 
 def test_exclude_wins_over_include() -> None:
     assert parse_sections(MODIFIED, include=["src/*"], exclude=["**/app.py"]) == (
         [],
-        [NotReviewed("src/app.py", "excluded by --swarm-exclude '**/app.py'")],
+        [NotReviewed("src/app.py", "excluded by exclude glob '**/app.py'")],
     )
 
 

@@ -216,7 +216,7 @@ def test_include_and_exclude_globs_leave_not_reviewed_items(pytester, stub) -> N
     result = run_gate(pytester, README_DIFF + SQL_DIFF, "--swarm-exclude=docs/**", "-rs")
     assert result.ret == 0
     result.assert_outcomes(passed=2, skipped=1)
-    result.stdout.fnmatch_lines(["*docs/README.md: not reviewed (excluded by --swarm-exclude 'docs/**')*"])
+    result.stdout.fnmatch_lines(["*docs/README.md: not reviewed (excluded by exclude glob 'docs/**')*"])
     assert {r.section for r in stub.calls()} == {"app/orders.py"}
 
 
