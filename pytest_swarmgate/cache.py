@@ -1,8 +1,13 @@
 """The vote cache: a rerun on the same diff with the same panel costs nothing.
 
 Only SAFE and UNSAFE votes are kept (an ERROR deserves another try). The key covers
-everything that can change a verdict - prompt version, endpoint, model, settings and the
-section itself - but not the run's random fence, which changes nothing the model judges.
+everything that can change a verdict - prompt version, endpoint, model, settings, the voter
+implementation that cast the vote and the section itself - but not the run's random fence,
+which changes nothing the model judges.
+
+The implementation matters because the cache is user-wide: a custom
+`pytest_swarmgate_make_voter` in one project (an always-SAFE stub, a linter) must never
+serve its votes to the built-in voter of another project at the same endpoint.
 
 The default home is the user's cache directory, outside the checkout: a pull request
 controls its own tree, and a cache inside it would let the PR plant its own SAFE votes.
@@ -10,11 +15,13 @@ controls its own tree, and a cache inside it would let the PR plant its own SAFE
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .model import Section, Vote, Voter
 from .prompt import PROMPT_VERSION
@@ -25,11 +32,37 @@ def default_directory() -> Path:
     return Path(base) / "pytest-swarmgate" / "votes"
 
 
-def vote_key(section: Section, voter: Voter, endpoint: str) -> str:
-    """A content address for one voter's vote on one section at one endpoint."""
+# The built-in voter's two transports: direct calls and Message Batches send the same requests
+# and validate the replies the same way, so their votes are interchangeable.
+BUILTIN_VOTER = "pytest_swarmgate.voters.AnthropicVoter"
+_SAME_AS_BUILTIN = frozenset({BUILTIN_VOTER, "pytest_swarmgate.batch.BatchVoter"})
+
+
+def implementation_name(cast: Any) -> str:
+    """`module.qualname` of what casts the votes: the function itself, or the callable's class.
+
+    A plain function (or method) is named by its own `__module__` and `__qualname__`, an
+    instance by its class; `functools.partial` by the function it wraps.
+    """
+    while isinstance(cast, functools.partial):
+        cast = cast.func
+    qualname = getattr(cast, "__qualname__", None)
+    if isinstance(qualname, str):
+        name = f"{getattr(cast, '__module__', None)}.{qualname}"
+    else:
+        name = f"{type(cast).__module__}.{type(cast).__qualname__}"
+    return BUILTIN_VOTER if name in _SAME_AS_BUILTIN else name
+
+
+def vote_key(section: Section, voter: Voter, endpoint: str, impl: str) -> str:
+    """A content address for one voter's vote on one section at one endpoint, cast by `impl`.
+
+    `impl` names the voter implementation (see `implementation_name`).
+    """
     material = {
         "prompt": PROMPT_VERSION,
         "endpoint": endpoint,
+        "implementation": impl,
         "model": voter.model,
         "temperature": voter.temperature,
         "effort": voter.effort,

@@ -1,7 +1,13 @@
 """The engine: every (section, voter) call of a run in one asyncio loop under one limit.
 
 Wall time is about one call's latency when the limit allows, never the sum. A failing
-call becomes an ERROR vote for that voter on that section and cancels nothing else.
+call becomes an ERROR vote for that voter on that section and cancels nothing else, and so
+does a voter that answers with anything but a valid Vote; a vote always belongs to the
+section and voter it was cast for.
+
+The engine waits for every vote even once a section's outcome is decided (`voting.decided`):
+the report shows every voter's verdict and findings, dissent included, and calibration needs
+every vote to score each K, so stopping early would save little and lose what they show.
 
 Prewarming: a prompt-cache entry is readable only once the call that wrote it has begun
 answering, so N voters sent together on a large section all pay to write it. With a
@@ -16,13 +22,14 @@ import asyncio
 import dataclasses
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Coroutine, Sequence, TypeVar
 
-from .cache import VoteCache, vote_key
-from .model import Section, SectionResult, Usage, Vote, Voter
+from .cache import VoteCache, implementation_name, vote_key
+from .model import VERDICTS, Section, SectionResult, Settings, Usage, Vote, Voter
 from .prompt import new_fence
-from .voters import CastVote, MissingCredentials
+from .voters import CastVote, MissingCredentials, error_vote
 from .voting import check_threshold, judge
 
 T = TypeVar("T")
@@ -56,9 +63,12 @@ async def review(
     """Judge every section by every voter; results come back in section order.
 
     Sections are told apart by position, not id: a calibration run reviews many diffs
-    whose sections may share a path.
+    whose sections may share a path. Voters are told apart by id, so ids must not repeat.
     """
     check_threshold(len(panel), k)
+    repeated = sorted(voter_id for voter_id, times in Counter(v.id for v in panel).items() if times > 1)
+    if repeated:
+        raise ValueError(f"voter ids repeat: {', '.join(repeated)}; every voter of a panel needs its own id")
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     fence = new_fence(sections)
@@ -67,7 +77,8 @@ async def review(
     votes: list[list[Vote]] = [[] for _ in sections]
     results: dict[int, SectionResult] = {}
     order = {v.id: i for i, v in enumerate(panel)}
-    keys = {(i, v.id): vote_key(s, v, endpoint) for i, s in enumerate(sections) for v in panel} if cache else {}
+    impl = implementation_name(cast)
+    keys = {(i, v.id): vote_key(s, v, endpoint, impl) for i, s in enumerate(sections) for v in panel} if cache else {}
     hits = {pair: vote for pair, key in keys.items() if cache and (vote := cache.get(key)) is not None}
 
     async def warm(write: Prewarm, index: int, voter: Voter) -> None:
@@ -122,21 +133,26 @@ async def review(
 
 
 async def _isolated(cast: CastVote, section: Section, voter: Voter, fence: str) -> Vote:
-    """Run one call; any failure but missing credentials is that voter's ERROR vote."""
+    """Run one call; any failure but missing credentials is that voter's ERROR vote.
+
+    So is an answer that is not a Vote, or a Vote whose verdict is not SAFE, UNSAFE or ERROR
+    (the tally would count it as an error while the report counted nothing). A valid vote is
+    bound to the section and voter the call was for: a custom voter cannot vote for another.
+    """
     start = time.monotonic()
     try:
-        return await cast(section, voter, fence)
+        vote: object = await cast(section, voter, fence)
     except MissingCredentials:
         raise
     except Exception as exc:  # noqa: BLE001 - isolation is the point: one bad call is one ERROR vote
-        return Vote(
-            section_id=section.id,
-            voter_id=voter.id,
-            model=voter.model,
-            verdict="ERROR",
-            error=f"{type(exc).__name__}: {exc}",
-            latency_s=time.monotonic() - start,
-        )
+        return error_vote(section, voter, Settings(), f"{type(exc).__name__}: {exc}", time.monotonic() - start)
+    if not isinstance(vote, Vote):
+        problem = f"the voter returned {type(vote).__name__}, not a Vote"
+        return error_vote(section, voter, Settings(), problem, time.monotonic() - start)
+    if vote.verdict not in VERDICTS:
+        problem = f"the voter returned verdict {vote.verdict!r:.60}, not one of {', '.join(VERDICTS)}"
+        return error_vote(section, voter, Settings(), problem, time.monotonic() - start)
+    return dataclasses.replace(vote, section_id=section.id, voter_id=voter.id, model=voter.model, cached=False)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -102,6 +102,10 @@ def settle_panel(config: pytest.Config, settings: GateSettings) -> GateSettings:
     config.hook.pytest_swarmgate_modify_panel(config=config, panel=panel)
     if not panel:
         raise pytest.UsageError("swarmgate: the panel is empty after pytest_swarmgate_modify_panel")
+    ids = [v.id for v in panel]
+    if len(set(ids)) != len(ids):
+        # Votes and cached votes are keyed by voter id: two voters with one id would mix.
+        raise pytest.UsageError(f"swarmgate: voter ids repeat in the panel: {', '.join(ids)}")
     if not 1 <= settings.k <= len(panel):
         raise pytest.UsageError(f"swarmgate: threshold K={settings.k} does not fit a panel of {len(panel)}")
     return dataclasses.replace(settings, panel=tuple(panel))

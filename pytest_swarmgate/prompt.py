@@ -4,6 +4,9 @@ Order matters for cost: everything shared by all calls of a run comes first and 
 `cache_control` breakpoint, then the section (shared by the N voters of that section, with a
 second breakpoint), and only then what differs per voter. The diff is untrusted data: it is
 fenced by a delimiter drawn at random for the run and guaranteed not to occur in any section.
+The metadata lines above the fence (section, path, old path) come from the pull request's file
+names too, so they are printed on one line each with control characters escaped: a newline in a
+file name cannot add a line of its own before the fence, where the policy treats text as trusted.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import secrets
 from typing import Any, Iterable
 
 from .model import SEVERITIES, Section, Voter
+from .report import printable
 
-# Bump when the policy or the tool schema changes: it is part of the vote-cache key, so an
-# old cached vote is never served for a new prompt.
-PROMPT_VERSION = "1"
+# Bump when the policy, the tool schema or the cache key's material changes: it is part of the
+# vote-cache key, so an old cached vote is never served for a new prompt or under an old key.
+# 2: metadata lines escaped; the key names the voter implementation.
+PROMPT_VERSION = "2"
 
 TOOL_NAME = "submit_verdict"
 
@@ -106,11 +111,17 @@ def system_blocks(fence: str) -> list[dict[str, Any]]:
 
 
 def section_block(section: Section, fence: str) -> str:
-    """The section as the reviewer sees it: metadata lines, then the fenced diff."""
+    """The section as the reviewer sees it: metadata lines, then the fenced diff.
+
+    Every name goes through `printable`: one line each, control characters escaped, so the
+    pull request cannot write metadata or instructions of its own above the fence. Ordinary
+    paths come out unchanged.
+    """
     part = f" (part {section.part} of {section.parts})" if section.parts > 1 else ""
-    renamed = f"\nold path: {section.old_path}" if section.old_path else ""
+    renamed = f"\nold path: {printable(section.old_path)}" if section.old_path else ""
     return (
-        f"section: {section.id}\npath: {section.path}{renamed}\nchange: {section.change}{part}\n"
+        f"section: {printable(section.id)}\npath: {printable(section.path)}{renamed}\n"
+        f"change: {section.change}{part}\n"
         f"{fence}\n{section.text}\n{fence}"
     )
 

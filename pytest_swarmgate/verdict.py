@@ -2,6 +2,12 @@
 
 A verdict is only ever read from the forced tool call's structured input, validated field
 by field. Text is never searched for a word: "SAFE" is inside "UNSAFE".
+
+Findings are judged by the verdict they come with. A SAFE vote must be valid throughout:
+one malformed finding, or too many, makes it an ERROR. An UNSAFE vote stays UNSAFE: its
+malformed findings and those over MAX_FINDINGS are dropped and the summary says how many.
+Otherwise a pull request could turn UNSAFE votes into ERROR votes (and an UNSAFE section into
+an INCONCLUSIVE one) just by provoking many findings, one per line it plants.
 """
 
 from __future__ import annotations
@@ -64,10 +70,38 @@ def parse_tool_input(data: Any) -> ParsedVerdict:
     raw_findings = data.get("findings")
     if not isinstance(raw_findings, list):
         raise VerdictError("findings must be a list")
-    if len(raw_findings) > MAX_FINDINGS:
-        raise VerdictError(f"{len(raw_findings)} findings, at most {MAX_FINDINGS} accepted")
-    findings = tuple(_finding(i, f) for i, f in enumerate(raw_findings, 1))
-    return ParsedVerdict(cast(Literal["SAFE", "UNSAFE"], verdict), float(confidence), summary[:MAX_TEXT], findings)
+    summary = summary[:MAX_TEXT]
+    if verdict == "SAFE":
+        if len(raw_findings) > MAX_FINDINGS:
+            raise VerdictError(f"{len(raw_findings)} findings, at most {MAX_FINDINGS} accepted")
+        findings = tuple(_finding(i, f) for i, f in enumerate(raw_findings, 1))
+    else:
+        findings, summary = _unsafe_findings(raw_findings, summary)
+    return ParsedVerdict(cast(Literal["SAFE", "UNSAFE"], verdict), float(confidence), summary, findings)
+
+
+def _unsafe_findings(raw_findings: list[Any], summary: str) -> tuple[tuple[Finding, ...], str]:
+    """An UNSAFE vote's valid findings, at most MAX_FINDINGS, and the summary noting what was dropped."""
+    valid: list[Finding] = []
+    malformed = 0
+    for i, data in enumerate(raw_findings, 1):
+        try:
+            valid.append(_finding(i, data))
+        except VerdictError:
+            malformed += 1
+    over = max(0, len(valid) - MAX_FINDINGS)
+    dropped = []
+    if malformed:
+        dropped.append(f"{_count(malformed, 'malformed finding')} dropped")
+    if over:
+        dropped.append(f"{_count(over, 'finding')} over the limit of {MAX_FINDINGS} dropped")
+    if dropped:
+        summary = f"{summary} [swarmgate: {', '.join(dropped)}]".lstrip()
+    return tuple(valid[:MAX_FINDINGS]), summary
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _finding(index: int, data: Any) -> Finding:

@@ -240,7 +240,13 @@ class AnthropicVoter:
         self.ladder = Ladder()
 
     async def prewarm(self, section: Section, voter: Voter, fence: str) -> Usage:
-        """Write the section's prompt prefix into the cache with a call that generates nothing."""
+        """Write the section's prompt prefix into the cache with a call that generates nothing.
+
+        A failure is a RuntimeError with the same redacted one-line description a vote's
+        error gets: the engine puts its text in the run's notes, which reach every report.
+        """
+        import anthropic
+
         params = request_params(section, voter, fence, Rung(None, temperature=False, effort=False), max_tokens=0)
         # Everything up to the section's cache breakpoint, nothing voter-specific after it.
         params["messages"][0]["content"] = params["messages"][0]["content"][:1]
@@ -248,6 +254,9 @@ class AnthropicVoter:
             message = await self.client.messages.create(timeout=self.timeout, **params)
         except TypeError as exc:
             raise missing_credentials(exc) or exc
+        except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
+            # from None: the chained SDK exception still holds the unredacted text.
+            raise RuntimeError(redact(describe_error(exc, self.timeout), self.client)) from None
         return _usage(message)
 
     async def __call__(self, section: Section, voter: Voter, fence: str) -> Vote:

@@ -109,3 +109,19 @@ def test_fixture_overrides_pass_the_same_checks_as_options(pytester) -> None:
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=6)
+
+
+def test_a_panel_hook_that_repeats_a_voter_id_is_a_usage_error(pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.hookimpl(optionalhook=True)
+        def pytest_swarmgate_modify_panel(config, panel):
+            panel.append(panel[0])
+        """
+    )
+    path = write_diff(pytester.path, SQL_DIFF)
+    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: swarmgate: voter ids repeat in the panel: v1, v2, v3, v4, v5, v1"])

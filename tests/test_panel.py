@@ -70,3 +70,8 @@ def test_temperature_ladder_steps_down_and_notes_it() -> None:
     assert settings.notes == ("temperature 0.7 requested, not applied: endpoint rejects sampling parameters",)
     assert not ladder.step_down(voter, third, "temperature again"), "no rung below the last"
     assert not ladder.step_down(Voter("v2", "m"), ladder.rung(Voter("v2", "m")), "max_tokens too large")
+
+
+def test_an_unclosed_quote_names_the_panel_line() -> None:
+    with pytest.raises(ValueError, match="panel line 2: No closing quotation"):
+        parse_panel_lines(["m1", "m2 lens='security"])

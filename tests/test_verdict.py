@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_swarmgate.model import Finding
-from pytest_swarmgate.verdict import VerdictError, parse_reply, parse_tool_input
+from pytest_swarmgate.verdict import MAX_FINDINGS, VerdictError, parse_reply, parse_tool_input
 
 GOOD = {
     "verdict": "UNSAFE",
@@ -42,6 +42,18 @@ def test_replies_that_are_not_one_forced_tool_call_are_errors(stop, content, rea
         parse_reply(stop, content)
 
 
+SAFE = {**GOOD, "verdict": "SAFE", "summary": "parameterized query", "findings": []}
+FINDING = GOOD["findings"][0]
+MALFORMED_FINDINGS = [
+    pytest.param({**FINDING, "line": "7"}, "line", id="line-string"),
+    pytest.param({**FINDING, "line": -1}, "line", id="line-negative"),
+    pytest.param({**FINDING, "severity": "urgent"}, "severity", id="severity-unknown"),
+    pytest.param({"path": "a", "line": 7}, "severity must be a string", id="fields-missing"),
+    pytest.param("SQL injection", "not an object", id="not-an-object"),
+]
+
+
+@pytest.mark.parametrize("base", [GOOD, SAFE], ids=["UNSAFE", "SAFE"])
 @pytest.mark.parametrize(
     "patch, reason",
     [
@@ -51,15 +63,52 @@ def test_replies_that_are_not_one_forced_tool_call_are_errors(stop, content, rea
         ({"confidence": True}, "confidence"),
         ({"confidence": float("nan")}, "confidence"),
         ({"findings": "none"}, "findings must be a list"),
-        ({"findings": [{"path": "a", "line": "7", "severity": "high", "category": "c", "title": "t", "rationale": "r"}]}, "line"),
-        ({"findings": [{"path": "a", "line": 7, "severity": "urgent", "category": "c", "title": "t", "rationale": "r"}]}, "severity"),
-        ({"findings": [{"path": "a", "line": 7}]}, "severity must be a string"),
         ({"summary": 3}, "summary"),
     ],
 )
-def test_invalid_fields_are_errors(patch, reason) -> None:
+def test_invalid_fields_are_errors_whatever_the_verdict(base, patch, reason) -> None:
     with pytest.raises(VerdictError, match=reason):
-        parse_tool_input({**GOOD, **patch})
+        parse_tool_input({**base, **patch})
+
+
+@pytest.mark.parametrize("finding, reason", MALFORMED_FINDINGS)
+def test_a_safe_vote_with_a_malformed_finding_is_an_error(finding, reason) -> None:
+    """A SAFE vote must be valid throughout: a garbled answer is no approval."""
+    with pytest.raises(VerdictError, match=reason):
+        parse_tool_input({**SAFE, "findings": [{**FINDING, "severity": "info"}, finding]})
+
+
+def test_a_safe_vote_with_too_many_findings_is_an_error() -> None:
+    info = {**FINDING, "severity": "info"}
+    assert len(parse_tool_input({**SAFE, "findings": [info] * MAX_FINDINGS}).findings) == MAX_FINDINGS
+    with pytest.raises(VerdictError, match=f"{MAX_FINDINGS + 1} findings, at most {MAX_FINDINGS}"):
+        parse_tool_input({**SAFE, "findings": [info] * (MAX_FINDINGS + 1)})
+
+
+@pytest.mark.parametrize("finding, reason", MALFORMED_FINDINGS)
+def test_an_unsafe_vote_keeps_its_verdict_and_drops_a_malformed_finding(finding, reason) -> None:
+    parsed = parse_tool_input({**GOOD, "findings": [finding, FINDING]})
+    assert parsed.verdict == "UNSAFE" and parsed.confidence == 0.9
+    assert parsed.findings == (Finding("app/db.py", 12, "high", "CWE-89", "SQL injection", "r"),)
+    assert parsed.summary == "query built by concatenation [swarmgate: 1 malformed finding dropped]"
+
+
+def test_an_unsafe_vote_with_too_many_findings_stays_unsafe_and_says_what_was_dropped() -> None:
+    """A PR that plants one finding per line must not turn UNSAFE votes into ERROR votes."""
+    findings = [{**FINDING, "line": i} for i in range(1, MAX_FINDINGS + 13)] + [{"line": 1}, 7, {**FINDING, "line": "x"}]
+    parsed = parse_tool_input({**GOOD, "findings": findings})
+    assert parsed.verdict == "UNSAFE"
+    assert [f.line for f in parsed.findings] == list(range(1, MAX_FINDINGS + 1)), "the first findings are kept, in order"
+    assert parsed.summary == (
+        "query built by concatenation [swarmgate: 3 malformed findings dropped, "
+        f"12 findings over the limit of {MAX_FINDINGS} dropped]"
+    )
+
+
+def test_an_unsafe_vote_within_the_limits_keeps_its_summary_unchanged() -> None:
+    parsed = parse_tool_input({**GOOD, "findings": [FINDING] * MAX_FINDINGS})
+    assert len(parsed.findings) == MAX_FINDINGS and parsed.summary == GOOD["summary"]
+    assert parse_tool_input({**GOOD, "summary": "", "findings": [7]}).summary == "[swarmgate: 1 malformed finding dropped]"
 
 
 def test_null_line_is_allowed() -> None:
