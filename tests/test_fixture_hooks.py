@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import pytest
+
 from conftest import CLEAN_DIFF, SQL_DIFF, unsafe_finding, write_diff
 from pytest_swarmgate.testing import Reply
 
