@@ -39,6 +39,7 @@ from .corpus import CorpusError, Fixture, load_corpus
 from .items import ReviewItem, SectionFailed, junit_properties
 from .model import NotReviewed, SectionResult
 from .report import printable, section_lines
+from . import __version__
 from .reports import write_text_atomic
 from .shared_run import check_rootdir, from_controller, prepend_collected, to_worker
 
@@ -348,7 +349,7 @@ class CalibrationSession:
         review = self.review
         assert review is not None
         return {
-            "generator": {"name": "pytest-swarmgate", "version": _version()},
+            "generator": {"name": "pytest-swarmgate", "version": __version__},
             "corpus": str(self.corpus),
             "panel": [v.to_dict() for v in self.settings.panel],
             "k": self.gate.k,
@@ -406,12 +407,3 @@ def _shown(line: str) -> str:
     """A report line with control characters escaped (corpus categories are half-trusted), indent kept."""
     body = line.lstrip()
     return line[: len(line) - len(body)] + printable(body)
-
-
-def _version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("pytest-swarmgate")
-    except PackageNotFoundError:
-        return None

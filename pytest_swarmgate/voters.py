@@ -277,4 +277,8 @@ class AnthropicVoter:
                 raise missing_credentials(exc) or exc
             except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
                 return error_vote(section, voter, settings, redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
+            except ValueError as exc:
+                # The SDK lets a 200 whose body is not JSON through as a bare JSONDecodeError.
+                error = f"malformed reply: {type(exc).__name__}: {exc}"
+                return error_vote(section, voter, settings, redact(error, self.client), time.monotonic() - start)
             return vote_from_message(section, voter, settings, message, time.monotonic() - start)
