@@ -21,7 +21,8 @@ def pytest_swarmgate_make_client(config: pytest.Config, settings: GateSettings) 
 
     The built-in implementation (trylast) builds `anthropic.AsyncAnthropic`, which reads
     ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL itself; return e.g. an `AsyncAnthropicBedrock`
-    or `AsyncAnthropicVertex` instead. Stop at the first non-None result.
+    or `AsyncAnthropicVertex` instead. Stop at the first non-None result. The client is
+    closed when the run ends, so return a new one each time.
     """
 
 

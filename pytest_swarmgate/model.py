@@ -317,6 +317,11 @@ class RunResult:
         return "SAFE"
 
     @property
+    def sections(self) -> tuple[SectionResult, ...]:
+        """The reviewed sections with their votes and outcomes (the same as `results`)."""
+        return self.results
+
+    @property
     def findings(self) -> tuple[Finding, ...]:
         return tuple(f for v in self.votes for f in v.findings)
 

@@ -23,6 +23,7 @@ def test_fixture_reviews_text_and_paths_with_the_marker_panel(pytester, stub, sc
             result = swarm_review("bad.patch")
             assert result.outcome == "UNSAFE"
             assert len(result.results) == 1 and len(result.votes) == 3
+            assert result.sections[0].outcome == "UNSAFE"
             assert result.findings[0].where() == "app/orders.py:7"
 
         def test_overrides_beat_the_marker(swarm_review):
