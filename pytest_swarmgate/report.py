@@ -53,7 +53,7 @@ def section_lines(result: SectionResult, *, detail: bool = False) -> list[str]:
     if detail:
         for vote in result.votes:
             for f in vote.findings:
-                lines.append(printable(f"  [{vote.voter_id}] {f.severity.upper()} {f.category} {f.where()}: {f.title}", 300))
+                lines.append("  " + printable(f"[{vote.voter_id}] {f.severity.upper()} {f.category} {f.where()}: {f.title}", 300))
                 if f.rationale:
                     lines.append("        " + printable(f.rationale, 1000))
             if vote.verdict == "UNSAFE" and vote.summary:
