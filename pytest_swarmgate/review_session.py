@@ -1,0 +1,169 @@
+"""The review gate of one pytest session: plan on configure, review once, report at the end.
+
+Registered by plugin.py only with --swarm-review, so it may import the review machinery at
+module level. Under pytest-xdist the controller plans and reviews before the workers start
+and hands them the result; a worker never calls the API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import pytest
+
+from . import options
+from .gate import Plan, check_size, execute, plan, read_source, settle_panel
+from .items import COLLECTOR_NAME, ReviewCollector, policy_key, run_key
+from .model import NotReviewed, RunResult, Section
+from .publish import github_outputs, now_utc, write_reports
+from .report import gate_line, printable, summary_lines
+from .settings import resolve
+from .shared_run import check_rootdir, from_controller, prepend_collected, to_worker
+from .voting import run_passes
+
+WORKERINPUT_KEY = "swarmgate"
+
+
+def diff_source(config: pytest.Config) -> tuple[str | None, str | None]:
+    """(diff path, base ref), at most one set: command line, then the CI environment, then ini.
+
+    The environment beats the ini file because the ini file is part of the pull request:
+    a PR must not be able to point the gate at a diff of its own choosing.
+    """
+    if options.from_command_line(config, "diff"):
+        return str(options.get(config, "diff")), None
+    if options.from_command_line(config, "base"):
+        return None, str(options.get(config, "base"))
+    github_base = os.environ.get("GITHUB_BASE_REF")
+    if github_base:
+        return None, f"origin/{github_base}"
+    diff, base = options.get(config, "diff"), options.get(config, "base")
+    return (str(diff), None) if diff else (None, str(base) if base else None)
+
+
+class ReviewSession:
+    """The gate for one pytest session, registered only with --swarm-review."""
+
+    def __init__(self, config: pytest.Config, stdin: bytes | None = None) -> None:
+        self.config = config
+        self.settings = resolve(config)
+        config.stash[policy_key] = self.settings.on_inconclusive
+        self.run: RunResult | None = None
+        self.published: list[str] = []
+        self.started_at = ""
+        self.allowed_changes: tuple[str, ...] = ()
+        data = from_controller(config, WORKERINPUT_KEY)
+        if data is not None:
+            # An xdist worker: the controller planned and reviewed; never call the API here.
+            self.sections = tuple(Section.from_dict(s) for s in data["sections"])
+            self.not_reviewed = tuple(NotReviewed.from_dict(n) for n in data["not_reviewed"])
+            self.source = data["source"]
+            if data["run"] is not None:
+                self.run = RunResult.from_dict(data["run"])
+            config.stash[run_key] = self.run
+            self.plan: Plan | None = None
+            return
+        check_rootdir(config, "--swarm-diff")
+        for name in ("json", "sarif"):
+            target = options.get(config, name)
+            if target and (config.invocation_params.dir / target).is_dir():
+                raise pytest.UsageError(f"swarmgate: --swarm-{name}={target} is a directory; give a file path")
+        self.settings = settle_panel(config, self.settings)
+        source, text = read_source(config, *diff_source(config), stdin)
+        self.plan = plan(config, self.settings, source, text)
+        check_size(self.plan, self.settings)
+        if self.plan.config_changes and options.typed_by_hand(config, "allow-config-change"):
+            self.allowed_changes = self.plan.config_changes
+            self.plan = dataclasses.replace(self.plan, config_changes=())
+        self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
+
+    @property
+    def is_controller(self) -> bool:
+        return self.plan is not None
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        skipped = f", {len(self.not_reviewed)} not reviewed" if self.not_reviewed else ""
+        lines = [
+            f"swarmgate: {self.settings.describe_panel()}, diff: {printable(self.source)}, "
+            f"{len(self.sections)} sections{skipped}"
+        ]
+        lines += [f"swarmgate: allowed change to the gate's configuration: {printable(c)}" for c in self.allowed_changes]
+        return lines
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before xdist starts its workers (its sessionstart is trylast), so they get the result.
+        if self.plan is None or self.config.option.collectonly:
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.plan.sections:
+            reporter.write_line(
+                f"swarmgate: reviewing {len(self.plan.sections)} sections x {self.settings.n} voters ..."
+            )
+        self.started_at = now_utc()
+        self.run = execute(self.config, self.settings, self.plan)
+        self.config.stash[run_key] = self.run
+        self.config.hook.pytest_swarmgate_session_result(config=self.config, result=self.run)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        to_worker(
+            node,
+            WORKERINPUT_KEY,
+            {
+                "source": self.source,
+                "sections": [s.to_dict() for s in self.sections],
+                "not_reviewed": [n.to_dict() for n in self.not_reviewed],
+                "run": self.run.to_dict() if self.run is not None else None,
+            },
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+        # tryfirst: our items must exist before -m / -k deselection runs.
+        collector = ReviewCollector.from_parent(
+            session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, sections=self.sections, not_reviewed=self.not_reviewed
+        )
+        prepend_collected(session, collector, items)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.is_controller or self.run is None:
+            return
+        terminalreporter.section("swarm review")
+        for line in summary_lines(self.run):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(gate_line(self.run), bold=True)
+        for line in self.published:
+            terminalreporter.write_line(line)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # tryfirst: before the terminal summary, which lists what was written.
+        if not self.is_controller or self.run is None:
+            return
+        published = write_reports(
+            self.run,
+            base=self.config.invocation_params.dir,
+            json_path=options.get(self.config, "json"),
+            sarif_path=options.get(self.config, "sarif"),
+            started_at=self.started_at,
+            on_inconclusive=self.settings.on_inconclusive,
+        )
+        annotations = github_outputs(
+            self.run,
+            env=os.environ,
+            limit=options.get(self.config, "annotations-max"),
+            on_inconclusive=self.settings.on_inconclusive,
+            out=published,
+        )
+        self.published = published.lines + annotations
+        if published.failed:
+            # An output CI relies on is missing: never let that look like a clean pass.
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        # The gate does not depend on which items ran: deselecting a failing section item
+        # with -k or -m does not let an UNSAFE diff through.
+        if not run_passes(self.run, self.settings.on_inconclusive):  # type: ignore[arg-type]
+            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
