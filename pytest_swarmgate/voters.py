@@ -69,11 +69,14 @@ class Ladder:
     def step_down(self, voter: Voter, used: Rung, message: str) -> bool:
         """Record a rejection of `used`; True when there is another rung to try."""
         lowered = message.lower()
-        if used.effort and any(w in lowered for w in EFFORT_WORDS):
+        effort_refused = used.effort and any(w in lowered for w in EFFORT_WORDS)
+        if effort_refused and used.api_version is None:
             self.effort_rejected.add(voter.model)
             self.reasons[f"effort:{voter.model}"] = message
             return True
-        if used.temperature and any(w in lowered for w in SAMPLING_WORDS):
+        # Under the legacy version, a refused effort means that version is the problem: effort
+        # works on the current one, temperature does not, so give up the legacy rung instead.
+        if used.temperature and (effort_refused or any(w in lowered for w in SAMPLING_WORDS)):
             current = self.temperature_rung.get(voter.model, 0)
             used_index = self.VERSIONS.index(used.api_version) if used.api_version else 0
             # Concurrent calls may have stepped already: never step back up.

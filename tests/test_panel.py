@@ -75,3 +75,15 @@ def test_temperature_ladder_steps_down_and_notes_it() -> None:
 def test_an_unclosed_quote_names_the_panel_line() -> None:
     with pytest.raises(ValueError, match="panel line 2: No closing quotation"):
         parse_panel_lines(["m1", "m2 lens='security"])
+
+
+def test_an_effort_refused_under_the_legacy_version_drops_the_legacy_rung_not_the_effort() -> None:
+    voter = Voter("v1", "m", temperature=0.5, effort="high")
+    ladder = Ladder()
+    assert ladder.step_down(voter, ladder.rung(voter), "temperature: sampling parameters are not supported")
+    legacy = ladder.rung(voter)
+    assert legacy.api_version == "2023-06-01" and legacy.effort
+    assert ladder.step_down(voter, legacy, "output_config: Extra inputs are not permitted")
+    final = ladder.rung(voter)
+    assert (final.api_version, final.temperature, final.effort) == (None, False, True)
+    assert effective_settings(voter, final).effort == "high"
