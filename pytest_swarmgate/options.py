@@ -103,7 +103,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("diff", "Diff to review: a patch file, or - for stdin (write --swarm-diff=PATH)", metavar="PATH"),
     Option("base", "Review `git diff BASE...HEAD` (default: origin/$GITHUB_BASE_REF in GitHub Actions)", metavar="REF"),
     Option("voters", "Panel size N", 5, _positive_int, metavar="N"),
-    Option("threshold", "SAFE votes needed for a SAFE outcome, 1 <= K <= N", 4, _positive_int, metavar="K"),
+    Option("threshold", "SAFE votes needed for a SAFE outcome, 1 <= K <= N (default 4 of 5; ceil(0.8 N) for other N)", 4, _positive_int, metavar="K"),
     Option("models", f"Comma list of models, cycled over the voters (default {DEFAULT_MODEL})", DEFAULT_MODEL, metavar="LIST"),
     Option("temperatures", "Comma list of temperatures 0.0-1.0, cycled over the voters; sent only where the endpoint accepts them", "", metavar="LIST"),
     Option("effort", f"Comma list of efforts ({', '.join(EFFORTS)}), cycled over the voters", "", metavar="LIST"),
@@ -134,19 +134,26 @@ OPTIONS: tuple[Option, ...] = (
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 
 
+def help_text(o: Option) -> str:
+    """The help with its default, for `--help` and the ini listing alike."""
+    if o.default in (None, "", False) or "default" in o.help:
+        return o.help
+    return f"{o.help} (default {o.default:g})" if isinstance(o.default, float) else f"{o.help} (default {o.default})"
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("swarmgate", "LLM review gate (pytest-swarmgate)")
     for o in OPTIONS:
         if o.name == "panel":
             pass  # a multi-line panel belongs in the ini file
         elif o.name == "calibrate":
-            group.addoption(o.cli, dest=o.dest, nargs="?", const="", default=None, metavar=o.metavar, help=o.help)
+            group.addoption(o.cli, dest=o.dest, nargs="?", const="", default=None, metavar=o.metavar, help=help_text(o))
         elif o.flag:
-            group.addoption(o.cli, dest=o.dest, action="store_true", default=None, help=o.help)
+            group.addoption(o.cli, dest=o.dest, action="store_true", default=None, help=help_text(o))
         else:
-            group.addoption(o.cli, dest=o.dest, default=None, metavar=o.metavar, help=o.help)
+            group.addoption(o.cli, dest=o.dest, default=None, metavar=o.metavar, help=help_text(o))
         if o.ini_type is not None:
-            parser.addini(o.dest, o.help, type=o.ini_type, default=None)  # type: ignore[arg-type]
+            parser.addini(o.dest, help_text(o), type=o.ini_type, default=None)  # type: ignore[arg-type]
 
 
 def get(config: pytest.Config, name: str) -> Any:
