@@ -16,7 +16,7 @@ import pytest
 from . import options
 from .gate import Plan, check_size, execute, plan, read_source, settle_panel
 from .items import COLLECTOR_NAME, ReviewCollector, policy_key, run_key
-from .model import NotReviewed, RunResult, Section
+from .model import NotReviewed, RunResult, Section, SectionResult
 from .publish import github_outputs, now_utc, write_reports
 from .report import gate_line, printable, summary_lines
 from .settings import resolve
@@ -43,6 +43,29 @@ def diff_source(config: pytest.Config) -> tuple[str | None, str | None]:
     return (str(diff), None) if diff else (None, str(base) if base else None)
 
 
+class Progress:
+    """A line per section as its last vote arrives, during the session's own review only.
+
+    A real review takes as long as the slowest call; silence for a minute looks like a hang.
+    Reviews a test makes through the `swarm_review` fixture are not shown.
+    """
+
+    def __init__(self, reporter: Any, total: int) -> None:
+        self.reporter, self.total, self.done = reporter, total, 0
+
+    def line(self, text: str) -> None:
+        if self.reporter is not None and self.total:
+            self.reporter.write_line(text)
+
+    def section(self, result: SectionResult) -> None:
+        if self.done < self.total:
+            self.done += 1
+            self.line(f"swarmgate: [{self.done}/{self.total}] {printable(result.section.id)}: {result.tally()}")
+
+    def stop(self) -> None:
+        self.total = 0
+
+
 class ReviewSession:
     """The gate for one pytest session, registered only with --swarm-review."""
 
@@ -54,6 +77,7 @@ class ReviewSession:
         self.published: list[str] = []
         self.started_at = ""
         self.allowed_changes: tuple[str, ...] = ()
+        self.progress = Progress(None, 0)
         data = from_controller(config, WORKERINPUT_KEY)
         if data is not None:
             # An xdist worker: the controller planned and reviewed; never call the API here.
@@ -97,15 +121,18 @@ class ReviewSession:
         # Before xdist starts its workers (its sessionstart is trylast), so they get the result.
         if self.plan is None or self.config.option.collectonly:
             return
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and self.plan.sections:
-            reporter.write_line(
-                f"swarmgate: reviewing {len(self.plan.sections)} sections x {self.settings.n} voters ..."
-            )
+        self.progress = Progress(self.config.pluginmanager.get_plugin("terminalreporter"), len(self.plan.sections))
+        self.progress.line(f"swarmgate: reviewing {len(self.plan.sections)} sections x {self.settings.n} voters ...")
         self.started_at = now_utc()
-        self.run = execute(self.config, self.settings, self.plan)
+        try:
+            self.run = execute(self.config, self.settings, self.plan)
+        finally:
+            self.progress.stop()
         self.config.stash[run_key] = self.run
         self.config.hook.pytest_swarmgate_session_result(config=self.config, result=self.run)
+
+    def pytest_swarmgate_section_result(self, config: pytest.Config, result: SectionResult) -> None:
+        self.progress.section(result)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

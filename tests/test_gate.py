@@ -23,6 +23,7 @@ def test_four_of_five_unsafe_fails_the_session_and_shows_every_voter(pytester, s
     result.assert_outcomes(failed=2)  # the section and the gate
     result.stdout.fnmatch_lines(
         [
+            "swarmgate: [[]1/1] app/orders.py: UNSAFE 4/5 (K=4)",
             "*swarmgate: panel of 5 (claude-sonnet-5-5), K=4, diff: *pr.patch, 1 sections*",
             "*app/orders.py: UNSAFE 4/5 (K=4)*",
             "*v1 * UNSAFE *app/orders.py:7 SQL built by string concatenation*",
