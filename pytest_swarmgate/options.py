@@ -176,9 +176,21 @@ def get(config: pytest.Config, name: str) -> Any:
         raise pytest.UsageError(f"{where}: {exc}") from None
 
 
-def typed_by_hand(config: pytest.Config, name: str) -> bool:
-    """A flag on the literal command line: not from addopts, which the ini file (the PR) can set."""
-    return BY_NAME[name].cli in config.invocation_params.args
+def typed_by_hand(config: pytest.Config, name: str) -> str | None:
+    """The option's value as typed on the literal command line ("" for a bare flag), else None.
+
+    Not from `addopts`: the ini file is part of the pull request, and must not choose what
+    the gate reviews or what it lets through.
+    """
+    cli = BY_NAME[name].cli
+    args = list(config.invocation_params.args)
+    found: str | None = None
+    for i, arg in enumerate(args):
+        if arg == cli:
+            found = args[i + 1] if not BY_NAME[name].flag and i + 1 < len(args) else ""
+        elif arg.startswith(cli + "="):
+            found = arg[len(cli) + 1 :]
+    return found
 
 
 def from_command_line(config: pytest.Config, name: str) -> bool:

@@ -32,10 +32,12 @@ def diff_source(config: pytest.Config) -> tuple[str | None, str | None]:
     The environment beats the ini file because the ini file is part of the pull request:
     a PR must not be able to point the gate at a diff of its own choosing.
     """
-    if options.from_command_line(config, "diff"):
-        return str(options.get(config, "diff")), None
-    if options.from_command_line(config, "base"):
-        return None, str(options.get(config, "base"))
+    # Typed by hand only: `addopts` comes from the ini file, so it ranks below the environment.
+    typed_diff, typed_base = options.typed_by_hand(config, "diff"), options.typed_by_hand(config, "base")
+    if typed_diff:
+        return typed_diff, None
+    if typed_base:
+        return None, typed_base
     github_base = os.environ.get("GITHUB_BASE_REF")
     if github_base:
         return None, f"origin/{github_base}"
@@ -98,7 +100,7 @@ class ReviewSession:
         source, text = read_source(config, *diff_source(config), stdin)
         self.plan = plan(config, self.settings, source, text)
         check_size(self.plan, self.settings)
-        if self.plan.config_changes and options.typed_by_hand(config, "allow-config-change"):
+        if self.plan.config_changes and options.typed_by_hand(config, "allow-config-change") is not None:
             self.allowed_changes = self.plan.config_changes
             self.plan = dataclasses.replace(self.plan, config_changes=())
         self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source

@@ -209,3 +209,14 @@ def test_a_diff_over_the_section_ceiling_is_refused_before_any_call(pytester, st
     result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "--swarm-max-sections=1")
     assert_usage_error(result, "has 2 sections (10 calls), over --swarm-max-sections=1")
     assert stub.requests == []
+
+
+def test_addopts_cannot_choose_the_diff_over_the_ci_base(pytester, repo, stub, monkeypatch) -> None:
+    git(repo, "update-ref", "refs/remotes/origin/main", "main")
+    (repo / "ok.patch").write_text(CLEAN_DIFF)
+    pytester.makeini("[pytest]\naddopts = --swarm-diff=ok.patch\n")
+    monkeypatch.setenv("GITHUB_BASE_REF", "main")
+    result = pytester.runpytest("--swarm-review", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*diff: git diff origin/main...HEAD*"])
+    typed = pytester.runpytest("--swarm-review", "--swarm-diff", "ok.patch", "-p", "no:cacheprovider")
+    typed.stdout.fnmatch_lines(["*diff: ok.patch, 1 sections*"])
