@@ -288,6 +288,11 @@ def _skip_reason(pf: PatchedFile, hunkless: bool, old: str | None, new: str | No
     return "no content change"
 
 
+def _moved(old: str | None, path: str) -> str | None:
+    """The old path when the entry moved a file, else None."""
+    return old if old and old != path else None
+
+
 def _entry(
     f: _File, raw: list[str], norm: list[str], budget: int, include: Sequence[str], exclude: Sequence[str]
 ) -> list[Section] | NotReviewed:
@@ -301,12 +306,12 @@ def _entry(
     paths = [p for p in dict.fromkeys((path, old)) if p]
     excluded = next((p for p in exclude if all(glob_match(each, p) for each in paths)), None)
     if excluded is not None:
-        return NotReviewed(path, f"excluded by exclude glob '{excluded}'")
+        return NotReviewed(path, f"excluded by exclude glob '{excluded}'", _moved(old, path))
     if include and not any(glob_match(each, p) for each in paths for p in include):
-        return NotReviewed(path, "not matched by any include glob")
+        return NotReviewed(path, "not matched by any include glob", _moved(old, path))
     reason = _skip_reason(pf, not spans, old, new, kind)
     if reason is not None:
-        return NotReviewed(path, reason)
+        return NotReviewed(path, reason, _moved(old, path))
 
     # a copy is a new file; its old_path names the source its diff is against
     change: Literal["added", "modified", "deleted", "renamed"] = "modified"

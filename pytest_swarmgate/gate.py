@@ -18,7 +18,7 @@ from . import diff
 from .cache import VoteCache
 from .engine import ReviewStats, review, run_sync
 from .model import NotReviewed, RunResult, Section, SectionResult
-from .selfcheck import config_changes
+from .selfcheck import held_changes
 from .settings import GateSettings
 from .voters import MissingCredentials
 
@@ -37,7 +37,8 @@ class Plan:
     diff_sha256: str
     sections: tuple[Section, ...]
     not_reviewed: tuple[NotReviewed, ...]
-    config_changes: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()
+    released: tuple[str, ...] = ()
 
 
 def read_source(
@@ -70,14 +71,14 @@ def plan(config: pytest.Config, settings: GateSettings, source: str, text: str) 
     except diff.DiffError as exc:
         raise pytest.UsageError(f"swarmgate: {source}: {exc}") from None
     # Before any filter: excluding a file must not hide that it reconfigures the gate.
-    everything, _ = diff.parse_sections(text, budget=max(len(text), 1))
+    everything, unread = diff.parse_sections(text, budget=max(len(text), 1))
     config.hook.pytest_swarmgate_filter_sections(config=config, sections=sections, not_reviewed=not_reviewed)
     return Plan(
         source=source,
         diff_sha256=diff.diff_sha256(text),
         sections=tuple(sections),
         not_reviewed=tuple(sorted(not_reviewed, key=lambda n: n.path)),
-        config_changes=tuple(config_changes(everything)),
+        held=tuple(held_changes(everything, unread)),
     )
 
 
@@ -117,7 +118,8 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
     if not plan.sections:
         return RunResult(
             plan.source, plan.diff_sha256, tuple(panel), settings.k, (), plan.not_reviewed,
-            config_changes=plan.config_changes,
+            held=plan.held,
+            released=plan.released,
         )
     cache = VoteCache(settings.cache_dir) if settings.cache_dir else None
 
@@ -164,7 +166,8 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
         prewarm_calls=stats.prewarm_calls,
         prewarm_usage=stats.prewarm_usage,
         notes=tuple(stats.notes),
-        config_changes=plan.config_changes,
+        held=plan.held,
+        released=plan.released,
     )
 
 

@@ -14,12 +14,12 @@ from typing import Iterable
 
 from . import reports
 from .model import RunResult, SectionResult
-from .report import gate_line
+from .report import gate_line, held_lines
 from .reports import Alert
 
 STEP_SUMMARY_LIMIT = 1_000_000  # GitHub takes at most 1 MiB per step summary file; stay under it
 CELL_CHARS = 200
-HEADLINE = {"SAFE": "✅ SAFE", "UNSAFE": "❌ UNSAFE", "INCONCLUSIVE": "⚠️ INCONCLUSIVE"}
+HEADLINE = {"SAFE": "✅ SAFE", "UNSAFE": "❌ UNSAFE", "INCONCLUSIVE": "⚠️ INCONCLUSIVE", "HELD": "✋ HELD for a human"}
 
 
 # --- annotations ------------------------------------------------------------------------
@@ -55,7 +55,10 @@ def github_annotations(run: RunResult, *, limit: int) -> list[str]:
         for r in run.results
         if r.outcome == "INCONCLUSIVE"
     ]
-    lines = [line for _, line in sorted(keyed, key=lambda kl: kl[0])]
+    # Held changes come first: they fail the gate whatever the panel said.
+    release = f"review it by hand, then rerun with --swarm-allow-held={run.diff_sha256[:12]}"
+    lines = [workflow_command("error", f"{h} - {release}", title="swarm review: held for a human") for h in run.held]
+    lines += [line for _, line in sorted(keyed, key=lambda kl: kl[0])]
     if len(lines) <= limit:
         return lines
     if limit <= 0:
@@ -126,7 +129,8 @@ def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT, on_inco
 
 def _summary(run: RunResult, found: tuple[Alert, ...], detail: _Detail, on_inconclusive: str) -> list[str]:
     """The sections in order of importance, so the last resort (cutting whole lines off the end) loses the least."""
-    lines = [f"## Swarm review: {HEADLINE[run.outcome]}", "", _gate_text(run, on_inconclusive), ""]
+    lines = [f"## Swarm review: {HEADLINE[run.gate]}", "", _gate_text(run, on_inconclusive), ""]
+    lines += _held_list(run)
     if not run.results and not run.not_reviewed:
         return lines + [f"Nothing to review: {_md(run.source)} has no changed files."]
     lines += _outcomes_table(run, detail.safe_rows) + _findings_list(found, detail.findings) + _panel_table(run)
@@ -186,6 +190,12 @@ def _findings_list(found: tuple[Alert, ...], limit: int | None) -> list[str]:
         for a in shown
     ]
     return ["### Findings", ""] + items + [""]
+
+
+def _held_list(run: RunResult) -> list[str]:
+    """Held and released changes, in the words of the terminal report."""
+    lines = held_lines(run)
+    return ["### Held for a human", ""] + [f"- {_md(line)}" for line in lines] + [""] if lines else []
 
 
 def _not_reviewed_list(run: RunResult) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from .model import NotReviewed, RunResult, Section, SectionResult, Vote
-from .report import config_change_lines, gate_line, printable, section_lines
+from .report import held_lines, gate_line, printable, section_lines
 from .voting import run_passes
 
 COLLECTOR_NAME = "swarm-review"
@@ -89,10 +89,10 @@ class GateItem(ReviewItem):
 
     def runtest(self) -> None:
         run = self.run_result()
-        self.user_properties.append(("swarm_gate", run.outcome if run.results else "NOTHING_TO_REVIEW"))
+        self.user_properties.append(("swarm_gate", run.gate if run.results or run.held else "NOTHING_TO_REVIEW"))
         policy = self.config.stash.get(policy_key, "fail")
         if not run_passes(run, policy):  # type: ignore[arg-type]
-            raise SectionFailed([gate_line(run), *config_change_lines(run)])
+            raise SectionFailed([gate_line(run), *held_lines(run)])
 
 
 def junit_properties(result: SectionResult) -> list[tuple[str, object]]:

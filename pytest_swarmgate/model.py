@@ -77,13 +77,14 @@ class NotReviewed:
 
     path: str
     reason: str
+    old_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NotReviewed:
-        return cls(path=d["path"], reason=d["reason"])
+        return cls(path=d["path"], reason=d["reason"], old_path=d.get("old_path"))
 
 
 @dataclass(frozen=True)
@@ -285,8 +286,10 @@ class RunResult:
     prewarm_calls: int = 0
     prewarm_usage: Usage = field(default_factory=Usage)
     notes: tuple[str, ...] = ()
-    # Files the diff changes that configure this gate (see selfcheck.py); any fails the gate.
-    config_changes: tuple[str, ...] = ()
+    # Changes held for a human (see selfcheck.py): any fails the gate.
+    held: tuple[str, ...] = ()
+    # Held changes a human allowed for this diff on the command line.
+    released: tuple[str, ...] = ()
 
     @property
     def votes(self) -> tuple[Vote, ...]:
@@ -325,6 +328,11 @@ class RunResult:
     def findings(self) -> tuple[Finding, ...]:
         return tuple(f for v in self.votes for f in v.findings)
 
+    @property
+    def gate(self) -> str:
+        """The run as the gate sees it: HELD when a change waits for a human, else the outcome."""
+        return "HELD" if self.held else self.outcome
+
     def result_for(self, section_id: str) -> SectionResult | None:
         return next((r for r in self.results if r.section.id == section_id), None)
 
@@ -340,7 +348,8 @@ class RunResult:
             "prewarm_calls": self.prewarm_calls,
             "prewarm_usage": self.prewarm_usage.to_dict(),
             "notes": list(self.notes),
-            "config_changes": list(self.config_changes),
+            "held": list(self.held),
+            "released": list(self.released),
         }
 
     @classmethod
@@ -356,5 +365,6 @@ class RunResult:
             prewarm_calls=int(d.get("prewarm_calls") or 0),
             prewarm_usage=Usage.from_dict(d.get("prewarm_usage") or {}),
             notes=tuple(d.get("notes") or ()),
-            config_changes=tuple(d.get("config_changes") or ()),
+            held=tuple(d.get("held") or ()),
+            released=tuple(d.get("released") or ()),
         )

@@ -65,14 +65,14 @@ def summary_lines(run: RunResult) -> list[str]:
     """The terminal summary: every section with its voters, then not-reviewed files, then totals."""
     lines: list[str] = []
     if not run.results and not run.not_reviewed:
-        return [f"nothing to review: {printable(run.source)} has no changed files", *config_change_lines(run)]
+        return [f"nothing to review: {printable(run.source)} has no changed files", *held_lines(run)]
     for result in run.results:
         lines.extend(section_lines(result))
     for item in run.not_reviewed:
         lines.append(f"{printable(item.path)}: not reviewed ({printable(item.reason)})")
     for note in run.notes:
         lines.append(f"note: {printable(note, 300)}")
-    lines.extend(config_change_lines(run))
+    lines.extend(held_lines(run))
     u = run.usage
     cached = len(run.votes) - run.calls
     lines.append(
@@ -86,18 +86,19 @@ def summary_lines(run: RunResult) -> list[str]:
 
 def gate_line(run: RunResult) -> str:
     counts = {o: sum(r.outcome == o for r in run.results) for o in ("SAFE", "UNSAFE", "INCONCLUSIVE")}
-    changed = f"; the diff changes the gate's own configuration ({len(run.config_changes)} files)" if run.config_changes else ""
+    held = f"; {len(run.held)} changes held for a human" if run.held else ""
     return (
-        f"gate: {run.outcome} - {counts['UNSAFE']} UNSAFE, {counts['INCONCLUSIVE']} INCONCLUSIVE, "
-        f"{counts['SAFE']} SAFE of {len(run.results)} sections (K={run.k} of N={len(run.panel)}){changed}"
+        f"gate: {run.gate} - {counts['UNSAFE']} UNSAFE, {counts['INCONCLUSIVE']} INCONCLUSIVE, "
+        f"{counts['SAFE']} SAFE of {len(run.results)} sections (K={run.k} of N={len(run.panel)}){held}"
     )
 
 
-def config_change_lines(run: RunResult) -> list[str]:
-    """Why a diff that reconfigures the gate fails it, and what a human can do."""
-    if not run.config_changes:
-        return []
-    return [f"config change: {printable(c)}" for c in run.config_changes] + [
-        "a diff that changes the gate's own configuration needs a human: review it, then rerun with "
-        "--swarm-allow-config-change on the command line (or run the gate from the base branch)"
-    ]
+def held_lines(run: RunResult) -> list[str]:
+    """What the gate held for a human and how to release it, then what a human released."""
+    lines = [f"held for a human: {printable(h)}" for h in run.held]
+    if run.held:
+        lines.append(
+            "review these by hand, then rerun with --swarm-allow-held="
+            f"{run.diff_sha256[:12]} typed on the command line (or run the gate from the base branch)"
+        )
+    return lines + [f"released by hand: {printable(r)}" for r in run.released]

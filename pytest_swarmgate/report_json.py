@@ -59,7 +59,7 @@ def json_report(
 
 def _gate(run: RunResult, on_inconclusive: str) -> dict[str, Any]:
     return {
-        "outcome": run.outcome,
+        "outcome": run.gate,
         "passed": run_passes(run, on_inconclusive),  # type: ignore[arg-type]
         "on_inconclusive": on_inconclusive,
         "n": len(run.panel),

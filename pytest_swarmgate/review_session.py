@@ -45,6 +45,21 @@ def diff_source(config: pytest.Config) -> tuple[str | None, str | None]:
     return (str(diff), None) if diff else (None, str(base) if base else None)
 
 
+def release_held(plan: Plan, allowed: str | None) -> Plan:
+    """Release the held changes when a human typed this diff's sha256 prefix (8+ characters).
+
+    Bound to the diff, so an allowance given for one push does not carry over to the next.
+    """
+    if allowed is None or not plan.held:
+        return plan
+    if len(allowed) < 8 or not plan.diff_sha256.startswith(allowed.lower()):
+        raise pytest.UsageError(
+            f"swarmgate: --swarm-allow-held={allowed} does not match this diff (sha256 {plan.diff_sha256[:12]}...): "
+            "held changes are released for one exact diff"
+        )
+    return dataclasses.replace(plan, held=(), released=plan.held)
+
+
 class Progress:
     """A line per section as its last vote arrives, during the session's own review only.
 
@@ -78,7 +93,6 @@ class ReviewSession:
         self.run: RunResult | None = None
         self.published: list[str] = []
         self.started_at = ""
-        self.allowed_changes: tuple[str, ...] = ()
         self.progress = Progress(None, 0)
         data = from_controller(config, WORKERINPUT_KEY)
         if data is not None:
@@ -100,9 +114,7 @@ class ReviewSession:
         source, text = read_source(config, *diff_source(config), stdin)
         self.plan = plan(config, self.settings, source, text)
         check_size(self.plan, self.settings)
-        if self.plan.config_changes and options.typed_by_hand(config, "allow-config-change") is not None:
-            self.allowed_changes = self.plan.config_changes
-            self.plan = dataclasses.replace(self.plan, config_changes=())
+        self.plan = release_held(self.plan, options.typed_by_hand(config, "allow-held"))
         self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
 
     @property
@@ -115,7 +127,7 @@ class ReviewSession:
             f"swarmgate: {self.settings.describe_panel()}, diff: {printable(self.source)}, "
             f"{len(self.sections)} sections{skipped}"
         ]
-        lines += [f"swarmgate: allowed change to the gate's configuration: {printable(c)}" for c in self.allowed_changes]
+        lines += [f"swarmgate: released by hand: {printable(c)}" for c in (self.plan.released if self.plan else ())]
         return lines
 
     @pytest.hookimpl(tryfirst=True)

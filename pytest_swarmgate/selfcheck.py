@@ -1,47 +1,103 @@
-"""Changes a pull request makes to the configuration of the gate that judges it. Pure.
+"""Changes the gate holds for a human instead of judging them. Pure.
 
-The gate usually runs in the pull request's own checkout, so the PR can edit the ini keys,
-`addopts`, `conftest.py` hooks and `.gitattributes` that decide what the gate reviews
-(`swarm_exclude = *`, `swarm_on_inconclusive = pass`, a `-diff` attribute that makes code
-"binary"). Such a PR must not be passed by the gate it reconfigures: these changes fail the
-gate until a human allows them (`--swarm-allow-config-change` on the command line). A
-hostile conftest.py runs inside this process and could still tamper with anything; the
-README's trusted set-up (the gate run from the base branch with `--noconftest`) closes
-that, this check makes the attempt visible.
+The gate often runs in the pull request's own checkout, so the PR can edit what decides
+what the gate reviews: the ini keys and `addopts`, `conftest.py` hooks, `.gitattributes`
+(a `-diff` attribute makes code "binary"), the CI workflow that runs the gate. And git
+shows a code file with one NUL byte in it as binary, which no voter can read. Such
+changes are *held*: they fail the gate until a human allows them for this exact diff
+(`--swarm-allow-held=<diff sha256 prefix>`, typed on the command line).
+
+This makes the attempt visible; it cannot stop a hostile `conftest.py` or test module
+that already runs in the gate's process. The README's trusted set-up (the gate run from
+the base branch, the PR's diff as data) closes that.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-from typing import Iterable
+from typing import Iterable, Sequence
 
-from .model import Section
+from .model import NotReviewed, Section
 
-# Files whose every change can steer the gate: code that pytest runs, and git attributes.
-ANY_CHANGE = {"conftest.py": "pytest runs this code in the gate's process", ".gitattributes": "git attributes decide what the diff shows"}
-# Ini files: only changed lines that touch pytest's or the gate's settings.
-INI_FILES = {"pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"}
-INI_LINE = re.compile(r"swarm|addopts|required_plugins|pytest|(^|\s)-p\s", re.IGNORECASE)
+# Files whose every change can steer the gate.
+DEDICATED = {
+    "conftest.py": "pytest runs this code in the gate's process",
+    ".gitattributes": "git attributes decide what the diff shows",
+    "pytest.ini": "pytest configuration",
+    ".pytest.ini": "pytest configuration",
+    "pytest.toml": "pytest configuration",
+    ".pytest.toml": "pytest configuration",
+    ".gitlab-ci.yml": "the CI job that runs the gate",
+}
+WORKFLOWS = (".github/workflows/", ".github/actions/")
+# Shared ini files: only changes inside their pytest section, or lines that name its keys.
+SHARED_INI = {"pyproject.toml", "tox.ini", "setup.cfg"}
+PYTEST_SECTION = re.compile(r"^\s*\[(pytest|tool:pytest|tool\.pytest[\w.\-]*)\]\s*$")
+ANY_SECTION = re.compile(r"^\s*\[")
+PYTEST_KEY = re.compile(r"\bswarm_|\baddopts\b|\brequired_plugins\b|\bpythonpath\b|(^|[\s\"'])-p\s?\w|\bplugins\b")
+# Extensions of files a binary diff must not hide (scripts run whatever git calls them).
+CODE_EXTENSIONS = {
+    ".py", ".pyi", ".sh", ".bash", ".zsh", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".jsx", ".go", ".rb", ".php",
+    ".java", ".kt", ".scala", ".c", ".h", ".cc", ".cpp", ".hpp", ".rs", ".cs", ".swift", ".pl", ".lua", ".sql",
+    ".toml", ".ini", ".cfg", ".yml", ".yaml", ".json", ".xml", ".html", ".tf", ".ps1", ".bat", ".cmd", ".mk",
+}
 
 
-def config_changes(sections: Iterable[Section]) -> list[str]:
-    """One line per changed file that configures the gate, with what makes it matter."""
-    found = []
+def held_changes(sections: Iterable[Section], not_reviewed: Iterable[NotReviewed]) -> list[str]:
+    """One line per changed file the gate cannot vouch for, with the reason."""
+    found: set[str] = set()
     for section in sections:
-        name = posixpath.basename(section.path)
-        if name in ANY_CHANGE:
-            found.append(f"{section.path}: {ANY_CHANGE[name]}")
-        elif name in INI_FILES:
-            lines = [line[1:].strip() for line in _changed_lines(section.text) if INI_LINE.search(line[1:])]
-            if lines:
-                found.append(f"{section.path}: changes pytest or gate settings ({lines[0][:80]})")
-    return sorted(set(found))
+        reason = _config_reason((section.path, section.old_path), section.change, section.text)
+        if reason:
+            found.add(f"{section.path}: {reason}")
+    for entry in not_reviewed:
+        reason = _config_reason((entry.path, entry.old_path), "modified", None) or _unreadable_code(entry)
+        if reason:
+            found.add(f"{entry.path}: {reason}")
+    return sorted(found)
 
 
-def _changed_lines(text: str) -> list[str]:
-    return [
-        line
-        for line in text.splitlines()
-        if line[:1] in "+-" and not line.startswith(("+++ ", "--- "))
-    ]
+def _config_reason(paths: Sequence[str | None], change: str, text: str | None) -> str | None:
+    for path in filter(None, paths):
+        name = posixpath.basename(path)
+        if name in DEDICATED:
+            return DEDICATED[name]
+        if path.startswith(WORKFLOWS):
+            return "the CI workflow that runs the gate"
+        if name in SHARED_INI:
+            # Without text (binary, a pure rename) nothing can be inspected: hold it.
+            if text is None or change in ("added", "deleted", "renamed"):
+                return f"{name} may carry pytest settings"
+            line = _pytest_setting_changed(text)
+            if line is not None:
+                return f"changes pytest or gate settings ({line[:80]})"
+    return None
+
+
+def _pytest_setting_changed(text: str) -> str | None:
+    """The first changed line inside a pytest section, or naming a pytest key, else None.
+
+    The section is known from the hunk's own lines; a hunk that shows no section header
+    is judged by its keys alone.
+    """
+    in_pytest = False
+    for line in text.splitlines():
+        if line.startswith(("+++ ", "--- ", "@@")):
+            in_pytest = False if line.startswith("@@") else in_pytest
+            continue
+        body = line[1:]
+        if ANY_SECTION.match(body):
+            in_pytest = bool(PYTEST_SECTION.match(body))
+        if line[:1] in "+-" and body.strip() and (in_pytest or PYTEST_KEY.search(body)):
+            return body.strip()
+    return None
+
+
+def _unreadable_code(entry: NotReviewed) -> str | None:
+    if not entry.reason.startswith("binary"):
+        return None
+    extension = posixpath.splitext(entry.path)[1].lower()
+    if extension in CODE_EXTENSIONS or not extension:
+        return "code or configuration that git shows as binary, so no voter could read it"
+    return None

@@ -161,7 +161,7 @@ def test_not_reviewed_reasons_sorted_by_path() -> None:
     sections, skipped = parse_sections(PURE_RENAME + MODE_ONLY + BINARY + SUBMODULE + MODIFIED)
     assert [s.path for s in sections] == ["src/app.py"]
     assert skipped == [
-        NotReviewed("b.txt", "pure rename from a.txt"),
+        NotReviewed("b.txt", "pure rename from a.txt", old_path="a.txt"),
         NotReviewed("logo.png", "binary file"),
         NotReviewed("run.sh", "mode change only: 100644 -> 100755"),
         NotReviewed("vendor/lib", "submodule bump: 1234567890ab -> 89abcdef0123"),
@@ -170,7 +170,7 @@ def test_not_reviewed_reasons_sorted_by_path() -> None:
 
 def test_pure_rename_with_mode_change_says_both() -> None:
     text = PURE_RENAME.replace("similarity index 100%\n", "old mode 100644\nnew mode 100755\nsimilarity index 100%\n")
-    assert parse_sections(text) == ([], [NotReviewed("b.txt", "pure rename from a.txt (mode 100644 -> 100755)")])
+    assert parse_sections(text) == ([], [NotReviewed("b.txt", "pure rename from a.txt (mode 100644 -> 100755)", old_path="a.txt")])
 
 
 def test_git_binary_patch_is_not_reviewed() -> None:
@@ -339,7 +339,7 @@ def test_exclude_and_include_filters_report_every_file() -> None:
     assert [s.path for s in sections] == ["new.py", "src/app.py"]
     assert skipped == [
         NotReviewed("auth.py", "excluded by exclude glob 'auth.py'"),
-        NotReviewed("new/name.py", "excluded by exclude glob '*/name.py'"),
+        NotReviewed("new/name.py", "excluded by exclude glob '*/name.py'", old_path="old/name.py"),
     ]
 
 
@@ -459,7 +459,7 @@ def test_names_with_spaces_unicode_and_quotes() -> None:
 
 def test_quoted_rename_paths() -> None:
     text = PURE_RENAME.replace("rename from a.txt", 'rename from "t\\tab.txt"')
-    assert parse_sections(text) == ([], [NotReviewed("b.txt", "pure rename from t\tab.txt")])
+    assert parse_sections(text) == ([], [NotReviewed("b.txt", "pure rename from t\tab.txt", old_path="t\tab.txt")])
 
 
 def test_dangerous_paths_are_kept_and_never_touched(monkeypatch: pytest.MonkeyPatch) -> None:

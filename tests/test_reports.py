@@ -148,7 +148,7 @@ def test_json_report_keeps_every_vote_exactly() -> None:
     run = mixed_run()
     report = make_report(run)
     assert [v for r in report["run"]["results"] for v in r["votes"]] == [v.to_dict() for v in run.votes]
-    assert report["run"]["not_reviewed"] == [{"path": "assets/logo.png", "reason": "binary file"}]
+    assert report["run"]["not_reviewed"] == [{"path": "assets/logo.png", "reason": "binary file", "old_path": None}]
 
 
 def test_json_report_gate_outcomes_totals_and_timings() -> None:

@@ -1,41 +1,60 @@
-"""A diff that reconfigures the gate judging it fails the gate until a human allows it."""
+"""Changes the gate holds for a human: its own configuration, and code no voter could read."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from conftest import CLEAN_DIFF, write_diff
-from pytest_swarmgate.diff import parse_sections
-from pytest_swarmgate.selfcheck import config_changes
+from conftest import CLEAN_DIFF, validate_report, write_diff
+from pytest_swarmgate.diff import diff_sha256, parse_sections
+from pytest_swarmgate.selfcheck import held_changes
 
 
-def file_diff(path: str, *changed: str, new: bool = False) -> str:
+def file_diff(path: str, *changed: str, new: bool = False, context: str = "[pytest]") -> str:
+    """A one-hunk diff of `path` adding `changed` lines (after one context line unless new)."""
     head = f"diff --git a/{path} b/{path}\n"
     head += "new file mode 100644\n--- /dev/null\n" if new else f"--- a/{path}\n"
     body = "".join(f"+{line}\n" for line in changed)
-    start = "0,0" if new else "1,1"
-    context = "" if new else " [pytest]\n"
-    return head + f"+++ b/{path}\n@@ -{start} +1,{len(changed) + (0 if new else 1)} @@\n{context}{body}"
+    start, shown = ("0,0", "") if new else ("1,1", f" {context}\n")
+    return head + f"+++ b/{path}\n@@ -{start} +1,{len(changed) + (0 if new else 1)} @@\n{shown}{body}"
 
 
-def changes(text: str) -> list[str]:
-    return config_changes(parse_sections(text)[0])
+def held(text: str) -> list[str]:
+    return held_changes(*parse_sections(text))
 
 
-def test_conftest_and_gitattributes_count_whatever_the_change() -> None:
-    assert changes(file_diff("tests/conftest.py", "import os", new=True)) == [
+def test_dedicated_config_files_are_held_whatever_the_change() -> None:
+    assert held(file_diff("tests/conftest.py", "import os", new=True)) == [
         "tests/conftest.py: pytest runs this code in the gate's process"
     ]
-    assert changes(file_diff(".gitattributes", "app/*.py -diff", new=True))[0].startswith(".gitattributes:")
+    for path in (".gitattributes", "pytest.ini", "pytest.toml", ".gitlab-ci.yml", ".github/workflows/ci.yml"):
+        assert held(file_diff(path, "x = 1", new=True)), path
+    # An empty new pytest.ini silently replaces the pyproject settings: held too.
+    empty = "diff --git a/pytest.ini b/pytest.ini\nnew file mode 100644\nindex 0000000..e69de29\n"
+    assert held(empty) == ["pytest.ini: pytest configuration"]
 
 
-def test_ini_files_count_only_for_pytest_or_gate_settings() -> None:
-    assert changes(file_diff("pytest.ini", "swarm_exclude = *")) == [
-        "pytest.ini: changes pytest or gate settings (swarm_exclude = *)"
+def test_renames_and_binary_entries_are_held_by_either_path() -> None:
+    rename = "diff --git a/conftest.py b/helpers.py\nsimilarity index 100%\nrename from conftest.py\nrename to helpers.py\n"
+    assert held(rename) == ["helpers.py: pytest runs this code in the gate's process"]
+    binary = "diff --git a/pytest.ini b/pytest.ini\nindex 1111111..2222222 100644\nBinary files a/pytest.ini and b/pytest.ini differ\n"
+    assert held(binary) == ["pytest.ini: pytest configuration"]
+    script = binary.replace("pytest.ini", "deploy.sh")
+    assert held(script) == ["deploy.sh: code or configuration that git shows as binary, so no voter could read it"]
+    assert held(binary.replace("pytest.ini", "logo.png")) == []
+
+
+def test_shared_ini_files_are_held_only_for_pytest_settings() -> None:
+    assert held(file_diff("setup.cfg", "addopts = -p no:swarmgate", context="[metadata]"))
+    # A line inside the pytest section counts even without a telling key (a list item).
+    assert held(file_diff("pyproject.toml", '    "app/*",', context="[tool.pytest.ini_options]")) == [
+        'pyproject.toml: changes pytest or gate settings ("app/*",)'
     ]
-    assert changes(file_diff("setup.cfg", "addopts = -p no:swarmgate"))
-    assert changes(file_diff("pyproject.toml", 'requests = ">=2"')) == []
-    assert changes(CLEAN_DIFF) == []
+    # A dependency bump that names pytest is not a pytest setting.
+    assert held(file_diff("pyproject.toml", '    "pytest>=9",', context="[project.optional-dependencies]")) == []
+    assert held(file_diff("tox.ini", "commands = pytest", context="[testenv]")) == []
+    assert held(CLEAN_DIFF) == []
 
 
 def run(pytester: pytest.Pytester, diff: str, *args: str) -> pytest.RunResult:
@@ -47,17 +66,39 @@ def test_excluding_everything_from_the_ini_does_not_pass_the_gate(pytester, stub
     """The attack: the PR's own ini excludes every file, so nothing is reviewed."""
     pytester.makeini("[pytest]\nswarm_exclude = *\n")
     diff = CLEAN_DIFF + file_diff("tox.ini", "swarm_exclude = *")
-    result = run(pytester, diff)
+    result = run(pytester, diff, "--swarm-json=r.json")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["*config change: tox.ini: changes pytest or gate settings (swarm_exclude = *)*", "*--swarm-allow-config-change*"]
+        [
+            "*held for a human: tox.ini: changes pytest or gate settings (swarm_exclude = *)*",
+            f"*--swarm-allow-held={diff_sha256(diff)[:12]}*",
+            "*gate: HELD*",
+        ]
     )
+    report = json.loads((pytester.path / "r.json").read_text())
+    validate_report(report)
+    assert (report["gate"]["outcome"], report["gate"]["passed"]) == ("HELD", False)
 
 
-def test_a_human_can_allow_it_on_the_command_line_but_not_through_addopts(pytester, stub) -> None:
+def test_a_human_releases_held_changes_for_one_exact_diff_typed_by_hand(pytester, stub) -> None:
     diff = CLEAN_DIFF + file_diff("tests/conftest.py", "import os", new=True)
-    allowed = run(pytester, diff, "--swarm-allow-config-change")
-    assert allowed.ret == 0
-    allowed.stdout.fnmatch_lines(["swarmgate: allowed change to the gate's configuration: tests/conftest.py*"])
-    pytester.makeini("[pytest]\naddopts = --swarm-allow-config-change\n")
-    assert run(pytester, diff).ret == pytest.ExitCode.TESTS_FAILED
+    sha = diff_sha256(diff)
+    released = run(pytester, diff, f"--swarm-allow-held={sha[:12]}", "--swarm-json=r.json")
+    assert released.ret == 0
+    released.stdout.fnmatch_lines(["swarmgate: released by hand: tests/conftest.py*"])
+    assert json.loads((pytester.path / "r.json").read_text())["run"]["released"] == [
+        "tests/conftest.py: pytest runs this code in the gate's process"
+    ]
+    wrong = run(pytester, diff, "--swarm-allow-held=0123456789ab")
+    assert wrong.ret == pytest.ExitCode.USAGE_ERROR
+    pytester.makeini(f"[pytest]\naddopts = --swarm-allow-held={sha[:12]}\n")
+    assert run(pytester, diff).ret == pytest.ExitCode.TESTS_FAILED, "addopts is the PR's and cannot release"
+
+
+def test_workers_hold_the_same_changes(pytester, stub) -> None:
+    pytest.importorskip("xdist")
+    diff = CLEAN_DIFF + file_diff(".github/workflows/ci.yml", "run: pytest", new=True)
+    result = run(pytester, diff, "-n", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*held for a human: .github/workflows/ci.yml*"])
