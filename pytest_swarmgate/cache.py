@@ -96,12 +96,21 @@ class VoteCache:
             return None
         return vote if vote.verdict in ("SAFE", "UNSAFE") else None
 
-    def put(self, key: str, vote: Vote) -> None:
+    def put(self, key: str, vote: Vote) -> str | None:
+        """Store a SAFE or UNSAFE vote; returns why it could not be stored, else None.
+
+        A cache that cannot be written (read-only home in a CI container) costs a rerun its
+        saving, never the review: the caller notes it and goes on.
+        """
         if vote.verdict not in ("SAFE", "UNSAFE"):
-            return
+            return None
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(vote.to_dict(), fh)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(vote.to_dict(), fh)
+            os.replace(tmp, path)
+        except OSError as exc:
+            return f"vote cache not written to {self.directory}: {exc.strerror or exc}"
+        return None

@@ -207,6 +207,14 @@ class CalibrationSession:
         self.poll_seconds = self._poll_seconds() if self.batch else 0.0
         raw_report = options.get(config, "calibration-report")
         self.report_base = config.invocation_params.dir / Path(raw_report).expanduser() if raw_report else None
+        if self.report_base is not None:
+            # Now, not after a run that may have cost a batch of calls.
+            try:
+                self.report_base.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise pytest.UsageError(
+                    f"swarmgate: cannot write the calibration report under {self.report_base.parent}: {exc.strerror or exc}"
+                ) from None
         self.corpus = corpus_directory(config)
         fixtures = load_fixtures(self.corpus)
         # The source names the fixture for a parse error; it is never part of a prompt.

@@ -112,7 +112,9 @@ async def review(
             async with limit:
                 vote = await _isolated(cast, section, voter, fence)
             if cache:
-                cache.put(keys[(index, voter.id)], vote)
+                problem = cache.put(keys[(index, voter.id)], vote)
+                if problem and problem not in stats.notes:
+                    stats.notes.append(problem)
         cast_votes = votes[index]
         cast_votes.append(vote)
         if len(cast_votes) == len(panel):

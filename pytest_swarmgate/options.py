@@ -120,6 +120,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("include", "Comma list of path globs to review (default: all)", "", metavar="GLOBS"),
     Option("exclude", "Comma list of path globs not to review", "", metavar="GLOBS"),
     Option("cache-dir", "Vote cache directory (default: ~/.cache/pytest-swarmgate/votes, outside the checkout)", metavar="DIR"),
+    Option("allow-empty", "Let an empty diff from a file or stdin pass as nothing to review (an empty git diff always may)", False, bool_value, "bool", flag=True),
     Option("no-cache", "Do not read or write the vote cache", False, bool_value, "bool", flag=True),
     Option("allow-held", "Release the changes held for a human (gate configuration, unreadable code) for the one diff whose sha256 starts with SHA; command line only", None, str, None, metavar="SHA"),
     Option("json", "Write the full JSON report to PATH", metavar="PATH"),

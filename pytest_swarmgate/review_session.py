@@ -106,12 +106,20 @@ class ReviewSession:
             self.plan: Plan | None = None
             return
         check_rootdir(config, "--swarm-diff")
+        options.get(config, "annotations-max")  # checked now, not after the review was paid for
         for name in ("json", "sarif"):
             target = options.get(config, name)
             if target and (config.invocation_params.dir / target).is_dir():
                 raise pytest.UsageError(f"swarmgate: --swarm-{name}={target} is a directory; give a file path")
         self.settings = settle_panel(config, self.settings)
-        source, text = read_source(config, *diff_source(config), stdin)
+        diff_arg, base = diff_source(config)
+        source, text = read_source(config, diff_arg, base, stdin)
+        if diff_arg and not text.strip() and not options.get(config, "allow-empty"):
+            # Fail closed: `git diff ... | pytest --swarm-diff=-` gives empty input when git fails.
+            raise pytest.UsageError(
+                f"swarmgate: the diff from {source} is empty; if nothing changed, pass --swarm-allow-empty "
+                "(or review with --swarm-base, where an empty diff is git's own answer)"
+            )
         self.plan = plan(config, self.settings, source, text)
         check_size(self.plan, self.settings)
         self.plan = release_held(self.plan, options.typed_by_hand(config, "allow-held"))

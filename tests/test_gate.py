@@ -161,7 +161,10 @@ def test_not_reviewed_files_are_skipped_items_with_the_reason(pytester, stub) ->
 
 
 def test_an_empty_diff_says_nothing_to_review(pytester, stub) -> None:
-    result = run_gate(pytester, "")
+    refused = run_gate(pytester, "")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR, "an empty file may be a broken pipeline: fail closed"
+    refused.stderr.fnmatch_lines(["ERROR: swarmgate: the diff from *pr.patch is empty; if nothing changed, pass --swarm-allow-empty*"])
+    result = run_gate(pytester, "", "--swarm-allow-empty")
     assert result.ret == 0
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*nothing to review*"])
@@ -239,3 +242,9 @@ def test_a_file_name_cannot_issue_github_workflow_commands(pytester, stub, scrip
     result = run_gate(pytester, SQL_DIFF + README_DIFF.replace("docs/README.md", hostile + "##[error]fake"))
     commands = [line for line in result.stdout.lines if line.lstrip().startswith("::") or "##[" in line]
     assert commands and all(line.startswith(("::error ", "::warning ", "::notice")) for line in commands), commands
+
+
+def test_a_vote_cache_that_cannot_be_written_is_a_note_not_a_crash(pytester, stub) -> None:
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-cache-dir=/proc/no-cache-here")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*note: vote cache not written to /proc/no-cache-here*"])

@@ -220,3 +220,10 @@ def test_addopts_cannot_choose_the_diff_over_the_ci_base(pytester, repo, stub, m
     result.stdout.fnmatch_lines(["*diff: git diff origin/main...HEAD*"])
     typed = pytester.runpytest("--swarm-review", "--swarm-diff", "ok.patch", "-p", "no:cacheprovider")
     typed.stdout.fnmatch_lines(["*diff: ok.patch, 1 sections*"])
+
+
+def test_a_bad_annotation_limit_is_refused_before_any_call(pytester, stub) -> None:
+    path = write_diff(pytester.path, CLEAN_DIFF)
+    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "--swarm-annotations-max=x")
+    assert_usage_error(result, "--swarm-annotations-max")
+    assert stub.requests == []
