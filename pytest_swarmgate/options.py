@@ -142,6 +142,25 @@ def help_text(o: Option) -> str:
     return f"{o.help} (default {o.default:g})" if isinstance(o.default, float) else f"{o.help} (default {o.default})"
 
 
+def _ini_type(o: Option) -> str:
+    """Numbers and lists typed, so pytest 9's native `[tool.pytest]` table takes 2 and ["a", "b"]."""
+    if o.convert in (_positive_int, _non_negative_int):
+        return "int"
+    if o.convert in (_positive_float, _fraction):
+        return "float"
+    if o.metavar in ("LIST", "GLOBS"):
+        return "args"
+    return o.ini_type or "string"
+
+
+def _add_ini(parser: pytest.Parser, o: Option) -> None:
+    try:
+        parser.addini(o.dest, help_text(o), type=_ini_type(o), default=None)  # type: ignore[arg-type]
+    except (AssertionError, ValueError):
+        # A pytest without the "int"/"float" ini types: strings, converted by `get`.
+        parser.addini(o.dest, help_text(o), type="string", default=None)
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("swarmgate", "LLM review gate (pytest-swarmgate)")
     for o in OPTIONS:
@@ -154,7 +173,7 @@ def add_options(parser: pytest.Parser) -> None:
         else:
             group.addoption(o.cli, dest=o.dest, default=None, metavar=o.metavar, help=help_text(o))
         if o.ini_type is not None:
-            parser.addini(o.dest, help_text(o), type=o.ini_type, default=None)  # type: ignore[arg-type]
+            _add_ini(parser, o)
 
 
 def get(config: pytest.Config, name: str) -> Any:
@@ -165,8 +184,11 @@ def get(config: pytest.Config, name: str) -> Any:
     if raw is None:
         if o.ini_type is None:
             return o.default
-        raw = config.getini(o.dest)
         where = f"ini {o.dest}"
+        try:
+            raw = config.getini(o.dest)
+        except (ValueError, TypeError) as exc:
+            raise pytest.UsageError(f"{where}: {exc}") from None
         if raw is None or raw == "" or raw == []:
             return o.default
     if isinstance(raw, (bool, list)) or o.convert is str:

@@ -52,11 +52,12 @@ def default_threshold(n: int) -> int:
 
 
 def _as_list(value: Any) -> list[str]:
+    """A comma list, or a list whose items may themselves be comma lists (ini `args`, TOML lists)."""
     if value is None:
         return []
     if isinstance(value, str):
         return options.split_list(value)
-    return [str(v) for v in value]
+    return [item for v in value for item in options.split_list(str(v))]
 
 
 def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -> GateSettings:

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from conftest import CLEAN_DIFF, SQL_DIFF, unsafe_finding, write_diff
+from conftest import CLEAN_DIFF, README_DIFF, SQL_DIFF, unsafe_finding, write_diff
 from pytest_swarmgate.testing import Reply
 
 
@@ -227,3 +227,16 @@ def test_a_bad_annotation_limit_is_refused_before_any_call(pytester, stub) -> No
     result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "--swarm-annotations-max=x")
     assert_usage_error(result, "--swarm-annotations-max")
     assert stub.requests == []
+
+
+def test_native_toml_numbers_and_lists(pytester, stub) -> None:
+    """pytest 9's `[tool.pytest]` table is typed: K as a number, globs and models as lists."""
+    if pytest.version_tuple < (9,):
+        pytest.skip("the native [tool.pytest] table is pytest 9")
+    pytester.makepyprojecttoml(
+        '[tool.pytest]\nswarm_voters = 3\nswarm_threshold = 2\nswarm_models = ["m-a", "m-b"]\nswarm_exclude = ["docs/**"]\n'
+    )
+    path = write_diff(pytester.path, CLEAN_DIFF + README_DIFF)
+    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*panel of 3 (m-a, m-b), K=2*", "*docs/README.md: not reviewed (excluded by exclude glob 'docs/**')*"])
