@@ -41,7 +41,7 @@ from .model import NotReviewed, SectionResult
 from .report import printable, section_lines
 from . import __version__
 from .reports import write_text_atomic
-from .shared_run import check_rootdir, from_controller, prepend_collected, to_worker
+from .shared_run import ControllerRun, check_rootdir, from_controller, prepend_collected, to_worker
 
 if TYPE_CHECKING:
     from .gate import Plan
@@ -98,6 +98,9 @@ class FixtureRun:
         )
 
 
+runs_key = pytest.StashKey[dict[str, FixtureRun]]()
+
+
 class CalibrationItem(ReviewItem):
     """One fixture: passes when the gate in force decides as the label says, fails otherwise."""
 
@@ -107,6 +110,8 @@ class CalibrationItem(ReviewItem):
         self.gate = gate
 
     def runtest(self) -> None:
+        # The votes may have come in after collection: take the fixture's run as it is now.
+        self.run = self.config.stash.get(runs_key, {}).get(self.run.fixture.id, self.run)
         if self.run.results is None:
             raise SectionFailed(["the calibration did not run in this session, so there is no verdict (fail closed)"])
         blocked = self.run.blocked(self.gate)
@@ -179,7 +184,7 @@ def read_fixture(fixture: Fixture) -> str:
         raise pytest.UsageError(f"swarmgate: cannot read fixture {fixture.diff_path}: {exc.strerror or exc}") from None
 
 
-class CalibrationSession:
+class CalibrationSession(ControllerRun):
     """The calibration run of one pytest session, registered only with --swarm-calibrate."""
 
     def __init__(self, config: pytest.Config) -> None:
@@ -248,10 +253,9 @@ class CalibrationSession:
         return (f"swarmgate calibration: {self.settings.describe_panel()}, corpus: {self.corpus}, "
                 f"{len(self.runs)} fixtures, {self.sections} sections{via}")
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        # Before xdist starts its workers (its sessionstart is trylast), so they get the votes.
-        if not self.is_controller or self.config.option.collectonly:
+    def run_once(self) -> None:
+        """Run the panel over every fixture and build the report."""
+        if not self.is_controller:
             return
         self._write(f"swarmgate: calibrating on {len(self.runs)} fixtures: "
                     f"{self.sections} sections x {self.settings.n} voters ...")
@@ -262,6 +266,7 @@ class CalibrationSession:
             dataclasses.replace(run, results=tuple(itertools.islice(results, len(p.sections))))
             for run, p in zip(self.runs, self.plans)
         )
+        self.config.stash[runs_key] = {run.fixture.id: run for run in self.runs}
         self.report = calibrate(
             [run.votes() for run in self.runs],
             self.settings.n,

@@ -20,7 +20,7 @@ from .model import NotReviewed, RunResult, Section, SectionResult
 from .publish import github_outputs, now_utc, write_reports
 from .report import gate_line, printable, summary_lines
 from .settings import resolve
-from .shared_run import check_rootdir, from_controller, prepend_collected, to_worker
+from .shared_run import ControllerRun, check_rootdir, from_controller, prepend_collected, to_worker
 from .voting import run_passes
 
 WORKERINPUT_KEY = "swarmgate"
@@ -83,7 +83,7 @@ class Progress:
         self.total = 0
 
 
-class ReviewSession:
+class ReviewSession(ControllerRun):
     """The gate for one pytest session, registered only with --swarm-review."""
 
     def __init__(self, config: pytest.Config, stdin: bytes | None = None) -> None:
@@ -138,10 +138,9 @@ class ReviewSession:
         lines += [f"swarmgate: released by hand: {printable(c)}" for c in (self.plan.released if self.plan else ())]
         return lines
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        # Before xdist starts its workers (its sessionstart is trylast), so they get the result.
-        if self.plan is None or self.config.option.collectonly:
+    def run_once(self) -> None:
+        """Cast every vote of the plan."""
+        if self.plan is None:
             return
         self.progress = Progress(self.config.pluginmanager.get_plugin("terminalreporter"), len(self.plan.sections))
         self.progress.line(f"swarmgate: reviewing {len(self.plan.sections)} sections x {self.settings.n} voters ...")

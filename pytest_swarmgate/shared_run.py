@@ -67,3 +67,36 @@ def check_rootdir(config: pytest.Config, flag: str) -> None:
             f"swarmgate: pytest took the path {spaced[0]} for a test path and moved the rootdir to "
             f"{config.rootpath} (ini {config.inipath}); write {flag}={spaced[0]} instead"
         )
+
+
+class ControllerRun:
+    """Mixin for a session plugin whose calls happen once, on the controller, before the tests.
+
+    Under xdist that must be in `pytest_sessionstart`, before xdist starts its workers (its
+    own sessionstart is trylast), so the workers receive the result. Without xdist it waits
+    for the test loop, so pytest's header and the collection come first. Never on a worker,
+    never for --collect-only.
+    """
+
+    _ran = False
+
+    def run_once(self) -> None:
+        raise NotImplementedError
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if session.config.pluginmanager.has_plugin("dsession"):
+            self._once(session.config)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        # pytest stops right after this on collection errors: do not pay for a review first.
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            return
+        self._once(session.config)
+
+    def _once(self, config: pytest.Config) -> None:
+        if self._ran or hasattr(config, "workerinput") or config.option.collectonly:
+            return
+        self._ran = True
+        self.run_once()

@@ -76,8 +76,8 @@ def test_custom_voter_hook_replaces_the_llm(pytester) -> None:
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
-            "*SESSION *app/orders.py* UNSAFE *UNSAFE*ERROR*UNSAFE*",
             "*panel of 3*",
+            "*SESSION *app/orders.py* UNSAFE *UNSAFE*ERROR*UNSAFE*",
             "*v2 * ERROR *RuntimeError: linter crashed*",
             "*README.md: not reviewed (docs are not reviewed here)*",
         ]

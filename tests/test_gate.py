@@ -23,8 +23,10 @@ def test_four_of_five_unsafe_fails_the_session_and_shows_every_voter(pytester, s
     result.assert_outcomes(failed=2)  # the section and the gate
     result.stdout.fnmatch_lines(
         [
-            "swarmgate: [[]1/1] app/orders.py: UNSAFE 4/5 (K=4)",
             "*swarmgate: panel of 5 (claude-sonnet-5-5), K=4, diff: *pr.patch, 1 sections*",
+            "collected 2 items",
+            "swarmgate: reviewing 1 sections x 5 voters ...",
+            "swarmgate: [[]1/1] app/orders.py: UNSAFE 4/5 (K=4)",
             "*app/orders.py: UNSAFE 4/5 (K=4)*",
             "*v1 * UNSAFE *app/orders.py:7 SQL built by string concatenation*",
             "*v4 * UNSAFE *",
@@ -248,3 +250,10 @@ def test_a_vote_cache_that_cannot_be_written_is_a_note_not_a_crash(pytester, stu
     result = run_gate(pytester, CLEAN_DIFF, "--swarm-cache-dir=/proc/no-cache-here")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*note: vote cache not written to /proc/no-cache-here*"])
+
+
+def test_a_collection_error_stops_the_session_before_any_call(pytester, stub) -> None:
+    pytester.makepyfile(test_broken="import no_such_module_here\n")
+    result = run_gate(pytester, SQL_DIFF)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert stub.requests == []
