@@ -41,7 +41,7 @@ from .model import NotReviewed, SectionResult
 from .report import printable, section_lines
 from . import __version__
 from .reports import write_text_atomic
-from .shared_run import ControllerRun, check_rootdir, from_controller, prepend_collected, to_worker
+from .shared_run import ControllerRun, check_rootdir, from_controller, to_worker
 
 if TYPE_CHECKING:
     from .gate import Plan
@@ -318,13 +318,10 @@ class CalibrationSession(ControllerRun):
     def pytest_configure_node(self, node: Any) -> None:
         to_worker(node, WORKERINPUT_KEY, {"gate": dataclasses.asdict(self.gate), "fixtures": [r.to_dict() for r in self.runs]})
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-        # tryfirst: our items must exist before -m / -k deselection runs.
-        collector = CalibrationCollector.from_parent(
+    def collector(self, session: pytest.Session) -> pytest.Collector:
+        return CalibrationCollector.from_parent(
             session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, runs=self.runs, gate=self.gate
         )
-        prepend_collected(session, collector, items)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.is_controller or self.report is None:

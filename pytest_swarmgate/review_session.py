@@ -20,7 +20,7 @@ from .model import NotReviewed, RunResult, Section, SectionResult
 from .publish import github_outputs, now_utc, write_reports
 from .report import gate_line, printable, summary_lines
 from .settings import resolve
-from .shared_run import ControllerRun, check_rootdir, from_controller, prepend_collected, to_worker
+from .shared_run import ControllerRun, check_rootdir, from_controller, to_worker
 from .voting import run_passes
 
 WORKERINPUT_KEY = "swarmgate"
@@ -168,13 +168,10 @@ class ReviewSession(ControllerRun):
             },
         )
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-        # tryfirst: our items must exist before -m / -k deselection runs.
-        collector = ReviewCollector.from_parent(
+    def collector(self, session: pytest.Session) -> pytest.Collector:
+        return ReviewCollector.from_parent(
             session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, sections=self.sections, not_reviewed=self.not_reviewed
         )
-        prepend_collected(session, collector, items)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.is_controller or self.run is None:

@@ -70,7 +70,7 @@ def check_rootdir(config: pytest.Config, flag: str) -> None:
 
 
 class ControllerRun:
-    """Mixin for a session plugin whose calls happen once, on the controller, before the tests.
+    """Mixin for a session plugin whose items come first and whose calls happen once, on the controller.
 
     Under xdist that must be in `pytest_sessionstart`, before xdist starts its workers (its
     own sessionstart is trylast), so the workers receive the result. Without xdist it waits
@@ -82,6 +82,15 @@ class ControllerRun:
 
     def run_once(self) -> None:
         raise NotImplementedError
+
+    def collector(self, session: pytest.Session) -> pytest.Collector:
+        """The collector of this session's items (`<name>::...` node ids)."""
+        raise NotImplementedError
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+        # tryfirst: our items must exist before -m / -k deselection runs.
+        prepend_collected(session, self.collector(session), items)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
