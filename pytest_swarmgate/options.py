@@ -11,6 +11,7 @@ from typing import Any, Callable
 import pytest
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_LENSES = "security,correctness,data-flow,adversarial,concurrency"
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
 PREWARM_MODES = ("auto", "on", "off")
@@ -107,7 +108,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("models", f"Comma list of models, cycled over the voters (default {DEFAULT_MODEL})", DEFAULT_MODEL, metavar="LIST"),
     Option("temperatures", "Comma list of temperatures 0.0-1.0, cycled over the voters; sent only where the endpoint accepts them", "", metavar="LIST"),
     Option("effort", f"Comma list of efforts ({', '.join(EFFORTS)}), cycled over the voters", "", metavar="LIST"),
-    Option("lenses", "Comma list of review lenses, cycled over the voters (security, correctness, concurrency, data-flow, adversarial)", "", metavar="LIST"),
+    # A lens per voter by default: five copies of one reviewer would vote without independence.
+    Option("lenses", "Comma list of review lenses, cycled over the voters (none for no lens)", DEFAULT_LENSES, metavar="LIST"),
     Option("panel", "Whole panel, one voter per line: MODEL [temperature=T] [effort=E] [lens=L] (ini only)", "", ini_type="linelist"),
     Option("on-inconclusive", "What an INCONCLUSIVE section does to the session: fail, warn or pass", "fail", _choice(INCONCLUSIVE_POLICIES), metavar="POLICY"),
     Option("concurrency", "Calls in flight at once, over all sections and voters", 16, _positive_int, metavar="N"),

@@ -123,5 +123,5 @@ def _panel(config: pytest.Config, overrides: Mapping[str, Any], value: Any, give
         _as_list(value("models")),
         _as_list(value("temperatures")),
         _as_list(value("effort")),
-        _as_list(value("lenses")),
+        [lens for lens in _as_list(value("lenses")) if lens != "none"],
     )

@@ -28,9 +28,9 @@ def test_four_of_five_unsafe_fails_the_session_and_shows_every_voter(pytester, s
             "swarmgate: reviewing 1 sections x 5 voters ...",
             "swarmgate: [[]1/1] app/orders.py: UNSAFE 4/5 (K=4)",
             "*app/orders.py: UNSAFE 4/5 (K=4)*",
-            "*v1 * UNSAFE *app/orders.py:7 SQL built by string concatenation*",
+            "*v1 * t=default lens=security * UNSAFE *app/orders.py:7 SQL built by string concatenation*",
             "*v4 * UNSAFE *",
-            "*v5 * SAFE *",
+            "*v5 * lens=concurrency * SAFE *",
             "*totals: 1 sections x 5 voters, 5 calls*",
             "*gate: UNSAFE*",
         ]
