@@ -57,7 +57,10 @@ def github_annotations(run: RunResult, *, limit: int) -> list[str]:
     ]
     # Held changes come first: they fail the gate whatever the panel said.
     release = f"review it by hand, then rerun with --swarm-allow-held={run.diff_sha256[:12]}"
-    lines = [workflow_command("error", f"{h} - {release}", title="swarm review: held for a human") for h in run.held]
+    lines = [
+        workflow_command("error", f"{reason} - {release}", file=path, title="swarm review: held for a human")
+        for path, reason in reports.held_entries(run)
+    ]
     lines += [line for _, line in sorted(keyed, key=lambda kl: kl[0])]
     if len(lines) <= limit:
         return lines
@@ -141,7 +144,7 @@ def _summary(run: RunResult, found: tuple[Alert, ...], detail: _Detail, on_incon
 
 def _gate_text(run: RunResult, on_inconclusive: str) -> str:
     text = f"{gate_line(run)}. Diff: {_md(run.source)}, sha256 {run.diff_sha256[:12]}."
-    if run.outcome == "INCONCLUSIVE" and on_inconclusive != "fail":
+    if run.gate == "INCONCLUSIVE" and on_inconclusive != "fail":
         text += f" INCONCLUSIVE is allowed here (on-inconclusive={_md(on_inconclusive)})."
     return text
 
@@ -195,7 +198,8 @@ def _findings_list(found: tuple[Alert, ...], limit: int | None) -> list[str]:
 def _held_list(run: RunResult) -> list[str]:
     """Held and released changes, in the words of the terminal report."""
     lines = held_lines(run)
-    return ["### Held for a human", ""] + [f"- {_md(line)}" for line in lines] + [""] if lines else []
+    heading = "### Held for a human" if run.held else "### Released by hand"
+    return [heading, ""] + [f"- {_md(line)}" for line in lines] + [""] if lines else []
 
 
 def _not_reviewed_list(run: RunResult) -> list[str]:

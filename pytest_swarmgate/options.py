@@ -122,7 +122,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("include", "Comma list of path globs to review (default: all)", "", metavar="GLOBS"),
     Option("exclude", "Comma list of path globs not to review", "", metavar="GLOBS"),
     Option("cache-dir", "Vote cache directory (default: ~/.cache/pytest-swarmgate/votes, outside the checkout)", metavar="DIR"),
-    Option("allow-empty", "Let an empty diff from a file or stdin pass as nothing to review (an empty git diff always may)", False, bool_value, "bool", flag=True),
+    Option("allow-empty", "Let an empty diff from a file or stdin pass as nothing to review (an empty git diff always may); command line only", False, bool_value, None, flag=True),
     Option("no-cache", "Do not read or write the vote cache", False, bool_value, "bool", flag=True),
     Option("allow-held", "Release the changes held for a human (gate configuration, unreadable code) for the one diff whose sha256 starts with SHA; command line only", None, str, None, metavar="SHA"),
     Option("json", "Write the full JSON report to PATH", metavar="PATH"),
@@ -151,7 +151,8 @@ def _ini_type(o: Option) -> str:
     if o.convert in (_positive_float, _fraction):
         return "float"
     if o.metavar in ("LIST", "GLOBS"):
-        return "args"
+        # linelist, not args: a glob or a model name may hold a space.
+        return "linelist"
     return o.ini_type or "string"
 
 
@@ -201,14 +202,22 @@ def get(config: pytest.Config, name: str) -> Any:
         raise pytest.UsageError(f"{where}: {exc}") from None
 
 
+def literal_args(config: pytest.Config) -> list[str]:
+    """The command line as the job gave it: PYTEST_ADDOPTS (the job's environment) then argv, not `addopts`."""
+    import os
+    import shlex
+
+    return shlex.split(os.environ.get("PYTEST_ADDOPTS", "")) + list(config.invocation_params.args)
+
+
 def typed_by_hand(config: pytest.Config, name: str) -> str | None:
-    """The option's value as typed on the literal command line ("" for a bare flag), else None.
+    """The option's value as the job gave it ("" for a bare flag), else None.
 
     Not from `addopts`: the ini file is part of the pull request, and must not choose what
-    the gate reviews or what it lets through.
+    the gate reviews or what it lets through. PYTEST_ADDOPTS is the job's, so it counts.
     """
     cli = BY_NAME[name].cli
-    args = list(config.invocation_params.args)
+    args = literal_args(config)
     found: str | None = None
     for i, arg in enumerate(args):
         if arg == cli:

@@ -227,3 +227,12 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def held_entries(run: RunResult) -> list[tuple[str, str]]:
+    """(path, reason) of each held change; the path is made safe like a voter's."""
+    entries = []
+    for line in run.held:
+        path, _, reason = line.partition(": ")
+        entries.append((safe_path(path, "."), reason or line))
+    return entries

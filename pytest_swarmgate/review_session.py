@@ -45,6 +45,21 @@ def diff_source(config: pytest.Config) -> tuple[str | None, str | None]:
     return (str(diff), None) if diff else (None, str(base) if base else None)
 
 
+INFO_MODES = {"collectonly": ("--collect-only", "--co"), "showfixtures": ("--fixtures",),
+              "show_fixtures_per_test": ("--fixtures-per-test",), "markers": ("--markers",)}
+
+
+def refuse_untyped_info_modes(config: pytest.Config) -> None:
+    """A mode that runs no review must be asked for in the job, not by the PR's `addopts`."""
+    typed = options.literal_args(config)
+    for attr, flags in INFO_MODES.items():
+        if getattr(config.option, attr, False) and not any(a in flags for a in typed):
+            raise pytest.UsageError(
+                f"swarmgate: {flags[0]} came from addopts, not the command line: the gate does not skip its review "
+                "for a setting the pull request can make"
+            )
+
+
 def release_held(plan: Plan, allowed: str | None) -> Plan:
     """Release the held changes when a human typed this diff's sha256 prefix (8+ characters).
 
@@ -107,6 +122,7 @@ class ReviewSession(ControllerRun):
             return
         check_rootdir(config, "--swarm-diff")
         options.get(config, "annotations-max")  # checked now, not after the review was paid for
+        refuse_untyped_info_modes(config)
         for name in ("json", "sarif"):
             target = options.get(config, name)
             if target and (config.invocation_params.dir / target).is_dir():
@@ -114,7 +130,7 @@ class ReviewSession(ControllerRun):
         self.settings = settle_panel(config, self.settings)
         diff_arg, base = diff_source(config)
         source, text = read_source(config, diff_arg, base, stdin)
-        if diff_arg and not text.strip() and not options.get(config, "allow-empty"):
+        if diff_arg and not text.strip() and options.typed_by_hand(config, "allow-empty") is None:
             # Fail closed: `git diff ... | pytest --swarm-diff=-` gives empty input when git fails.
             raise pytest.UsageError(
                 f"swarmgate: the diff from {source} is empty; if nothing changed, pass --swarm-allow-empty "
@@ -174,7 +190,11 @@ class ReviewSession(ControllerRun):
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.is_controller or self.run is None:
+        if not self.is_controller:
+            return
+        if self.run is None:
+            for line in self.published:
+                terminalreporter.write_line(line, red=True)
             return
         terminalreporter.section("swarm review")
         for line in summary_lines(self.run):
@@ -186,6 +206,12 @@ class ReviewSession(ControllerRun):
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # tryfirst: before the terminal summary, which lists what was written.
+        if self.is_controller and self.run is None and not self.config.option.collectonly:
+            # Planned but never reviewed (pytest.exit, another runner): never a pass.
+            self.published = ["swarmgate: the review did not run in this session, so the gate fails (fail closed)"]
+            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
         if not self.is_controller or self.run is None:
             return
         published = write_reports(

@@ -10,6 +10,7 @@ problems, and never become alerts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,11 +30,15 @@ def sarif_report(run: RunResult, *, plugin_version: str) -> dict[str, Any]:
     found = reports.alerts(run)
     rule_ids = sorted({a.rule_id for a in found})
     index = {r: i for i, r in enumerate(rule_ids)}
+    rules = [_rule(r, [a for a in found if a.rule_id == r]) for r in rule_ids]
+    held = reports.held_entries(run)
+    if held:
+        rules.append(HELD_RULE)
     driver = {
         "name": "pytest-swarmgate",
         "version": plugin_version,
         "informationUri": INFORMATION_URI,
-        "rules": [_rule(r, [a for a in found if a.rule_id == r]) for r in rule_ids],
+        "rules": rules,
     }
     return {
         "$schema": SARIF_SCHEMA,
@@ -42,7 +47,8 @@ def sarif_report(run: RunResult, *, plugin_version: str) -> dict[str, Any]:
             {
                 "tool": {"driver": driver},
                 "invocations": [_invocation(run)],
-                "results": [_result(a, index[a.rule_id]) for a in found],
+                "results": [_result(a, index[a.rule_id]) for a in found]
+                + [_held_result(path, reason, len(rule_ids), run) for path, reason in held],
             }
         ],
     }
@@ -94,6 +100,31 @@ def _result(alert: Alert, rule_index: int) -> dict[str, Any]:
             "security-severity": reports.security_severity(alert.severity),
             "voters": [{"id": v.voter_id, "verdict": v.verdict, "severity": f.severity} for v, f in alert.raised_by],
         },
+    }
+
+
+HELD_RULE: dict[str, Any] = {
+    "id": "swarmgate/held",
+    "name": "HeldForAHuman",
+    "shortDescription": {"text": "Change held for a human"},
+    "fullDescription": {
+        "text": "The change reconfigures the review gate or its CI job, or is a binary file no voter could read; "
+        "the gate fails until a human releases it for this diff."
+    },
+    "help": {"text": "Review the change by hand, then rerun the gate with --swarm-allow-held=<diff sha256 prefix>."},
+    "properties": {"tags": ["security"], "security-severity": "7.0"},
+}
+
+
+def _held_result(path: str, reason: str, rule_index: int, run: RunResult) -> dict[str, Any]:
+    """A held change as an error at its file: the gate fails on it, so code scanning shows it."""
+    return {
+        "ruleId": HELD_RULE["id"],
+        "ruleIndex": rule_index,
+        "level": "error",
+        "message": {"text": _sarif_text(f"{reason}. Held for a human: rerun with --swarm-allow-held={run.diff_sha256[:12]} once reviewed.")},
+        "locations": [{"physicalLocation": {"artifactLocation": {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}}}],
+        "partialFingerprints": {reports.FINGERPRINT_KEY: hashlib.sha256(f"held\0{path}".encode()).hexdigest()[:32]},
     }
 
 

@@ -29,18 +29,29 @@ DEDICATED = {
     "pytest.toml": "pytest configuration",
     ".pytest.toml": "pytest configuration",
     ".gitlab-ci.yml": "the CI job that runs the gate",
+    ".travis.yml": "the CI job that runs the gate",
+    "jenkinsfile": "the CI job that runs the gate",
+    "azure-pipelines.yml": "the CI job that runs the gate",
+    "bitbucket-pipelines.yml": "the CI job that runs the gate",
+    "noxfile.py": "the session that runs the gate",
 }
-WORKFLOWS = (".github/workflows/", ".github/actions/")
+WORKFLOWS = (".github/workflows/", ".github/actions/", ".circleci/")
 # Shared ini files: only changes inside their pytest section, or lines that name its keys.
 SHARED_INI = {"pyproject.toml", "tox.ini", "setup.cfg"}
-PYTEST_SECTION = re.compile(r"^\s*\[(pytest|tool:pytest|tool\.pytest[\w.\-]*)\]\s*$")
+PYTEST_SECTION = re.compile(r"^\s*\[(pytest|tool:pytest|tool\.pytest[\w.\-]*|testenv[^\]]*)\]\s*$", re.IGNORECASE)
 ANY_SECTION = re.compile(r"^\s*\[")
-PYTEST_KEY = re.compile(r"\bswarm_|\baddopts\b|\brequired_plugins\b|\bpythonpath\b|(^|[\s\"'])-p\s?\w|\bplugins\b")
+PYTEST_KEY = re.compile(
+    r"swarm[-_]|addopts|required_plugins|pythonpath|(^|[\s\"'])-p\s?\w|\bplugins\b", re.IGNORECASE
+)
+# In a hunk whose section is not shown, a line that starts like an option or a quoted list
+# item may continue a multi-line `addopts`: hold it rather than guess.
+CONTINUATION = re.compile(r"^\s+[-\"']")
 # Extensions of files a binary diff must not hide (scripts run whatever git calls them).
-CODE_EXTENSIONS = {
-    ".py", ".pyi", ".sh", ".bash", ".zsh", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".jsx", ".go", ".rb", ".php",
-    ".java", ".kt", ".scala", ".c", ".h", ".cc", ".cpp", ".hpp", ".rs", ".cs", ".swift", ".pl", ".lua", ".sql",
-    ".toml", ".ini", ".cfg", ".yml", ".yaml", ".json", ".xml", ".html", ".tf", ".ps1", ".bat", ".cmd", ".mk",
+# Binary files that carry no code: every other binary file (a .so, a .pyc, a script with a
+# NUL byte) is held, since no voter can read it and it may still run.
+MEDIA_EXTENSIONS = {
+    ".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".ico", ".tif", ".tiff", ".svgz", ".pdf", ".mp3", ".mp4",
+    ".wav", ".ogg", ".webm", ".mov", ".avi", ".woff", ".woff2", ".ttf", ".otf", ".eot", ".psd", ".xcf",
 }
 
 
@@ -60,6 +71,8 @@ def held_changes(sections: Iterable[Section], not_reviewed: Iterable[NotReviewed
 
 def _config_reason(paths: Sequence[str | None], change: str, text: str | None) -> str | None:
     for path in filter(None, paths):
+        # Lower case: a runner on a case-insensitive file system loads Conftest.py too.
+        path = path.lower()
         name = posixpath.basename(path)
         if name in DEDICATED:
             return DEDICATED[name]
@@ -81,15 +94,21 @@ def _pytest_setting_changed(text: str) -> str | None:
     The section is known from the hunk's own lines; a hunk that shows no section header
     is judged by its keys alone.
     """
-    in_pytest = False
+    section: bool | None = None  # None: this hunk has not shown its section
     for line in text.splitlines():
-        if line.startswith(("+++ ", "--- ", "@@")):
-            in_pytest = False if line.startswith("@@") else in_pytest
+        if line.startswith(("+++ ", "--- ")):
+            continue
+        if line.startswith("@@"):
+            # git's hunk header may name the enclosing line (`addopts = """`): judge it too.
+            context = line.split("@@", 2)[-1]
+            section = True if PYTEST_KEY.search(context) or PYTEST_SECTION.match(context.strip()) else None
             continue
         body = line[1:]
         if ANY_SECTION.match(body):
-            in_pytest = bool(PYTEST_SECTION.match(body))
-        if line[:1] in "+-" and body.strip() and (in_pytest or PYTEST_KEY.search(body)):
+            section = bool(PYTEST_SECTION.match(body))
+        if line[:1] not in "+-" or not body.strip():
+            continue
+        if section or PYTEST_KEY.search(body) or (section is None and CONTINUATION.match(body)):
             return body.strip()
     return None
 
@@ -97,7 +116,6 @@ def _pytest_setting_changed(text: str) -> str | None:
 def _unreadable_code(entry: NotReviewed) -> str | None:
     if not entry.reason.startswith("binary"):
         return None
-    extension = posixpath.splitext(entry.path)[1].lower()
-    if extension in CODE_EXTENSIONS or not extension:
-        return "code or configuration that git shows as binary, so no voter could read it"
-    return None
+    if posixpath.splitext(entry.path)[1].lower() in MEDIA_EXTENSIONS:
+        return None
+    return "a binary file that is not media: no voter could read it, and it may run"

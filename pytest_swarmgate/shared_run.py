@@ -1,8 +1,8 @@
 """What a session that calls the API once, on the controller, shares with pytest-xdist workers.
 
-The review gate and the calibration run both make every call in the controller's
-`pytest_sessionstart` and send the result to each worker through `workerinput`, so every
-worker collects the same items in the same order and none of them calls the API again.
+The review gate and the calibration run both make every call once on the controller (see
+ControllerRun) and send the result to each worker through `workerinput`, so every worker
+collects the same items in the same order and none of them calls the API again.
 These are the steps both sessions take. Standard library and pytest only; imported only
 when a session is enabled.
 """
@@ -97,12 +97,13 @@ class ControllerRun:
         if session.config.pluginmanager.has_plugin("dsession"):
             self._once(session.config)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        # A wrapper: another plugin's runtestloop that returns first cannot skip this.
         # pytest stops right after this on collection errors: do not pay for a review first.
-        if session.testsfailed and not session.config.option.continue_on_collection_errors:
-            return
-        self._once(session.config)
+        if not (session.testsfailed and not session.config.option.continue_on_collection_errors):
+            self._once(session.config)
+        return (yield)
 
     def _once(self, config: pytest.Config) -> None:
         if self._ran or hasattr(config, "workerinput") or config.option.collectonly:

@@ -41,8 +41,10 @@ def test_renames_and_binary_entries_are_held_by_either_path() -> None:
     binary = "diff --git a/pytest.ini b/pytest.ini\nindex 1111111..2222222 100644\nBinary files a/pytest.ini and b/pytest.ini differ\n"
     assert held(binary) == ["pytest.ini: pytest configuration"]
     script = binary.replace("pytest.ini", "deploy.sh")
-    assert held(script) == ["deploy.sh: code or configuration that git shows as binary, so no voter could read it"]
+    assert held(script) == ["deploy.sh: a binary file that is not media: no voter could read it, and it may run"]
+    assert held(binary.replace("pytest.ini", "_speedups.so"))
     assert held(binary.replace("pytest.ini", "logo.png")) == []
+    assert held(rename.replace("conftest.py", "Conftest.py")), "case-insensitive file systems load it too"
 
 
 def test_shared_ini_files_are_held_only_for_pytest_settings() -> None:
@@ -53,7 +55,11 @@ def test_shared_ini_files_are_held_only_for_pytest_settings() -> None:
     ]
     # A dependency bump that names pytest is not a pytest setting.
     assert held(file_diff("pyproject.toml", '    "pytest>=9",', context="[project.optional-dependencies]")) == []
-    assert held(file_diff("tox.ini", "commands = pytest", context="[testenv]")) == []
+    # tox's test environment decides how CI runs pytest: held.
+    assert held(file_diff("tox.ini", "setenv = PYTEST_ADDOPTS=--co", context="[testenv]"))
+    # A hunk inside a multi-line addopts that shows neither the key nor the section.
+    assert held(file_diff("pyproject.toml", "  --swarm-exclude=**", context='  "-ra",'))
+    assert held(file_diff("setup.cfg", "version = 2", context="[metadata]")) == []
     assert held(CLEAN_DIFF) == []
 
 
@@ -102,3 +108,53 @@ def test_workers_hold_the_same_changes(pytester, stub) -> None:
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*held for a human: .github/workflows/ci.yml*"])
+
+
+def test_held_changes_reach_every_ci_output(pytester, stub, monkeypatch) -> None:
+    from conftest import official_sarif_validator
+
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    diff = CLEAN_DIFF + file_diff("tests/conftest.py", "import os", new=True)
+    result = run(pytester, diff, "--swarm-sarif=r.sarif")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["::error file=tests/conftest.py,title=swarm review%3A held for a human::*--swarm-allow-held=*"])
+    sarif = json.loads((pytester.path / "r.sarif").read_text())
+    official_sarif_validator().validate(sarif)
+    [held] = [r for r in sarif["runs"][0]["results"] if r["ruleId"] == "swarmgate/held"]
+    assert held["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "tests/conftest.py"
+    text = summary.read_text()
+    assert "HELD for a human" in text and "### Held for a human" in text
+
+
+def test_a_review_that_never_ran_is_never_a_pass(pytester, stub, script) -> None:
+    from conftest import unsafe_finding
+    from pytest_swarmgate.testing import Reply
+
+    script.on(section="*", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding()]))
+    pytester.makeconftest("import pytest\n\ndef pytest_collection_finish(session):\n    pytest.exit('bye', returncode=0)\n")
+    result = run(pytester, CLEAN_DIFF)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*the review did not run in this session, so the gate fails*"])
+
+
+def test_info_modes_from_addopts_are_refused(pytester, stub) -> None:
+    pytester.makeini("[pytest]\naddopts = --co\n")
+    result = run(pytester, CLEAN_DIFF)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: swarmgate: --collect-only came from addopts, not the command line*"])
+
+
+def test_the_jobs_pytest_addopts_counts_as_typed(pytester, stub, monkeypatch) -> None:
+    path = write_diff(pytester.path, CLEAN_DIFF)
+    monkeypatch.setenv("GITHUB_BASE_REF", "main")
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"--swarm-review --swarm-diff={path}")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([f"*diff: {path}, 1 sections*"])
+
+
+def test_allow_empty_cannot_come_from_the_ini_file(pytester, stub) -> None:
+    pytester.makeini("[pytest]\naddopts = --swarm-allow-empty\n")
+    assert run(pytester, "").ret == pytest.ExitCode.USAGE_ERROR
