@@ -48,7 +48,7 @@ TARGET_WALL = 0.7
 TARGET_RATIO = 1.03
 TESTS_FILES, TESTS_PER_FILE = 20, 10
 PYTEST_BASE = ["-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"]
-WATCHED_MODULES = ("pytest_swarmgate.plugin", "anthropic", "unidiff", "httpx2", "pytest_swarmgate.gate")
+WATCHED_MODULES = ("pytest_swarmgate.plugin", "anthropic", "unidiff", "httpx2", "pytest_swarmgate.runner")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -157,10 +157,14 @@ class ReviewRun:
 
 def review_once(stub: Any, sections: Sequence[Any], panel: Sequence[Any], k: int, concurrency: int,
                 cache: Any = None) -> ReviewRun:
-    from pytest_swarmgate.engine import review
-    from pytest_swarmgate.gate import endpoint
+    from pytest_swarmgate.core.engine import review
+    from pytest_swarmgate.core.voters import (
+        DEFAULT_MAX_TOKENS,
+        AnthropicVoter,
+        make_client,
+    )
     from pytest_swarmgate.options import BY_NAME
-    from pytest_swarmgate.voters import DEFAULT_MAX_TOKENS, AnthropicVoter, make_client
+    from pytest_swarmgate.runner import endpoint
 
     timeout = float(BY_NAME["timeout"].default)
     stub.clear_log()
@@ -254,11 +258,10 @@ def e2e_pytest(stub_url: str, diff_text: str) -> dict[str, Any]:
 
 
 def bench_review(runs: int) -> list[str]:
-    from pytest_swarmgate.cache import VoteCache
-    from pytest_swarmgate.diff import parse_sections
+    from pytest_swarmgate.configuration import build_panel, default_threshold
+    from pytest_swarmgate.core.cache import VoteCache
+    from pytest_swarmgate.core.diff import parse_sections
     from pytest_swarmgate.options import DEFAULT_MODEL
-    from pytest_swarmgate.panel import build_panel
-    from pytest_swarmgate.settings import default_threshold
     from pytest_swarmgate.testing import StubServer
 
     diff_text = generated_diff()

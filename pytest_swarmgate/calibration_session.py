@@ -18,8 +18,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -27,26 +25,26 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import pytest
 
-from . import options
-from .calibration import (
+from . import __version__, options
+from .core.calibration import (
     CalibrationReport,
     FixtureVotes,
     calibrate,
     fixture_flagged,
     plot_k_curve,
 )
-from .corpus import CorpusError, Fixture, load_corpus
+from .core.corpus import CorpusError, Fixture, load_corpus
+from .core.model import NotReviewed, SectionResult
+from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
-from .model import NotReviewed, SectionResult
-from .report import printable, section_lines
-from . import __version__
-from .reports import write_text_atomic
-from .shared_run import ControllerRun, check_rootdir, from_controller, to_worker
+from .output.escape import terminal, terminal_block
+from .output.terminal import section_lines
+from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
 
 if TYPE_CHECKING:
-    from .gate import Plan
-    from .model import RunResult
-    from .settings import GateSettings
+    from .configuration import GateSettings
+    from .core.model import RunResult
+    from .runner import Plan
 
 COLLECTOR_NAME = "swarm-calibrate"
 WORKERINPUT_KEY = "swarmgate-calibration"
@@ -130,17 +128,17 @@ def mismatch_lines(run: FixtureRun, gate: GatePoint, blocked: bool) -> list[str]
     """The failure text: expected vs got, what the fixture is, then every section's votes."""
     f = run.fixture
     got = "blocks it (UNSAFE)" if blocked else "lets it through (SAFE)"
-    lines = [f"{printable(f.id)}: expected {f.expected}, but the gate at K={gate.k} of N={gate.n} {got}"]
+    lines = [f"{terminal(f.id)}: expected {f.expected}, but the gate at K={gate.k} of N={gate.n} {got}"]
     about = [f"category {f.category}"] + ([f.cwe] if f.cwe else [])
     if f.flaw_path:
         about.append(f"flaw at {f.flaw_path}" + (f":{f.flaw_line}" if f.flaw_line is not None else ""))
-    lines.append("  " + printable(", ".join(about)))
+    lines.append("  " + terminal(", ".join(about)))
     if f.why:
-        lines.append("  why: " + printable(f.why, 300))
+        lines.append("  why: " + terminal(f.why, 300))
     for result in run.results or ():
         lines.extend("  " + line for line in section_lines(result))
     for nr in run.not_reviewed:
-        lines.append(f"  {printable(nr.path)}: not reviewed ({printable(nr.reason)})")
+        lines.append(f"  {terminal(nr.path)}: not reviewed ({terminal(nr.reason)})")
     if not run.results:
         lines.append("  no section of this diff was reviewed, so the gate had nothing to block")
     return lines
@@ -200,8 +198,8 @@ class CalibrationSession(ControllerRun):
             self.gate = GatePoint(**data["gate"])
             self.runs = tuple(FixtureRun.from_dict(r) for r in data["fixtures"])
             return
-        from .gate import plan, settle_panel
-        from .settings import resolve
+        from .configuration import resolve
+        from .runner import plan, settle_panel
 
         check_rootdir(config, "--swarm-calibrate")
         self.is_controller = True
@@ -230,7 +228,7 @@ class CalibrationSession(ControllerRun):
 
     @staticmethod
     def _poll_seconds() -> float:
-        from .batch import poll_seconds
+        from .core.batch import poll_seconds
 
         try:
             return poll_seconds()
@@ -279,8 +277,8 @@ class CalibrationSession(ControllerRun):
 
     def _execute(self) -> RunResult:
         """Every section of every fixture in one engine run: gate.execute over one combined plan."""
-        from .diff import diff_sha256
-        from .gate import Plan, execute
+        from .core.diff import diff_sha256
+        from .runner import Plan, execute
 
         combined = Plan(
             source=f"calibration corpus {self.corpus}",
@@ -304,8 +302,8 @@ class CalibrationSession(ControllerRun):
         cast = yield
         if not self._batching:
             return cast
-        from .batch import BatchVoter
-        from .voters import AnthropicVoter
+        from .core.batch import BatchVoter
+        from .core.voters import AnthropicVoter
 
         if not isinstance(cast, AnthropicVoter):
             raise pytest.UsageError(
@@ -344,8 +342,8 @@ class CalibrationSession(ControllerRun):
         ]
         for run in self.runs:
             for nr in run.not_reviewed:
-                lines.append(f"{printable(run.fixture.id)}: {printable(nr.path)} not reviewed ({printable(nr.reason)})")
-        lines.extend(_shown(line) for line in report.render_text().splitlines())
+                lines.append(f"{terminal(run.fixture.id)}: {terminal(nr.path)} not reviewed ({terminal(nr.reason)})")
+        lines.extend(terminal_block(line) for line in report.render_text().splitlines())
         wrong = [run.fixture.id for run in self.runs if run.blocked(self.gate) != (run.fixture.expected == "UNSAFE")]
         lines.append(
             f"K={self.gate.k} in force: {len(wrong)} of {len(self.runs)} fixtures disagree with their label"
@@ -401,19 +399,5 @@ class CalibrationSession(ControllerRun):
 
 def write_plot(report: CalibrationReport, target: Path) -> bool:
     """plot_k_curve, atomically: False (and no file) when matplotlib is not installed."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if not plot_k_curve(report, tmp):
-            return False
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a report is read by other tools
-        os.replace(tmp, target)
-        return True
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    return write_atomic(target, lambda tmp: plot_k_curve(report, tmp))
 
-
-def _shown(line: str) -> str:
-    """A report line with control characters escaped (corpus categories are half-trusted), indent kept."""
-    body = line.lstrip()
-    return line[: len(line) - len(body)] + printable(body)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .model import NotReviewed, RunResult, Section, SectionResult, Voter
-    from .settings import GateSettings
+    from .configuration import GateSettings
+    from .core.model import NotReviewed, RunResult, Section, SectionResult, Voter
 
 
 @pytest.hookspec(firstresult=True)

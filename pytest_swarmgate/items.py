@@ -13,9 +13,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from .model import NotReviewed, RunResult, Section, SectionResult, Vote
-from .report import held_lines, gate_line, printable, section_lines
-from .voting import run_passes
+from .core.model import NotReviewed, RunResult, Section, SectionResult, Vote
+from .core.voting import run_passes
+from .output.escape import terminal
+from .output.terminal import gate_line, held_lines, section_lines
 
 COLLECTOR_NAME = "swarm-review"
 run_key = pytest.StashKey["RunResult | None"]()
@@ -78,7 +79,7 @@ class NotReviewedItem(ReviewItem):
         self.not_reviewed = not_reviewed
         self.user_properties.append(("swarm_outcome", "NOT_REVIEWED"))
         # A skip marker, so the skip is reported at this item rather than at a line of ours.
-        self.add_marker(pytest.mark.skip(reason=printable(f"{not_reviewed.path} not reviewed: {not_reviewed.reason}")))
+        self.add_marker(pytest.mark.skip(reason=terminal(f"{not_reviewed.path} not reviewed: {not_reviewed.reason}")))
 
     def runtest(self) -> None:
         raise AssertionError("unreachable: the item carries a skip marker")
@@ -127,7 +128,7 @@ class ReviewCollector(pytest.Collector):
     def collect(self) -> Iterator[pytest.Item]:
         # Names are printable: pytest shows node ids raw, and paths come from the pull request.
         for section in self.sections:
-            yield SectionItem.from_parent(self, name=printable(section.id), section=section)
+            yield SectionItem.from_parent(self, name=terminal(section.id), section=section)
         for nr in self.not_reviewed:
-            yield NotReviewedItem.from_parent(self, name=printable(nr.path), not_reviewed=nr)
+            yield NotReviewedItem.from_parent(self, name=terminal(nr.path), not_reviewed=nr)
         yield GateItem.from_parent(self, name="gate")

@@ -15,8 +15,8 @@ import pytest
 from . import options
 
 if TYPE_CHECKING:
-    from .model import RunResult
-    from .settings import GateSettings
+    from .configuration import GateSettings
+    from .core.model import RunResult
 
 MARKERS = (
     "swarm_review: an item of the swarm review gate (one per diff section)",
@@ -69,14 +69,14 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 
 @pytest.hookimpl(trylast=True)
 def pytest_swarmgate_make_client(config: pytest.Config, settings: GateSettings) -> Any:
-    from .voters import make_client
+    from .core.voters import make_client
 
     return make_client(timeout=settings.timeout, max_retries=settings.max_retries)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_swarmgate_make_voter(config: pytest.Config, settings: GateSettings, client: Any) -> Any:
-    from .voters import AnthropicVoter
+    from .core.voters import AnthropicVoter
 
     return AnthropicVoter(client, timeout=settings.timeout, max_tokens=settings.max_tokens)
 
@@ -94,14 +94,14 @@ def swarm_review(request: pytest.FixtureRequest) -> Callable[..., RunResult]:
     marker_settings = dict(marker.kwargs) if marker else {}
 
     def review(diff: str | os.PathLike[str], **overrides: Any) -> RunResult:
-        from .gate import check_size, execute, plan, settle_panel
-        from .settings import resolve
+        from .configuration import resolve
+        from .runner import check_size, execute, plan, settle_panel
 
         settings = settle_panel(config, resolve(config, {**marker_settings, **overrides}))
         if isinstance(diff, str) and is_diff_text(diff):
             source, text = "text", diff
         else:
-            from .diff import DiffError, read_diff_file
+            from .core.diff import DiffError, read_diff_file
 
             path = Path(diff)
             try:

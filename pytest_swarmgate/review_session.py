@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 
 from . import options
-from .gate import Plan, check_size, execute, plan, read_source, settle_panel
+from .configuration import resolve
+from .core.model import NotReviewed, RunResult, Section, SectionResult
+from .core.voting import run_passes
 from .items import COLLECTOR_NAME, ReviewCollector, policy_key, run_key
-from .model import NotReviewed, RunResult, Section, SectionResult
-from .publish import github_outputs, now_utc, write_reports
-from .report import gate_line, printable, summary_lines
-from .settings import resolve
-from .shared_run import ControllerRun, check_rootdir, from_controller, to_worker
-from .voting import run_passes
+from .output.escape import terminal
+from .output.publish import github_outputs, now_utc, write_reports
+from .output.terminal import gate_line, summary_lines
+from .runner import Plan, check_size, execute, plan, read_source, settle_panel
+from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
 
 WORKERINPUT_KEY = "swarmgate"
 
@@ -92,7 +93,7 @@ class Progress:
     def section(self, result: SectionResult) -> None:
         if self.done < self.total:
             self.done += 1
-            self.line(f"swarmgate: [{self.done}/{self.total}] {printable(result.section.id)}: {result.tally()}")
+            self.line(f"swarmgate: [{self.done}/{self.total}] {terminal(result.section.id)}: {result.tally()}")
 
     def stop(self) -> None:
         self.total = 0
@@ -148,10 +149,10 @@ class ReviewSession(ControllerRun):
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         skipped = f", {len(self.not_reviewed)} not reviewed" if self.not_reviewed else ""
         lines = [
-            f"swarmgate: {self.settings.describe_panel()}, diff: {printable(self.source)}, "
+            f"swarmgate: {self.settings.describe_panel()}, diff: {terminal(self.source)}, "
             f"{len(self.sections)} sections{skipped}"
         ]
-        lines += [f"swarmgate: released by hand: {printable(c)}" for c in (self.plan.released if self.plan else ())]
+        lines += [f"swarmgate: released by hand: {terminal(c)}" for c in (self.plan.released if self.plan else ())]
         return lines
 
     def run_once(self) -> None:

@@ -12,8 +12,7 @@ import anthropic  # noqa: F401 - imported once here: pytester in-process runs wo
 import jsonschema
 import pytest
 
-from pytest_swarmgate import report_json
-
+from pytest_swarmgate.output import json_report as report_json
 from pytest_swarmgate.testing import Reply, Script, StubServer
 
 API_KEY = "sk-ant-test-0000-SECRET-must-never-be-printed"

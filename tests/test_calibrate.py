@@ -8,16 +8,15 @@ from math import comb
 from pathlib import Path
 from typing import Any, Iterable
 
-import pytest
-
-from pytest_swarmgate.batch import batch_params, poll_seconds
-from pytest_swarmgate.model import Vote
-from pytest_swarmgate.testing import CallContext, Reply, Script
-
 # Loaded here, in the outer process: pytester's in-process runs drop the modules they import
 # when they end, so anthropic would be imported afresh (about a second) by every run, and
 # numpy (under matplotlib) cannot be imported twice in one process at all.
 import anthropic  # noqa: F401
+import pytest
+
+from pytest_swarmgate.core.batch import batch_params, poll_seconds
+from pytest_swarmgate.model import Vote
+from pytest_swarmgate.testing import CallContext, Reply, Script
 
 try:
     import matplotlib.backends.backend_agg

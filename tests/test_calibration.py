@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 import pytest
 
-from pytest_swarmgate.calibration import (
+from pytest_swarmgate.core.calibration import (
     PRICES,
     CalibrationReport,
     FixtureVotes,
@@ -20,7 +20,7 @@ from pytest_swarmgate.calibration import (
     plot_k_curve,
     price_for,
 )
-from pytest_swarmgate.corpus import Fixture
+from pytest_swarmgate.core.corpus import Fixture
 from pytest_swarmgate.model import Finding, Usage, Vote
 
 MODEL = "claude-sonnet-4-5"

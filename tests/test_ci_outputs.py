@@ -6,8 +6,15 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import (
+    README_DIFF,
+    SQL_DIFF,
+    official_sarif_validator,
+    unsafe_finding,
+    validate_report,
+    write_diff,
+)
 
-from conftest import README_DIFF, SQL_DIFF, official_sarif_validator, unsafe_finding, validate_report, write_diff
 from pytest_swarmgate.testing import Reply
 
 BINARY = "diff --git a/logo.png b/logo.png\nindex 1111111..2222222 100644\nBinary files a/logo.png and b/logo.png differ\n"

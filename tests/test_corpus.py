@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
-from pytest_swarmgate.corpus import CorpusError, Fixture, load_corpus
+from pytest_swarmgate.core.corpus import CorpusError, Fixture, load_corpus
 
 DIFF = "--- a/app/x.py\n+++ b/app/x.py\n@@ -1 +1 @@\n-a\n+b\n"
 

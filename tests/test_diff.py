@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_swarmgate.diff import DiffError, diff_sha256, git_diff, glob_match, parse_sections, read_diff_file
+from pytest_swarmgate.core.diff import (
+    DiffError,
+    diff_sha256,
+    git_diff,
+    glob_match,
+    parse_sections,
+    read_diff_file,
+)
 from pytest_swarmgate.model import NotReviewed
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-
 import pytest
+from conftest import (
+    CLEAN_DIFF,
+    SQL_DIFF,
+    custom_voter_conftest,
+    unsafe_finding,
+    write_diff,
+)
 
-from conftest import CLEAN_DIFF, SQL_DIFF, custom_voter_conftest, unsafe_finding, write_diff
 from pytest_swarmgate.testing import Reply
 
 

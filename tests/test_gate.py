@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import (
+    API_KEY,
+    CLEAN_DIFF,
+    README_DIFF,
+    SQL_DIFF,
+    unsafe_finding,
+    write_diff,
+)
 
-from conftest import API_KEY, CLEAN_DIFF, README_DIFF, SQL_DIFF, unsafe_finding, write_diff
 from pytest_swarmgate.testing import Reply
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import CLEAN_DIFF, write_diff
+
 from pytest_swarmgate.testing import Reply, Script
 
 

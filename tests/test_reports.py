@@ -11,9 +11,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-
 from conftest import official_sarif_validator, validate_report
-from pytest_swarmgate import github, report_json, reports, sarif
+
+from pytest_swarmgate.core.voting import judge
 from pytest_swarmgate.model import (
     Finding,
     NotReviewed,
@@ -25,7 +25,9 @@ from pytest_swarmgate.model import (
     Vote,
     Voter,
 )
-from pytest_swarmgate.voting import judge
+from pytest_swarmgate.output import alerts as reports
+from pytest_swarmgate.output import escape, github, sarif
+from pytest_swarmgate.output import json_report as report_json
 
 N, K = 5, 4
 PANEL = tuple(Voter(f"v{i}", "claude-test", temperature=0.2 * i, lens="security") for i in range(1, N + 1))
@@ -398,8 +400,8 @@ def test_fingerprints_differ_for_different_findings() -> None:
 
 
 def test_workflow_command_escaping_matches_the_toolkit() -> None:
-    assert github.escape_data("100% done\r\nnext: a,b") == "100%25 done%0D%0Anext: a,b"
-    assert github.escape_property("100% done\r\nnext: a,b") == "100%25 done%0D%0Anext%3A a%2Cb"
+    assert escape.workflow_data("100% done\r\nnext: a,b") == "100%25 done%0D%0Anext: a,b"
+    assert escape.workflow_property("100% done\r\nnext: a,b") == "100%25 done%0D%0Anext%3A a%2Cb"
     assert github.workflow_command("error", "m", file="a,b:c.py", line=None, title="t") == "::error file=a%2Cb%3Ac.py,title=t::m"
     assert github.workflow_command("notice", "plain") == "::notice::plain"
 

@@ -7,8 +7,8 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import CLEAN_DIFF, README_DIFF, SQL_DIFF, unsafe_finding, write_diff
+
 from pytest_swarmgate.testing import Reply
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_swarmgate.core.verdict import (
+    MAX_FINDINGS,
+    VerdictError,
+    parse_reply,
+    parse_tool_input,
+)
 from pytest_swarmgate.model import Finding
-from pytest_swarmgate.verdict import MAX_FINDINGS, VerdictError, parse_reply, parse_tool_input
 
 GOOD = {
     "verdict": "UNSAFE",

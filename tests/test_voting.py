@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
+from pytest_swarmgate.core.voting import count, decided, gate_passes, judge, outcome
 from pytest_swarmgate.model import Section, Vote
-from pytest_swarmgate.voting import count, decided, gate_passes, judge, outcome
 
 
 def all_tallies(n: int):

@@ -12,9 +12,9 @@ import os
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from .model import OUTCOMES, RunResult, SectionResult
-from .reports import write_text_atomic
-from .voting import run_passes
+from ..core.model import OUTCOMES, RunResult, SectionResult
+from ..core.voting import run_passes
+from ..core.write import write_text_atomic
 
 if TYPE_CHECKING:
     from importlib.abc import Traversable  # importlib.resources.abc is 3.11+

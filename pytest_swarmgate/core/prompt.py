@@ -15,7 +15,7 @@ import secrets
 from typing import Any, Iterable
 
 from .model import SEVERITIES, Section, Voter
-from .report import printable
+from .text import one_line
 
 # Bump when the policy, the tool schema or the cache key's material changes: it is part of the
 # vote-cache key, so an old cached vote is never served for a new prompt or under an old key.
@@ -113,14 +113,14 @@ def system_blocks(fence: str) -> list[dict[str, Any]]:
 def section_block(section: Section, fence: str) -> str:
     """The section as the reviewer sees it: metadata lines, then the fenced diff.
 
-    Every name goes through `printable`: one line each, control characters escaped, so the
+    Every name goes through `one_line`: one line each, control characters escaped, so the
     pull request cannot write metadata or instructions of its own above the fence. Ordinary
     paths come out unchanged.
     """
     part = f" (part {section.part} of {section.parts})" if section.parts > 1 else ""
-    renamed = f"\nold path: {printable(section.old_path)}" if section.old_path else ""
+    renamed = f"\nold path: {one_line(section.old_path)}" if section.old_path else ""
     return (
-        f"section: {printable(section.id)}\npath: {printable(section.path)}{renamed}\n"
+        f"section: {one_line(section.id)}\npath: {one_line(section.path)}{renamed}\n"
         f"change: {section.change}{part}\n"
         f"{fence}\n{section.text}\n{fence}"
     )

@@ -19,12 +19,12 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .model import Section, Vote, Voter
 from .prompt import PROMPT_VERSION
+from .write import write_text_atomic
 
 
 def default_directory() -> Path:
@@ -34,7 +34,7 @@ def default_directory() -> Path:
 
 # The built-in voter's two transports: direct calls and Message Batches send the same requests
 # and validate the replies the same way, so their votes are interchangeable.
-BUILTIN_VOTER = "pytest_swarmgate.voters.AnthropicVoter"
+BUILTIN_VOTER = "pytest_swarmgate.core.voters.AnthropicVoter"
 _SAME_AS_BUILTIN = frozenset({BUILTIN_VOTER, "pytest_swarmgate.batch.BatchVoter"})
 
 
@@ -106,11 +106,8 @@ class VoteCache:
             return None
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(vote.to_dict(), fh)
-            os.replace(tmp, path)
+            # 0600: a vote cache is this user's, not something other tools read.
+            write_text_atomic(path, json.dumps(vote.to_dict()), mode=0o600)
         except OSError as exc:
             return f"vote cache not written to {self.directory}: {exc.strerror or exc}"
         return None

@@ -19,7 +19,6 @@ import sys
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from unidiff.patch import PatchSet
 from unidiff.constants import (
     DEV_NULL,
     RE_HUNK_HEADER,
@@ -28,10 +27,10 @@ from unidiff.constants import (
     RE_SOURCE_FILENAME,
     RE_TARGET_FILENAME,
 )
-from unidiff.patch import PatchedFile
+from unidiff.patch import PatchedFile, PatchSet
 
 from .model import NotReviewed, Section
-from .report import printable
+from .text import one_line
 
 __all__ = ["DiffError", "read_diff_file", "git_diff", "parse_sections", "diff_sha256", "glob_match"]
 
@@ -46,9 +45,6 @@ class DiffError(Exception):
     """Bad diff input; str(e) is one clear line naming the problem."""
 
 
-def _one_line(text: str, limit: int = 200) -> str:
-    """Untrusted text made safe for a one-line message."""
-    return printable(text, limit)
 
 
 def decode(data: bytes) -> str:
@@ -77,7 +73,7 @@ def read_diff_file(path: str) -> str:
             return decode(f.read())
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise DiffError(f"cannot read diff file {_one_line(path)}: {_one_line(reason)}") from None
+        raise DiffError(f"cannot read diff file {one_line(path)}: {one_line(reason)}") from None
 
 
 def _git(args: list[str], cwd: str | os.PathLike[str]) -> subprocess.CompletedProcess[bytes]:
@@ -92,14 +88,14 @@ def _git(args: list[str], cwd: str | os.PathLike[str]) -> subprocess.CompletedPr
 
 def _first_line(data: bytes) -> str:
     lines = [ln for ln in decode(data).splitlines() if ln.strip()]
-    return _one_line(lines[0]) if lines else "no error message"
+    return one_line(lines[0]) if lines else "no error message"
 
 
 def git_diff(base: str, cwd: str | os.PathLike[str]) -> str:
     """The diff of HEAD against its merge base with `base` (`git diff base...HEAD`)."""
     if not base or base.startswith("-") or "\0" in base or base != base.strip():
         # a leading "-" would be read by git as an option, not a revision
-        raise DiffError(f"invalid git ref {_one_line(repr(base))}")
+        raise DiffError(f"invalid git ref {one_line(repr(base))}")
     if not os.path.isdir(cwd):
         raise DiffError(f"cannot run git in {os.fspath(cwd)}: no such directory")
     args = [
@@ -118,8 +114,8 @@ def git_diff(base: str, cwd: str | os.PathLike[str]) -> str:
     if _git(["rev-parse", "--git-dir"], cwd).returncode != 0:
         raise DiffError(f"not a git repository: {os.fspath(cwd)}")
     if _git(["rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], cwd).returncode != 0:
-        raise DiffError(f"unknown git ref '{_one_line(base)}': {reason}")
-    raise DiffError(f"git diff {_one_line(base)}...HEAD failed: {reason}")
+        raise DiffError(f"unknown git ref '{one_line(base)}': {reason}")
+    raise DiffError(f"git diff {one_line(base)}...HEAD failed: {reason}")
 
 
 def diff_sha256(text: str) -> str:
@@ -212,7 +208,7 @@ def _hunk_spans(f: _File, norm: list[str]) -> list[tuple[int, int]]:
     """(start, end) line indexes of each hunk of the file, header line included."""
     heads = [i for i in range(f.start, f.end) if RE_HUNK_HEADER.match(norm[i])]
     if len(heads) != len(f.pf):
-        raise DiffError(f"input is not a unified diff: cannot locate the hunks of {_one_line(f.pf.path)}")
+        raise DiffError(f"input is not a unified diff: cannot locate the hunks of {one_line(f.pf.path)}")
     # the last hunk ends at its last numbered line plus any "\ No newline" markers after it
     last = max((ln.diff_line_no for ln in f.pf[-1] if ln.diff_line_no), default=heads[-1] + 1)
     while last < f.end and RE_NO_NEWLINE_MARKER.match(norm[last]):
@@ -301,7 +297,7 @@ def _entry(
     spans = _hunk_spans(f, norm) if pf and not pf.is_binary_file else []
     head_end = spans[0][0] if spans else f.end
     old, new, kind = _paths(f, norm[f.start : head_end])
-    path = new or old or _one_line(pf.path)
+    path = new or old or one_line(pf.path)
     # Both ends of a rename: moving a security check into an excluded folder is a change to review.
     paths = [p for p in dict.fromkeys((path, old)) if p]
     excluded = next((p for p in exclude if all(glob_match(each, p) for each in paths)), None)
@@ -356,7 +352,7 @@ def parse_sections(
     try:
         patch = PatchSet(norm)
     except Exception as exc:  # noqa: BLE001 - a third-party parser on hostile input: any failure is a bad diff
-        raise DiffError(f"input is not a unified diff: {_one_line(str(exc) or type(exc).__name__)}") from None
+        raise DiffError(f"input is not a unified diff: {one_line(str(exc) or type(exc).__name__)}") from None
     if not patch:
         raise DiffError("input is not a unified diff: no file header ('diff --git' or '---'/'+++') found")
 

@@ -17,9 +17,11 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from . import reports
-from .model import RunResult, Vote, _severity_rank
-from .reports import Alert
+from ..core.model import RunResult, Vote, _severity_rank
+from ..core.write import write_text_atomic
+from . import alerts as reports
+from . import escape
+from .alerts import Alert
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://pypi.org/project/pytest-swarmgate/"
@@ -56,7 +58,7 @@ def sarif_report(run: RunResult, *, plugin_version: str) -> dict[str, Any]:
 
 def _rule(rule_id: str, found: list[Alert]) -> dict[str, Any]:
     """A reportingDescriptor per category; its security-severity is the worst of its findings."""
-    label = reports.one_line(found[0].category, 200) or rule_id
+    label = escape.collapsed(found[0].category, 200) or rule_id
     worst = min((a.severity for a in found), key=_severity_rank)
     cwe = reports.cwe_number(rule_id)
     tags = ["security"] + ([f"external/cwe/cwe-{cwe}"] if cwe is not None else [])
@@ -72,7 +74,7 @@ def _rule(rule_id: str, found: list[Alert]) -> dict[str, Any]:
         "fullDescription": {"text": full},
         "help": {
             "text": full + (f" See {link}" if link else ""),
-            "markdown": reports.escape_markdown(full) + (f" See [{rule_id}]({link})." if link else ""),
+            "markdown": escape.markdown(full) + (f" See [{rule_id}]({link})." if link else ""),
         },
         "properties": {"tags": tags, "security-severity": reports.security_severity(worst)},
     }
@@ -89,7 +91,7 @@ def _result(alert: Alert, rule_index: int) -> dict[str, Any]:
         "ruleId": alert.rule_id,
         "ruleIndex": rule_index,
         "level": alert.level,
-        "message": {"text": _sarif_text(alert.message())},
+        "message": {"text": escape.sarif_text(alert.message())},
         "locations": [{"physicalLocation": location}],
         "partialFingerprints": {reports.FINGERPRINT_KEY: alert.fingerprint},
         "properties": {
@@ -122,7 +124,7 @@ def _held_result(path: str, reason: str, rule_index: int, run: RunResult) -> dic
         "ruleId": HELD_RULE["id"],
         "ruleIndex": rule_index,
         "level": "error",
-        "message": {"text": _sarif_text(f"{reason}. Held for a human: rerun with --swarm-allow-held={run.diff_sha256[:12]} once reviewed.")},
+        "message": {"text": escape.sarif_text(f"{reason}. Held for a human: rerun with --swarm-allow-held={run.diff_sha256[:12]} once reviewed.")},
         "locations": [{"physicalLocation": {"artifactLocation": {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}}}],
         "partialFingerprints": {reports.FINGERPRINT_KEY: hashlib.sha256(f"held\0{path}".encode()).hexdigest()[:32]},
     }
@@ -139,15 +141,11 @@ def _invocation(run: RunResult) -> dict[str, Any]:
 
 def _notification(vote: Vote) -> dict[str, Any]:
     text = f"{vote.voter_id} on {vote.section_id}: {vote.error or 'no verdict'}"
-    return {"level": "error", "message": {"text": _sarif_text(text)}}
+    return {"level": "error", "message": {"text": escape.sarif_text(text)}}
 
 
-def _sarif_text(text: str) -> str:
-    """Untrusted text escaped so it cannot form a SARIF embedded link."""
-    # SARIF 3.11.6: in plain-text messages `[text](n)` is an embedded link; escape the brackets.
-    return re.sub(r"([\\\[\]])", r"\\\1", text)
 
 
 def write_sarif(path: str | os.PathLike[str], sarif: dict[str, Any]) -> None:
     """Write a log made by `sarif_report` to `path`, atomically."""
-    reports.write_text_atomic(path, json.dumps(sarif, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(path, json.dumps(sarif, indent=2, ensure_ascii=False) + "\n")

@@ -14,14 +14,13 @@ from typing import Any, Coroutine, TypeVar
 
 import pytest
 
-from . import diff
-from .cache import VoteCache
-from .engine import ReviewStats, review, run_sync
-from .model import NotReviewed, RunResult, Section, SectionResult
-from .selfcheck import held_changes
-from .settings import GateSettings
-from .voters import MissingCredentials
-
+from .configuration import GateSettings
+from .core import diff
+from .core.cache import VoteCache
+from .core.engine import ReviewStats, review, run_sync
+from .core.held import held_changes
+from .core.model import NotReviewed, RunResult, Section, SectionResult
+from .core.voters import MissingCredentials
 
 T = TypeVar("T")
 # Below about 1,000 tokens of section (plus the policy) a model may not cache the prefix at all

@@ -10,10 +10,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Mapping
 
-from . import __version__
+from .. import __version__
+from ..core.model import RunResult
 from .github import github_annotations, step_summary, write_step_summary
-from .model import RunResult
-from .report_json import json_report, write_json
+from .json_report import json_report, write_json
 from .sarif import sarif_report, write_sarif
 
 

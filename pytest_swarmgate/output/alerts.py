@@ -10,16 +10,12 @@ informational: they stay in the JSON report (`report_json.py`) and the voter tab
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 import re
-import tempfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Literal
 
-from .model import Finding, RunResult, SectionResult, Vote, _severity_rank
-from .report import printable
+from ..core.model import Finding, RunResult, SectionResult, Vote, _severity_rank
 
 # Why an alert is reported: the section is UNSAFE, or it is SAFE and this is dissent, or it
 # is INCONCLUSIVE. The kind decides the SARIF level and the annotation command.
@@ -195,38 +191,6 @@ def _clean(path: str) -> str | None:
     return None if clean in (".", "") else clean
 
 
-def one_line(text: str, limit: int | None = None) -> str:
-    """Text on one line (any run of whitespace, newlines included, becomes a space), cut to `limit` chars."""
-    text = printable(" ".join(text.split()), for_log=False)
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
-
-
-def escape_markdown(text: str, limit: int | None = None) -> str:
-    """Untrusted text made safe for a Markdown table cell or list item: one line, no HTML, no links.
-
-    Cut (by characters, before escaping, so an entity or escape is never split) to `limit`.
-    """
-    text = one_line(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write UTF-8 text so a reader sees the old file or the new one, never half of one."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file 0600; a report is read by other tools, so keep the old mode or use 0644.
-        os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o644)
-        # errors="replace": a lone surrogate from some odd input must not lose the whole report.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def held_entries(run: RunResult) -> list[tuple[str, str]]:

@@ -1,39 +1,25 @@
 """Plain-text views of a review: the failure text of a section and the terminal summary. Pure.
 
 Everything shown here may come from the pull request (paths) or from a model that read it
-(titles, summaries), so it goes through `printable`: a file name with terminal escape codes
+(titles, summaries), so it goes through `escape.terminal`: a file name with terminal escape codes
 must not be able to rewrite the lines that carry the verdict.
 """
 
 from __future__ import annotations
 
-from .model import RunResult, SectionResult, Vote
-
-
-def printable(text: str, limit: int | None = None, *, for_log: bool = True) -> str:
-    """Untrusted text on one line with every control character shown escaped, cut to `limit`.
-
-    `::` and `##[` are broken up too: a CI log reader (GitHub Actions) takes a line that
-    starts with `::` or holds `##[` as a command, and a file name must not be able to
-    silence the gate's annotations (`::stop-commands::`) or fake one. Outputs that escape
-    for their own format (annotation properties, Markdown, SARIF) pass `for_log=False`.
-    """
-    text = text.strip()
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + "..."
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text.replace("::", ":\\:").replace("##[", "##\\[") if for_log else text
+from ..core.model import RunResult, SectionResult, Vote
+from .escape import terminal
 
 
 def vote_line(vote: Vote) -> str:
     """One voter on one section: id, model, effective settings, verdict, confidence, top finding, cost."""
-    parts = [f"{printable(vote.voter_id):<4} {printable(vote.model):<20} {vote.settings.describe():<28} {vote.verdict:<6}"]
+    parts = [f"{terminal(vote.voter_id):<4} {terminal(vote.model):<20} {vote.settings.describe():<28} {vote.verdict:<6}"]
     parts.append(f"conf={vote.confidence:.2f}" if vote.confidence is not None else "conf=-   ")
     top = vote.top_finding()
     if top is not None:
-        parts.append(printable(f"{top.where()} {top.title}", 200))
+        parts.append(terminal(f"{top.where()} {top.title}", 200))
     elif vote.error:
-        parts.append(f"error: {printable(vote.error, 300)}")
+        parts.append(f"error: {terminal(vote.error, 300)}")
     cost = "cached" if vote.cached else f"{vote.latency_s:.1f}s {vote.usage.total} tok"
     parts.append(f"[{cost}]")
     return " ".join(parts)
@@ -42,22 +28,22 @@ def vote_line(vote: Vote) -> str:
 def section_lines(result: SectionResult, *, detail: bool = False) -> list[str]:
     """The section's tally, a line per voter, notes on settings, and (with detail) every finding."""
     s = result.section
-    lines = [f"{printable(s.id)}: {result.tally()}"]
+    lines = [f"{terminal(s.id)}: {result.tally()}"]
     for vote in result.votes:
         lines.append("  " + vote_line(vote))
         for note in vote.settings.notes:
-            lines.append(f"       note: {printable(note)}")
+            lines.append(f"       note: {terminal(note)}")
     for vote in result.dissent:
         label = "dissent" if result.outcome == "SAFE" else "dissent (SAFE)"
-        lines.append(f"  {label} from {printable(vote.voter_id)}: {printable(vote.summary, 300) or 'no summary'}")
+        lines.append(f"  {label} from {terminal(vote.voter_id)}: {terminal(vote.summary, 300) or 'no summary'}")
     if detail:
         for vote in result.votes:
             for f in vote.findings:
-                lines.append("  " + printable(f"[{vote.voter_id}] {f.severity.upper()} {f.category} {f.where()}: {f.title}", 300))
+                lines.append("  " + terminal(f"[{vote.voter_id}] {f.severity.upper()} {f.category} {f.where()}: {f.title}", 300))
                 if f.rationale:
-                    lines.append("        " + printable(f.rationale, 1000))
+                    lines.append("        " + terminal(f.rationale, 1000))
             if vote.verdict == "UNSAFE" and vote.summary:
-                lines.append(f"  [{printable(vote.voter_id)}] summary: {printable(vote.summary, 1000)}")
+                lines.append(f"  [{terminal(vote.voter_id)}] summary: {terminal(vote.summary, 1000)}")
     return lines
 
 
@@ -65,13 +51,13 @@ def summary_lines(run: RunResult) -> list[str]:
     """The terminal summary: every section with its voters, then not-reviewed files, then totals."""
     lines: list[str] = []
     if not run.results and not run.not_reviewed:
-        return [f"nothing to review: {printable(run.source)} has no changed files", *held_lines(run)]
+        return [f"nothing to review: {terminal(run.source)} has no changed files", *held_lines(run)]
     for result in run.results:
         lines.extend(section_lines(result))
     for item in run.not_reviewed:
-        lines.append(f"{printable(item.path)}: not reviewed ({printable(item.reason)})")
+        lines.append(f"{terminal(item.path)}: not reviewed ({terminal(item.reason)})")
     for note in run.notes:
-        lines.append(f"note: {printable(note, 300)}")
+        lines.append(f"note: {terminal(note, 300)}")
     lines.extend(held_lines(run))
     u = run.usage
     cached = len(run.votes) - run.calls
@@ -95,10 +81,10 @@ def gate_line(run: RunResult) -> str:
 
 def held_lines(run: RunResult) -> list[str]:
     """What the gate held for a human and how to release it, then what a human released."""
-    lines = [f"held for a human: {printable(h)}" for h in run.held]
+    lines = [f"held for a human: {terminal(h)}" for h in run.held]
     if run.held:
         lines.append(
             "review these by hand, then rerun with --swarm-allow-held="
             f"{run.diff_sha256[:12]} typed on the command line (or run the gate from the base branch)"
         )
-    return lines + [f"released by hand: {printable(r)}" for r in run.released]
+    return lines + [f"released by hand: {terminal(r)}" for r in run.released]

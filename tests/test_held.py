@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import CLEAN_DIFF, validate_report, write_diff
-from pytest_swarmgate.diff import diff_sha256, parse_sections
-from pytest_swarmgate.selfcheck import held_changes
+
+from pytest_swarmgate.core.diff import diff_sha256, parse_sections
+from pytest_swarmgate.core.held import held_changes
 
 
 def file_diff(path: str, *changed: str, new: bool = False, context: str = "[pytest]") -> str:
@@ -130,6 +130,7 @@ def test_held_changes_reach_every_ci_output(pytester, stub, monkeypatch) -> None
 
 def test_a_review_that_never_ran_is_never_a_pass(pytester, stub, script) -> None:
     from conftest import unsafe_finding
+
     from pytest_swarmgate.testing import Reply
 
     script.on(section="*", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding()]))

@@ -50,7 +50,9 @@ def check_rootdir(config: pytest.Config, flag: str) -> None:
     spaced = [args[i + 1] for i, a in enumerate(args[:-1]) if a == flag and not args[i + 1].startswith("-")]
     if not spaced:
         return
-    from _pytest.config.findpaths import determine_setup  # pytest has no public API for this
+    from _pytest.config.findpaths import (
+        determine_setup,  # pytest has no public API for this
+    )
 
     try:
         expected = determine_setup(

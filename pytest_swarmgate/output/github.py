@@ -12,10 +12,12 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
-from . import reports
-from .model import RunResult, SectionResult
-from .report import gate_line, held_lines
-from .reports import Alert
+from ..core.model import RunResult, SectionResult
+from ..core.write import write_text_atomic
+from . import alerts as reports
+from . import escape
+from .alerts import Alert
+from .terminal import gate_line, held_lines
 
 STEP_SUMMARY_LIMIT = 1_000_000  # GitHub takes at most 1 MiB per step summary file; stay under it
 CELL_CHARS = 200
@@ -25,20 +27,12 @@ HEADLINE = {"SAFE": "✅ SAFE", "UNSAFE": "❌ UNSAFE", "INCONCLUSIVE": "⚠️ 
 # --- annotations ------------------------------------------------------------------------
 
 
-def escape_data(text: str) -> str:
-    """Escape a workflow command's message, as @actions/core escapeData does."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    """Escape a workflow command's property value, as @actions/core escapeProperty does."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def workflow_command(command: str, message: str, **properties: str | int | None) -> str:
     """`::command k=v,k=v::message`, with properties that are None left out."""
-    props = ",".join(f"{k}={escape_property(str(v))}" for k, v in properties.items() if v is not None)
-    return f"::{command}{' ' + props if props else ''}::{escape_data(message)}"
+    props = ",".join(f"{k}={escape.workflow_property(str(v))}" for k, v in properties.items() if v is not None)
+    return f"::{command}{' ' + props if props else ''}::{escape.workflow_data(message)}"
 
 
 def github_annotations(run: RunResult, *, limit: int) -> list[str]:
@@ -81,7 +75,7 @@ def _alert_annotation(alert: Alert) -> str:
         alert.message(),
         file=alert.path,
         line=alert.line,
-        title=reports.one_line(f"{alert.rule_id} ({alert.severity}): {alert.title}", CELL_CHARS),
+        title=escape.collapsed(f"{alert.rule_id} ({alert.severity}): {alert.title}", CELL_CHARS),
     )
 
 
@@ -268,7 +262,7 @@ def _drop_dangling(lines: list[str], count: int) -> list[str]:
 
 
 def _md(text: str) -> str:
-    return reports.escape_markdown(text, CELL_CHARS)
+    return escape.markdown(text, CELL_CHARS)
 
 
 def _join(lines: list[str]) -> str:
@@ -286,4 +280,4 @@ def write_step_summary(path: str | os.PathLike[str], markdown: str) -> None:
             existing = f.read()
     except FileNotFoundError:
         existing = ""
-    reports.write_text_atomic(path, existing + markdown)
+    write_text_atomic(path, existing + markdown)

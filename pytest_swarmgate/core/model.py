@@ -1,0 +1,370 @@
+"""The vocabulary as data: sections, voters, votes, findings and outcomes.
+
+Everything here is plain, immutable where it can be, and round-trips through JSON
+(`to_dict` / `from_dict`) so results can travel to xdist workers, into the vote cache
+and into the JSON report without losing a field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+Verdict = Literal["SAFE", "UNSAFE", "ERROR"]
+Outcome = Literal["SAFE", "UNSAFE", "INCONCLUSIVE"]
+
+VERDICTS: tuple[str, ...] = ("SAFE", "UNSAFE", "ERROR")
+OUTCOMES: tuple[str, ...] = ("SAFE", "UNSAFE", "INCONCLUSIVE")
+SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
+
+
+def describe_knobs(temperature: float | None, effort: str | None, lens: str | None, unset_temperature: str = "t=default") -> str:
+    """`t=0.7 effort=high lens=security`: a voter's sampling, effort and lens settings."""
+    parts = [f"t={temperature:g}" if temperature is not None else unset_temperature]
+    parts += [f"effort={effort}"] if effort else []
+    parts += [f"lens={lens}"] if lens else []
+    return " ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A structured issue a voter raised; `line` is a line of the new file, or None."""
+
+    path: str
+    line: int | None
+    severity: str
+    category: str
+    title: str
+    rationale: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Finding:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+    def where(self) -> str:
+        return f"{self.path}:{self.line}" if self.line is not None else self.path
+
+
+@dataclass(frozen=True)
+class Section:
+    """The unit of review: one changed file, or one slice (`part` of `parts`) of a large one."""
+
+    id: str
+    path: str
+    old_path: str | None
+    change: Literal["added", "modified", "deleted", "renamed"]
+    text: str
+    part: int = 1
+    parts: int = 1
+    added: int = 0
+    removed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Section:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class NotReviewed:
+    """A changed file that is deliberately not sent to the panel, and why."""
+
+    path: str
+    reason: str
+    old_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NotReviewed:
+        return cls(path=d["path"], reason=d["reason"], old_path=d.get("old_path"))
+
+
+@dataclass(frozen=True)
+class Voter:
+    """One independent reviewer as configured (what was asked for, not what ran)."""
+
+    id: str
+    model: str
+    temperature: float | None = None
+    effort: str | None = None
+    lens: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Voter:
+        return cls(id=d["id"], model=d["model"], temperature=d.get("temperature"), effort=d.get("effort"), lens=d.get("lens"))
+
+    def describe(self) -> str:
+        return f"{self.model} {describe_knobs(self.temperature, self.effort, self.lens, unset_temperature='')}".strip()
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Usage:
+        return cls(**{f.name: int(d.get(f.name) or 0) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings a call really ran with, and a note for each one that was not applied."""
+
+    temperature: float | None = None
+    effort: str | None = None
+    lens: str | None = None
+    api_version: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["notes"] = list(self.notes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Settings:
+        return cls(
+            temperature=d.get("temperature"),
+            effort=d.get("effort"),
+            lens=d.get("lens"),
+            api_version=d.get("api_version"),
+            notes=tuple(d.get("notes") or ()),
+        )
+
+    def describe(self) -> str:
+        return describe_knobs(self.temperature, self.effort, self.lens)
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One voter's answer on one section. ERROR never counts as SAFE."""
+
+    section_id: str
+    voter_id: str
+    model: str
+    verdict: Verdict
+    confidence: float | None = None
+    findings: tuple[Finding, ...] = ()
+    summary: str = ""
+    stop_reason: str | None = None
+    latency_s: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+    settings: Settings = field(default_factory=Settings)
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["findings"] = [f.to_dict() for f in self.findings]
+        d["usage"] = self.usage.to_dict()
+        d["settings"] = self.settings.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Vote:
+        return cls(
+            section_id=d["section_id"],
+            voter_id=d["voter_id"],
+            model=d["model"],
+            verdict=d["verdict"],
+            confidence=d.get("confidence"),
+            findings=tuple(Finding.from_dict(f) for f in d.get("findings") or ()),
+            summary=d.get("summary") or "",
+            stop_reason=d.get("stop_reason"),
+            latency_s=float(d.get("latency_s") or 0.0),
+            usage=Usage.from_dict(d.get("usage") or {}),
+            error=d.get("error"),
+            settings=Settings.from_dict(d.get("settings") or {}),
+            cached=bool(d.get("cached")),
+        )
+
+    def top_finding(self) -> Finding | None:
+        """The most severe finding, first in the voter's order among equals."""
+        if not self.findings:
+            return None
+        return min(self.findings, key=lambda f: _severity_rank(f.severity))
+
+
+def _severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+@dataclass(frozen=True)
+class SectionResult:
+    """A section, every vote cast on it, and the panel's outcome."""
+
+    section: Section
+    votes: tuple[Vote, ...]
+    outcome: Outcome
+    n: int
+    k: int
+
+    @property
+    def safe(self) -> int:
+        return sum(v.verdict == "SAFE" for v in self.votes)
+
+    @property
+    def unsafe(self) -> int:
+        return sum(v.verdict == "UNSAFE" for v in self.votes)
+
+    @property
+    def errors(self) -> int:
+        return sum(v.verdict == "ERROR" for v in self.votes)
+
+    @property
+    def dissent(self) -> tuple[Vote, ...]:
+        """Votes that disagree with a decided outcome (UNSAFE votes on a SAFE section, and so on)."""
+        if self.outcome == "SAFE":
+            return tuple(v for v in self.votes if v.verdict == "UNSAFE")
+        if self.outcome == "UNSAFE":
+            return tuple(v for v in self.votes if v.verdict == "SAFE")
+        return ()
+
+    def tally(self) -> str:
+        """`UNSAFE 4/5 (K=4)`: the outcome with the count of votes that carry it."""
+        count = {"SAFE": self.safe, "UNSAFE": self.unsafe}.get(self.outcome)
+        if count is None:
+            return f"INCONCLUSIVE {self.safe} safe/{self.unsafe} unsafe/{self.errors} error (K={self.k})"
+        return f"{self.outcome} {count}/{self.n} (K={self.k})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "section": self.section.to_dict(),
+            "votes": [v.to_dict() for v in self.votes],
+            "outcome": self.outcome,
+            "n": self.n,
+            "k": self.k,
+            "tally": {"safe": self.safe, "unsafe": self.unsafe, "error": self.errors},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SectionResult:
+        return cls(
+            section=Section.from_dict(d["section"]),
+            votes=tuple(Vote.from_dict(v) for v in d["votes"]),
+            outcome=d["outcome"],
+            n=int(d["n"]),
+            k=int(d["k"]),
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one review run produced."""
+
+    source: str
+    diff_sha256: str
+    panel: tuple[Voter, ...]
+    k: int
+    results: tuple[SectionResult, ...]
+    not_reviewed: tuple[NotReviewed, ...] = ()
+    wall_time_s: float = 0.0
+    prewarm_calls: int = 0
+    prewarm_usage: Usage = field(default_factory=Usage)
+    notes: tuple[str, ...] = ()
+    # Changes held for a human (see core/held.py): any fails the gate.
+    held: tuple[str, ...] = ()
+    # Held changes a human allowed for this diff on the command line.
+    released: tuple[str, ...] = ()
+
+    @property
+    def votes(self) -> tuple[Vote, ...]:
+        return tuple(v for r in self.results for v in r.votes)
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens this run paid for, prewarm calls included: a vote served from the cache cost nothing."""
+        total = self.prewarm_usage
+        for v in self.votes:
+            if not v.cached:
+                total = total + v.usage
+        return total
+
+    @property
+    def calls(self) -> int:
+        """Calls that went to the endpoint, prewarm calls included (cached votes cost nothing)."""
+        return self.prewarm_calls + sum(not v.cached for v in self.votes)
+
+    @property
+    def outcome(self) -> Outcome:
+        """The worst section outcome: UNSAFE, then INCONCLUSIVE; SAFE when nothing is left."""
+        outcomes = {r.outcome for r in self.results}
+        worst: Outcome
+        for worst in ("UNSAFE", "INCONCLUSIVE"):
+            if worst in outcomes:
+                return worst
+        return "SAFE"
+
+    @property
+    def sections(self) -> tuple[SectionResult, ...]:
+        """The reviewed sections with their votes and outcomes (the same as `results`)."""
+        return self.results
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for v in self.votes for f in v.findings)
+
+    @property
+    def gate(self) -> str:
+        """The run as the gate sees it: HELD when a change waits for a human, else the outcome."""
+        return "HELD" if self.held else self.outcome
+
+    def result_for(self, section_id: str) -> SectionResult | None:
+        return next((r for r in self.results if r.section.id == section_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "diff_sha256": self.diff_sha256,
+            "panel": [v.to_dict() for v in self.panel],
+            "k": self.k,
+            "results": [r.to_dict() for r in self.results],
+            "not_reviewed": [n.to_dict() for n in self.not_reviewed],
+            "wall_time_s": self.wall_time_s,
+            "prewarm_calls": self.prewarm_calls,
+            "prewarm_usage": self.prewarm_usage.to_dict(),
+            "notes": list(self.notes),
+            "held": list(self.held),
+            "released": list(self.released),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
+        return cls(
+            source=d["source"],
+            diff_sha256=d["diff_sha256"],
+            panel=tuple(Voter.from_dict(v) for v in d["panel"]),
+            k=int(d["k"]),
+            results=tuple(SectionResult.from_dict(r) for r in d["results"]),
+            not_reviewed=tuple(NotReviewed.from_dict(n) for n in d["not_reviewed"]),
+            wall_time_s=float(d.get("wall_time_s") or 0.0),
+            prewarm_calls=int(d.get("prewarm_calls") or 0),
+            prewarm_usage=Usage.from_dict(d.get("prewarm_usage") or {}),
+            notes=tuple(d.get("notes") or ()),
+            held=tuple(d.get("held") or ()),
+            released=tuple(d.get("released") or ()),
+        )

@@ -1,0 +1,16 @@
+"""Untrusted text made one printable line: the data-level clean-up every channel starts from.
+
+Paths, git messages and model text come from the pull request or from a model that read it.
+Each output channel escapes for its own format in `output/escape.py`; this is the common
+first step, and the form the prompt's metadata lines and error messages use.
+"""
+
+from __future__ import annotations
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """Text stripped, cut to `limit` characters, with every control character shown escaped."""
+    text = text.strip()
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

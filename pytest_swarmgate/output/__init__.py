@@ -1,0 +1,1 @@
+"""Formats and escaping: terminal, JSON, SARIF, GitHub, calibration text and plot."""

@@ -1,0 +1,61 @@
+"""One escaper per output channel, each for text that a pull request or a model wrote.
+
+terminal (and any log a CI reads), Markdown (step summary, calibration Markdown), GitHub
+workflow commands (message and property), SARIF message text, and a single collapsed line
+for table cells and titles. Every other module escapes through these and nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..core.text import one_line
+
+__all__ = ["collapsed", "markdown", "one_line", "sarif_text", "terminal", "workflow_data", "workflow_property"]
+
+
+def terminal(text: str, limit: int | None = None) -> str:
+    """Untrusted text for the terminal or a CI log: one line, control characters escaped.
+
+    `::` and `##[` are broken up too: a CI log reader (GitHub Actions) takes a line that
+    starts with `::` or holds `##[` as a command, and a file name must not be able to
+    silence the gate's annotations (`::stop-commands::`) or fake one.
+    """
+    return one_line(text, limit).replace("::", ":\\:").replace("##[", "##\\[")
+
+
+def terminal_block(line: str) -> str:
+    """A report line escaped like `terminal`, its leading indent kept."""
+    body = line.lstrip()
+    return line[: len(line) - len(body)] + terminal(body)
+
+
+def collapsed(text: str, limit: int | None = None) -> str:
+    """Text on one line (any run of whitespace, newlines included, becomes a space), cut to `limit` chars."""
+    text = one_line(" ".join(text.split()))
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def markdown(text: str, limit: int | None = None) -> str:
+    """Untrusted text made safe for a Markdown table cell or list item: one line, no HTML, no links.
+
+    Cut (by characters, before escaping, so an entity or escape is never split) to `limit`.
+    """
+    text = collapsed(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)
+
+
+def workflow_data(text: str) -> str:
+    """Escape a workflow command's message, as @actions/core escapeData does."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def workflow_property(text: str) -> str:
+    """Escape a workflow command's property value, as @actions/core escapeProperty does."""
+    return workflow_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def sarif_text(text: str) -> str:
+    """Untrusted text escaped so it cannot form a SARIF embedded link."""
+    # SARIF 3.11.6: in plain-text messages `[text](n)` is an embedded link; escape the brackets.
+    return re.sub(r"([\\\[\]])", r"\\\1", text)
