@@ -35,7 +35,7 @@ def default_directory() -> Path:
 # The built-in voter's two transports: direct calls and Message Batches send the same requests
 # and validate the replies the same way, so their votes are interchangeable.
 BUILTIN_VOTER = "pytest_swarmgate.core.voters.AnthropicVoter"
-_SAME_AS_BUILTIN = frozenset({BUILTIN_VOTER, "pytest_swarmgate.batch.BatchVoter"})
+_SAME_AS_BUILTIN = frozenset({BUILTIN_VOTER, "pytest_swarmgate.core.batch.BatchVoter"})
 
 
 def implementation_name(cast: Any) -> str:
