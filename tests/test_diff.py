@@ -164,20 +164,60 @@ def test_rename_with_changes_is_reviewed() -> None:
     assert s.text.startswith("diff --git a/old/name.py b/new/name.py\n")
 
 
-def test_not_reviewed_reasons_sorted_by_path() -> None:
+def test_changes_without_text_lines_are_judged_with_a_note_saying_what_changed() -> None:
+    """A pure rename, a mode change, a submodule bump: short sections, never passed unjudged."""
     sections, skipped = parse_sections(PURE_RENAME + MODE_ONLY + BINARY + SUBMODULE + MODIFIED)
-    assert [s.path for s in sections] == ["src/app.py"]
-    assert skipped == [
-        NotReviewed("b.txt", "pure rename from a.txt", old_path="a.txt"),
-        NotReviewed("logo.png", "binary file"),
-        NotReviewed("run.sh", "mode change only: 100644 -> 100755"),
-        NotReviewed("vendor/lib", "submodule bump: 1234567890ab -> 89abcdef0123"),
+    assert [(s.path, s.old_path, s.change) for s in sections] == [
+        ("b.txt", "a.txt", "renamed"),
+        ("run.sh", None, "modified"),
+        ("src/app.py", None, "modified"),
+        ("vendor/lib", None, "modified"),
     ]
+    rename, mode, _, submodule = sections
+    assert rename.text == "# swarmgate: no line of text changed; renames a.txt to b.txt (similarity 100%)\n" + PURE_RENAME
+    assert mode.text == "# swarmgate: no line of text changed; file mode 100644 -> 100755 (made executable)\n" + MODE_ONLY
+    assert submodule.text == (
+        "# swarmgate: submodule commit 1234567890abcdef1234567890abcdef12345678"
+        " -> 89abcdef0123456789abcdef0123456789abcdef\n" + SUBMODULE
+    )
+    # only media stay unread, by the documented list
+    assert skipped == [NotReviewed("logo.png", "media file: binary content is not reviewed")]
 
 
 def test_pure_rename_with_mode_change_says_both() -> None:
     text = PURE_RENAME.replace("similarity index 100%\n", "old mode 100644\nnew mode 100755\nsimilarity index 100%\n")
-    assert parse_sections(text) == ([], [NotReviewed("b.txt", "pure rename from a.txt (mode 100644 -> 100755)", old_path="a.txt")])
+    (s,), skipped = parse_sections(text)
+    assert skipped == []
+    assert s.text.splitlines()[0] == (
+        "# swarmgate: no line of text changed; renames a.txt to b.txt (similarity 100%);"
+        " file mode 100644 -> 100755 (made executable)"
+    )
+
+
+@pytest.mark.parametrize("media", ["logo.PNG", "clip.mp4", "font.woff2", "song.flac"])
+def test_media_stay_unread_only_by_their_extension(media: str) -> None:
+    binary = BINARY.replace("logo.png", media)
+    assert parse_sections(binary) == ([], [NotReviewed(media, "media file: binary content is not reviewed")])
+    moved = PURE_RENAME.replace("a.txt", "old.png").replace("b.txt", media)
+    assert parse_sections(moved) == ([], [NotReviewed(media, "media file: pure rename from old.png", "old.png")])
+    # a media name on one side only, or a mode change, is judged
+    assert parse_sections(PURE_RENAME.replace("b.txt", media))[0]
+    assert parse_sections(moved.replace("similarity", "old mode 100644\nnew mode 100755\nsimilarity"))[0]
+
+
+@pytest.mark.parametrize("name", ["doc.pdf", "logo.svgz", "tool.so", "data.bin", "noext"])
+def test_other_binaries_are_unread_binaries_for_the_hold(name: str) -> None:
+    assert parse_sections(BINARY.replace("logo.png", name)) == ([], [NotReviewed(name, "binary file")])
+
+
+def test_a_deleted_binary_is_a_section_stating_the_deletion() -> None:
+    deleted = "diff --git a/tool.so b/tool.so\ndeleted file mode 100644\nindex 7777777..0000000\nBinary files a/tool.so and /dev/null differ\n"
+    (s,), skipped = parse_sections(deleted)
+    assert skipped == []
+    assert (s.path, s.change) == ("tool.so", "deleted")
+    assert s.text == "# swarmgate: deletes the binary file tool.so (its content is not shown)\n" + deleted
+    media = deleted.replace("tool.so", "logo.png")
+    assert parse_sections(media) == ([], [NotReviewed("logo.png", "media file: binary content is not reviewed")])
 
 
 def test_git_binary_patch_is_not_reviewed() -> None:
@@ -205,7 +245,9 @@ def test_added_and_removed_submodule() -> None:
         @@ -0,0 +1 @@
         +Subproject commit abcdef1234567890abcdef1234567890abcdef12
     """)
-    assert parse_sections(added) == ([], [NotReviewed("sub", "submodule bump: none -> abcdef123456")])
+    (s,), skipped = parse_sections(added)
+    assert skipped == [] and (s.path, s.change) == ("sub", "added")
+    assert s.text.startswith("# swarmgate: submodule commit none -> abcdef1234567890abcdef1234567890abcdef12\ndiff --git")
 
 
 def test_submodule_mode_cannot_hide_code_from_review() -> None:
@@ -219,14 +261,13 @@ def test_hunkless_entries_are_never_silently_dropped() -> None:
     empty_new = "diff --git a/e.py b/e.py\nnew file mode 100644\nindex 0000000..e69de29\n"
     empty_gone = "diff --git a/g.py b/g.py\ndeleted file mode 100644\nindex e69de29..0000000\n"
     bare = "diff --git a/h.py b/h.py\n"
-    assert parse_sections(empty_new + empty_gone + bare) == (
-        [],
-        [
-            NotReviewed("e.py", "empty file added"),
-            NotReviewed("g.py", "empty file deleted"),
-            NotReviewed("h.py", "no content change"),
-        ],
-    )
+    sections, skipped = parse_sections(empty_new + empty_gone + bare)
+    assert skipped == []
+    assert [(s.path, s.change, s.text.splitlines()[0]) for s in sections] == [
+        ("e.py", "added", "# swarmgate: no line of text changed; adds an empty file (mode 100644)"),
+        ("g.py", "deleted", "# swarmgate: no line of text changed; deletes an empty file"),
+        ("h.py", "modified", "# swarmgate: no line of text changed; shows no change"),
+    ]
 
 
 def test_copy_with_changes_is_an_added_file_that_names_its_source() -> None:
@@ -244,7 +285,6 @@ def test_mode_change_with_content_is_reviewed_and_shows_the_mode() -> None:
 
 def test_plain_unified_diff_without_git_header() -> None:
     text = d("""
-        Only in b: junk
         diff -u a/lib.c b/lib.c
         --- a/lib.c\t2024-01-01 00:00:00.000000000 +0000
         +++ b/lib.c\t2024-01-02 00:00:00.000000000 +0000
@@ -466,7 +506,9 @@ def test_names_with_spaces_unicode_and_quotes() -> None:
 
 def test_quoted_rename_paths() -> None:
     text = PURE_RENAME.replace("rename from a.txt", 'rename from "t\\tab.txt"')
-    assert parse_sections(text) == ([], [NotReviewed("b.txt", "pure rename from t\tab.txt", old_path="t\tab.txt")])
+    (s,), _ = parse_sections(text)
+    assert (s.path, s.old_path) == ("b.txt", "t\tab.txt")
+    assert s.text.startswith("# swarmgate: no line of text changed; renames t\\tab.txt to b.txt (similarity 100%)\n")
 
 
 def test_dangerous_paths_are_kept_and_never_touched(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -502,7 +544,11 @@ def test_extremely_long_lines_do_not_blow_up() -> None:
         parse_sections("diff --git a/" + "x " * 1_000_000 + "\n")
     # would take minutes in unidiff's binary-line regex without the guard
     hostile = "diff --git a/x b/x\n" + ("Binary files " + " and" * 2000 + "\t differ\n") * 200
-    assert parse_sections(hostile) == ([], [NotReviewed("x", "no content change")])
+    with pytest.raises(DiffError, match="cannot read the two file names of the binary file line 3$"):
+        parse_sections(hostile)
+    spaces = "diff --git a/" + "x " * 4000 + "\nnew file mode 100644\n"
+    with pytest.raises(DiffError):
+        parse_sections(spaces)
     assert parse_sections("z" * 5_000_000 + "\n" + MODIFIED)[0][0].text == MODIFIED
     assert time.perf_counter() - start < 10
 
@@ -594,7 +640,7 @@ def test_git_diff_against_base(repo: Path) -> None:
         ("keep.py", "modified", None),
         ("renamed.py", "renamed", "moved.py"),
     ]
-    assert skipped == [NotReviewed("logo.png", "binary file")]
+    assert skipped == [NotReviewed("logo.png", "media file: binary content is not reviewed")]
     assert text == git_diff("main", str(repo))  # str or PathLike
 
 
