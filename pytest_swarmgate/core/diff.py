@@ -379,7 +379,8 @@ def _written_names(entry: _Entry, moved: tuple[str, str] | None) -> tuple[str | 
                     )
             return names
         if entry.minus is None and moved is None:
-            raise DiffError(f"{NOT_A_DIFF}cannot tell apart the two file names of the 'diff --git' line {entry.start + 1}")
+            line = entry.start + 1
+            raise DiffError(f"{NOT_A_DIFF}cannot tell the two file names of the 'diff --git' line {line} apart")
         return entry.minus, entry.plus
     if entry.binary is not None:
         body = entry.binary[len("Binary files ") : -len(" differ")] if entry.binary.endswith(" differ") else ""
