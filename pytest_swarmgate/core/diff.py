@@ -61,7 +61,7 @@ SYMLINK_MODE = "120000"
 # a `diff --git` or `Binary files` line names two paths; real ones stay far below this
 MAX_HEADER_LINE = 8192
 # caps the ways a `diff --git` line with spaces is tried, so a hostile line stays cheap
-_MAX_TRIES = 64
+_MAX_TRIES = 32
 _GIT_PREFIXES = ("a/", "b/")
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 # git's extended header lines, in the order git may write them
@@ -200,6 +200,18 @@ def _unquote(name: str) -> str:
 # --- reading the entries -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Hunk:
+    """Where one hunk's lines are, how many it adds and removes, and the ranges its header names."""
+
+    start: int  # index of its `@@` line
+    end: int  # index one past its last line
+    added: int
+    removed: int
+    old: tuple[int, int]  # (start, length) in the old file
+    new: tuple[int, int]
+
+
 @dataclass
 class _Entry:
     """One file entry as written: where its lines are and what its headers say."""
@@ -212,8 +224,7 @@ class _Entry:
     binary: str | None = None  # the `Binary files ... differ` line of a plain diff
     is_binary: bool = False
     head_end: int = 0
-    # (first line, end line, added, removed, old range start and length) of each hunk
-    hunks: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
+    hunks: list[_Hunk] = field(default_factory=list)
 
 
 def _body(line: str) -> str:
@@ -283,8 +294,8 @@ def _read_hunks(norm: list[str], i: int, entry: _Entry) -> int:
     n = len(norm)
     while i < n and (m := _HUNK.match(norm[i])):
         start = i
-        old_start, old_len = int(m[1]), int(m[2] or 1)
-        old, new = old_len, int(m[4] or 1)
+        ranges = (int(m[1]), int(m[2] or 1)), (int(m[3]), int(m[4] or 1))
+        old, new = ranges[0][1], ranges[1][1]
         added = removed = 0
         i += 1
         while old > 0 or new > 0:
@@ -302,7 +313,7 @@ def _read_hunks(norm: list[str], i: int, entry: _Entry) -> int:
             i += 1
         while i < n and norm[i].startswith("\\"):  # "\ No newline at end of file" after the last line
             i += 1
-        entry.hunks.append((start, i, added, removed, old_start, old_len))
+        entry.hunks.append(_Hunk(start, i, added, removed, *ranges))
     return i
 
 
@@ -451,7 +462,7 @@ def _facts(
 ) -> tuple[list[str], str | None]:
     """What the entry changes that its text lines do not show, for the note; and why it is unread, if it is."""
     facts: list[str] = []
-    lines = [ln.rstrip("\r\n") for a, b, *_ in entry.hunks for ln in raw[a + 1 : b]]
+    lines = [ln.rstrip("\r\n") for h in entry.hunks for ln in raw[h.start + 1 : h.end]]
     old_mode, new_mode = _mode(entry, 0), _mode(entry, 1)
     textless = not entry.hunks and not entry.is_binary
     if textless:
@@ -506,9 +517,9 @@ def _build(entry: _Entry, raw: list[str], prefixes: tuple[str, str]) -> FileDiff
         old = None if written_old == DEV_NULL else old
         new = None if written_new == DEV_NULL else new
         # `diff -N` shows a file on one side only against an empty one: the hunk ranges say which
-        if len(entry.hunks) == 1 and entry.hunks[0][4:] == (0, 0):
+        if len(entry.hunks) == 1 and entry.hunks[0].old == (0, 0):
             old = None
-        elif len(entry.hunks) == 1 and raw[entry.hunks[0][0]].split(" ")[2] in ("+0,0", "+1,0"):
+        elif len(entry.hunks) == 1 and entry.hunks[0].new == (0, 0):
             new = None
     if old is None and new is None:
         raise DiffError(f"{NOT_A_DIFF}the entry at line {entry.start + 1} names no file on either side")
@@ -529,7 +540,7 @@ def _build(entry: _Entry, raw: list[str], prefixes: tuple[str, str]) -> FileDiff
         old_path=old if old and old != path else None,
         change=change,
         header=note + "".join(raw[entry.start : entry.head_end]),
-        hunks=tuple(("".join(raw[a:b]), added, removed) for a, b, added, removed, *_ in entry.hunks),
+        hunks=tuple(("".join(raw[h.start : h.end]), h.added, h.removed) for h in entry.hunks),
         unread=unread,
     )
 
