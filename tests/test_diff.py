@@ -185,6 +185,13 @@ def test_changes_without_text_lines_are_judged_with_a_note_saying_what_changed()
     assert skipped == [NotReviewed("logo.png", "media file: binary content is not reviewed")]
 
 
+def test_a_pure_copy_is_a_new_file_that_names_its_source() -> None:
+    copy = PURE_RENAME.replace("rename ", "copy ")
+    (s,), _ = parse_sections(copy)
+    assert (s.path, s.old_path, s.change) == ("b.txt", "a.txt", "added")
+    assert s.text == "# swarmgate: no line of text changed; copies a.txt to b.txt (similarity 100%)\n" + copy
+
+
 def test_pure_rename_with_mode_change_says_both() -> None:
     text = PURE_RENAME.replace("similarity index 100%\n", "old mode 100644\nnew mode 100755\nsimilarity index 100%\n")
     (s,), skipped = parse_sections(text)

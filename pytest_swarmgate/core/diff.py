@@ -4,6 +4,12 @@ Pure apart from reading the diff source (a file, stdin or `git diff`): no networ
 pytest. The diff is untrusted input written by whoever opened the pull request, so every
 way it can be malformed ends in one clear `DiffError`, never a traceback, and no path in
 it is ever used to touch the filesystem.
+
+The parser is this module's own, not unidiff's: it reads git's extended headers, quoted and
+unquoted names with spaces (`Plan b/notes.md`, where unidiff's greedy header match fails),
+any prefixes (`a/` `b/`, none, custom, `diff -ruN` trees), and it counts hunk lines, so a
+`---` line inside a hunk stays a removed line. `parse_diff` reads the text once;
+`sections_of` applies filters and the budget to the result as often as the caller needs.
 """
 
 from __future__ import annotations
@@ -415,7 +421,7 @@ def _prefixes(old: str | None, new: str | None, moved: tuple[str, str] | None) -
             return old[: len(old) - len(moved[0])], new[: len(new) - len(moved[1])]
         return None
     x = _tail(old, new)
-    return None if x is None or x == old == new else (old[: len(old) - len(x)], new[: len(new) - len(x)])
+    return None if x is None else (old[: len(old) - len(x)], new[: len(new) - len(x)])
 
 
 def _strip(name: str | None, prefix: str) -> str | None:
@@ -462,15 +468,17 @@ def _facts(
 ) -> tuple[list[str], str | None]:
     """What the entry changes that its text lines do not show, for the note; and why it is unread, if it is."""
     facts: list[str] = []
-    lines = [ln.rstrip("\r\n") for h in entry.hunks for ln in raw[h.start + 1 : h.end]]
     old_mode, new_mode = _mode(entry, 0), _mode(entry, 1)
+    special = {SYMLINK_MODE, SUBMODULE_MODE} & {old_mode, new_mode}
+    lines = [ln.rstrip("\r\n") for h in entry.hunks for ln in raw[h.start + 1 : h.end]] if special else []
     textless = not entry.hunks and not entry.is_binary
     if textless:
         facts.append("no line of text changed")
     # a hunk's file header shows a rename or a mode change already: the note is for entries without one
     if kind is not None and old and new and not entry.hunks:
         similarity = entry.info.get("similarity index")
-        facts.append(f"{kind}s {one_line(old)} to {one_line(new)}" + (f" (similarity {similarity})" * bool(similarity)))
+        verb = {"rename": "renames", "copy": "copies"}[kind]
+        facts.append(f"{verb} {one_line(old)} to {one_line(new)}" + (f" (similarity {similarity})" * bool(similarity)))
     mode_change = False
     if old_mode and new_mode and old_mode != new_mode and old and new and not entry.hunks:
         mode_change = True
@@ -499,15 +507,17 @@ def _facts(
     return facts, None
 
 
+def _moved(entry: _Entry) -> tuple[tuple[str, str] | None, str | None]:
+    """((old path, new path), "rename" or "copy") from git's own lines, which carry no prefix; else (None, None)."""
+    for kind in ("rename", "copy"):
+        if f"{kind} from" in entry.info and f"{kind} to" in entry.info:
+            return (_unquote(entry.info[f"{kind} from"]), _unquote(entry.info[f"{kind} to"])), kind
+    return None, None
+
+
 def _build(entry: _Entry, raw: list[str], prefixes: tuple[str, str]) -> FileDiff:
     info = entry.info
-    moved: tuple[str, str] | None = None
-    kind: str | None = None
-    for k in ("rename", "copy"):
-        if f"{k} from" in info and f"{k} to" in info:
-            # git's own lines, prefix-free; only trusted under a `diff --git` header
-            moved, kind = (_unquote(info[f"{k} from"]), _unquote(info[f"{k} to"])), k
-            break
+    moved, kind = _moved(entry)
     written_old, written_new = _written_names(entry, moved)
     old, new = (moved if moved else (_strip(written_old, prefixes[0]), _strip(written_new, prefixes[1])))
     if entry.git is not None:
@@ -578,11 +588,7 @@ def _diff_prefixes(entries: list[_Entry]) -> dict[int, tuple[str, str]]:
     """
     seen: dict[int, tuple[str, str]] = {}
     for e in entries:
-        moved = next(
-            ((_unquote(e.info[f"{k} from"]), _unquote(e.info[f"{k} to"])) for k in ("rename", "copy")
-             if f"{k} from" in e.info and f"{k} to" in e.info),
-            None,
-        )  # fmt: skip
+        moved, _ = _moved(e)
         try:
             old, new = _written_names(e, moved)
         except DiffError:
@@ -590,8 +596,6 @@ def _diff_prefixes(entries: list[_Entry]) -> dict[int, tuple[str, str]]:
         pair = _prefixes(old, new, moved)
         if pair is not None:
             seen[id(e)] = pair
-        elif old is not None and old == new:
-            seen[id(e)] = ("", "")
     pairs = set(seen.values())
     if len(pairs) == 1:
         (pair,) = pairs
