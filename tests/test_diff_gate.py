@@ -128,3 +128,25 @@ def test_a_diff_ruN_tree_does_not_escape_the_workflow_hold(pytester, stub, tmp_p
     )  # fmt: skip
     sent = {r.section_path: json.dumps(r.body) for r in stub.requests}
     assert "change: added" in sent["tool.py"]
+
+
+@needs_git
+def test_a_path_with_space_b_slash_is_reviewed_from_git(pytester, stub) -> None:
+    """Issue 9: `Plan b/notes.md` blocked every PR that touched it (unidiff's greedy header match)."""
+    repo = pytester.path
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("x\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "checkout", "-qb", "feature")
+    (repo / "Plan b").mkdir()
+    (repo / "Plan b" / "notes.md").write_text("notes\n")
+    (repo / "Plan b" / 'say "b" b.py').write_text("print('b')\n")  # quoted by git
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "plan b")
+    result = pytester.runpytest("--swarm-review", "--swarm-base=main", "-p", "no:cacheprovider", "-v")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        ["*swarm-review::Plan b/notes.md PASSED*", '*swarm-review::Plan b/say "b" b.py PASSED*', "*gate: SAFE*"]
+    )
+    assert {r.section_path for r in stub.requests} == {"Plan b/notes.md", 'Plan b/say "b" b.py'}
