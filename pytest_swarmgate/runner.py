@@ -1,6 +1,6 @@
 """One review from diff text to RunResult, shared by the session gate and the fixture.
 
-Imported only when a review is wanted: it pulls in unidiff and, through the voter, anthropic.
+Imported only when a review is wanted: through the voter it pulls in anthropic.
 """
 
 from __future__ import annotations
@@ -64,13 +64,14 @@ def read_source(
 def plan(config: pytest.Config, settings: GateSettings, source: str, text: str) -> Plan:
     """Split the diff into sections and let hooks filter them."""
     try:
-        sections, not_reviewed = diff.parse_sections(
-            text, budget=settings.section_budget, include=settings.include, exclude=settings.exclude
-        )
+        files = diff.parse_diff(text)
     except diff.DiffError as exc:
         raise pytest.UsageError(f"swarmgate: {source}: {exc}") from None
+    sections, not_reviewed = diff.sections_of(
+        files, budget=settings.section_budget, include=settings.include, exclude=settings.exclude
+    )
     # Before any filter: excluding a file must not hide that it reconfigures the gate.
-    everything, unread = diff.parse_sections(text, budget=max(len(text), 1))
+    everything, unread = diff.sections_of(files)
     config.hook.pytest_swarmgate_filter_sections(config=config, sections=sections, not_reviewed=not_reviewed)
     return Plan(
         source=source,

@@ -164,20 +164,73 @@ def test_rename_with_changes_is_reviewed() -> None:
     assert s.text.startswith("diff --git a/old/name.py b/new/name.py\n")
 
 
-def test_not_reviewed_reasons_sorted_by_path() -> None:
+def test_changes_without_text_lines_are_judged_with_a_note_saying_what_changed() -> None:
+    """A pure rename, a mode change, a submodule bump: short sections, never passed unjudged."""
     sections, skipped = parse_sections(PURE_RENAME + MODE_ONLY + BINARY + SUBMODULE + MODIFIED)
-    assert [s.path for s in sections] == ["src/app.py"]
-    assert skipped == [
-        NotReviewed("b.txt", "pure rename from a.txt", old_path="a.txt"),
-        NotReviewed("logo.png", "binary file"),
-        NotReviewed("run.sh", "mode change only: 100644 -> 100755"),
-        NotReviewed("vendor/lib", "submodule bump: 1234567890ab -> 89abcdef0123"),
+    assert [(s.path, s.old_path, s.change) for s in sections] == [
+        ("b.txt", "a.txt", "renamed"),
+        ("run.sh", None, "modified"),
+        ("src/app.py", None, "modified"),
+        ("vendor/lib", None, "modified"),
     ]
+    rename, mode, _, submodule = sections
+    quiet = "# swarmgate: no line of text changed; "
+    assert rename.text == quiet + "renames a.txt to b.txt (similarity 100%)\n" + PURE_RENAME
+    assert mode.text == quiet + "file mode 100644 -> 100755 (made executable)\n" + MODE_ONLY
+    assert submodule.text == (
+        "# swarmgate: submodule commit 1234567890abcdef1234567890abcdef12345678"
+        " -> 89abcdef0123456789abcdef0123456789abcdef\n" + SUBMODULE
+    )
+    # only media stay unread, by the documented list
+    assert skipped == [NotReviewed("logo.png", "media file: binary content is not reviewed")]
+
+
+def test_a_pure_copy_is_a_new_file_that_names_its_source() -> None:
+    copy = PURE_RENAME.replace("rename ", "copy ")
+    (s,), _ = parse_sections(copy)
+    assert (s.path, s.old_path, s.change) == ("b.txt", "a.txt", "added")
+    assert s.text == "# swarmgate: no line of text changed; copies a.txt to b.txt (similarity 100%)\n" + copy
 
 
 def test_pure_rename_with_mode_change_says_both() -> None:
     text = PURE_RENAME.replace("similarity index 100%\n", "old mode 100644\nnew mode 100755\nsimilarity index 100%\n")
-    assert parse_sections(text) == ([], [NotReviewed("b.txt", "pure rename from a.txt (mode 100644 -> 100755)", old_path="a.txt")])
+    (s,), skipped = parse_sections(text)
+    assert skipped == []
+    assert s.text.splitlines()[0] == (
+        "# swarmgate: no line of text changed; renames a.txt to b.txt (similarity 100%);"
+        " file mode 100644 -> 100755 (made executable)"
+    )
+
+
+@pytest.mark.parametrize("media", ["logo.PNG", "clip.mp4", "font.woff2", "song.flac"])
+def test_media_stay_unread_only_by_their_extension(media: str) -> None:
+    binary = BINARY.replace("logo.png", media)
+    assert parse_sections(binary) == ([], [NotReviewed(media, "media file: binary content is not reviewed")])
+    moved = PURE_RENAME.replace("a.txt", "old.png").replace("b.txt", media)
+    assert parse_sections(moved) == ([], [NotReviewed(media, "media file: pure rename from old.png", "old.png")])
+    # a media name on one side only, or a mode change, is judged
+    assert parse_sections(PURE_RENAME.replace("b.txt", media))[0]
+    assert parse_sections(moved.replace("similarity", "old mode 100644\nnew mode 100755\nsimilarity"))[0]
+
+
+@pytest.mark.parametrize("name", ["doc.pdf", "logo.svgz", "tool.so", "data.bin", "noext"])
+def test_other_binaries_are_unread_binaries_for_the_hold(name: str) -> None:
+    assert parse_sections(BINARY.replace("logo.png", name)) == ([], [NotReviewed(name, "binary file")])
+
+
+def test_a_deleted_binary_is_a_section_stating_the_deletion() -> None:
+    deleted = d("""
+        diff --git a/tool.so b/tool.so
+        deleted file mode 100644
+        index 7777777..0000000
+        Binary files a/tool.so and /dev/null differ
+    """)
+    (s,), skipped = parse_sections(deleted)
+    assert skipped == []
+    assert (s.path, s.change) == ("tool.so", "deleted")
+    assert s.text == "# swarmgate: deletes the binary file tool.so (its content is not shown)\n" + deleted
+    media = deleted.replace("tool.so", "logo.png")
+    assert parse_sections(media) == ([], [NotReviewed("logo.png", "media file: binary content is not reviewed")])
 
 
 def test_git_binary_patch_is_not_reviewed() -> None:
@@ -205,7 +258,9 @@ def test_added_and_removed_submodule() -> None:
         @@ -0,0 +1 @@
         +Subproject commit abcdef1234567890abcdef1234567890abcdef12
     """)
-    assert parse_sections(added) == ([], [NotReviewed("sub", "submodule bump: none -> abcdef123456")])
+    (s,), skipped = parse_sections(added)
+    assert skipped == [] and (s.path, s.change) == ("sub", "added")
+    assert s.text.startswith("# swarmgate: submodule commit none -> " + "abcdef1234567890" * 2 + "abcdef12\ndiff --git")
 
 
 def test_submodule_mode_cannot_hide_code_from_review() -> None:
@@ -219,14 +274,13 @@ def test_hunkless_entries_are_never_silently_dropped() -> None:
     empty_new = "diff --git a/e.py b/e.py\nnew file mode 100644\nindex 0000000..e69de29\n"
     empty_gone = "diff --git a/g.py b/g.py\ndeleted file mode 100644\nindex e69de29..0000000\n"
     bare = "diff --git a/h.py b/h.py\n"
-    assert parse_sections(empty_new + empty_gone + bare) == (
-        [],
-        [
-            NotReviewed("e.py", "empty file added"),
-            NotReviewed("g.py", "empty file deleted"),
-            NotReviewed("h.py", "no content change"),
-        ],
-    )
+    sections, skipped = parse_sections(empty_new + empty_gone + bare)
+    assert skipped == []
+    assert [(s.path, s.change, s.text.splitlines()[0]) for s in sections] == [
+        ("e.py", "added", "# swarmgate: no line of text changed; adds an empty file (mode 100644)"),
+        ("g.py", "deleted", "# swarmgate: no line of text changed; deletes an empty file"),
+        ("h.py", "modified", "# swarmgate: no line of text changed; shows no change"),
+    ]
 
 
 def test_copy_with_changes_is_an_added_file_that_names_its_source() -> None:
@@ -244,7 +298,6 @@ def test_mode_change_with_content_is_reviewed_and_shows_the_mode() -> None:
 
 def test_plain_unified_diff_without_git_header() -> None:
     text = d("""
-        Only in b: junk
         diff -u a/lib.c b/lib.c
         --- a/lib.c\t2024-01-01 00:00:00.000000000 +0000
         +++ b/lib.c\t2024-01-02 00:00:00.000000000 +0000
@@ -466,7 +519,9 @@ def test_names_with_spaces_unicode_and_quotes() -> None:
 
 def test_quoted_rename_paths() -> None:
     text = PURE_RENAME.replace("rename from a.txt", 'rename from "t\\tab.txt"')
-    assert parse_sections(text) == ([], [NotReviewed("b.txt", "pure rename from t\tab.txt", old_path="t\tab.txt")])
+    (s,), _ = parse_sections(text)
+    assert (s.path, s.old_path) == ("b.txt", "t\tab.txt")
+    assert s.text.startswith("# swarmgate: no line of text changed; renames t\\tab.txt to b.txt (similarity 100%)\n")
 
 
 def test_dangerous_paths_are_kept_and_never_touched(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -502,7 +557,11 @@ def test_extremely_long_lines_do_not_blow_up() -> None:
         parse_sections("diff --git a/" + "x " * 1_000_000 + "\n")
     # would take minutes in unidiff's binary-line regex without the guard
     hostile = "diff --git a/x b/x\n" + ("Binary files " + " and" * 2000 + "\t differ\n") * 200
-    assert parse_sections(hostile) == ([], [NotReviewed("x", "no content change")])
+    with pytest.raises(DiffError, match=r"cannot read the two file names of the binary file line 3$"):
+        parse_sections(hostile)
+    spaces = "diff --git a/" + "x " * 4000 + "\nnew file mode 100644\n"
+    with pytest.raises(DiffError):
+        parse_sections(spaces)
     assert parse_sections("z" * 5_000_000 + "\n" + MODIFIED)[0][0].text == MODIFIED
     assert time.perf_counter() - start < 10
 
@@ -594,7 +653,7 @@ def test_git_diff_against_base(repo: Path) -> None:
         ("keep.py", "modified", None),
         ("renamed.py", "renamed", "moved.py"),
     ]
-    assert skipped == [NotReviewed("logo.png", "binary file")]
+    assert skipped == [NotReviewed("logo.png", "media file: binary content is not reviewed")]
     assert text == git_diff("main", str(repo))  # str or PathLike
 
 
@@ -647,3 +706,256 @@ def test_git_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DiffError, match=r"^git is not installed or not on PATH$"):
         git_diff("main", tmp_path)
+
+
+# --- every change judged, with real git (issue 8) --------------------------------------------
+
+
+def git_out(repo: Path, *args: str, check: bool = True) -> str:
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    proc = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, env=env,
+                          check=check, capture_output=True)  # fmt: skip
+    return proc.stdout.decode()
+
+
+@pytest.fixture
+def quiet_repo(tmp_path: Path) -> Path:
+    """A repository with a base commit on main and a `feature` branch to change."""
+    repo = tmp_path / "quiet"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "app").mkdir()
+    (repo / "app" / "authz_check.py").write_text("def allowed(user):\n    return user.is_admin\n")
+    (repo / "run.sh").write_text("echo hi\n")
+    (repo / "tool.so").write_bytes(b"\x7fELF\x00\x01\x02")
+    os.symlink("config/dev.ini", repo / "settings.ini")
+    (repo / "vendor" / "lib").mkdir(parents=True)  # an unpopulated submodule, as after a plain clone
+    git(repo, "add", "-A")
+    git(repo, "update-index", "--add", "--cacheinfo", "160000,1234567890abcdef1234567890abcdef12345678,vendor/lib")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "checkout", "-qb", "feature")
+    return repo
+
+
+@needs_git
+def test_git_made_changes_without_text_lines_are_all_judged(quiet_repo: Path) -> None:
+    """A pure rename, a file made executable, a new link target, a submodule bump, an empty
+    `__init__.py` and a deleted binary: each a section stating what changed, none unjudged."""
+    repo = quiet_repo
+    (repo / "docs").mkdir()
+    git(repo, "mv", "app/authz_check.py", "docs/authz_check.py.bak")
+    (repo / "run.sh").chmod(0o755)
+    (repo / "settings.ini").unlink()
+    os.symlink("/etc/passwd", repo / "settings.ini")
+    (repo / "pkg").mkdir()
+    (repo / "pkg" / "__init__.py").write_text("")
+    (repo / "tool.so").unlink()
+    git(repo, "add", "-A")
+    git(repo, "update-index", "--cacheinfo", "160000,89abcdef0123456789abcdef0123456789abcdef,vendor/lib")
+    git(repo, "commit", "-qm", "quiet changes")
+    sections, skipped = parse_sections(git_diff("main", repo))
+    assert skipped == []
+    notes = {s.path: (s.change, s.old_path, s.text.splitlines()[0]) for s in sections}
+    assert notes == {
+        "docs/authz_check.py.bak": (
+            "renamed",
+            "app/authz_check.py",
+            "# swarmgate: no line of text changed; renames app/authz_check.py to docs/authz_check.py.bak"
+            " (similarity 100%)",
+        ),
+        "run.sh": (
+            "modified", None, "# swarmgate: no line of text changed; file mode 100644 -> 100755 (made executable)"
+        ),
+        "settings.ini": ("modified", None, "# swarmgate: symbolic link target 'config/dev.ini' -> '/etc/passwd'"),
+        "pkg/__init__.py": ("added", None, "# swarmgate: no line of text changed; adds an empty file (mode 100644)"),
+        "tool.so": ("deleted", None, "# swarmgate: deletes the binary file tool.so (its content is not shown)"),
+        "vendor/lib": (
+            "modified",
+            None,
+            "# swarmgate: submodule commit 1234567890abcdef1234567890abcdef12345678"
+            " -> 89abcdef0123456789abcdef0123456789abcdef",
+        ),
+    }
+    # the git header lines stay in the section, under the note
+    rename = next(s for s in sections if s.change == "renamed")
+    assert "rename from app/authz_check.py\nrename to docs/authz_check.py.bak\n" in rename.text
+    # a deleted binary is never held for being binary
+    from pytest_swarmgate.core.held import held_changes
+
+    assert held_changes(sections, skipped) == []
+
+
+@needs_git
+@pytest.mark.parametrize("quotepath", ["off", "on"])
+def test_paths_with_space_b_slash_parse_from_git(quiet_repo: Path, quotepath: str) -> None:
+    """unidiff's greedy `diff --git` match could not place `Plan b/notes.md` (issue 9)."""
+    repo = quiet_repo
+    (repo / "Plan b").mkdir()
+    (repo / "Plan b" / "notes.md").write_text("one\n")
+    (repo / "Plan b" / "café b.md").write_text("two\n")  # quoted by git when core.quotepath is on
+    (repo / "Plan b" / 'say "b" b.txt').write_text("three\n")  # always quoted
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "plan b")
+    (repo / "Plan b" / "old b").mkdir()
+    git(repo, "mv", "Plan b/notes.md", "Plan b/old b/notes.md")
+    (repo / "Plan b" / "café b.md").write_text("two, changed\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "move")
+    text = git_out(repo, "-c", f"core.quotepath={quotepath}", "diff", "main", "HEAD")
+    if quotepath == "on":
+        assert '"b/Plan b/caf\\303\\251 b.md"' in text
+    assert 'diff --git "a/Plan b/say \\"b\\" b.txt"' in text
+    sections, skipped = parse_sections(text)
+    assert skipped == []
+    got = {(s.path, s.change): s.old_path for s in sections if s.path.startswith("Plan b/")}
+    assert got == {
+        ("Plan b/café b.md", "added"): None,
+        ("Plan b/old b/notes.md", "added"): None,
+        ('Plan b/say "b" b.txt', "added"): None,
+    }
+    moved = parse_sections(git_out(repo, "-c", f"core.quotepath={quotepath}", "diff", "-M", "HEAD~1", "HEAD"))[0]
+    assert {(s.path, s.old_path, s.change) for s in moved} == {
+        ("Plan b/café b.md", None, "modified"),
+        ("Plan b/old b/notes.md", "Plan b/notes.md", "renamed"),
+    }
+
+
+def _shape(text: str) -> list[tuple[str, str | None, str, int, int]]:
+    sections, skipped = parse_sections(text)
+    return sorted([(s.path, s.old_path, s.change, s.added, s.removed) for s in sections]) + sorted(
+        [(n.path, n.old_path, n.reason, 0, 0) for n in skipped]
+    )
+
+
+@needs_git
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--no-prefix"],
+        ["--src-prefix=old/", "--dst-prefix=new/"],
+        ["--src-prefix=base-tree/", "--dst-prefix=x/"],
+        ["--src-prefix=i/", "--dst-prefix=w/"],
+        ["--src-prefix=b/", "--dst-prefix=a/"],
+    ],
+)
+def test_git_prefixes_resolve_to_the_same_paths(quiet_repo: Path, options: list[str]) -> None:
+    repo = quiet_repo
+    (repo / "a").mkdir()  # a directory named like git's prefix: --no-prefix must keep it
+    (repo / "a" / "x.py").write_text("x = 1\n")
+    (repo / "b").mkdir()
+    (repo / "b" / "y b.py").write_text("y = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "prefix dirs")
+    (repo / "a" / "x.py").write_text("x = 2\n")
+    (repo / "b" / "y b.py").unlink()
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / ".github" / "workflows" / "ci.yml").write_text("on: push\n")
+    git(repo, "mv", "app/authz_check.py", "docs.py")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "change")
+    usual = git_out(repo, "diff", "-M", "HEAD~1", "HEAD")
+    other = git_out(repo, "diff", "-M", *options, "HEAD~1", "HEAD")
+    assert other != usual
+    assert _shape(other) == _shape(usual)
+    paths = [p for p, *_ in _shape(usual)]
+    assert paths == [".github/workflows/ci.yml", "a/x.py", "b/y b.py", "docs.py"]
+    from pytest_swarmgate.core.held import held_changes
+
+    assert held_changes(*parse_sections(other)) == held_changes(*parse_sections(usual)) != []
+    assert [s.path for s in parse_sections(other, exclude=[".github/**", "a/**"])[0]] == ["b/y b.py", "docs.py"]
+
+
+needs_diff = pytest.mark.skipif(shutil.which("diff") is None, reason="GNU diff is not installed")
+
+
+def _trees(tmp_path: Path) -> Path:
+    old, new = tmp_path / "flask-3.1.3", tmp_path / "flask-3.1.3.new"
+    for root in (old, new):
+        (root / ".github" / "workflows").mkdir(parents=True)
+        (root / "src").mkdir()
+    (old / ".github" / "workflows" / "tests.yaml").write_text("on: push\njobs: {}\n")
+    (new / ".github" / "workflows" / "tests.yaml").write_text("on: pull_request_target\njobs: {}\n")
+    (old / "src" / "gone.py").write_text("def check():\n    return False\n")
+    (new / "src" / "added.py").write_text("import os\nos.system('true')\n")
+    (old / "src" / "same.py").write_text("a = 1\n")
+    (new / "src" / "same.py").write_text("a = 2\n")
+    return tmp_path
+
+
+@needs_diff
+def test_diff_ruN_trees_resolve_to_repository_paths_and_change_kinds(tmp_path: Path) -> None:
+    """`diff -ruN old/ new/`: the tree prefix is stripped, added and deleted files are such."""
+    root = _trees(tmp_path)
+    proc = subprocess.run(["diff", "-ruN", "flask-3.1.3", "flask-3.1.3.new"], cwd=root, capture_output=True)
+    assert proc.returncode == 1, proc.stderr
+    text = proc.stdout.decode()
+    assert "+++ flask-3.1.3.new/.github/workflows/tests.yaml\t" in text
+    sections, skipped = parse_sections(text)
+    assert skipped == []
+    assert [(s.path, s.change) for s in sections] == [
+        (".github/workflows/tests.yaml", "modified"),
+        ("src/added.py", "added"),
+        ("src/gone.py", "deleted"),
+        ("src/same.py", "modified"),
+    ]
+    from pytest_swarmgate.core.held import held_changes
+
+    assert held_changes(sections, skipped) == [".github/workflows/tests.yaml: the CI workflow that runs the gate"]
+    included = parse_sections(text, include=["src/**"])[0]
+    assert [s.path for s in included] == ["src/added.py", "src/gone.py", "src/same.py"]
+    # without -N diff leaves added and deleted files out: an error that says so, not a pass
+    proc = subprocess.run(["diff", "-ru", "flask-3.1.3", "flask-3.1.3.new"], cwd=root, capture_output=True)
+    with pytest.raises(DiffError, match=r"^input is not a unified diff: line \d+ says a file exists on one side only"):
+        parse_sections(proc.stdout.decode())
+
+
+def test_plain_diff_with_one_sided_entries_only_keeps_git_style_prefix_rule() -> None:
+    text = "--- /dev/null\n+++ b/new.c\n@@ -0,0 +1 @@\n+int y;\n--- a/old.c\n+++ /dev/null\n@@ -1 +0,0 @@\n-int x;\n"
+    assert [(s.path, s.change) for s in parse_sections(text)[0]] == [("new.c", "added"), ("old.c", "deleted")]
+
+
+# --- combined diffs and input that cannot be placed --------------------------------------------
+
+
+@needs_git
+def test_a_merge_commits_combined_diff_is_a_one_line_error(quiet_repo: Path) -> None:
+    repo = quiet_repo
+    (repo / "run.sh").write_text("echo feature\n")
+    git(repo, "commit", "-qam", "feature side")
+    git(repo, "checkout", "-q", "main")
+    (repo / "run.sh").write_text("echo main\n")
+    (repo / "new.py").write_text("import os\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "main side")
+    git_out(repo, "merge", "-q", "feature", check=False)  # conflicts, resolved by hand below
+    (repo / "run.sh").write_text("echo merged\ntouch \"${TMPDIR:-/tmp}/swarmgate-marker\"\n")
+    git(repo, "commit", "-qam", "merge")
+    shown = git_out(repo, "show", "HEAD")
+    assert "diff --cc run.sh" in shown
+    for text in (shown, git_out(repo, "diff", "--cc", "HEAD^1", "HEAD^2", "HEAD"), shown.replace("--cc", "--combined")):
+        with pytest.raises(DiffError) as info:
+            parse_sections(text)
+        message = str(info.value)
+        assert message.startswith("input is a combined diff ('diff --cc', as git show prints for a merge commit)")
+        assert "git diff BASE...HEAD" in message and "\n" not in message
+    # only the combined hunks, without their header: still not passed as empty
+    hunks = shown[shown.index("@@@") :]
+    with pytest.raises(DiffError, match="combined diff"):
+        parse_sections(hunks)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("@@ -1 +1 @@\n-a\n+b\n", "the hunk at line 1 belongs to no file"),
+        ("--- a/x\n+++ b/x\n@@ -1,2 +1 @@\n-a\n", "the hunk at line 3 is shorter than its header says"),
+        ("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n+c\n@@ -5 +5 @@\n", "the hunk at line 7 belongs to no file"),
+        ("--- /dev/null\n+++ /dev/null\n@@ -0,0 +1 @@\n+a\n", "the entry at line 1 names no file on either side"),
+        ("diff --git a/x b/x\n--- a/y\n+++ b/y\n@@ -1 +1 @@\n-a\n+b\n", "do not match its 'diff --git' line"),
+        ("Submodule lib 1234567..89abcde:\n  > bump\n", "submodule summary (git diff --submodule=log)"),
+    ],
+)
+def test_input_that_cannot_be_placed_says_what_is_wrong(text: str, problem: str) -> None:
+    with pytest.raises(DiffError) as info:
+        parse_sections(text)
+    assert problem in str(info.value) and "\n" not in str(info.value)

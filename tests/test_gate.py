@@ -166,7 +166,10 @@ def test_not_reviewed_files_are_skipped_items_with_the_reason(pytester, stub) ->
     result = run_gate(pytester, CLEAN_DIFF + binary, "-rs")
     assert result.ret == 0
     result.assert_outcomes(passed=2, skipped=1)
-    result.stdout.fnmatch_lines(["*logo.png: not reviewed (binary file)*", "SKIPPED * logo.png not reviewed: binary file"])
+    result.stdout.fnmatch_lines(
+        ["*logo.png: not reviewed (media file: binary content is not reviewed)*",
+         "SKIPPED * logo.png not reviewed: media file: binary content is not reviewed"]
+    )  # fmt: skip
 
 
 def test_an_empty_diff_says_nothing_to_review(pytester, stub) -> None:

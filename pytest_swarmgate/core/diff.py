@@ -4,6 +4,12 @@ Pure apart from reading the diff source (a file, stdin or `git diff`): no networ
 pytest. The diff is untrusted input written by whoever opened the pull request, so every
 way it can be malformed ends in one clear `DiffError`, never a traceback, and no path in
 it is ever used to touch the filesystem.
+
+The parser is this module's own, not unidiff's: it reads git's extended headers, quoted and
+unquoted names with spaces (`Plan b/notes.md`, where unidiff's greedy header match fails),
+any prefixes (`a/` `b/`, none, custom, `diff -ruN` trees), and it counts hunk lines, so a
+`---` line inside a hunk stays a removed line. `parse_diff` reads the text once;
+`sections_of` applies filters and the budget to the result as often as the caller needs.
 """
 
 from __future__ import annotations
@@ -13,38 +19,72 @@ import fnmatch
 import hashlib
 import io
 import os
+import posixpath
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
-from typing import Literal, Sequence
-
-from unidiff.constants import (
-    DEV_NULL,
-    RE_HUNK_HEADER,
-    RE_NO_NEWLINE_MARKER,
-    RE_PATCH_FILE_PREFIX,
-    RE_SOURCE_FILENAME,
-    RE_TARGET_FILENAME,
-)
-from unidiff.patch import PatchedFile, PatchSet
+from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from typing import Literal
 
 from .model import NotReviewed, Section
 from .text import one_line
 
-__all__ = ["DiffError", "read_diff_file", "git_diff", "parse_sections", "diff_sha256", "glob_match"]
+__all__ = [
+    "MEDIA_EXTENSIONS",
+    "DiffError",
+    "FileDiff",
+    "diff_sha256",
+    "git_diff",
+    "glob_match",
+    "is_media",
+    "parse_diff",
+    "parse_sections",
+    "read_diff_file",
+    "sections_of",
+]
 
+# The only files the gate leaves unjudged: images, audio, video and fonts, by extension (any
+# case), when their content is binary or they are only renamed or copied. They carry no code a
+# voter could read. Everything else binary is held (core/held.py), so a `.so`, a `.pyc` or a
+# script with one NUL byte cannot pass unread. SVG is text and reviewed; PDF and compressed SVG
+# can carry scripts, so they are not on the list. The README's "What gets reviewed" repeats it.
+MEDIA_EXTENSIONS = frozenset({
+    ".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".ico", ".tif", ".tiff", ".avif", ".heic", ".psd", ".xcf",
+    ".mp3", ".wav", ".ogg", ".oga", ".flac", ".m4a", ".aac", ".opus",
+    ".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v",
+    ".woff", ".woff2", ".ttf", ".otf", ".eot",
+})  # fmt: skip
+
+COMBINED_DIFF = (
+    "input is a combined diff ('diff --cc', as git show prints for a merge commit), which the gate cannot"
+    " review: give a two-sided diff, such as git diff BASE...HEAD or git show --diff-merges=first-parent MERGE"
+)
+DEV_NULL = "/dev/null"
+NOT_A_DIFF = "input is not a unified diff: "
 SUBMODULE_MODE = "160000"
+SYMLINK_MODE = "120000"
 # a `diff --git` or `Binary files` line names two paths; real ones stay far below this
 MAX_HEADER_LINE = 8192
+# caps the ways a `diff --git` line with spaces is tried, so a hostile line stays cheap
+_MAX_TRIES = 32
+_GIT_PREFIXES = ("a/", "b/")
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+# git's extended header lines, in the order git may write them
+_GIT_KEYS = (
+    "old mode ", "new mode ", "deleted file mode ", "new file mode ", "copy from ", "copy to ", "rename from ",
+    "rename to ", "similarity index ", "dissimilarity index ", "index ",
+)  # fmt: skip
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_ONLY_IN = re.compile(r"^Only in .+: .")
+_SUBMODULE_LOG = re.compile(r"^Submodule .+ [0-9a-f]{7,}\.\.\.?[0-9a-f]{7,}")
 _SUBPROJECT = re.compile(r"^[-+ ]Subproject commit ([0-9a-f]{7,64})(-dirty)?$")
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+_EXECUTABLE = {("644", "755"): " (made executable)", ("755", "644"): " (no longer executable)"}
 
 
 class DiffError(Exception):
     """Bad diff input; str(e) is one clear line naming the problem."""
-
-
 
 
 def decode(data: bytes) -> str:
@@ -163,71 +203,407 @@ def _unquote(name: str) -> str:
     return out.decode("utf-8", "replace")
 
 
-def _clean(name: str | None, *, prefixed: bool = True) -> str | None:
-    """A file name from a header without quotes and a/ b/ prefix; None for /dev/null."""
-    if name is None:
-        return None
-    name = _unquote(name.strip())
-    if name == DEV_NULL:
-        return None
-    return RE_PATCH_FILE_PREFIX.sub("", name, count=1) if prefixed else name
+# --- reading the entries -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Hunk:
+    """Where one hunk's lines are, how many it adds and removes, and the ranges its header names."""
+
+    start: int  # index of its `@@` line
+    end: int  # index one past its last line
+    added: int
+    removed: int
+    old: tuple[int, int]  # (start, length) in the old file
+    new: tuple[int, int]
 
 
 @dataclass
-class _File:
-    """One file entry of the diff: its metadata and where its lines are."""
+class _Entry:
+    """One file entry as written: where its lines are and what its headers say."""
 
-    pf: PatchedFile
-    start: int  # index of the first header line
-    end: int  # index one past the last line that may belong to this file
+    start: int  # index of its first line
+    git: str | None  # the names part of its `diff --git` line; None for a plain unified diff
+    info: dict[str, str] = field(default_factory=dict)  # git's extended header lines
+    minus: str | None = None  # the name on the `---` line, as written (prefix and all)
+    plus: str | None = None
+    binary: str | None = None  # the `Binary files ... differ` line of a plain diff
+    is_binary: bool = False
+    head_end: int = 0
+    hunks: list[_Hunk] = field(default_factory=list)
 
 
-def _locate(pf: PatchedFile, norm: list[str]) -> int:
-    """Index of the first header line of a file entry: `diff --git`, else `---`, else itself."""
-    i = (pf.diff_line_no or 1) - 1
-    if norm[i].startswith("+++ ") and i > 0 and norm[i - 1].startswith("--- "):
-        return i - 1
+def _body(line: str) -> str:
+    return line[:-1] if line.endswith("\n") else line
+
+
+def _name(line: str) -> str:
+    """The file name of a `---`/`+++` line: up to the tab git and diff put before a timestamp."""
+    rest = _body(line)[4:]
+    name, tab, _ = rest.partition("\t")
+    return _unquote(name if tab else name.rstrip(" "))
+
+
+def _read(norm: list[str]) -> list[_Entry]:
+    """Every file entry of the diff, in order; lines between entries (mail, junk) are left out."""
+    entries: list[_Entry] = []
+    n, i = len(norm), 0
+    while i < n:
+        line = norm[i]
+        if line.startswith(("diff --git ", "Binary file")) and len(line) > MAX_HEADER_LINE:
+            raise DiffError(f"{NOT_A_DIFF}line {i + 1} is a {len(line)}-character file header")
+        if line.startswith(("diff --cc ", "diff --combined ", "@@@ ")):
+            raise DiffError(COMBINED_DIFF)
+        if line.startswith("diff --git "):
+            entry = _Entry(i, _body(line)[len("diff --git ") :])
+            i += 1
+            while i < n and norm[i].startswith(_GIT_KEYS):
+                key = next(k for k in _GIT_KEYS if norm[i].startswith(k))
+                entry.info.setdefault(key.strip(), _body(norm[i])[len(key) :])
+                i += 1
+            if i < n and norm[i].startswith(("Binary files ", "GIT binary patch")):
+                # git's own binary line names nothing the `diff --git` line does not
+                entry.is_binary = True
+                i += 1
+            elif i + 1 < n and norm[i].startswith("--- ") and norm[i + 1].startswith("+++ "):
+                entry.minus, entry.plus = _name(norm[i]), _name(norm[i + 1])
+                i += 2
+        elif line.startswith("--- ") and i + 1 < n and norm[i + 1].startswith("+++ "):
+            entry = _Entry(i, None, minus=_name(line), plus=_name(norm[i + 1]))
+            i += 2
+        elif line.startswith("Binary file") and _body(line).endswith((" differ", " has changed")):
+            entry = _Entry(i, None, binary=_body(line), is_binary=True)
+            i += 1
+        elif _HUNK.match(line):
+            raise DiffError(f"{NOT_A_DIFF}the hunk at line {i + 1} belongs to no file ('---'/'+++' lines)")
+        elif _ONLY_IN.match(line):
+            raise DiffError(
+                f"{NOT_A_DIFF}line {i + 1} says a file exists on one side only, which diff -r"
+                " leaves out: make the diff with diff -ruN, or git diff"
+            )
+        elif _SUBMODULE_LOG.match(line):
+            raise DiffError(
+                f"{NOT_A_DIFF}line {i + 1} is a submodule summary (git diff --submodule=log):"
+                " make the diff with --submodule=short"
+            )
+        else:
+            i += 1
+            continue
+        entry.head_end = i
+        i = _read_hunks(norm, i, entry)
+        entries.append(entry)
+    return entries
+
+
+def _read_hunks(norm: list[str], i: int, entry: _Entry) -> int:
+    """Read the hunks that follow a file header, counting lines against each hunk header."""
+    n = len(norm)
+    while i < n and (m := _HUNK.match(norm[i])):
+        start = i
+        ranges = (int(m[1]), int(m[2] or 1)), (int(m[3]), int(m[4] or 1))
+        old, new = ranges[0][1], ranges[1][1]
+        added = removed = 0
+        i += 1
+        while old > 0 or new > 0:
+            c = norm[i][0] if i < n else ""
+            if c == "+":
+                new, added = new - 1, added + 1
+            elif c == "-":
+                old, removed = old - 1, removed + 1
+            elif c in (" ", "\n"):  # an empty line is a context line whose space an editor stripped
+                old, new = old - 1, new - 1
+            elif c != "\\":
+                raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is shorter than its header says")
+            if old < 0 or new < 0:
+                raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is longer than its header says")
+            i += 1
+        while i < n and norm[i].startswith("\\"):  # "\ No newline at end of file" after the last line
+            i += 1
+        entry.hunks.append(_Hunk(start, i, added, removed, *ranges))
     return i
 
 
-def _defuse(norm: list[str]) -> None:
-    """Keep unidiff's backtracking regexes linear on hostile header-like lines."""
-    for n, line in enumerate(norm):
-        if not line.startswith(("diff --git ", "Binary file")):
-            continue
-        if len(line) > MAX_HEADER_LINE:
-            raise DiffError(f"input is not a unified diff: line {n + 1} is a {len(line)}-character file header")
-        body = line.rstrip("\n")
-        if body.startswith("Binary file") and ("\t" in body or not body.endswith((" differ", " has changed"))):
-            # git and diff never write such a line (git quotes a tab in a name), and
-            # unidiff's regex would take quadratic time to reject it
-            norm[n] = "?\n"
+# --- names and prefixes ----------------------------------------------------------------------
 
 
-def _hunk_spans(f: _File, norm: list[str]) -> list[tuple[int, int]]:
-    """(start, end) line indexes of each hunk of the file, header line included."""
-    heads = [i for i in range(f.start, f.end) if RE_HUNK_HEADER.match(norm[i])]
-    if len(heads) != len(f.pf):
-        raise DiffError(f"input is not a unified diff: cannot locate the hunks of {one_line(f.pf.path)}")
-    # the last hunk ends at its last numbered line plus any "\ No newline" markers after it
-    last = max((ln.diff_line_no for ln in f.pf[-1] if ln.diff_line_no), default=heads[-1] + 1)
-    while last < f.end and RE_NO_NEWLINE_MARKER.match(norm[last]):
-        last += 1
-    return list(zip(heads, [*heads[1:], last]))
+def _tail(left: str, right: str) -> str | None:
+    """The longest path both names end with at a component boundary (left = P + X, right = Q + X)."""
+    if left == right:
+        return left
+    j, tries = 0, 0
+    while j != -1 and tries < _MAX_TRIES:
+        x = right[j:]
+        if x and left.endswith(x) and (len(left) == len(x) or left[-len(x) - 1] == "/"):
+            return x
+        j = right.find("/", j) + 1 or -1
+        tries += 1
+    return None
 
 
-def _submodule(pf: PatchedFile) -> str | None:
-    """'old -> new' when the entry is a submodule bump, else None."""
-    lines = [f"{ln.line_type}{ln.value}".rstrip("\n") for h in pf for ln in h if ln.line_type in ("+", "-", " ")]
-    matches = [_SUBPROJECT.match(ln) for ln in lines]
-    if not all(matches):
-        # a submodule entry only ever holds `Subproject commit` lines: anything else is reviewed
+def _best_split(text: str, sep: str) -> tuple[str, str] | None:
+    """Split `text` at one `sep` into two names of one path under two prefixes, preferring the longest path."""
+    middle = (len(text) - len(sep)) // 2
+    if text[middle : middle + len(sep)] == sep and _tail(text[:middle], text[middle + len(sep) :]) is not None:
+        return text[:middle], text[middle + len(sep) :]  # equal prefixes (a/ b/, none): the usual case
+    best: tuple[int, str, str] | None = None
+    k, tries = text.find(sep), 0
+    while k != -1 and tries < _MAX_TRIES:
+        left, right = text[:k], text[k + len(sep) :]
+        x = _tail(left, right)
+        if x is not None and (best is None or len(x) > best[0]):
+            best = (len(x), left, right)
+        k, tries = text.find(sep, k + 1), tries + 1
+    return (best[1], best[2]) if best else None
+
+
+def _git_names(entry: _Entry, moved: tuple[str, str] | None) -> tuple[str, str] | None:
+    """The old and new names of a `diff --git` line, prefixes included; None when they cannot be told apart."""
+    s = entry.git or ""
+    if s.startswith('"'):
+        m = _QUOTED.match(s)
+        if m is None or s[m.end() : m.end() + 1] != " ":
+            return None
+        return _unquote(m.group()), _unquote(s[m.end() + 1 :])
+    if s.endswith('"') and (k := s.find(' "')) != -1:
+        return s[:k], _unquote(s[k + 1 :])
+    # unquoted names may hold spaces (and " b/"): split where the known names say
+    if entry.plus not in (None, DEV_NULL) and s.endswith(f" {entry.plus}"):
+        return s[: -len(entry.plus) - 1], entry.plus
+    if entry.minus not in (None, DEV_NULL) and s.startswith(f"{entry.minus} "):
+        return entry.minus, s[len(entry.minus) + 1 :]
+    if moved is not None:
+        old, new = moved
+        k = s.find(f"{old} ")
+        while k != -1 and s.endswith(new):
+            left, right = s[: k + len(old)], s[k + len(old) + 1 :]
+            if _tail(left, old) == old and _tail(right, new) == new:
+                return left, right
+            k = s.find(f"{old} ", k + 1)
         return None
-    if not matches and SUBMODULE_MODE not in (pf.source_mode, pf.target_mode):
+    return _best_split(s, " ")
+
+
+def _written_names(entry: _Entry, moved: tuple[str, str] | None) -> tuple[str | None, str | None]:
+    """The entry's old and new names as written, prefixes included ("/dev/null" kept)."""
+    if entry.git is not None:
+        names = _git_names(entry, moved)
+        if names is not None:
+            for side, said in zip(names, (entry.minus, entry.plus), strict=True):
+                if said not in (None, DEV_NULL) and said != side:
+                    raise DiffError(
+                        f"{NOT_A_DIFF}the '---'/'+++' names of the entry at line {entry.start + 1}"
+                        " do not match its 'diff --git' line"
+                    )
+            return names
+        if entry.minus is None and moved is None:
+            line = entry.start + 1
+            raise DiffError(f"{NOT_A_DIFF}cannot tell the two file names of the 'diff --git' line {line} apart")
+        return entry.minus, entry.plus
+    if entry.binary is not None:
+        body = entry.binary[len("Binary files ") : -len(" differ")] if entry.binary.endswith(" differ") else ""
+        if not body:  # hg: "Binary file NAME has changed"
+            name = entry.binary[len("Binary file ") : -len(" has changed")]
+            return name, name
+        first, _, second = body.partition(" and ")
+        if not (first and second) or "\t" in body:
+            # diff and git never write such a line (git quotes a tab in a name): a change it hides is not passed
+            raise DiffError(f"{NOT_A_DIFF}cannot read the two file names of the binary file line {entry.start + 1}")
+        return _best_split(body, " and ") or (first, second)
+    return entry.minus, entry.plus
+
+
+def _prefixes(old: str | None, new: str | None, moved: tuple[str, str] | None) -> tuple[str, str] | None:
+    """The (old, new) prefixes one entry shows, when both its names are known."""
+    if old in (None, DEV_NULL) or new in (None, DEV_NULL):
         return None
-    old = next((m.group(1) for m in matches if m and m.string[0] == "-"), "none")
-    new = next((m.group(1) for m in matches if m and m.string[0] == "+"), "none")
-    return f"{old[:12]} -> {new[:12]}"
+    if moved is not None:
+        if _tail(old, moved[0]) == moved[0] and _tail(new, moved[1]) == moved[1]:
+            return old[: len(old) - len(moved[0])], new[: len(new) - len(moved[1])]
+        return None
+    x = _tail(old, new)
+    return None if x is None else (old[: len(old) - len(x)], new[: len(new) - len(x)])
+
+
+def _strip(name: str | None, prefix: str) -> str | None:
+    if name is None or name == DEV_NULL:
+        return None
+    return name[len(prefix) :] if prefix and name.startswith(prefix) and len(name) > len(prefix) else name
+
+
+# --- what each entry is ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """One file entry of the diff, parsed once: its repository paths, its change and its text."""
+
+    path: str
+    old_path: str | None  # the other side's path when it differs (a rename or copy)
+    change: Literal["added", "modified", "deleted", "renamed"]
+    header: str  # the gate's note on what changed (when the lines do not say it), then the header lines
+    hunks: tuple[tuple[str, int, int], ...]  # each hunk's text, lines added and lines removed
+    unread: str | None = None  # why it is never sent to the panel (media and binary files)
+
+
+def is_media(path: str) -> bool:
+    """Whether a path names an image, audio, video or font file by its extension (any case)."""
+    return posixpath.splitext(path)[1].lower() in MEDIA_EXTENSIONS
+
+
+def _mode(entry: _Entry, side: int) -> str | None:
+    """The file mode of the old (0) or new (1) side, from git's header lines."""
+    own = entry.info.get(("old mode", "new mode")[side]) or entry.info.get(("deleted file mode", "new file mode")[side])
+    if own:
+        return own
+    index = entry.info.get("index", "").split(" ")
+    return index[1] if len(index) == 2 else None
+
+
+def _side_text(lines: list[str], sign: str) -> str:
+    return "".join(ln[1:] for ln in lines if ln.startswith(sign)).rstrip("\n")
+
+
+def _facts(
+    entry: _Entry, raw: list[str], old: str | None, new: str | None, kind: str | None
+) -> tuple[list[str], str | None]:
+    """What the entry changes that its text lines do not show, for the note; and why it is unread, if it is."""
+    facts: list[str] = []
+    old_mode, new_mode = _mode(entry, 0), _mode(entry, 1)
+    special = {SYMLINK_MODE, SUBMODULE_MODE} & {old_mode, new_mode}
+    lines = [ln.rstrip("\r\n") for h in entry.hunks for ln in raw[h.start + 1 : h.end]] if special else []
+    textless = not entry.hunks and not entry.is_binary
+    if textless:
+        facts.append("no line of text changed")
+    # a hunk's file header shows a rename or a mode change already: the note is for entries without one
+    if kind is not None and old and new and not entry.hunks:
+        similarity = entry.info.get("similarity index")
+        verb = {"rename": "renames", "copy": "copies"}[kind]
+        facts.append(f"{verb} {one_line(old)} to {one_line(new)}" + (f" (similarity {similarity})" * bool(similarity)))
+    mode_change = False
+    if old_mode and new_mode and old_mode != new_mode and old and new and not entry.hunks:
+        mode_change = True
+        facts.append(f"file mode {old_mode} -> {new_mode}" + _EXECUTABLE.get((old_mode[-3:], new_mode[-3:]), ""))
+    subprojects = [m for ln in lines if (m := _SUBPROJECT.match(ln))]
+    if SYMLINK_MODE in (old_mode, new_mode):
+        before, after = _side_text(lines, "-") or "(none)", _side_text(lines, "+") or "(none)"
+        facts.append(f"symbolic link target {one_line(repr(before))} -> {one_line(repr(after))}")
+    elif SUBMODULE_MODE in (old_mode, new_mode) and lines and len(subprojects) == len(lines):
+        before = next((m.group(1) for m in subprojects if m.string[0] == "-"), "none")
+        after = next((m.group(1) for m in subprojects if m.string[0] == "+"), "none")
+        facts.append(f"submodule commit {before} -> {after}")
+    elif textless and kind is None and not mode_change:
+        what = "adds an empty file" if old is None else "deletes an empty file" if new is None else "shows no change"
+        facts.append(what + (f" (mode {new_mode})" if old is None and new_mode else ""))
+    if entry.is_binary and new is None:
+        facts.append(f"deletes the binary file {one_line(old or '')} (its content is not shown)")
+    paths = [p for p in (old, new) if p]
+    media = bool(paths) and all(is_media(p) for p in paths)
+    if media and entry.is_binary:
+        return facts, "media file: binary content is not reviewed"
+    if media and textless and kind is not None and not mode_change:
+        return facts, f"media file: pure {kind} from {old}"
+    if entry.is_binary and new is not None:
+        return facts, "binary file"
+    return facts, None
+
+
+def _moved(entry: _Entry) -> tuple[tuple[str, str] | None, str | None]:
+    """((old path, new path), "rename" or "copy") from git's own lines, which carry no prefix; else (None, None)."""
+    for kind in ("rename", "copy"):
+        if f"{kind} from" in entry.info and f"{kind} to" in entry.info:
+            return (_unquote(entry.info[f"{kind} from"]), _unquote(entry.info[f"{kind} to"])), kind
+    return None, None
+
+
+def _build(entry: _Entry, raw: list[str], prefixes: tuple[str, str]) -> FileDiff:
+    info = entry.info
+    moved, kind = _moved(entry)
+    written_old, written_new = _written_names(entry, moved)
+    old, new = (moved if moved else (_strip(written_old, prefixes[0]), _strip(written_new, prefixes[1])))
+    if entry.git is not None:
+        old = None if "new file mode" in info or entry.minus == DEV_NULL else old
+        new = None if "deleted file mode" in info or entry.plus == DEV_NULL else new
+    else:
+        old = None if written_old == DEV_NULL else old
+        new = None if written_new == DEV_NULL else new
+        # `diff -N` shows a file on one side only against an empty one: the hunk ranges say which
+        if len(entry.hunks) == 1 and entry.hunks[0].old == (0, 0):
+            old = None
+        elif len(entry.hunks) == 1 and entry.hunks[0].new == (0, 0):
+            new = None
+    if old is None and new is None:
+        raise DiffError(f"{NOT_A_DIFF}the entry at line {entry.start + 1} names no file on either side")
+    if kind == "rename" and old == new:
+        kind = None
+    path = new or old or ""
+    change: Literal["added", "modified", "deleted", "renamed"] = "modified"
+    if old is None or kind == "copy":
+        change = "added"  # a copy is a new file; its old_path names the source its diff is against
+    elif new is None:
+        change = "deleted"
+    elif kind == "rename":
+        change = "renamed"
+    facts, unread = _facts(entry, raw, old, new, kind)
+    note = f"# swarmgate: {'; '.join(facts)}\n" if facts else ""
+    return FileDiff(
+        path=path,
+        old_path=old if old and old != path else None,
+        change=change,
+        header=note + "".join(raw[entry.start : entry.head_end]),
+        hunks=tuple(("".join(raw[h.start : h.end]), h.added, h.removed) for h in entry.hunks),
+        unread=unread,
+    )
+
+
+def parse_diff(text: str) -> list[FileDiff]:
+    """Every file entry of a unified diff (git's, `diff -ruN`'s, any prefixes), sorted by path.
+
+    Parsed once; `sections_of` then applies the filters and the section budget. A diff that
+    cannot be placed (a combined diff, a hunk that does not add up, text with no file entry)
+    is one `DiffError` line naming the problem.
+    """
+    if not text.strip():
+        return []
+    # split on "\n" only (str.splitlines also splits on \x0b, \x1c, U+2028 ...)
+    raw = list(io.StringIO(text, newline="\n"))
+    # read a CRLF-normalised copy (same line numbers) so headers match; slice `raw` for the text
+    norm = [ln[:-2] + "\n" if ln.endswith("\r\n") else ln for ln in raw]
+    entries = _read(norm)
+    if not entries:
+        raise DiffError("input is not a unified diff: no file header ('diff --git' or '---'/'+++') found")
+    prefixes = _diff_prefixes(entries)
+    files = [_build(e, raw, prefixes.get(id(e), _GIT_PREFIXES)) for e in entries]
+    # stable sort: a path that occurs twice (a concatenated patch series) keeps input order
+    return sorted(files, key=lambda f: f.path)
+
+
+def _diff_prefixes(entries: list[_Entry]) -> dict[int, tuple[str, str]]:
+    """The prefixes to strip from each entry's names: one pair for the whole diff when its entries agree.
+
+    Every entry that shows both names of one path gives the pair of prefixes in front of it
+    (git's `a/` `b/`, none for --no-prefix, `old/` `new/` for --src-prefix/--dst-prefix or a
+    `diff -ruN old/ new/` tree). When they all agree, that pair applies to every entry,
+    added and deleted files included; when they disagree (diffs made different ways, pasted
+    together) each entry uses its own pair, and `a/` `b/` where it shows none.
+    """
+    seen: dict[int, tuple[str, str]] = {}
+    for e in entries:
+        moved, _ = _moved(e)
+        try:
+            old, new = _written_names(e, moved)
+        except DiffError:
+            continue  # reported when the entry is built
+        pair = _prefixes(old, new, moved)
+        if pair is not None:
+            seen[id(e)] = pair
+    pairs = set(seen.values())
+    if len(pairs) == 1:
+        (pair,) = pairs
+        return {id(e): pair for e in entries}
+    return seen
+
+
+# --- sections --------------------------------------------------------------------------------
 
 
 def _split(header: str, hunks: list[tuple[str, int, int]], budget: int) -> list[list[tuple[str, int, int]]]:
@@ -243,97 +619,46 @@ def _split(header: str, hunks: list[tuple[str, int, int]], budget: int) -> list[
     return slices
 
 
-def _paths(f: _File, head: list[str]) -> tuple[str | None, str | None, str | None]:
-    """(old path, new path, "rename" / "copy" / None) of a file entry; None for /dev/null."""
-    # rename/copy lines are git's own; only trust them under a `diff --git` header
-    extra: dict[str, str | None] = {}
-    if head and head[0].startswith("diff --git "):
-        for line in f.pf.patch_info or []:
-            for key in ("rename from ", "rename to ", "copy from ", "copy to "):
-                if line.startswith(key):
-                    extra.setdefault(key.strip(), _clean(line[len(key) :], prefixed=False))
-    # ---/+++ lines name a path unambiguously; the `diff --git` line does not when it has spaces
-    minus = next((m.group("filename") for ln in head if (m := RE_SOURCE_FILENAME.match(ln))), None)
-    plus = next((m.group("filename") for ln in head if (m := RE_TARGET_FILENAME.match(ln))), None)
-    old = extra.get("rename from") or extra.get("copy from") or _clean(minus or f.pf.source_file)
-    new = extra.get("rename to") or extra.get("copy to") or _clean(plus or f.pf.target_file)
-    kind = "rename" if "rename from" in extra and old != new else "copy" if "copy from" in extra else None
-    return old, new, kind
+def sections_of(
+    files: Iterable[FileDiff], *, budget: int | None = None, include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> tuple[list[Section], list[NotReviewed]]:
+    """The sections to review and the files not reviewed, each sorted by path.
 
-
-def _skip_reason(pf: PatchedFile, hunkless: bool, old: str | None, new: str | None, kind: str | None) -> str | None:
-    """Why a file entry is not sent to the panel, or None when it is reviewed."""
-    if pf.is_binary_file:
-        return "binary file"
-    bump = _submodule(pf)
-    if bump is not None:
-        return f"submodule bump: {bump}"
-    if not hunkless:
-        return None
-    modes = (pf.source_mode, pf.target_mode)
-    mode_change = bool(all(modes) and modes[0] != modes[1] and old and new)
-    note = f" (mode {modes[0]} -> {modes[1]})" if mode_change else ""
-    if kind is not None:
-        return f"pure {kind} from {old}{note}"
-    if mode_change:
-        return f"mode change only: {modes[0]} -> {modes[1]}"
-    if old is None:
-        return "empty file added"
-    if new is None:
-        return "empty file deleted"
-    return "no content change"
-
-
-def _moved(old: str | None, path: str) -> str | None:
-    """The old path when the entry moved a file, else None."""
-    return old if old and old != path else None
-
-
-def _entry(
-    f: _File, raw: list[str], norm: list[str], budget: int, include: Sequence[str], exclude: Sequence[str]
-) -> list[Section] | NotReviewed:
-    """The sections of one file entry, or why it is not reviewed."""
-    pf = f.pf
-    spans = _hunk_spans(f, norm) if pf and not pf.is_binary_file else []
-    head_end = spans[0][0] if spans else f.end
-    old, new, kind = _paths(f, norm[f.start : head_end])
-    path = new or old or one_line(pf.path)
-    # Both ends of a rename: moving a security check into an excluded folder is a change to review.
-    paths = [p for p in dict.fromkeys((path, old)) if p]
-    excluded = next((p for p in exclude if all(glob_match(each, p) for each in paths)), None)
-    if excluded is not None:
-        return NotReviewed(path, f"excluded by exclude glob '{excluded}'", _moved(old, path))
-    if include and not any(glob_match(each, p) for each in paths for p in include):
-        return NotReviewed(path, "not matched by any include glob", _moved(old, path))
-    reason = _skip_reason(pf, not spans, old, new, kind)
-    if reason is not None:
-        return NotReviewed(path, reason, _moved(old, path))
-
-    # a copy is a new file; its old_path names the source its diff is against
-    change: Literal["added", "modified", "deleted", "renamed"] = "modified"
-    if old is None or kind == "copy":
-        change = "added"
-    elif new is None:
-        change = "deleted"
-    elif kind == "rename":
-        change = "renamed"
-    header = "".join(raw[f.start : head_end])
-    hunks = [("".join(raw[a:b]), h.added, h.removed) for (a, b), h in zip(spans, pf)]
-    slices = _split(header, hunks, budget)
-    return [
-        Section(
-            id=path if len(slices) == 1 else f"{path}#{part}",
-            path=path,
-            old_path=old if kind else None,
-            change=change,
-            text=header + "".join(h[0] for h in chunk),
-            part=part,
-            parts=len(slices),
-            added=sum(h[1] for h in chunk),
-            removed=sum(h[2] for h in chunk),
-        )
-        for part, chunk in enumerate(slices, 1)
-    ]
+    `budget` (characters) splits a large file along hunk boundaries; None keeps each file whole.
+    """
+    if budget is not None and budget < 1:
+        raise ValueError(f"section budget must be at least 1 character, got {budget}")
+    sections: list[Section] = []
+    skipped: list[NotReviewed] = []
+    for f in files:
+        # Both ends of a rename: moving a security check into an excluded folder is a change to review.
+        paths = [p for p in (f.path, f.old_path) if p]
+        excluded = next((p for p in exclude if all(glob_match(each, p) for each in paths)), None)
+        if excluded is not None:
+            skipped.append(NotReviewed(f.path, f"excluded by exclude glob '{excluded}'", f.old_path))
+        elif include and not any(glob_match(each, p) for each in paths for p in include):
+            skipped.append(NotReviewed(f.path, "not matched by any include glob", f.old_path))
+        elif f.unread is not None:
+            skipped.append(NotReviewed(f.path, f.unread, f.old_path))
+        else:
+            slices = _split(f.header, list(f.hunks), budget) if budget is not None else [list(f.hunks)]
+            sections.extend(
+                Section(
+                    id=f.path if len(slices) == 1 else f"{f.path}#{part}",
+                    path=f.path,
+                    old_path=f.old_path,
+                    change=f.change,
+                    text=f.header + "".join(h[0] for h in chunk),
+                    part=part,
+                    parts=len(slices),
+                    added=sum(h[1] for h in chunk),
+                    removed=sum(h[2] for h in chunk),
+                )
+                for part, chunk in enumerate(slices, 1)
+            )
+    sections.sort(key=lambda s: s.path)
+    skipped.sort(key=lambda n: n.path)
+    return _unique_ids(sections), skipped
 
 
 def parse_sections(
@@ -342,34 +667,7 @@ def parse_sections(
     """Split a unified diff into sections to review and files not reviewed, each sorted by path."""
     if budget < 1:
         raise ValueError(f"section budget must be at least 1 character, got {budget}")
-    if not text.strip():
-        return [], []
-    # split on "\n" only (str.splitlines also splits on \x0b, \x1c, U+2028 ...), like unidiff
-    raw = list(io.StringIO(text, newline="\n"))
-    # parse a CRLF-normalised copy (same line numbers) so header regexes match; slice `raw`
-    norm = [ln[:-2] + "\n" if ln.endswith("\r\n") else ln for ln in raw]
-    _defuse(norm)
-    try:
-        patch = PatchSet(norm)
-    except Exception as exc:  # noqa: BLE001 - a third-party parser on hostile input: any failure is a bad diff
-        raise DiffError(f"input is not a unified diff: {one_line(str(exc) or type(exc).__name__)}") from None
-    if not patch:
-        raise DiffError("input is not a unified diff: no file header ('diff --git' or '---'/'+++') found")
-
-    starts = [_locate(pf, norm) for pf in patch]
-    sections: list[Section] = []
-    skipped: list[NotReviewed] = []
-    for pf, start, end in zip(patch, starts, [*starts[1:], len(norm)]):
-        entry = _entry(_File(pf, start, end), raw, norm, budget, include, exclude)
-        if isinstance(entry, NotReviewed):
-            skipped.append(entry)
-        else:
-            sections.extend(entry)
-
-    # stable sorts: a path that occurs twice (a concatenated patch series) keeps input order
-    sections.sort(key=lambda s: s.path)
-    skipped.sort(key=lambda n: n.path)
-    return _unique_ids(sections), skipped
+    return sections_of(parse_diff(text), budget=budget, include=include, exclude=exclude)
 
 
 def _unique_ids(sections: list[Section]) -> list[Section]:

@@ -18,6 +18,7 @@ import posixpath
 import re
 from typing import Iterable, Sequence
 
+from .diff import is_media
 from .model import NotReviewed, Section
 
 # Files whose every change can steer the gate.
@@ -46,13 +47,8 @@ PYTEST_KEY = re.compile(
 # In a hunk whose section is not shown, a line that starts like an option or a quoted list
 # item may continue a multi-line `addopts`: hold it rather than guess.
 CONTINUATION = re.compile(r"^\s+[-\"']")
-# Extensions of files a binary diff must not hide (scripts run whatever git calls them).
-# Binary files that carry no code: every other binary file (a .so, a .pyc, a script with a
-# NUL byte) is held, since no voter can read it and it may still run.
-MEDIA_EXTENSIONS = {
-    ".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".ico", ".tif", ".tiff", ".svgz", ".pdf", ".mp3", ".mp4",
-    ".wav", ".ogg", ".webm", ".mov", ".avi", ".woff", ".woff2", ".ttf", ".otf", ".eot", ".psd", ".xcf",
-}
+# Binary files that carry no code are media (diff.MEDIA_EXTENSIONS, the one list): every other
+# binary file (a .so, a .pyc, a script with a NUL byte) is held, since no voter can read it and it may still run.
 
 
 def held_changes(sections: Iterable[Section], not_reviewed: Iterable[NotReviewed]) -> list[str]:
@@ -116,6 +112,6 @@ def _pytest_setting_changed(text: str) -> str | None:
 def _unreadable_code(entry: NotReviewed) -> str | None:
     if not entry.reason.startswith("binary"):
         return None
-    if posixpath.splitext(entry.path)[1].lower() in MEDIA_EXTENSIONS:
+    if is_media(entry.path):
         return None
     return "a binary file that is not media: no voter could read it, and it may run"
