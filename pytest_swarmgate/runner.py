@@ -16,11 +16,12 @@ import pytest
 
 from .configuration import GateSettings
 from .core import diff
-from .core.cache import VoteCache
+from .core.cache import NO_SECRET_NOTE, VoteCache, cache_secret
 from .core.engine import ReviewStats, review, run_sync
 from .core.held import held_changes
 from .core.model import NotReviewed, RunResult, Section, SectionResult
-from .core.voters import MissingCredentials
+from .core.redact import Redactor, credential_problem
+from .core.voters import BadCredentials, MissingCredentials
 
 T = TypeVar("T")
 # Below about 1,000 tokens of section (plus the policy) a model may not cache the prefix at all
@@ -120,7 +121,12 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
             held=plan.held,
             released=plan.released,
         )
-    cache = VoteCache(settings.cache_dir) if settings.cache_dir else None
+    problem = credential_problem(os.environ)
+    if problem:
+        # Before any call: sent as a header, the key would come back quoted in every error.
+        raise pytest.UsageError(f"swarmgate: {problem}")
+    secret = cache_secret(os.environ) if settings.cache_dir else None
+    cache = VoteCache(settings.cache_dir, secret[0]) if settings.cache_dir and secret else None
 
     def on_section(result: SectionResult) -> None:
         config.hook.pytest_swarmgate_section_result(config=config, result=result)
@@ -149,12 +155,18 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
                 ),
             )
         )
+    except BadCredentials as exc:
+        raise pytest.UsageError(f"swarmgate: {exc}") from None
     except MissingCredentials as exc:
+        why = Redactor.from_env(os.environ)(str(exc))
         raise pytest.UsageError(
-            f"swarmgate: no Anthropic credentials ({exc}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
+            f"swarmgate: no Anthropic credentials ({why}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
             "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
         ) from None
-    return RunResult(
+    notes = [*stats.notes, *filter(None, [cache.note() if cache else None])]
+    if settings.cache_dir and not secret:
+        notes.append(NO_SECRET_NOTE)
+    run = RunResult(
         source=plan.source,
         diff_sha256=plan.diff_sha256,
         panel=tuple(panel),
@@ -164,10 +176,12 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
         wall_time_s=time.monotonic() - start,
         prewarm_calls=stats.prewarm_calls,
         prewarm_usage=stats.prewarm_usage,
-        notes=tuple(stats.notes),
+        notes=tuple(notes),
         held=plan.held,
         released=plan.released,
     )
+    # Every text that came from the HTTP layer, the SDK, a server or a custom voter, once more.
+    return Redactor.from_env(os.environ, client).run(run)
 
 
 async def _closing(client: Any, work: Coroutine[Any, Any, T]) -> T:
