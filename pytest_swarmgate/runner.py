@@ -16,6 +16,7 @@ import pytest
 
 from .configuration import GateSettings
 from .core import diff
+from .core.budget import CHARS_PER_TOKEN, estimate_input_tokens, oversized_reason
 from .core.cache import NO_SECRET_NOTE, VoteCache, cache_secret
 from .core.engine import ReviewStats, review, run_sync
 from .core.held import held_changes
@@ -73,12 +74,16 @@ def plan(config: pytest.Config, settings: GateSettings, source: str, text: str) 
     # Before any filter: excluding a file must not hide that it reconfigures the gate.
     everything, unread = diff.parse_sections(text, budget=max(len(text), 1))
     config.hook.pytest_swarmgate_filter_sections(config=config, sections=sections, not_reviewed=not_reviewed)
+    # Never sent, and held rather than INCONCLUSIVE: `--swarm-on-inconclusive=pass` must not
+    # let a pull request skip review by making one hunk too large to read.
+    oversized = {s.id: reason for s in sections if (reason := oversized_reason(s, settings.max_section_chars))}
+    not_reviewed += [NotReviewed(s.id, oversized[s.id], s.old_path) for s in sections if s.id in oversized]
     return Plan(
         source=source,
         diff_sha256=diff.diff_sha256(text),
-        sections=tuple(sections),
+        sections=tuple(s for s in sections if s.id not in oversized),
         not_reviewed=tuple(sorted(not_reviewed, key=lambda n: n.path)),
-        held=tuple(held_changes(everything, unread)),
+        held=tuple(sorted({*held_changes(everything, unread), *(f"{i}: {r}" for i, r in oversized.items())})),
     )
 
 
@@ -93,6 +98,14 @@ def check_size(plan: Plan, settings: GateSettings) -> None:
         raise pytest.UsageError(
             f"swarmgate: {plan.source} has {len(plan.sections)} sections ({len(plan.sections) * settings.n} calls), "
             f"over --swarm-max-sections={settings.max_sections}: narrow it with --swarm-include/--swarm-exclude "
+            "or raise the limit"
+        )
+    tokens = estimate_input_tokens(plan.sections, settings.panel)
+    if tokens > settings.max_input_tokens:
+        raise pytest.UsageError(
+            f"swarmgate: {plan.source} needs about {tokens} input tokens ({len(plan.sections)} sections x "
+            f"{settings.n} voters, at 1 token per {CHARS_PER_TOKEN} characters), over "
+            f"--swarm-max-input-tokens={settings.max_input_tokens}: narrow it with --swarm-include/--swarm-exclude "
             "or raise the limit"
         )
 

@@ -28,8 +28,8 @@ import hmac
 import json
 import math
 import os
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .model import Section, Vote, Voter

@@ -86,9 +86,7 @@ class Redactor:
 
     def run(self, run: RunResult) -> RunResult:
         """The run with the text of every vote and note redacted (paths and diff text are the PR's own)."""
-        results = tuple(
-            dataclasses.replace(r, votes=tuple(self.vote(v) for v in r.votes)) for r in run.results
-        )
+        results = tuple(dataclasses.replace(r, votes=tuple(self.vote(v) for v in r.votes)) for r in run.results)
         return dataclasses.replace(run, results=results, notes=tuple(self(n) for n in run.notes))
 
 
@@ -106,4 +104,3 @@ def credential_problem(env: Mapping[str, str]) -> str | None:
                 "fix the secret (its value is not shown)"
             )
     return None
-

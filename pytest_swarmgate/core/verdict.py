@@ -144,7 +144,7 @@ def _exact_fields(data: Mapping[str, Any], fields: frozenset[str], where: str) -
         raise VerdictError(f"{where} lacks required field {', '.join(missing)}")
     extra = sorted(str(k) for k in set(data) - fields)
     if extra:
-        raise VerdictError(f"{where} has fields outside the schema: {_short(', '.join(extra))}")
+        raise VerdictError(f"{where} has fields outside the schema: {one_line(', '.join(extra), 60)}")
 
 
 def _finding(index: int, data: Any) -> Finding:
