@@ -92,6 +92,11 @@ def endpoint(client: Any) -> str:
     return str(getattr(client, "base_url", "") or os.environ.get("ANTHROPIC_BASE_URL", ""))
 
 
+def prewarm_min_chars(settings: GateSettings) -> int | None:
+    """The shortest section the engine prewarms, None when prewarming is off."""
+    return None if settings.prewarm == "off" else PREWARM_MIN_CHARS if settings.prewarm == "auto" else 0
+
+
 def check_size(plan: Plan, settings: GateSettings) -> None:
     """A cost ceiling checked before any call: the PR decides how many files it touches."""
     if len(plan.sections) > settings.max_sections:
@@ -100,7 +105,7 @@ def check_size(plan: Plan, settings: GateSettings) -> None:
             f"over --swarm-max-sections={settings.max_sections}: narrow it with --swarm-include/--swarm-exclude "
             "or raise the limit"
         )
-    tokens = estimate_input_tokens(plan.sections, settings.panel)
+    tokens = estimate_input_tokens(plan.sections, settings.panel, prewarm_min_chars(settings))
     if tokens > settings.max_input_tokens:
         raise pytest.UsageError(
             f"swarmgate: {plan.source} needs about {tokens} input tokens ({len(plan.sections)} sections x "
@@ -163,7 +168,7 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
                     endpoint=endpoint(client),
                     on_section=on_section,
                     prewarm=getattr(cast, "prewarm", None) if settings.prewarm != "off" else None,
-                    prewarm_min_chars=PREWARM_MIN_CHARS if settings.prewarm == "auto" else 0,
+                    prewarm_min_chars=prewarm_min_chars(settings) or 0,
                     stats=stats,
                 ),
             )

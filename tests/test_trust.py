@@ -218,7 +218,7 @@ ODD_KEY = "sk-ant+test/KEY=0000-SECRET"
 
 
 @pytest.mark.parametrize("name", ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"])
-@pytest.mark.parametrize("slip", ["\n", " ", "\t", "\r\n", "\x1b", "\x7f"])
+@pytest.mark.parametrize("slip", ["\n", " ", "\t", "\r\n", "\x1b", "\x7f", "\u00a0", "é"])
 def test_a_credential_with_whitespace_is_a_usage_error_that_does_not_show_it(
     pytester, stub, github_env, monkeypatch, name, slip
 ) -> None:
@@ -226,7 +226,7 @@ def test_a_credential_with_whitespace_is_a_usage_error_that_does_not_show_it(
     result = run(pytester, SQL_DIFF, *OUTPUTS)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        [f"ERROR: swarmgate: {name} holds whitespace or a control character*its value is not shown)"]
+        [f"ERROR: swarmgate: {name} holds whitespace, a control character or a non-ASCII*(its value is not shown)"]
     )
     assert stub.calls() == [], "a call went out with the broken key"
     shown = everything_shown(pytester, result, github_env)

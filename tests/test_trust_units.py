@@ -111,3 +111,9 @@ def test_the_estimate_is_conservative() -> None:
     assert estimate >= 4 * 5 * 3000 // CHARS_PER_TOKEN
     assert estimate_input_tokens(sections, panel[:1]) * 5 == estimate
     assert estimate_input_tokens([], panel) == 0
+    # Prewarming adds one call per shared model on sections long enough to be prewarmed.
+    prewarmed = estimate_input_tokens(sections, panel, prewarm_min_chars=0)
+    assert estimate < prewarmed < estimate * 6 / 5
+    assert estimate_input_tokens(sections, panel, prewarm_min_chars=4000) == estimate
+    mixed = [Voter("a", "m1"), Voter("b", "m2")]
+    assert estimate_input_tokens(sections, mixed, prewarm_min_chars=0) == estimate_input_tokens(sections, mixed)

@@ -98,9 +98,10 @@ def credential_problem(env: Mapping[str, str]) -> str | None:
     """
     for name in CREDENTIAL_ENVS:
         value = env.get(name)
-        if value and any(c.isspace() or not c.isprintable() for c in value):
+        # Non-ASCII too: an HTTP header cannot carry it, and no Anthropic credential holds any.
+        if value and any(c.isspace() or not c.isprintable() or not c.isascii() for c in value):
             return (
-                f"{name} holds whitespace or a control character (a trailing newline from a copy-paste?); "
-                "fix the secret (its value is not shown)"
+                f"{name} holds whitespace, a control character or a non-ASCII character (a trailing newline "
+                "from a copy-paste?); fix the secret (its value is not shown)"
             )
     return None
