@@ -146,12 +146,15 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
     secret = cache_secret(os.environ) if settings.cache_dir else None
     cache = VoteCache(settings.cache_dir, secret[0]) if settings.cache_dir and secret else None
 
+    redact = Redactor.from_env(os.environ)
+
     def on_section(result: SectionResult) -> None:
-        config.hook.pytest_swarmgate_section_result(config=config, result=result)
+        config.hook.pytest_swarmgate_section_result(config=config, result=redact.section_result(result))
 
     stats = ReviewStats()
     try:
         client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
+        redact = Redactor.from_env(os.environ, client)
         cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
         # The clock starts after set-up: the first `import anthropic` is not review time.
         start = time.monotonic()
@@ -176,7 +179,7 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
     except BadCredentials as exc:
         raise pytest.UsageError(f"swarmgate: {exc}") from None
     except MissingCredentials as exc:
-        why = Redactor.from_env(os.environ)(str(exc))
+        why = redact(str(exc))
         raise pytest.UsageError(
             f"swarmgate: no Anthropic credentials ({why}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
             "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
@@ -199,7 +202,7 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
         released=plan.released,
     )
     # Every text that came from the HTTP layer, the SDK, a server or a custom voter, once more.
-    return Redactor.from_env(os.environ, client).run(run)
+    return redact.run(run)
 
 
 async def _closing(client: Any, work: Coroutine[Any, Any, T]) -> T:

@@ -371,3 +371,27 @@ def test_cached_vote_counts_are_never_negative_with_prewarming(pytester, stub) -
     report = json.loads((pytester.path / "r.json").read_text())
     assert report["totals"]["cached_votes"] == 0 and report["totals"]["calls"] == 6
     assert "votes from cache" not in first.stdout.str()
+
+
+def test_a_custom_voters_error_is_redacted_before_hooks_and_reports_see_it(pytester, monkeypatch) -> None:
+    """Not only the SDK's errors: any text that becomes a vote's error passes the redactor."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ODD_KEY)
+    pytester.makeconftest(
+        custom_voter_conftest(
+            """
+            import os
+            raise RuntimeError("upstream said: " + repr(os.environ["ANTHROPIC_API_KEY"] + "\\n"))
+            """,
+            extra="""
+            @pytest.hookimpl(optionalhook=True)
+            def pytest_swarmgate_section_result(config, result):
+                print("HOOK SAW", [v.error for v in result.votes])
+            """,
+        )
+    )
+    result = run(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1", "-s", *OUTPUTS)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    [hook_line] = [line for line in result.stdout.lines if line.startswith("HOOK SAW")]
+    assert "RuntimeError: upstream said: '[redacted]" in hook_line and "KEY=0000" not in hook_line
+    shown = everything_shown(pytester, result)
+    assert "upstream said" in shown and "KEY=0000" not in shown

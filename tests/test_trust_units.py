@@ -55,6 +55,9 @@ def test_an_entry_with_a_valid_mac_is_still_validated_like_a_fresh_vote(tmp_path
         assert cache.get("key1", SECTION, VOTER) is None, bad
     assert cache.rejected == 3 + len(bad_votes)
     assert cache.note() is not None and "8 vote cache entries" in cache.note()  # type: ignore[operator]
+    # A giant planted file is refused unread.
+    path.write_text(" " * 4_000_001)
+    assert cache.get("key1", SECTION, VOTER) is None
     # A different job secret: every entry is a miss.
     path.write_text(json.dumps(entry))
     assert VoteCache(tmp_path, b"another secret").get("key1", SECTION, VOTER) is None

@@ -41,6 +41,7 @@ from .write import write_text_atomic
 CACHE_KEY_ENV = "SWARMGATE_CACHE_KEY"
 CREDENTIAL_ENVS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 ENTRY_FORMAT = 1
+MAX_ENTRY_BYTES = 4_000_000
 _KEY_LABEL = b"pytest-swarmgate vote cache MAC key v1"
 
 
@@ -132,8 +133,12 @@ class VoteCache:
 
     def get(self, key: str, section: Section, voter: Voter) -> Vote | None:
         """The cached vote of `voter` on `section`, or None; a bad entry counts in `rejected`."""
+        path = self._path(key)
         try:
-            text = self._path(key).read_text("utf-8")
+            # A vote is a few kilobytes: a planted giant file is refused unread.
+            if path.stat().st_size > MAX_ENTRY_BYTES:
+                raise ValueError("entry too large")
+            text = path.read_text("utf-8")
         except FileNotFoundError:
             return None
         except (OSError, ValueError):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from .model import Finding, RunResult, Vote
+from .model import Finding, RunResult, SectionResult, Vote
 
 REDACTED = "[redacted]"
 # The credentials the SDK reads, and the vote cache's own secret.
@@ -84,9 +84,12 @@ class Redactor:
             rationale=self(finding.rationale),
         )
 
+    def section_result(self, result: SectionResult) -> SectionResult:
+        return dataclasses.replace(result, votes=tuple(self.vote(v) for v in result.votes))
+
     def run(self, run: RunResult) -> RunResult:
         """The run with the text of every vote and note redacted (paths and diff text are the PR's own)."""
-        results = tuple(dataclasses.replace(r, votes=tuple(self.vote(v) for v in r.votes)) for r in run.results)
+        results = tuple(self.section_result(r) for r in run.results)
         return dataclasses.replace(run, results=results, notes=tuple(self(n) for n in run.notes))
 
 
