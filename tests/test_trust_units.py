@@ -120,3 +120,27 @@ def test_the_estimate_is_conservative() -> None:
     assert estimate_input_tokens(sections, panel, prewarm_min_chars=4000) == estimate
     mixed = [Voter("a", "m1"), Voter("b", "m2")]
     assert estimate_input_tokens(sections, mixed, prewarm_min_chars=0) == estimate_input_tokens(sections, mixed)
+
+
+@pytest.mark.parametrize("text", ["\x1b]0;title\x07", "\x1b[2J", "\x9b31m", "a\u202eb", "\x00\x08\x7f"])
+def test_every_channel_shows_control_characters_escaped(text) -> None:
+    from pytest_swarmgate.output import escape
+
+    for escaped in (
+        escape.terminal(text),
+        escape.workflow_data(text),
+        escape.workflow_property(text),
+        escape.markdown(text),
+        escape.sarif_text(text),
+        escape.junit_text(text),
+        escape.collapsed(text),
+    ):
+        assert escaped.isprintable(), (text, escaped)
+
+
+def test_workflow_data_keeps_the_toolkits_escaping() -> None:
+    from pytest_swarmgate.output import escape
+
+    assert escape.workflow_data("50%\r\n::x\x1b") == "50%25%0D%0A::x\\x1b"
+    assert escape.workflow_property("a:b,c\n") == "a%3Ab%2Cc%0A"
+    assert escape.sarif_text("line 1\nline 2 [x](1)") == "line 1\nline 2 \\[x\\](1)"
