@@ -291,7 +291,7 @@ def bench_review(runs: int) -> list[str]:
                         problems.append(f"concurrency {conc}: {p}")
                     rows[conc].append(run)
             with tempfile.TemporaryDirectory(prefix="swarmgate-bench-votes-") as tmp:
-                cache = VoteCache(Path(tmp))
+                cache = VoteCache(Path(tmp), b"bench: a secret of this process")
                 first = review_once(stub, sections, panel, k, FAST, cache=cache)
                 rerun = review_once(stub, sections, panel, k, FAST, cache=cache)
                 cached_votes = sum(v.cached for r in rerun.results for v in r.votes)

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 import pytest
 
 from . import options
+from .core.budget import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_SECTION_CHARS
 from .core.cache import default_directory
 from .core.model import Voter
 from .core.prompt import LENSES
@@ -22,7 +23,7 @@ from .options import EFFORTS
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
     {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm",
-     "section_budget", "max_sections", "include", "exclude", *PANEL_KEYS}
+     "section_budget", "max_sections", "include", "exclude", "max_section_chars", "max_input_tokens", *PANEL_KEYS}
 )
 
 
@@ -41,6 +42,8 @@ class GateSettings:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     cache_dir: Path | None
+    max_section_chars: int = DEFAULT_MAX_SECTION_CHARS
+    max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
 
     @property
     def n(self) -> int:
@@ -106,6 +109,8 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             include=tuple(_as_list(value("include"))),
             exclude=tuple(_as_list(value("exclude"))),
             cache_dir=cache_dir,
+            max_section_chars=value("max_section_chars"),
+            max_input_tokens=value("max_input_tokens"),
         )
     except ValueError as exc:
         raise pytest.UsageError(f"swarmgate: {exc}") from None

@@ -15,7 +15,7 @@ import pytest
 
 from .core.model import NotReviewed, RunResult, Section, SectionResult, Vote
 from .core.voting import run_passes
-from .output.escape import terminal
+from .output.escape import junit_text, terminal
 from .output.terminal import gate_line, held_lines, section_lines
 
 COLLECTOR_NAME = "swarm-review"
@@ -68,7 +68,8 @@ class SectionItem(ReviewItem):
         if result.outcome == "UNSAFE" or (result.outcome == "INCONCLUSIVE" and policy == "fail"):
             raise SectionFailed(section_lines(result, detail=True))
         if result.outcome == "INCONCLUSIVE" and policy == "warn":
-            warnings.warn(pytest.PytestWarning(f"swarm review of {self.section.id} is {result.tally()}"))
+            # The warnings summary prints the message raw: the file name is the pull request's.
+            warnings.warn(pytest.PytestWarning(f"swarm review of {terminal(self.section.id)} is {result.tally()}"))
 
 
 class NotReviewedItem(ReviewItem):
@@ -108,12 +109,12 @@ def junit_properties(result: SectionResult) -> list[tuple[str, object]]:
 def _vote_summary(vote: Vote) -> dict[str, object]:
     top = vote.top_finding()
     return {
-        "voter": vote.voter_id,
-        "model": vote.model,
+        "voter": junit_text(vote.voter_id),
+        "model": junit_text(vote.model),
         "verdict": vote.verdict,
         "confidence": vote.confidence,
-        "top_finding": f"{top.where()} {top.title}" if top else None,
-        "error": vote.error,
+        "top_finding": junit_text(f"{top.where()} {top.title}") if top else None,
+        "error": junit_text(vote.error) if vote.error is not None else None,
     }
 
 

@@ -119,6 +119,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("prewarm", "Write each large section into the prompt cache before its voters read it: auto (sections of 4000+ characters), on or off", "auto", _choice(PREWARM_MODES), metavar="MODE"),
     Option("max-sections", "Most sections one review may send (a cost ceiling): a larger diff is a usage error", 200, _positive_int, metavar="N"),
     Option("section-budget", "Characters of diff in one section; a larger file is split along hunks", 60_000, _positive_int, metavar="CHARS"),
+    Option(
+        "max-section-chars",
+        "Largest section sent to the panel (a cost ceiling): a larger one (a single hunk no split can cut) "
+        "is held for a human, never sent",
+        200_000, _positive_int, metavar="CHARS",
+    ),
+    Option(
+        "max-input-tokens",
+        "Most input tokens one review may send, estimated before any call at 1 token per 3 characters "
+        "of every call's prompt: a larger diff is a usage error",
+        2_000_000, _positive_int, metavar="N",
+    ),
     Option("include", "Comma list of path globs to review (default: all)", "", metavar="GLOBS"),
     Option("exclude", "Comma list of path globs not to review", "", metavar="GLOBS"),
     Option("cache-dir", "Vote cache directory (default: ~/.cache/pytest-swarmgate/votes, outside the checkout)", metavar="DIR"),

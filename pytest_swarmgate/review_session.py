@@ -149,7 +149,7 @@ class ReviewSession(ControllerRun):
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         skipped = f", {len(self.not_reviewed)} not reviewed" if self.not_reviewed else ""
         lines = [
-            f"swarmgate: {self.settings.describe_panel()}, diff: {terminal(self.source)}, "
+            f"swarmgate: {terminal(self.settings.describe_panel())}, diff: {terminal(self.source)}, "
             f"{len(self.sections)} sections{skipped}"
         ]
         lines += [f"swarmgate: released by hand: {terminal(c)}" for c in (self.plan.released if self.plan else ())]

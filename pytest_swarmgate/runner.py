@@ -16,11 +16,13 @@ import pytest
 
 from .configuration import GateSettings
 from .core import diff
-from .core.cache import VoteCache
+from .core.budget import CHARS_PER_TOKEN, estimate_input_tokens, oversized_reason
+from .core.cache import NO_SECRET_NOTE, VoteCache, cache_secret
 from .core.engine import ReviewStats, review, run_sync
 from .core.held import held_changes
 from .core.model import NotReviewed, RunResult, Section, SectionResult
-from .core.voters import MissingCredentials
+from .core.redact import Redactor, credential_problem
+from .core.voters import BadCredentials, MissingCredentials
 
 T = TypeVar("T")
 # Below about 1,000 tokens of section (plus the policy) a model may not cache the prefix at all
@@ -73,12 +75,16 @@ def plan(config: pytest.Config, settings: GateSettings, source: str, text: str) 
     # Before any filter: excluding a file must not hide that it reconfigures the gate.
     everything, unread = diff.sections_of(files)
     config.hook.pytest_swarmgate_filter_sections(config=config, sections=sections, not_reviewed=not_reviewed)
+    # Never sent, and held rather than INCONCLUSIVE: `--swarm-on-inconclusive=pass` must not
+    # let a pull request skip review by making one hunk too large to read.
+    oversized = {s.id: reason for s in sections if (reason := oversized_reason(s, settings.max_section_chars))}
+    not_reviewed += [NotReviewed(s.id, oversized[s.id], s.old_path) for s in sections if s.id in oversized]
     return Plan(
         source=source,
         diff_sha256=diff.diff_sha256(text),
-        sections=tuple(sections),
+        sections=tuple(s for s in sections if s.id not in oversized),
         not_reviewed=tuple(sorted(not_reviewed, key=lambda n: n.path)),
-        held=tuple(held_changes(everything, unread)),
+        held=tuple(sorted({*held_changes(everything, unread), *(f"{i}: {r}" for i, r in oversized.items())})),
     )
 
 
@@ -87,12 +93,25 @@ def endpoint(client: Any) -> str:
     return str(getattr(client, "base_url", "") or os.environ.get("ANTHROPIC_BASE_URL", ""))
 
 
+def prewarm_min_chars(settings: GateSettings) -> int | None:
+    """The shortest section the engine prewarms, None when prewarming is off."""
+    return None if settings.prewarm == "off" else PREWARM_MIN_CHARS if settings.prewarm == "auto" else 0
+
+
 def check_size(plan: Plan, settings: GateSettings) -> None:
     """A cost ceiling checked before any call: the PR decides how many files it touches."""
     if len(plan.sections) > settings.max_sections:
         raise pytest.UsageError(
             f"swarmgate: {plan.source} has {len(plan.sections)} sections ({len(plan.sections) * settings.n} calls), "
             f"over --swarm-max-sections={settings.max_sections}: narrow it with --swarm-include/--swarm-exclude "
+            "or raise the limit"
+        )
+    tokens = estimate_input_tokens(plan.sections, settings.panel, prewarm_min_chars(settings))
+    if tokens > settings.max_input_tokens:
+        raise pytest.UsageError(
+            f"swarmgate: {plan.source} needs about {tokens} input tokens ({len(plan.sections)} sections x "
+            f"{settings.n} voters, at 1 token per {CHARS_PER_TOKEN} characters), over "
+            f"--swarm-max-input-tokens={settings.max_input_tokens}: narrow it with --swarm-include/--swarm-exclude "
             "or raise the limit"
         )
 
@@ -121,14 +140,22 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
             held=plan.held,
             released=plan.released,
         )
-    cache = VoteCache(settings.cache_dir) if settings.cache_dir else None
+    problem = credential_problem(os.environ)
+    if problem:
+        # Before any call: sent as a header, the key would come back quoted in every error.
+        raise pytest.UsageError(f"swarmgate: {problem}")
+    secret = cache_secret(os.environ) if settings.cache_dir else None
+    cache = VoteCache(settings.cache_dir, secret[0]) if settings.cache_dir and secret else None
+
+    redact = Redactor.from_env(os.environ)
 
     def on_section(result: SectionResult) -> None:
-        config.hook.pytest_swarmgate_section_result(config=config, result=result)
+        config.hook.pytest_swarmgate_section_result(config=config, result=redact.section_result(result))
 
     stats = ReviewStats()
     try:
         client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
+        redact = Redactor.from_env(os.environ, client)
         cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
         # The clock starts after set-up: the first `import anthropic` is not review time.
         start = time.monotonic()
@@ -145,17 +172,23 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
                     endpoint=endpoint(client),
                     on_section=on_section,
                     prewarm=getattr(cast, "prewarm", None) if settings.prewarm != "off" else None,
-                    prewarm_min_chars=PREWARM_MIN_CHARS if settings.prewarm == "auto" else 0,
+                    prewarm_min_chars=prewarm_min_chars(settings) or 0,
                     stats=stats,
                 ),
             )
         )
+    except BadCredentials as exc:
+        raise pytest.UsageError(f"swarmgate: {exc}") from None
     except MissingCredentials as exc:
+        why = redact(str(exc))
         raise pytest.UsageError(
-            f"swarmgate: no Anthropic credentials ({exc}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
+            f"swarmgate: no Anthropic credentials ({why}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
             "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
         ) from None
-    return RunResult(
+    notes = [*stats.notes, *filter(None, [cache.note() if cache else None])]
+    if settings.cache_dir and not secret:
+        notes.append(NO_SECRET_NOTE)
+    run = RunResult(
         source=plan.source,
         diff_sha256=plan.diff_sha256,
         panel=tuple(panel),
@@ -165,10 +198,12 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
         wall_time_s=time.monotonic() - start,
         prewarm_calls=stats.prewarm_calls,
         prewarm_usage=stats.prewarm_usage,
-        notes=tuple(stats.notes),
+        notes=tuple(notes),
         held=plan.held,
         released=plan.released,
     )
+    # Every text that came from the HTTP layer, the SDK, a server or a custom voter, once more.
+    return redact.run(run)
 
 
 async def _closing(client: Any, work: Coroutine[Any, Any, T]) -> T:

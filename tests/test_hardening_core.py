@@ -151,7 +151,7 @@ def test_the_vote_key_covers_the_implementation() -> None:
 
 
 def test_votes_of_one_implementation_are_never_served_to_another(tmp_path: Path) -> None:
-    cache = VoteCache(tmp_path)
+    cache = VoteCache(tmp_path, b"a secret of the job")
     panel = [Voter("v1", "m"), Voter("v2", "m")]
     [first] = review(always_safe, panel, cache=cache, endpoint="http://127.0.0.1:1")
     assert first.outcome == "SAFE" and not any(v.cached for v in first.votes)

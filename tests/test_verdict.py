@@ -53,7 +53,9 @@ MALFORMED_FINDINGS = [
     pytest.param({**FINDING, "line": "7"}, "line", id="line-string"),
     pytest.param({**FINDING, "line": -1}, "line", id="line-negative"),
     pytest.param({**FINDING, "severity": "urgent"}, "severity", id="severity-unknown"),
-    pytest.param({"path": "a", "line": 7}, "severity must be a string", id="fields-missing"),
+    pytest.param(
+        {"path": "a", "line": 7}, "lacks required field category, rationale, severity, title", id="fields-missing"
+    ),
     pytest.param("SQL injection", "not an object", id="not-an-object"),
 ]
 

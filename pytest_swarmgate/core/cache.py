@@ -11,20 +11,38 @@ serve its votes to the built-in voter of another project at the same endpoint.
 
 The default home is the user's cache directory, outside the checkout: a pull request
 controls its own tree, and a cache inside it would let the PR plant its own SAFE votes.
+
+Entries are authenticated, because the directory may still be writable by something the pull
+request controls (its own test job on a self-hosted runner, a cache restored in CI): each entry
+carries an HMAC-SHA256 over its cache key and its vote, under a key derived from a secret of
+the job (`cache_secret`). An entry that fails the MAC, does not parse, or holds a vote that
+fails the strict checks a fresh verdict passes is a miss: the vote is cast again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import hmac
 import json
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .model import Section, Vote, Voter
 from .prompt import PROMPT_VERSION
+from .verdict import VerdictError, parse_tool_input
 from .write import write_text_atomic
+
+# The job's own secret for the cache wins; else the Anthropic credential the job already holds.
+CACHE_KEY_ENV = "SWARMGATE_CACHE_KEY"
+CREDENTIAL_ENVS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+ENTRY_FORMAT = 1
+MAX_ENTRY_BYTES = 4_000_000
+_KEY_LABEL = b"pytest-swarmgate vote cache MAC key v1"
 
 
 def default_directory() -> Path:
@@ -75,39 +93,154 @@ def vote_key(section: Section, voter: Voter, endpoint: str, impl: str) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-class VoteCache:
-    """Votes stored one JSON file per key; writes are atomic so a crash leaves no half file."""
+def cache_secret(env: Mapping[str, str]) -> tuple[bytes, str] | None:
+    """(MAC key, name of the variable it comes from), or None when the job provides no secret.
 
-    def __init__(self, directory: Path) -> None:
+    The key is HMAC-SHA256(secret, a fixed label): the secret itself is never used as a key
+    twice nor written anywhere. A pull request can neither read the job's secrets nor choose
+    them, so it cannot compute the MAC of a vote it would like to plant.
+    """
+    for name in (CACHE_KEY_ENV, *CREDENTIAL_ENVS):
+        value = env.get(name, "")
+        if value.strip():
+            return hmac.new(value.encode("utf-8", "surrogateescape"), _KEY_LABEL, hashlib.sha256).digest(), name
+    return None
+
+
+NO_SECRET_NOTE = (
+    f"vote cache not used: no {CACHE_KEY_ENV}, ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN to authenticate "
+    f"its entries with (set {CACHE_KEY_ENV} to a secret of the job to cache votes)"
+)
+
+
+class VoteCache:
+    """Votes stored one authenticated JSON file per key; writes are atomic so a crash leaves no half file."""
+
+    def __init__(self, directory: Path, secret: bytes) -> None:
+        if not secret:
+            raise ValueError("the vote cache needs a secret to authenticate its entries")
         self.directory = directory
+        self._secret = secret
+        self.rejected = 0
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> Vote | None:
+    def _mac(self, key: str, vote: Mapping[str, Any]) -> str:
+        # The cache key is inside the MAC: a valid entry cannot be moved to vouch for another section.
+        body = json.dumps([ENTRY_FORMAT, key, vote], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hmac.new(self._secret, body.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
+
+    def get(self, key: str, section: Section, voter: Voter) -> Vote | None:
+        """The cached vote of `voter` on `section`, or None; a bad entry counts in `rejected`."""
         path = self._path(key)
         try:
-            data = json.loads(path.read_text("utf-8"))
-            vote = Vote.from_dict(data)
+            # A vote is a few kilobytes: a planted giant file is refused unread.
+            if path.stat().st_size > MAX_ENTRY_BYTES:
+                raise ValueError("entry too large")
+            text = path.read_text("utf-8")
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
-            # A damaged entry is a miss, and is replaced by the next put.
+        except (OSError, ValueError):
+            self.rejected += 1
             return None
-        return vote if vote.verdict in ("SAFE", "UNSAFE") else None
+        try:
+            return _entry_vote(text, key, self._mac, section, voter)
+        except (VerdictError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            # A forged or damaged entry is a miss, and is replaced by the next put.
+            self.rejected += 1
+            return None
 
-    def put(self, key: str, vote: Vote) -> str | None:
+    def put(self, key: str, vote: Vote, section: Section, voter: Voter) -> str | None:
         """Store a SAFE or UNSAFE vote; returns why it could not be stored, else None.
 
-        A cache that cannot be written (read-only home in a CI container) costs a rerun its
-        saving, never the review: the caller notes it and goes on.
+        Only a vote that `get` would accept is stored (a custom voter's loose vote is simply not
+        cached). A cache that cannot be written (read-only home in a CI container) costs a rerun
+        its saving, never the review: the caller notes it and goes on.
         """
         if vote.verdict not in ("SAFE", "UNSAFE"):
             return None
-        path = self._path(key)
+        try:
+            checked = revalidate(vote, section, voter)
+        except (VerdictError, ValueError, TypeError):
+            return None
+        data = dataclasses.replace(checked, cached=False).to_dict()
+        entry = {"format": ENTRY_FORMAT, "key": key, "vote": data, "mac": self._mac(key, data)}
         try:
             # 0600: a vote cache is this user's, not something other tools read.
-            write_text_atomic(path, json.dumps(vote.to_dict()), mode=0o600)
+            write_text_atomic(self._path(key), json.dumps(entry), mode=0o600)
         except OSError as exc:
             return f"vote cache not written to {self.directory}: {exc.strerror or exc}"
         return None
+
+    def note(self) -> str | None:
+        """One line for the run's notes when entries were refused, else None."""
+        if not self.rejected:
+            return None
+        entries = "entry" if self.rejected == 1 else "entries"
+        return (
+            f"{self.rejected} vote cache {entries} failed authentication or validation (tampered, damaged, or "
+            "written under another key) and were ignored: those votes were cast again"
+        )
+
+
+def _entry_vote(text: str, key: str, mac: Any, section: Section, voter: Voter) -> Vote:
+    entry = json.loads(text)
+    if not isinstance(entry, dict) or set(entry) != {"format", "key", "vote", "mac"}:
+        raise ValueError("not a vote cache entry")
+    if entry["format"] != ENTRY_FORMAT or entry["key"] != key or not isinstance(entry["vote"], dict):
+        raise ValueError("not an entry for this key")
+    if not isinstance(entry["mac"], str) or not hmac.compare_digest(entry["mac"], mac(key, entry["vote"])):
+        raise ValueError("MAC mismatch")
+    _check_types(entry["vote"])
+    return revalidate(Vote.from_dict(entry["vote"]), section, voter)
+
+
+_OPTIONAL_STR = (str, type(None))
+_VOTE_TYPES: dict[str, tuple[type, ...]] = {
+    "section_id": (str,), "voter_id": (str,), "model": (str,), "verdict": (str,), "summary": (str,),
+    "stop_reason": _OPTIONAL_STR, "error": _OPTIONAL_STR, "latency_s": (int, float), "cached": (bool,),
+    "findings": (list,), "usage": (dict,), "settings": (dict,), "confidence": (int, float),
+}
+_SETTINGS_TYPES: dict[str, tuple[type, ...]] = {
+    "temperature": (int, float, type(None)), "effort": _OPTIONAL_STR, "lens": _OPTIONAL_STR,
+    "api_version": _OPTIONAL_STR, "notes": (list,),
+}
+
+
+def _check_types(data: Mapping[str, Any]) -> None:
+    """Every field of a stored vote has the type the reports expect (a float is not a string)."""
+    for fields, where in ((_VOTE_TYPES, data), (_SETTINGS_TYPES, data["settings"])):
+        if set(where) != set(fields):
+            raise ValueError("unexpected fields")
+        for name, types in fields.items():
+            value = where[name]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise TypeError(f"{name} has the wrong type")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} is not finite")
+    usage = data["usage"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in usage.values()):
+        raise TypeError("usage must hold whole numbers")
+    if not all(isinstance(n, str) for n in data["settings"]["notes"]):
+        raise TypeError("settings notes must be strings")
+
+
+def revalidate(vote: Vote, section: Section, voter: Voter) -> Vote:
+    """A cached vote checked like a fresh verdict: same section and voter, strict fields, no contradiction."""
+    if (vote.section_id, vote.voter_id, vote.model) != (section.id, voter.id, voter.model):
+        raise VerdictError("the entry holds a vote for another section or voter")
+    if vote.error is not None:
+        raise VerdictError("a SAFE or UNSAFE vote carries no error")
+    parsed = parse_tool_input(
+        {
+            "verdict": vote.verdict,
+            "confidence": vote.confidence,
+            "summary": vote.summary,
+            "findings": [f.to_dict() for f in vote.findings],
+        },
+        section,
+    )
+    return dataclasses.replace(
+        vote, verdict=parsed.verdict, confidence=parsed.confidence, summary=parsed.summary, findings=parsed.findings
+    )

@@ -79,7 +79,12 @@ async def review(
     order = {v.id: i for i, v in enumerate(panel)}
     impl = implementation_name(cast)
     keys = {(i, v.id): vote_key(s, v, endpoint, impl) for i, s in enumerate(sections) for v in panel} if cache else {}
-    hits = {pair: vote for pair, key in keys.items() if cache and (vote := cache.get(key)) is not None}
+    voters = {v.id: v for v in panel}
+    hits = {
+        (i, voter_id): vote
+        for (i, voter_id), key in keys.items()
+        if cache and (vote := cache.get(key, sections[i], voters[voter_id])) is not None
+    }
 
     async def warm(write: Prewarm, index: int, voter: Voter) -> None:
         section = sections[index]
@@ -112,7 +117,7 @@ async def review(
             async with limit:
                 vote = await _isolated(cast, section, voter, fence)
             if cache:
-                problem = cache.put(keys[(index, voter.id)], vote)
+                problem = cache.put(keys[(index, voter.id)], vote, section, voter)
                 if problem and problem not in stats.notes:
                     stats.notes.append(problem)
         cast_votes = votes[index]

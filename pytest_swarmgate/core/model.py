@@ -310,6 +310,11 @@ class RunResult:
         return self.prewarm_calls + sum(not v.cached for v in self.votes)
 
     @property
+    def cached_votes(self) -> int:
+        """Votes served from the vote cache (never negative: prewarm calls are calls, not votes)."""
+        return sum(v.cached for v in self.votes)
+
+    @property
     def outcome(self) -> Outcome:
         """The worst section outcome: UNSAFE, then INCONCLUSIVE; SAFE when nothing is left."""
         outcomes = {r.outcome for r in self.results}

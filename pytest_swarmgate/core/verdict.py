@@ -8,6 +8,13 @@ one malformed finding, or too many, makes it an ERROR. An UNSAFE vote stays UNSA
 malformed findings and those over MAX_FINDINGS are dropped and the summary says how many.
 Otherwise a pull request could turn UNSAFE votes into ERROR votes (and an UNSAFE section into
 an INCONCLUSIVE one) just by provoking many findings, one per line it plants.
+
+The tool input must match the schema the gate sends (`prompt.VERDICT_TOOL`) exactly: every
+required field, no other field, and the reply must have stopped for the tool call
+(`stop_reason` tool_use). A SAFE verdict that carries a high or critical finding contradicts
+itself and is an ERROR vote. A finding whose path names no file of its section (`tools.py` for
+`app/tools.py`, or free text) is anchored to the section's path, the model's path kept in the
+rationale, so every report points at a file of the diff.
 """
 
 from __future__ import annotations
@@ -16,8 +23,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence, cast
 
-from .model import SEVERITIES, Finding
-from .prompt import TOOL_NAME
+from .model import SEVERITIES, Finding, Section
+from .prompt import TOOL_NAME, VERDICT_TOOL
+from .text import one_line
+
+_SCHEMA = VERDICT_TOOL["input_schema"]
+VERDICT_FIELDS = frozenset(_SCHEMA["properties"])
+FINDING_FIELDS = frozenset(_SCHEMA["properties"]["findings"]["items"]["properties"])
+# A SAFE vote may carry informational findings, not one that says the code is exploitable.
+CONTRADICTING_SEVERITIES = ("critical", "high")
 
 MAX_FINDINGS = 50
 MAX_TEXT = 4000
@@ -35,8 +49,10 @@ class ParsedVerdict:
     findings: tuple[Finding, ...]
 
 
-def parse_reply(stop_reason: str | None, content: Sequence[Mapping[str, Any]]) -> ParsedVerdict:
-    """Validate a Messages API reply (stop reason and content blocks as dicts)."""
+def parse_reply(
+    stop_reason: str | None, content: Sequence[Mapping[str, Any]], section: Section | None = None
+) -> ParsedVerdict:
+    """Validate a Messages API reply (stop reason and content blocks as dicts) for `section`."""
     if stop_reason == "refusal":
         raise VerdictError("the model refused to answer (stop_reason refusal)")
     if stop_reason in ("max_tokens", "model_context_window_exceeded"):
@@ -48,14 +64,17 @@ def parse_reply(stop_reason: str | None, content: Sequence[Mapping[str, Any]]) -
         raise VerdictError(f"{len(calls)} tool calls in the reply, expected exactly one")
     call = calls[0]
     if call.get("name") != TOOL_NAME:
-        raise VerdictError(f"the reply called tool {call.get('name')!r}, expected {TOOL_NAME}")
-    return parse_tool_input(call.get("input"))
+        raise VerdictError(f"the reply called tool {_short(call.get('name'))}, expected {TOOL_NAME}")
+    if stop_reason != "tool_use":
+        raise VerdictError(f"stop_reason {_short(stop_reason)}, expected tool_use")
+    return parse_tool_input(call.get("input"), section)
 
 
-def parse_tool_input(data: Any) -> ParsedVerdict:
-    """Validate the tool input against the verdict schema, strictly."""
+def parse_tool_input(data: Any, section: Section | None = None) -> ParsedVerdict:
+    """Validate the tool input against the verdict schema, strictly; anchor findings to `section`."""
     if not isinstance(data, Mapping):
         raise VerdictError("tool input is not an object")
+    _exact_fields(data, VERDICT_FIELDS, "tool input")
     verdict = data.get("verdict")
     if verdict not in ("SAFE", "UNSAFE"):
         raise VerdictError(f"verdict must be SAFE or UNSAFE, got {_short(verdict)}")
@@ -64,7 +83,7 @@ def parse_tool_input(data: Any) -> ParsedVerdict:
         math.isfinite(confidence) and 0.0 <= confidence <= 1.0
     ):
         raise VerdictError(f"confidence must be a number from 0 to 1, got {_short(confidence)}")
-    summary = data.get("summary", "")
+    summary = data["summary"]
     if not isinstance(summary, str):
         raise VerdictError("summary must be a string")
     raw_findings = data.get("findings")
@@ -75,8 +94,13 @@ def parse_tool_input(data: Any) -> ParsedVerdict:
         if len(raw_findings) > MAX_FINDINGS:
             raise VerdictError(f"{len(raw_findings)} findings, at most {MAX_FINDINGS} accepted")
         findings = tuple(_finding(i, f) for i, f in enumerate(raw_findings, 1))
+        severe = [f.severity for f in findings if f.severity in CONTRADICTING_SEVERITIES]
+        if severe:
+            raise VerdictError(f"contradictory verdict: SAFE with a {severe[0]} finding")
     else:
         findings, summary = _unsafe_findings(raw_findings, summary)
+    if section is not None:
+        findings = tuple(anchor(f, section) for f in findings)
     return ParsedVerdict(cast(Literal["SAFE", "UNSAFE"], verdict), float(confidence), summary, findings)
 
 
@@ -104,9 +128,29 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def anchor(finding: Finding, section: Section) -> Finding:
+    """The finding on a file of its section: a path that names none is replaced by the section's."""
+    if finding.path in (section.path, section.old_path):
+        return finding
+    # The model's path is kept where a reader sees it, not lost.
+    note = f"[reported at {one_line(finding.path, 200) or 'no path'}]"
+    rationale = f"{finding.rationale[: MAX_TEXT - len(note) - 1]} {note}".lstrip()
+    return Finding(section.path, finding.line, finding.severity, finding.category, finding.title, rationale)
+
+
+def _exact_fields(data: Mapping[str, Any], fields: frozenset[str], where: str) -> None:
+    missing = sorted(fields - set(data))
+    if missing:
+        raise VerdictError(f"{where} lacks required field {', '.join(missing)}")
+    extra = sorted(str(k) for k in set(data) - fields)
+    if extra:
+        raise VerdictError(f"{where} has fields outside the schema: {one_line(', '.join(extra), 60)}")
+
+
 def _finding(index: int, data: Any) -> Finding:
     if not isinstance(data, Mapping):
         raise VerdictError(f"finding {index} is not an object")
+    _exact_fields(data, FINDING_FIELDS, f"finding {index}")
     strings = {}
     for key in ("path", "severity", "category", "title", "rationale"):
         value = data.get(key)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .model import Section, Settings, Usage, Vote, Voter
 from .prompt import TOOL_NAME, VERDICT_TOOL, messages, system_blocks
+from .redact import Redactor, credential_problem
 from .verdict import VerdictError, parse_reply
 
 if TYPE_CHECKING:
@@ -36,6 +38,10 @@ CastVote = Callable[[Section, Voter, str], Awaitable[Vote]]
 
 class MissingCredentials(Exception):
     """The SDK found no credentials; the run cannot make a single call."""
+
+
+class BadCredentials(MissingCredentials):
+    """A credential that cannot be sent (whitespace, control characters); the message never shows it."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,9 @@ def make_client(*, timeout: float, max_retries: int) -> anthropic.AsyncAnthropic
     """The standard client: the SDK resolves credentials and ANTHROPIC_BASE_URL itself."""
     import anthropic
 
+    problem = credential_problem(os.environ)
+    if problem:
+        raise BadCredentials(problem)
     try:
         return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries)
     except anthropic.CredentialsError as exc:
@@ -120,11 +129,8 @@ def make_client(*, timeout: float, max_retries: int) -> anthropic.AsyncAnthropic
 
 
 def redact(text: str, client: Any) -> str:
-    """Keep secrets out of error text, which ends up in reports."""
-    for secret in (getattr(client, "api_key", None), getattr(client, "auth_token", None)):
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
+    """Keep secrets, in every form, out of error text, which ends up in reports."""
+    return Redactor.from_env(os.environ, client)(text)
 
 
 def missing_credentials(exc: TypeError) -> MissingCredentials | None:
@@ -177,7 +183,7 @@ def vote_from_message(section: Section, voter: Voter, settings: Settings, messag
     )
     try:
         content = [block.model_dump() if hasattr(block, "model_dump") else dict(block) for block in message.content]
-        parsed = parse_reply(stop_reason, content)
+        parsed = parse_reply(stop_reason, content, section)
     except (VerdictError, TypeError, AttributeError, ValueError) as exc:
         return dataclasses.replace(vote, error=f"unusable reply: {exc}")
     return dataclasses.replace(

@@ -11,7 +11,16 @@ import re
 
 from ..core.text import one_line
 
-__all__ = ["collapsed", "markdown", "one_line", "sarif_text", "terminal", "workflow_data", "workflow_property"]
+__all__ = [
+    "collapsed", "junit_text", "markdown", "one_line", "sarif_text", "terminal", "visible", "workflow_data",
+    "workflow_property",
+]
+
+
+def visible(text: str, keep: str = "") -> str:
+    """Every control character but those in `keep` shown as its escape (ESC as `\\x1b`): text
+    that cannot move a cursor, change a colour, set a window title (OSC) or ring a bell."""
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
 
 
 def terminal(text: str, limit: int | None = None) -> str:
@@ -46,8 +55,12 @@ def markdown(text: str, limit: int | None = None) -> str:
 
 
 def workflow_data(text: str) -> str:
-    """Escape a workflow command's message, as @actions/core escapeData does."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """Escape a workflow command's message, as @actions/core escapeData does.
+
+    Other control characters are shown escaped too: the command is a line of the job's log,
+    and ESC/BEL/OSC sequences there would drive whatever terminal shows it.
+    """
+    return visible(text, keep="\r\n").replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def workflow_property(text: str) -> str:
@@ -56,6 +69,11 @@ def workflow_property(text: str) -> str:
 
 
 def sarif_text(text: str) -> str:
-    """Untrusted text escaped so it cannot form a SARIF embedded link."""
+    """Untrusted text escaped so it cannot form a SARIF embedded link; control characters but newlines shown escaped."""
     # SARIF 3.11.6: in plain-text messages `[text](n)` is an embedded link; escape the brackets.
-    return re.sub(r"([\\\[\]])", r"\\\1", text)
+    return re.sub(r"([\\\[\]])", r"\\\1", visible(text, keep="\n"))
+
+
+def junit_text(text: str, limit: int | None = None) -> str:
+    """Untrusted text for a JUnit property: one line, control characters escaped (XML 1.0 forbids most)."""
+    return one_line(text, limit)

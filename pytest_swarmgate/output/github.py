@@ -205,7 +205,7 @@ def _not_reviewed_list(run: RunResult) -> list[str]:
 def _cost_table(run: RunResult) -> list[str]:
     u = run.usage
     row = [
-        str(run.calls), str(len(run.votes) - run.calls), str(u.input_tokens), str(u.output_tokens),
+        str(run.calls), str(run.cached_votes), str(u.input_tokens), str(u.output_tokens),
         str(u.cache_read_tokens), str(u.cache_write_tokens), f"{run.wall_time_s:.2f}s",
     ]
     header = ["calls", "cached votes", "input tokens", "output tokens", "cache read", "cache write", "wall time"]

@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(
-        f"stub Anthropic server on {server.url} (export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=stub)",
+        f"stub Anthropic server on {server.url} "
+        f"(export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=stub-not-a-secret)",
         flush=True,
     )
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -316,9 +316,9 @@ class Reply:
         return TextReply(text)
 
     @staticmethod
-    def bad_tool_input(tool_input: Mapping[str, Any]) -> Reply:
-        """A `submit_verdict` call with exactly this input, to exercise validation."""
-        return ToolInputReply(dict(tool_input))
+    def bad_tool_input(tool_input: Mapping[str, Any], stop_reason: str = "tool_use") -> Reply:
+        """A `submit_verdict` call with exactly this input (and stop reason), to exercise validation."""
+        return ToolInputReply(dict(tool_input), stop_reason)
 
     @staticmethod
     def sequence(*replies: Reply) -> Reply:
@@ -470,9 +470,10 @@ class TextReply(Reply):
 @dataclass(frozen=True)
 class ToolInputReply(Reply):
     tool_input: Mapping[str, Any] = field(default_factory=dict)
+    stop_reason: str = "tool_use"
 
     def render(self, ctx: CallContext) -> Rendered:
-        return _message([_tool_use(ctx, self.tool_input)], "tool_use")
+        return _message([_tool_use(ctx, self.tool_input)], self.stop_reason)
 
     @property
     def kind(self) -> str:

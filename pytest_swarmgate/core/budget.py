@@ -1,0 +1,60 @@
+"""Cost ceilings a pull request cannot blow, checked before any call. Pure.
+
+The pull request decides how large its files are and how many it touches. Two ceilings hold
+whatever it does: a section larger than `max_section_chars` (a single hunk no split can cut,
+such as a 10 MB one-line file) is never sent, and a run whose estimated input exceeds
+`max_input_tokens` makes no call at all.
+
+The estimate is deliberately high: one token per CHARS_PER_TOKEN characters of everything a
+call sends (policy, section block, the longest voter block), times the panel size, plus the
+prewarm calls, for every section - before the vote cache is read and without counting
+prompt-cache discounts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .model import Section, Voter
+from .prompt import section_block, system_blocks, voter_block
+
+# Real code and prose run at 3.5-4 characters per token; 3 over-estimates, which is what a ceiling wants.
+CHARS_PER_TOKEN = 3
+DEFAULT_MAX_SECTION_CHARS = 200_000
+DEFAULT_MAX_INPUT_TOKENS = 2_000_000
+# A fence of the length `prompt.new_fence` draws, so the estimate counts its characters too.
+_FENCE = "=" * len("=====SWARMGATE-" + "0" * 24 + "=====")
+
+
+def estimate_input_tokens(
+    sections: Sequence[Section], panel: Sequence[Voter], prewarm_min_chars: int | None = None
+) -> int:
+    """Input tokens every call of the run would send, over-estimated (see the module docstring).
+
+    With `prewarm_min_chars` (None: prewarming off), a section at least that long also counts one
+    prewarm call (policy and section) per model that two or more voters share, as the engine sends.
+    """
+    if not panel:
+        return 0
+    policy = len(system_blocks(_FENCE)[0]["text"])
+    per_voter = max(len(voter_block(v, v.lens)) for v in panel)
+    models = [v.model for v in panel]
+    shared = sum(models.count(m) >= 2 for m in dict.fromkeys(models))
+    tokens = 0
+    for s in sections:
+        prefix = policy + len(section_block(s, _FENCE))
+        tokens += math.ceil((prefix + per_voter) / CHARS_PER_TOKEN) * len(panel)
+        if prewarm_min_chars is not None and len(s.text) >= prewarm_min_chars:
+            tokens += math.ceil(prefix / CHARS_PER_TOKEN) * shared
+    return tokens
+
+
+def oversized_reason(section: Section, max_chars: int) -> str | None:
+    """Why `section` is too large to send, else None."""
+    if len(section.text) <= max_chars:
+        return None
+    return (
+        f"a section of {len(section.text)} characters, over --swarm-max-section-chars={max_chars}: "
+        "not sent to the panel"
+    )
