@@ -18,8 +18,9 @@ from .configuration import GateSettings
 from .core import diff
 from .core.cache import VoteCache
 from .core.engine import ReviewStats, review, run_sync
-from .core.held import held_changes
+from .core.held import held_changes, workflow_path
 from .core.model import NotReviewed, RunResult, Section, SectionResult
+from .core.texts import GitTexts, NoTexts, PatchTexts, Texts, merge_base
 from .core.voters import MissingCredentials
 
 T = TypeVar("T")
@@ -61,8 +62,21 @@ def read_source(
     )
 
 
-def plan(config: pytest.Config, settings: GateSettings, source: str, text: str) -> Plan:
-    """Split the diff into sections and let hooks filter them."""
+def plan(
+    config: pytest.Config,
+    settings: GateSettings,
+    source: str,
+    text: str,
+    *,
+    base: str | None = None,
+    tree: str | os.PathLike[str] | None = None,
+) -> Plan:
+    """Split the diff into sections and let hooks filter them.
+
+    `base`: the diff is git's `base...HEAD` (full old and new texts from git); `tree`: a
+    checkout the patch may apply to (full texts when it does). Either lets the held check
+    compare what pytest reads; without them it judges the hunks alone, more strictly.
+    """
     try:
         sections, not_reviewed = diff.parse_sections(
             text, budget=settings.section_budget, include=settings.include, exclude=settings.exclude
@@ -77,8 +91,25 @@ def plan(config: pytest.Config, settings: GateSettings, source: str, text: str) 
         diff_sha256=diff.diff_sha256(text),
         sections=tuple(sections),
         not_reviewed=tuple(sorted(not_reviewed, key=lambda n: n.path)),
-        held=tuple(held_changes(everything, unread)),
+        held=tuple(
+            held_changes(
+                everything,
+                unread,
+                texts=_texts(base, tree, everything),
+                ci_file=workflow_path(os.environ.get("GITHUB_WORKFLOW_REF")),
+            )
+        ),
     )
+
+
+def _texts(base: str | None, tree: str | os.PathLike[str] | None, sections: list[Section]) -> Texts:
+    """Where the held check finds the full old and new text of a changed file."""
+    if base is not None and tree is not None:
+        old = merge_base(tree, base)
+        return GitTexts(tree, old, "HEAD") if old else NoTexts()
+    if tree is not None:
+        return PatchTexts(tree, sections, {s.path: s.change for s in sections})
+    return NoTexts()
 
 
 def endpoint(client: Any) -> str:
