@@ -147,7 +147,6 @@ STEERING = {
     ".gitlab/ci/test.yml": "test: {script: [pytest]}\n",
     ".circleci/config.yml": "version: 2.1\n",
     "Jenkinsfile": "pipeline {}\n",
-    ".pre-commit-config.yaml": "repos: []\n",
 }
 
 

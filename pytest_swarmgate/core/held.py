@@ -43,10 +43,11 @@ BY_NAME = {
 CODEOWNERS = {"codeowners", ".github/codeowners", "docs/codeowners", ".gitlab/codeowners"}
 CODEOWNERS_REASON = "CODEOWNERS decides who must approve changes to the gate"
 # CI configuration of the common systems: held only when the file that runs the gate is not
-# known (on GitHub, GITHUB_WORKFLOW_REF names it, and only that one is held).
+# known (on GitHub, GITHUB_WORKFLOW_REF names it, and only that one is held). Not
+# `.pre-commit-config.yaml`: pre-commit runs linters, not the gate, so the panel judges it.
 CI_NAMES = {
     ".gitlab-ci.yml", ".travis.yml", "jenkinsfile", "azure-pipelines.yml", "azure-pipelines.yaml",
-    "bitbucket-pipelines.yml", ".pre-commit-config.yaml", ".cirrus.yml", ".drone.yml", "appveyor.yml", ".appveyor.yml",
+    "bitbucket-pipelines.yml", ".cirrus.yml", ".drone.yml", "appveyor.yml", ".appveyor.yml",
 }  # fmt: skip
 CI_DIRS = (".github/workflows/", ".github/actions/", ".gitlab/ci/", ".circleci/", ".buildkite/", ".azure-pipelines/")
 CI_REASON = "CI configuration that may run the gate"
