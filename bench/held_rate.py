@@ -2,6 +2,7 @@
 
     python bench/held_rate.py /work/.mirror/pallets+flask/repo /work/.mirror/PyCQA+bandit/repo ...
     python bench/held_rate.py --github REPO_DIR...   # as on GitHub: GITHUB_WORKFLOW_REF names the test workflow
+    python bench/held_rate.py --ci-env=GITLAB_CI REPO_DIR...   # another CI system that says who it is
     python bench/held_rate.py --github --workflow=.github/workflows/swarm-review.yml REPO_DIR...  # the gate's own
 
 For each git directory: the last N first-parent commits of its default branch (HEAD), one diff
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import inspect
-import os
 import re
 import subprocess
 import sys
@@ -48,7 +48,7 @@ def repo_name(git_dir: str) -> str:
     return git_dir
 
 
-def held_for(git_dir: str, parent: str, commit: str, ci_file: str | None) -> list[str]:
+def held_for(git_dir: str, parent: str, commit: str, ci: tuple[str, ...] | None) -> list[str]:
     text = git(git_dir, *GIT_DIFF, parent, commit, "--").decode("utf-8", "replace")
     if not text.strip():
         return []
@@ -58,7 +58,7 @@ def held_for(git_dir: str, parent: str, commit: str, ci_file: str | None) -> lis
         return held_module.held_changes(sections, unread)
     from pytest_swarmgate.core.texts import GitTexts
 
-    return held_module.held_changes(sections, unread, texts=GitTexts(git_dir, parent, commit), ci_file=ci_file)
+    return held_module.held_changes(sections, unread, texts=GitTexts(git_dir, parent, commit), ci_files=ci)
 
 
 def category(line: str) -> str:
@@ -79,18 +79,21 @@ def main() -> int:
     parser.add_argument("git_dirs", nargs="+")
     parser.add_argument("--commits", type=int, default=300)
     parser.add_argument("--github", action="store_true", help="Simulate GITHUB_WORKFLOW_REF naming the test workflow")
+    parser.add_argument("--ci-env", metavar="VAR", help="Simulate another CI system by its variable, e.g. GITLAB_CI")
     parser.add_argument("--workflow", help="With --github: the gate's own workflow instead of the test workflow")
     parser.add_argument("--show", type=int, default=0, help="Print this many held commits per repository")
     args = parser.parse_args()
     total = total_held = 0
     reasons: collections.Counter[str] = collections.Counter()
     mode = f"GitHub (GITHUB_WORKFLOW_REF = {args.workflow or 'the test workflow'})" if args.github else "not GitHub"
+    mode += f", {args.ci_env} set" if args.ci_env else ", no CI system known (every CI file held)"
     print(f"mode: {mode}; package: {Path(held_module.__file__).resolve().parent.parent}")
     for git_dir in args.git_dirs:
         name = repo_name(git_dir)
-        ci_file = (args.workflow or TEST_WORKFLOWS.get(name)) if args.github else None
+        env = {args.ci_env: "true"} if args.ci_env else {}
         if args.github:
-            os.environ["GITHUB_WORKFLOW_REF"] = f"o/{name}/{ci_file}@refs/heads/main"
+            env["GITHUB_WORKFLOW_REF"] = f"o/{name}/{args.workflow or TEST_WORKFLOWS.get(name)}@refs/heads/main"
+        ci = held_module.ci_files(env) if hasattr(held_module, "ci_files") else None
         commits = git(git_dir, "rev-list", "--first-parent", f"--max-count={args.commits}", "HEAD").decode().split()
         held_here = 0
         shown = 0
@@ -98,7 +101,7 @@ def main() -> int:
             parents = git(git_dir, "rev-list", "--parents", "-n", "1", commit).decode().split()[1:]
             if not parents:
                 continue
-            lines = held_for(git_dir, parents[0], commit, ci_file)
+            lines = held_for(git_dir, parents[0], commit, ci)
             total += 1
             if lines:
                 held_here += 1

@@ -71,14 +71,16 @@ def release_held(plan: Plan, allowed: str | None) -> Plan:
     Bound to the diff, so an allowance given for one push does not carry over to the next,
     and long enough that nobody can make another diff that shares it.
     """
-    if allowed is None or not plan.held:
+    if allowed is None:
         return plan
     value = allowed.strip().lower()
-    if len(value) < RELEASE_MIN_HEX or any(c not in "0123456789abcdef" for c in value):
+    if not RELEASE_MIN_HEX <= len(value) <= 64 or any(c not in "0123456789abcdef" for c in value):
         raise pytest.UsageError(
             f"swarmgate: --swarm-allow-held takes this diff's sha256 ({RELEASE_MIN_HEX} to 64 hex digits), "
             f"got {terminal(allowed[:80])!r}: --swarm-allow-held={plan.diff_sha256}"
         )
+    if not plan.held:
+        return plan
     if not plan.diff_sha256.startswith(value):
         raise pytest.UsageError(
             f"swarmgate: --swarm-allow-held={terminal(allowed[:80])} does not match this diff "

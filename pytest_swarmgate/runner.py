@@ -18,7 +18,7 @@ from .configuration import GateSettings
 from .core import diff
 from .core.cache import VoteCache
 from .core.engine import ReviewStats, review, run_sync
-from .core.held import held_changes, workflow_path
+from .core.held import ci_files, held_changes
 from .core.model import NotReviewed, RunResult, Section, SectionResult
 from .core.texts import GitTexts, NoTexts, PatchTexts, Texts, merge_base
 from .core.voters import MissingCredentials
@@ -96,7 +96,7 @@ def plan(
                 everything,
                 unread,
                 texts=_texts(base, tree, everything),
-                ci_file=workflow_path(os.environ.get("GITHUB_WORKFLOW_REF")),
+                ci_files=ci_files(os.environ),
             )
         ),
     )

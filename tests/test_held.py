@@ -10,7 +10,7 @@ from conftest import CLEAN_DIFF, validate_report, write_diff
 from pathlib import Path
 
 from pytest_swarmgate.core.diff import diff_sha256, parse_sections
-from pytest_swarmgate.core.held import held_changes, workflow_path
+from pytest_swarmgate.core.held import ci_files, held_changes, workflow_path
 from pytest_swarmgate.core.model import NotReviewed, Section, SectionResult, Vote
 from pytest_swarmgate.core.promise import broken
 from pytest_swarmgate.core.texts import PatchTexts, Unknown
@@ -41,9 +41,14 @@ def test_dedicated_config_files_are_held_whatever_the_change() -> None:
 
 
 def test_renames_and_binary_entries_are_held_by_either_path() -> None:
-    rename = "diff --git a/conftest.py b/helpers.py\nsimilarity index 100%\nrename from conftest.py\nrename to helpers.py\n"
+    rename = (
+        "diff --git a/conftest.py b/helpers.py\nsimilarity index 100%\nrename from conftest.py\nrename to helpers.py\n"
+    )
     assert held(rename) == ["helpers.py: pytest runs this code in the gate's process"]
-    binary = "diff --git a/pytest.ini b/pytest.ini\nindex 1111111..2222222 100644\nBinary files a/pytest.ini and b/pytest.ini differ\n"
+    binary = (
+        "diff --git a/pytest.ini b/pytest.ini\nindex 1111111..2222222 100644\n"
+        "Binary files a/pytest.ini and b/pytest.ini differ\n"
+    )
     assert held(binary) == [
         "pytest.ini: changes pytest.ini, and without its full text the gate cannot show pytest reads the same"
     ]
@@ -56,7 +61,9 @@ def test_renames_and_binary_entries_are_held_by_either_path() -> None:
 
 def test_shared_ini_files_are_held_only_for_pytest_settings() -> None:
     assert held(file_diff("setup.cfg", "addopts = -p no:swarmgate", context="[tool:pytest]"))
-    assert held(file_diff("setup.cfg", "addopts = -p no:swarmgate", context="[metadata]")) == [], "pytest never reads it"
+    assert held(file_diff("setup.cfg", "addopts = -p no:swarmgate", context="[metadata]")) == [], (
+        "pytest never reads it"
+    )
     # A line inside the pytest section counts even without a telling key (a list item).
     # Without the full text a TOML line cannot be placed (a multi-line string may hold it): held.
     assert held(file_diff("pyproject.toml", '    "pytest>=9",', context="[project.optional-dependencies]"))
@@ -64,7 +71,10 @@ def test_shared_ini_files_are_held_only_for_pytest_settings() -> None:
     assert held(file_diff("tox.ini", "addopts = -p no:swarmgate", context="[ PyTest ]"))
     assert held(file_diff("tox.ini", "  --swarm-exclude=**", context="addopts = -ra")), "section not shown"
     assert held(file_diff("setup.cfg", "version = 2", context="[metadata]")) == []
-    entry_points = "diff --git a/setup.cfg b/setup.cfg\n--- a/setup.cfg\n+++ b/setup.cfg\n@@ -1,2 +1,3 @@\n [options.entry_points]\n {}\n+    b = b:b\n"
+    entry_points = (
+        "diff --git a/setup.cfg b/setup.cfg\n--- a/setup.cfg\n+++ b/setup.cfg\n"
+        "@@ -1,2 +1,3 @@\n [options.entry_points]\n {}\n+    b = b:b\n"
+    )
     assert held(entry_points.format("bandit.plugins =")) == []
     assert held(entry_points.format("pytest11 ="))
     assert held(file_diff("setup.cfg", "# pytest11 = x", context="[options.entry_points]")) == [], "a comment"
@@ -127,7 +137,9 @@ def test_held_changes_reach_every_ci_output(pytester, stub, monkeypatch) -> None
     diff = CLEAN_DIFF + file_diff("tests/conftest.py", "import os", new=True)
     result = run(pytester, diff, "--swarm-sarif=r.sarif")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["::error file=tests/conftest.py,title=swarm review%3A held for a human::*--swarm-allow-held=*"])
+    result.stdout.fnmatch_lines(
+        ["::error file=tests/conftest.py,title=swarm review%3A held for a human::*--swarm-allow-held=*"]
+    )
     sarif = json.loads((pytester.path / "r.sarif").read_text())
     official_sarif_validator().validate(sarif)
     [held] = [r for r in sarif["runs"][0]["results"] if r["ruleId"] == "swarmgate/held"]
@@ -142,7 +154,9 @@ def test_a_review_that_never_ran_is_never_a_pass(pytester, stub, script) -> None
     from pytest_swarmgate.testing import Reply
 
     script.on(section="*", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding()]))
-    pytester.makeconftest("import pytest\n\ndef pytest_collection_finish(session):\n    pytest.exit('bye', returncode=0)\n")
+    pytester.makeconftest(
+        "import pytest\n\ndef pytest_collection_finish(session):\n    pytest.exit('bye', returncode=0)\n"
+    )
     result = run(pytester, CLEAN_DIFF)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*the review did not run in this session, so the gate fails*"])
@@ -219,7 +233,9 @@ def test_toml_changes_pytest_does_not_read_are_not_held() -> None:
     bump = BASE_TOML.replace('"a>=1"', '"a>=1.2",\n    "b"')
     assert held_edit("pyproject.toml", BASE_TOML, bump) == []
     assert held_edit("pyproject.toml", BASE_TOML, "# reformatted\n" + BASE_TOML.replace(" = ", "=")) == []
-    assert held_edit("pyproject.toml", BASE_TOML, BASE_TOML + '[project.entry-points."bandit.plugins"]\nb = "b"\n') == []
+    assert (
+        held_edit("pyproject.toml", BASE_TOML, BASE_TOML + '[project.entry-points."bandit.plugins"]\nb = "b"\n') == []
+    )
     # Same values written another way: pytest reads the same.
     respelled = BASE_TOML.replace("[tool.pytest.ini_options]\nmarkers", '[tool]\n"pytest".ini_options.markers')
     assert held_edit("pyproject.toml", BASE_TOML, respelled) == []
@@ -228,9 +244,13 @@ def test_toml_changes_pytest_does_not_read_are_not_held() -> None:
 def test_config_files_that_do_not_parse_or_appear_are_held() -> None:
     assert "does not parse" in held_edit("pyproject.toml", BASE_TOML, BASE_TOML + "[tool.pytest\n")[0]
     assert "does not parse" in held_edit("tox.ini", "[pytest]\n", "[pytest]\n[pytest]\n")[0]
-    assert held_edit("pytest.toml", None, "") == ["pytest.toml: adds pytest.toml: pytest may choose it as its configuration"]
+    assert held_edit("pytest.toml", None, "") == [
+        "pytest.toml: adds pytest.toml: pytest may choose it as its configuration"
+    ]
     assert held_edit("sub/pyproject.toml", None, "[project]\n"), "a new rootdir candidate"
-    assert held_edit("tox.ini", None, "[testenv]\ncommands = pytest\n") == [], "pytest does not read tox.ini without [pytest]"
+    assert held_edit("tox.ini", None, "[testenv]\ncommands = pytest\n") == [], (
+        "pytest does not read tox.ini without [pytest]"
+    )
 
 
 @pytest.mark.parametrize(
@@ -262,17 +282,46 @@ def test_steering_files_are_held_by_old_or_new_path_and_ci_by_what_runs_the_gate
     assert held(file_diff("src/quiet.pth", "import app", new=True)) == [
         "src/quiet.pth: a .pth file: Python runs its import lines at start-up"
     ]
-    for path in ("sitecustomize.py", "lib/usercustomize.py", "CODEOWNERS", "docs/CODEOWNERS", ".github/CODEOWNERS",
-                 "x.dist-info/entry_points.txt", ".gitlab/ci/test.yml", ".buildkite/pipeline.yml", "Jenkinsfile"):
+    for path in (
+        "sitecustomize.py",
+        "lib/usercustomize.py",
+        "CODEOWNERS",
+        "docs/CODEOWNERS",
+        ".github/CODEOWNERS",
+        "x.dist-info/entry_points.txt",
+        ".gitlab/ci/test.yml",
+        ".buildkite/pipeline.yml",
+        "Jenkinsfile",
+    ):
         assert held(file_diff(path, "x", new=True)), path
     assert held(file_diff("docs/entry_points.txt", "x", new=True)) == []
-    rename = "diff --git a/.github/CODEOWNERS b/CODEOWNERS.old\nsimilarity index 100%\nrename from .github/CODEOWNERS\nrename to CODEOWNERS.old\n"
+    assert held(file_diff(".pre-commit-config.yaml", "repos: []", new=True)) == [], "linters, judged by the panel"
+    rename = (
+        "diff --git a/.github/CODEOWNERS b/CODEOWNERS.old\nsimilarity index 100%\n"
+        "rename from .github/CODEOWNERS\nrename to CODEOWNERS.old\n"
+    )
     assert held(rename) == ["CODEOWNERS.old: CODEOWNERS decides who must approve changes to the gate"]
     other = file_diff(".github/workflows/lint.yml", "run: ruff", new=True)
     assert held(other), "CI file unknown: every CI file is held"
-    assert held_changes(*parse_sections(other), ci_file=".github/workflows/tests.yml") == []
+    assert held_changes(*parse_sections(other), ci_files=(".github/workflows/tests.yml",)) == []
     ci = file_diff(".github/workflows/tests.yml", "run: pytest", new=True)
-    assert held_changes(*parse_sections(ci), ci_file=".github/workflows/tests.yml")
+    assert held_changes(*parse_sections(ci), ci_files=(".github/workflows/tests.yml",))
+
+
+def test_the_ci_files_that_run_the_gate_from_the_environment() -> None:
+    assert ci_files({"GITHUB_ACTIONS": "true", "GITHUB_WORKFLOW_REF": "o/r/.github/workflows/t.yml@refs/x"}) == (
+        ".github/workflows/t.yml",
+    )
+    assert ci_files({"GITLAB_CI": "true", "CI_CONFIG_PATH": "ci/main.yml"}) == (
+        ".gitlab-ci.yml",
+        ".gitlab/ci/",
+        "ci/main.yml",
+    )
+    assert ci_files({"GITLAB_CI": "true", "CI_CONFIG_PATH": "ci.yml@group/other"}) == (".gitlab-ci.yml", ".gitlab/ci/")
+    assert ci_files({}) is None, "not known: every CI file is held"
+    gitlab = ci_files({"GITLAB_CI": "true"})
+    assert held_changes(*parse_sections(file_diff(".github/workflows/t.yml", "x", new=True)), ci_files=gitlab) == []
+    assert held_changes(*parse_sections(file_diff(".gitlab/ci/t.yml", "x", new=True)), ci_files=gitlab)
 
 
 def test_the_workflow_path_from_github_workflow_ref() -> None:
@@ -306,6 +355,8 @@ def test_the_patch_applies_to_the_tree_forwards_or_backwards(tmp_path: Path) -> 
     for path in ("../setup.cfg", "/etc/passwd", "a/../setup.cfg"):
         with pytest.raises(Unknown):
             PatchTexts(tmp_path, [], {path: "modified"}).old(path)
+
+
 def section(path: str) -> Section:
     return Section(id=path, path=path, old_path=None, change="modified", text="")
 
@@ -321,4 +372,6 @@ def test_the_promise_in_one_function() -> None:
     assert broken([], [unread], []) == ["lib.so: not reviewed (binary file), and only media may stay unreviewed"]
     assert broken([], [unread], [], released=["lib.so: a binary file that is not media"]) == []
     assert broken([], [NotReviewed("vendor", "submodule bump: a -> b")], []) != []
-    assert broken([], [NotReviewed("old.so", "binary file deleted")], []) == [], "deleting unreadable bytes adds nothing"
+    assert broken([], [NotReviewed("old.so", "binary file deleted")], []) == [], (
+        "deleting unreadable bytes adds nothing"
+    )

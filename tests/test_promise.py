@@ -25,7 +25,9 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.decode()
 
 
-def branch(repo: Path, base: dict[str, str], change: dict[str, str | None], *, renames: dict[str, str] | None = None) -> None:
+def branch(
+    repo: Path, base: dict[str, str], change: dict[str, str | None], *, renames: dict[str, str] | None = None
+) -> None:
     """A git repository at `repo` with a `main` commit of `base` and a `feature` commit that applies `change`."""
     git(repo, "init", "-q", "-b", "main")
     for path, text in base.items():
@@ -53,24 +55,34 @@ def review(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 APP = "import os\n\ndef run(cmd):\n    return cmd\n"
 BACKDOOR = "import os\n\ndef run(cmd):\n    os.system(cmd)\n    return cmd\n"
-PYPROJECT = '[project]\nname = "x"\ndependencies = ["requests>=2.0"]\n\n[tool."pytest".ini_options]\nmarkers = ["slow"]\n'
+PYPROJECT = (
+    '[project]\nname = "x"\ndependencies = ["requests>=2.0"]\n\n[tool."pytest".ini_options]\nmarkers = ["slow"]\n'
+)
 
 
 @needs_git
 def test_an_escaped_swarm_key_in_a_quoted_table_is_held(pytester, stub) -> None:
     """Before: `"\\u0073warm_exclude" = ["*"]` under `[tool."pytest".ini_options]` passed, 0 sections."""
     evil = PYPROJECT + '"\\u0073warm_exclude" = ["*"]\n'
-    branch(pytester.path, {"pyproject.toml": PYPROJECT, "app/run.py": APP}, {"pyproject.toml": evil, "app/run.py": BACKDOOR})
+    branch(
+        pytester.path,
+        {"pyproject.toml": PYPROJECT, "app/run.py": APP},
+        {"pyproject.toml": evil, "app/run.py": BACKDOOR},
+    )
     result = review(pytester, "--swarm-base=main")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*held for a human: pyproject.toml: changes what pytest or the gate reads: *swarm_exclude*"])
+    result.stdout.fnmatch_lines(
+        ["*held for a human: pyproject.toml: changes what pytest or the gate reads: *swarm_exclude*"]
+    )
 
 
 @needs_git
 def test_a_patch_file_applied_to_the_base_checkout_is_judged_on_parsed_text(pytester, stub) -> None:
     """The base-checkout recipe: the tree is the old side, the patch gives the new text in memory."""
     bumped = PYPROJECT.replace("requests>=2.0", "requests>=2.32")
-    spaced = PYPROJECT.replace('[tool."pytest".ini_options]', "[ tool . pytest . ini_options ]\naddopts = '-p no:swarmgate'")
+    spaced = PYPROJECT.replace(
+        '[tool."pytest".ini_options]', "[ tool . pytest . ini_options ]\naddopts = '-p no:swarmgate'"
+    )
     branch(pytester.path, {"pyproject.toml": PYPROJECT}, {"pyproject.toml": bumped})
     git(pytester.path, "checkout", "-q", "-b", "evil", "main")
     (pytester.path / "pyproject.toml").write_text(spaced)
@@ -92,7 +104,9 @@ def test_blocking_the_session_plugin_from_the_ini_fails_in_one_line(pytester, st
     write_diff(pytester.path, CLEAN_DIFF)
     result = review(pytester, "--swarm-diff=pr.patch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: swarmgate: the plugin swarmgate-session is blocked (-p no:swarmgate-session)*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: swarmgate: the plugin swarmgate-session is blocked (-p no:swarmgate-session)*"]
+    )
     assert "passed" not in result.stdout.str()
 
 
@@ -123,7 +137,9 @@ def test_a_release_takes_the_full_sha256_and_the_report_prints_it(pytester, stub
     for short in (sha[:8], sha[:12], sha[:31]):
         refused = review(pytester, "--swarm-diff=pr.patch", f"--swarm-allow-held={short}")
         assert refused.ret == pytest.ExitCode.USAGE_ERROR, short
-        refused.stderr.fnmatch_lines(["ERROR: swarmgate: --swarm-allow-held takes this diff's sha256 (32 to 64 hex digits)*"])
+        refused.stderr.fnmatch_lines(
+            ["ERROR: swarmgate: --swarm-allow-held takes this diff's sha256 (32 to 64 hex digits)*"]
+        )
     assert review(pytester, "--swarm-diff=pr.patch", f"--swarm-allow-held={sha[:32]}").ret == 0
     assert review(pytester, "--swarm-diff=pr.patch", f"--swarm-allow-held={sha.upper()}").ret == 0
 
@@ -131,7 +147,12 @@ def test_a_release_takes_the_full_sha256_and_the_report_prints_it(pytester, stub
 @needs_git
 def test_a_pure_rename_of_codeowners_is_held(pytester, stub) -> None:
     """Before: `.github/CODEOWNERS` -> `CODEOWNERS.old` was "not reviewed", not held: exit 0."""
-    branch(pytester.path, {".github/CODEOWNERS": "* @owner\n", "app/run.py": APP}, {}, renames={".github/CODEOWNERS": "CODEOWNERS.old"})
+    branch(
+        pytester.path,
+        {".github/CODEOWNERS": "* @owner\n", "app/run.py": APP},
+        {},
+        renames={".github/CODEOWNERS": "CODEOWNERS.old"},
+    )
     result = review(pytester, "--swarm-base=main")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*held for a human: CODEOWNERS.old: CODEOWNERS decides who must approve*"])
@@ -174,7 +195,9 @@ def test_on_github_only_the_running_workflow_is_held(pytester, stub, monkeypatch
     git(pytester.path, "commit", "-qam", "x")
     result = review(pytester, "--swarm-base=main")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*held for a human: .github/workflows/tests.yml: the CI workflow that runs the gate*"])
+    result.stdout.fnmatch_lines(
+        ["*held for a human: .github/workflows/tests.yml: the CI configuration that runs the gate*"]
+    )
 
 
 @needs_git

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import posixpath
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import iniconfig
@@ -82,19 +82,48 @@ def workflow_path(workflow_ref: str | None) -> str | None:
     return parts[2]
 
 
+# CI systems that say who they are, and the files that configure their jobs ("/" ends a folder).
+CI_SYSTEMS = (
+    ("GITLAB_CI", (".gitlab-ci.yml", ".gitlab/ci/")),
+    ("CIRCLECI", (".circleci/",)),
+    ("BUILDKITE", (".buildkite/", "buildkite.yml", "buildkite.yaml")),
+    ("JENKINS_URL", ("jenkinsfile",)),
+    ("TF_BUILD", ("azure-pipelines.yml", "azure-pipelines.yaml", ".azure-pipelines/")),
+    ("TRAVIS", (".travis.yml",)),
+    ("BITBUCKET_BUILD_NUMBER", ("bitbucket-pipelines.yml",)),
+    ("GITHUB_ACTIONS", (".github/workflows/", ".github/actions/")),
+)
+
+
+def ci_files(env: Mapping[str, str]) -> tuple[str, ...] | None:
+    """The files that configure the CI job running the gate, when the environment says; None: unknown.
+
+    On GitHub, GITHUB_WORKFLOW_REF names the one workflow; GitLab's CI_CONFIG_PATH names its
+    file. A job's own variables cannot be set by a pull request without editing these files.
+    """
+    workflow = workflow_path(env.get("GITHUB_WORKFLOW_REF"))
+    if workflow:
+        return (workflow,)
+    for variable, files in CI_SYSTEMS:
+        if env.get(variable):
+            own = env.get("CI_CONFIG_PATH", "") if variable == "GITLAB_CI" else ""
+            return (*files, own) if own and "@" not in own and ":" not in own else files
+    return None
+
+
 def held_changes(
     sections: Iterable[Section],
     not_reviewed: Iterable[NotReviewed],
     *,
     texts: Texts | None = None,
-    ci_file: str | None = None,
+    ci_files: Sequence[str] | None = None,
 ) -> list[str]:
     """One line `path: why` per changed file the gate holds for a human, sorted.
 
     `sections` and `not_reviewed` are the whole diff before any include/exclude glob or hook.
     `texts` gives the full old and new text of a file where known (else the hunks are judged
-    alone); `ci_file` is the CI file known to run the gate (None: unknown, so every CI file
-    of the common systems is held).
+    alone); `ci_files` are the CI files known to run the gate (a trailing "/" for a folder;
+    None: unknown, so every CI file of the common systems is held).
     """
     texts = texts or NoTexts()
     sections = list(sections)
@@ -104,19 +133,19 @@ def held_changes(
     found: set[str] = set()
     for path, parts in by_path.items():
         first = parts[0]
-        reason = _steering(path, first.old_path, ci_file) or _config(
+        reason = _steering(path, first.old_path, ci_files) or _config(
             path, first.old_path, first.change, "".join(s.text for s in sorted(parts, key=lambda s: s.part)), texts
         )
         if reason:
             found.add(f"{path}: {reason}")
     for entry in not_reviewed:
-        reason = _steering(entry.path, entry.old_path, ci_file) or _unjudged(entry, texts)
+        reason = _steering(entry.path, entry.old_path, ci_files) or _unjudged(entry, texts)
         if reason:
             found.add(f"{entry.path}: {reason}")
     return sorted(found)
 
 
-def _steering(path: str, old_path: str | None, ci_file: str | None) -> str | None:
+def _steering(path: str, old_path: str | None, ci_files: Sequence[str] | None) -> str | None:
     """Why changing (adding, editing, moving or deleting) this file steers the gate's run, else None."""
     for each in filter(None, dict.fromkeys((path, old_path))):
         lower = each.lower()
@@ -127,9 +156,9 @@ def _steering(path: str, old_path: str | None, ci_file: str | None) -> str | Non
             return "a .pth file: Python runs its import lines at start-up"
         if lower in CODEOWNERS:
             return CODEOWNERS_REASON
-        if ci_file is not None:
-            if lower == ci_file.lower():
-                return "the CI workflow that runs the gate"
+        if ci_files is not None:
+            if any(lower.startswith(f.lower()) if f.endswith("/") else lower == f.lower() for f in ci_files):
+                return "the CI configuration that runs the gate"
         elif name in CI_NAMES or lower.startswith(CI_DIRS) or name.startswith("jenkinsfile"):
             return CI_REASON
     return None
@@ -358,4 +387,3 @@ def _ini_may_read(name: str, state: tuple[str | None, ...]) -> bool:
     if section in keyed:
         return key is None or _ini_relevant(name, section, key)
     return False
-
