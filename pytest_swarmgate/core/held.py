@@ -174,8 +174,6 @@ def _unjudged(entry: NotReviewed, texts: Texts) -> str | None:
     config = _config(entry.path, entry.old_path, _change_of(entry, texts), None, texts)
     if config:
         return config
-    if _config_name(entry.path) or (entry.old_path and _config_name(entry.old_path)):
-        return None  # a configuration file shown to read the same: nothing to judge
     if is_media(entry.path):
         return None
     if entry.reason.startswith("binary") and is_deleted(entry):
