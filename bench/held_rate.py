@@ -86,7 +86,10 @@ def main() -> int:
     total = total_held = 0
     reasons: collections.Counter[str] = collections.Counter()
     mode = f"GitHub (GITHUB_WORKFLOW_REF = {args.workflow or 'the test workflow'})" if args.github else "not GitHub"
-    mode += f", {args.ci_env} set" if args.ci_env else ", no CI system known (every CI file held)"
+    if args.ci_env:
+        mode += f", {args.ci_env} set"
+    elif not args.github:
+        mode += ", no CI system known (every CI file held)"
     print(f"mode: {mode}; package: {Path(held_module.__file__).resolve().parent.parent}")
     for git_dir in args.git_dirs:
         name = repo_name(git_dir)
