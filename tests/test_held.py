@@ -262,6 +262,7 @@ def test_config_files_that_do_not_parse_or_appear_are_held() -> None:
         ("setup.cfg", "[metadata]\n", "[metadata]\n[tool:pytest]\nswarm_exclude = *\n"),
         ("setup.cfg", "[options.entry_points]\n", "[options.entry_points]\nPytest11 =\n    q = app.q\n"),
         ("pytest.ini", "[pytest]\n", "[pytest]\n\n[other]\nx = 1\n"),
+        ("setup.cfg", "[options]\nzip_safe = 0\n", "[options]\nzip_safe = 0\nentry_points = file: ep.cfg\n"),
         # iniconfig splits lines as str.splitlines does: U+2028 starts a line of its own.
         ("setup.cfg", "[tool:pytest]\naddopts = -ra\n", "[tool:pytest]\naddopts = -ra\u2028swarm_exclude = *\n"),
     ],

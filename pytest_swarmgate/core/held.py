@@ -250,7 +250,8 @@ TOML_READS = (
 )
 # ini: whole sections, and single keys of other sections (section and key stripped, lower case).
 INI_SECTIONS = {"tox.ini": {"pytest"}, "setup.cfg": {"tool:pytest", "pytest"}}
-INI_KEYS = {"setup.cfg": {("options.entry_points", "pytest11")}}
+# `[options] entry_points = file: ep.cfg` takes them from another file: that key is read too.
+INI_KEYS = {"setup.cfg": {("options.entry_points", "pytest11"), ("options", "entry_points")}}
 
 
 def _reads(name: str, text: str | None) -> Reads:
