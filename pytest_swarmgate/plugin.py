@@ -27,6 +27,10 @@ MARKERS = (
 SESSION_PLUGIN = "swarmgate-session"
 CALIBRATION_PLUGIN = "swarmgate-calibration"
 stdin_key = pytest.StashKey[bytes]()
+# Set by the session plugin when it reaches its end of session; checked here, in the entry
+# plugin, so that a session plugin blocked or removed by the pull request cannot pass quietly.
+gate_finished_key = pytest.StashKey[bool]()
+gate_missing_key = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,15 +47,55 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     if options.get(config, "review"):
+        refuse_blocked(config, SESSION_PLUGIN)
         from .review_session import ReviewSession
 
-        config.pluginmanager.register(ReviewSession(config, config.stash.get(stdin_key, None)), SESSION_PLUGIN)
+        register(config, ReviewSession(config, config.stash.get(stdin_key, None)), SESSION_PLUGIN)
+        config.stash[gate_finished_key] = False
     if options.get(config, "batch") and options.get(config, "calibrate") is None:
         raise pytest.UsageError("swarmgate: --swarm-batch applies to --swarm-calibrate only")
     if options.get(config, "calibrate") is not None:
+        refuse_blocked(config, CALIBRATION_PLUGIN)
         from .calibration_session import CalibrationSession
 
-        config.pluginmanager.register(CalibrationSession(config), CALIBRATION_PLUGIN)
+        register(config, CalibrationSession(config), CALIBRATION_PLUGIN)
+
+
+def refuse_blocked(config: pytest.Config, name: str) -> None:
+    """`-p no:<name>` (from addopts, the ini file or anywhere) must not switch the gate off while it is asked for."""
+    if config.pluginmanager.is_blocked(name):
+        raise pytest.UsageError(
+            f"swarmgate: the plugin {name} is blocked (-p no:{name}), so the review cannot run; "
+            "remove the -p no: option (check addopts in the ini file)"
+        )
+
+
+def register(config: pytest.Config, plugin: object, name: str) -> None:
+    """Register a session plugin, or stop: a gate that is asked for and not there must never pass."""
+    if config.pluginmanager.register(plugin, name) is None or not config.pluginmanager.is_registered(plugin):
+        raise pytest.UsageError(f"swarmgate: the plugin {name} could not be registered, so the review cannot run")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # trylast: after the session plugin's own (tryfirst) end of session, which sets the flag.
+    config = session.config
+    if config.stash.get(gate_finished_key, True):
+        return
+    line = f"swarmgate: the plugin {SESSION_PLUGIN} was removed before the end of the session, so no review decided"
+    config.stash[gate_missing_key] = line
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+    if config.pluginmanager.get_plugin("terminalreporter") is None:
+        import sys
+
+        sys.stderr.write(line + "\n")
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    line = config.stash.get(gate_missing_key, None)
+    if line:
+        terminalreporter.write_line(line, red=True, bold=True)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

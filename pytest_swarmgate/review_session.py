@@ -19,6 +19,7 @@ from .core.model import NotReviewed, RunResult, Section, SectionResult
 from .core.voting import run_passes
 from .items import COLLECTOR_NAME, ReviewCollector, policy_key, run_key
 from .output.escape import terminal
+from .plugin import gate_finished_key
 from .output.publish import github_outputs, now_utc, write_reports
 from .output.terminal import gate_line, summary_lines
 from .runner import Plan, check_size, execute, plan, read_source, settle_panel
@@ -61,17 +62,29 @@ def refuse_untyped_info_modes(config: pytest.Config) -> None:
             )
 
 
-def release_held(plan: Plan, allowed: str | None) -> Plan:
-    """Release the held changes when a human typed this diff's sha256 prefix (8+ characters).
+RELEASE_MIN_HEX = 32  # 128 bits: no second diff can be brute-forced to share the prefix
 
-    Bound to the diff, so an allowance given for one push does not carry over to the next.
+
+def release_held(plan: Plan, allowed: str | None) -> Plan:
+    """Release the held changes when a human typed this diff's sha256 (all 64 hex, or at least 32).
+
+    Bound to the diff, so an allowance given for one push does not carry over to the next,
+    and long enough that nobody can make another diff that shares it.
     """
-    if allowed is None or not plan.held:
+    if allowed is None:
         return plan
-    if len(allowed) < 8 or not plan.diff_sha256.startswith(allowed.lower()):
+    value = allowed.strip().lower()
+    if not RELEASE_MIN_HEX <= len(value) <= 64 or any(c not in "0123456789abcdef" for c in value):
         raise pytest.UsageError(
-            f"swarmgate: --swarm-allow-held={allowed} does not match this diff (sha256 {plan.diff_sha256[:12]}...): "
-            "held changes are released for one exact diff"
+            f"swarmgate: --swarm-allow-held takes this diff's sha256 ({RELEASE_MIN_HEX} to 64 hex digits), "
+            f"got {terminal(allowed[:80])!r}: --swarm-allow-held={plan.diff_sha256}"
+        )
+    if not plan.held:
+        return plan
+    if not plan.diff_sha256.startswith(value):
+        raise pytest.UsageError(
+            f"swarmgate: --swarm-allow-held={terminal(allowed[:80])} does not match this diff "
+            f"(sha256 {plan.diff_sha256}): held changes are released for one exact diff"
         )
     return dataclasses.replace(plan, held=(), released=plan.held)
 
@@ -137,7 +150,7 @@ class ReviewSession(ControllerRun):
                 f"swarmgate: the diff from {source} is empty; if nothing changed, pass --swarm-allow-empty "
                 "(or review with --swarm-base, where an empty diff is git's own answer)"
             )
-        self.plan = plan(config, self.settings, source, text)
+        self.plan = plan(config, self.settings, source, text, base=base, tree=config.invocation_params.dir)
         check_size(self.plan, self.settings)
         self.plan = release_held(self.plan, options.typed_by_hand(config, "allow-held"))
         self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
@@ -207,6 +220,7 @@ class ReviewSession(ControllerRun):
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # tryfirst: before the terminal summary, which lists what was written.
+        self.config.stash[gate_finished_key] = True
         if self.is_controller and self.run is None and not self.config.option.collectonly:
             # Planned but never reviewed (pytest.exit, another runner): never a pass.
             self.published = ["swarmgate: the review did not run in this session, so the gate fails (fail closed)"]

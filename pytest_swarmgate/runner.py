@@ -19,9 +19,10 @@ from .core import diff
 from .core.budget import CHARS_PER_TOKEN, estimate_input_tokens, oversized_reason
 from .core.cache import NO_SECRET_NOTE, VoteCache, cache_secret
 from .core.engine import ReviewStats, review, run_sync
-from .core.held import held_changes
+from .core.held import ci_files, held_changes
 from .core.model import NotReviewed, RunResult, Section, SectionResult
 from .core.redact import Redactor, credential_problem
+from .core.texts import GitTexts, NoTexts, PatchTexts, Texts, merge_base
 from .core.voters import BadCredentials, MissingCredentials
 
 T = TypeVar("T")
@@ -63,8 +64,21 @@ def read_source(
     )
 
 
-def plan(config: pytest.Config, settings: GateSettings, source: str, text: str) -> Plan:
-    """Split the diff into sections and let hooks filter them."""
+def plan(
+    config: pytest.Config,
+    settings: GateSettings,
+    source: str,
+    text: str,
+    *,
+    base: str | None = None,
+    tree: str | os.PathLike[str] | None = None,
+) -> Plan:
+    """Split the diff into sections and let hooks filter them.
+
+    `base`: the diff is git's `base...HEAD` (full old and new texts from git); `tree`: a
+    checkout the patch may apply to (full texts when it does). Either lets the held check
+    compare what pytest reads; without them it judges the hunks alone, more strictly.
+    """
     try:
         files = diff.parse_diff(text)
     except diff.DiffError as exc:
@@ -84,8 +98,25 @@ def plan(config: pytest.Config, settings: GateSettings, source: str, text: str) 
         diff_sha256=diff.diff_sha256(text),
         sections=tuple(s for s in sections if s.id not in oversized),
         not_reviewed=tuple(sorted(not_reviewed, key=lambda n: n.path)),
-        held=tuple(sorted({*held_changes(everything, unread), *(f"{i}: {r}" for i, r in oversized.items())})),
+        held=tuple(
+            sorted(
+                {
+                    *held_changes(everything, unread, texts=_texts(base, tree, everything), ci_files=ci_files(os.environ)),
+                    *(f"{i}: {r}" for i, r in oversized.items()),
+                }
+            )
+        ),
     )
+
+
+def _texts(base: str | None, tree: str | os.PathLike[str] | None, sections: list[Section]) -> Texts:
+    """Where the held check finds the full old and new text of a changed file."""
+    if base is not None and tree is not None:
+        old = merge_base(tree, base)
+        return GitTexts(tree, old, "HEAD") if old else NoTexts()
+    if tree is not None:
+        return PatchTexts(tree, sections, {s.path: s.change for s in sections})
+    return NoTexts()
 
 
 def endpoint(client: Any) -> str:

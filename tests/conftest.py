@@ -60,7 +60,8 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
     """No test sees the developer's or CI's credentials, cache or GitHub variables."""
     for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_PROFILE",
                  "ANTHROPIC_CONFIG_DIR", "GITHUB_ACTIONS", "GITHUB_BASE_REF", "GITHUB_STEP_SUMMARY",
-                 "PYTEST_ADDOPTS"):
+                 "PYTEST_ADDOPTS", "GITHUB_WORKFLOW_REF", "GITLAB_CI", "CI_CONFIG_PATH", "CIRCLECI", "BUILDKITE",
+                 "JENKINS_URL", "TF_BUILD", "TRAVIS", "BITBUCKET_BUILD_NUMBER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     # The SDK would otherwise look for a profile in the real home directory.

@@ -124,7 +124,7 @@ def test_a_diff_ruN_tree_does_not_escape_the_workflow_hold(pytester, stub, tmp_p
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         ["*swarm-review::.github/workflows/tests.yaml PASSED*", "*swarm-review::tool.py PASSED*",
-         "*held for a human: .github/workflows/tests.yaml: the CI workflow that runs the gate*", "*gate: HELD*"]
+         "*held for a human: .github/workflows/tests.yaml: CI configuration that may run the gate*", "*gate: HELD*"]
     )  # fmt: skip
     sent = {r.section_path: json.dumps(r.body) for r in stub.requests}
     assert "change: added" in sent["tool.py"]

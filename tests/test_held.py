@@ -7,8 +7,13 @@ import json
 import pytest
 from conftest import CLEAN_DIFF, validate_report, write_diff
 
+from pathlib import Path
+
 from pytest_swarmgate.core.diff import diff_sha256, parse_sections
-from pytest_swarmgate.core.held import held_changes
+from pytest_swarmgate.core.held import ci_files, held_changes, workflow_path
+from pytest_swarmgate.core.model import NotReviewed, Section, SectionResult, Vote
+from pytest_swarmgate.core.promise import broken
+from pytest_swarmgate.core.texts import PatchTexts, Unknown
 
 
 def file_diff(path: str, *changed: str, new: bool = False, context: str = "[pytest]") -> str:
@@ -32,14 +37,21 @@ def test_dedicated_config_files_are_held_whatever_the_change() -> None:
         assert held(file_diff(path, "x = 1", new=True)), path
     # An empty new pytest.ini silently replaces the pyproject settings: held too.
     empty = "diff --git a/pytest.ini b/pytest.ini\nnew file mode 100644\nindex 0000000..e69de29\n"
-    assert held(empty) == ["pytest.ini: pytest configuration"]
+    assert held(empty) == ["pytest.ini: adds pytest.ini: pytest may choose it as its configuration"]
 
 
 def test_renames_and_binary_entries_are_held_by_either_path() -> None:
-    rename = "diff --git a/conftest.py b/helpers.py\nsimilarity index 100%\nrename from conftest.py\nrename to helpers.py\n"
+    rename = (
+        "diff --git a/conftest.py b/helpers.py\nsimilarity index 100%\nrename from conftest.py\nrename to helpers.py\n"
+    )
     assert held(rename) == ["helpers.py: pytest runs this code in the gate's process"]
-    binary = "diff --git a/pytest.ini b/pytest.ini\nindex 1111111..2222222 100644\nBinary files a/pytest.ini and b/pytest.ini differ\n"
-    assert held(binary) == ["pytest.ini: pytest configuration"]
+    binary = (
+        "diff --git a/pytest.ini b/pytest.ini\nindex 1111111..2222222 100644\n"
+        "Binary files a/pytest.ini and b/pytest.ini differ\n"
+    )
+    assert held(binary) == [
+        "pytest.ini: changes pytest.ini, and without its full text the gate cannot show pytest reads the same"
+    ]
     script = binary.replace("pytest.ini", "deploy.sh")
     assert held(script) == ["deploy.sh: a binary file that is not media: no voter could read it, and it may run"]
     assert held(binary.replace("pytest.ini", "_speedups.so"))
@@ -48,18 +60,24 @@ def test_renames_and_binary_entries_are_held_by_either_path() -> None:
 
 
 def test_shared_ini_files_are_held_only_for_pytest_settings() -> None:
-    assert held(file_diff("setup.cfg", "addopts = -p no:swarmgate", context="[metadata]"))
+    assert held(file_diff("setup.cfg", "addopts = -p no:swarmgate", context="[tool:pytest]"))
+    assert held(file_diff("setup.cfg", "addopts = -p no:swarmgate", context="[metadata]")) == [], (
+        "pytest never reads it"
+    )
     # A line inside the pytest section counts even without a telling key (a list item).
-    assert held(file_diff("pyproject.toml", '    "app/*",', context="[tool.pytest.ini_options]")) == [
-        'pyproject.toml: changes pytest or gate settings ("app/*",)'
-    ]
-    # A dependency bump that names pytest is not a pytest setting.
-    assert held(file_diff("pyproject.toml", '    "pytest>=9",', context="[project.optional-dependencies]")) == []
-    # tox's test environment decides how CI runs pytest: held.
-    assert held(file_diff("tox.ini", "setenv = PYTEST_ADDOPTS=--co", context="[testenv]"))
-    # A hunk inside a multi-line addopts that shows neither the key nor the section.
-    assert held(file_diff("pyproject.toml", "  --swarm-exclude=**", context='  "-ra",'))
+    # Without the full text a TOML line cannot be placed (a multi-line string may hold it): held.
+    assert held(file_diff("pyproject.toml", '    "pytest>=9",', context="[project.optional-dependencies]"))
+    # ini has no multi-line construct but indented continuations: the hunk shows each line's place.
+    assert held(file_diff("tox.ini", "addopts = -p no:swarmgate", context="[ PyTest ]"))
+    assert held(file_diff("tox.ini", "  --swarm-exclude=**", context="addopts = -ra")), "section not shown"
     assert held(file_diff("setup.cfg", "version = 2", context="[metadata]")) == []
+    entry_points = (
+        "diff --git a/setup.cfg b/setup.cfg\n--- a/setup.cfg\n+++ b/setup.cfg\n"
+        "@@ -1,2 +1,3 @@\n [options.entry_points]\n {}\n+    b = b:b\n"
+    )
+    assert held(entry_points.format("bandit.plugins =")) == []
+    assert held(entry_points.format("pytest11 ="))
+    assert held(file_diff("setup.cfg", "# pytest11 = x", context="[options.entry_points]")) == [], "a comment"
     assert held(CLEAN_DIFF) == []
 
 
@@ -76,8 +94,8 @@ def test_excluding_everything_from_the_ini_does_not_pass_the_gate(pytester, stub
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            "*held for a human: tox.ini: changes pytest or gate settings (swarm_exclude = *)*",
-            f"*--swarm-allow-held={diff_sha256(diff)[:12]}*",
+            "*held for a human: tox.ini: *",
+            f"*--swarm-allow-held={diff_sha256(diff)} *",
             "*gate: HELD*",
         ]
     )
@@ -89,7 +107,7 @@ def test_excluding_everything_from_the_ini_does_not_pass_the_gate(pytester, stub
 def test_a_human_releases_held_changes_for_one_exact_diff_typed_by_hand(pytester, stub) -> None:
     diff = CLEAN_DIFF + file_diff("tests/conftest.py", "import os", new=True)
     sha = diff_sha256(diff)
-    released = run(pytester, diff, f"--swarm-allow-held={sha[:12]}", "--swarm-json=r.json")
+    released = run(pytester, diff, f"--swarm-allow-held={sha}", "--swarm-json=r.json")
     assert released.ret == 0
     released.stdout.fnmatch_lines(["swarmgate: released by hand: tests/conftest.py*"])
     assert json.loads((pytester.path / "r.json").read_text())["run"]["released"] == [
@@ -97,7 +115,7 @@ def test_a_human_releases_held_changes_for_one_exact_diff_typed_by_hand(pytester
     ]
     wrong = run(pytester, diff, "--swarm-allow-held=0123456789ab")
     assert wrong.ret == pytest.ExitCode.USAGE_ERROR
-    pytester.makeini(f"[pytest]\naddopts = --swarm-allow-held={sha[:12]}\n")
+    pytester.makeini(f"[pytest]\naddopts = --swarm-allow-held={sha}\n")
     assert run(pytester, diff).ret == pytest.ExitCode.TESTS_FAILED, "addopts is the PR's and cannot release"
 
 
@@ -119,7 +137,9 @@ def test_held_changes_reach_every_ci_output(pytester, stub, monkeypatch) -> None
     diff = CLEAN_DIFF + file_diff("tests/conftest.py", "import os", new=True)
     result = run(pytester, diff, "--swarm-sarif=r.sarif")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["::error file=tests/conftest.py,title=swarm review%3A held for a human::*--swarm-allow-held=*"])
+    result.stdout.fnmatch_lines(
+        ["::error file=tests/conftest.py,title=swarm review%3A held for a human::*--swarm-allow-held=*"]
+    )
     sarif = json.loads((pytester.path / "r.sarif").read_text())
     official_sarif_validator().validate(sarif)
     [held] = [r for r in sarif["runs"][0]["results"] if r["ruleId"] == "swarmgate/held"]
@@ -134,7 +154,9 @@ def test_a_review_that_never_ran_is_never_a_pass(pytester, stub, script) -> None
     from pytest_swarmgate.testing import Reply
 
     script.on(section="*", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding()]))
-    pytester.makeconftest("import pytest\n\ndef pytest_collection_finish(session):\n    pytest.exit('bye', returncode=0)\n")
+    pytester.makeconftest(
+        "import pytest\n\ndef pytest_collection_finish(session):\n    pytest.exit('bye', returncode=0)\n"
+    )
     result = run(pytester, CLEAN_DIFF)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*the review did not run in this session, so the gate fails*"])
@@ -159,3 +181,200 @@ def test_the_jobs_pytest_addopts_counts_as_typed(pytester, stub, monkeypatch) ->
 def test_allow_empty_cannot_come_from_the_ini_file(pytester, stub) -> None:
     pytester.makeini("[pytest]\naddopts = --swarm-allow-empty\n")
     assert run(pytester, "").ret == pytest.ExitCode.USAGE_ERROR
+
+
+# --- Judged on what pytest reads: full old and new text, parsed as pytest parses it ---------
+
+
+class Texts:
+    """Old and new text of each path, as git or the patched tree would give them."""
+
+    def __init__(self, old: dict[str, str | None], new: dict[str, str | None]) -> None:
+        self.before, self.after = old, new
+
+    def old(self, path: str) -> str | None:
+        return self.before.get(path)
+
+    def new(self, path: str) -> str | None:
+        return self.after.get(path)
+
+
+def held_edit(path: str, old: str | None, new: str | None, **kw: object) -> list[str]:
+    """The held lines for one file edited from `old` to `new` (the diff text itself is not read)."""
+    change = "added" if old is None else "deleted" if new is None else "modified"
+    section = Section(id=path, path=path, old_path=None, change=change, text="")  # type: ignore[arg-type]
+    return held_changes([section], [], texts=Texts({path: old}, {path: new}), **kw)  # type: ignore[arg-type]
+
+
+BASE_TOML = '[project]\nname = "x"\ndependencies = ["a>=1"]\n\n[tool.pytest.ini_options]\nmarkers = ["slow"]\n'
+
+
+@pytest.mark.parametrize(
+    "added",
+    [
+        '[tool."pytest".ini_options]\n"\\u0073warm_exclude" = ["*"]',  # an escaped key, a quoted table
+        "[tool.pytest.ini_options]\n'swarm_exclude' = ['*']",  # a literal-string key
+        '[tool."pytest".ini_options.x]\ny = 1',  # a quoted table name
+        "[ tool . pytest ]\naddopts = '-p no:swarmgate'",  # pytest 9's native table, spaced
+        "[tool]\npytest.ini_options.swarm_exclude = ['*']",  # dotted keys under [tool]
+        "[tool.x]\n[tool]\npytest = {ini_options = {addopts = '-x'}}",  # an inline table
+        '[project.entry-points."pytest11"]\nquiet = "app.quiet"',
+        "[project.entry-points]\npytest11 = {quiet = 'app.quiet'}",
+        "[Tool.Pytest.ini_options]\naddopts = '-x'",  # letter case (pytest ignores it; held anyway)
+    ],
+)
+def test_toml_spellings_of_what_pytest_reads_are_held(added: str) -> None:
+    plain = BASE_TOML.split("\n\n")[0] + "\n"
+    [line] = held_edit("pyproject.toml", plain, plain + added + "\n")
+    assert line.startswith("pyproject.toml: changes what pytest or the gate reads: "), line
+
+
+def test_toml_changes_pytest_does_not_read_are_not_held() -> None:
+    bump = BASE_TOML.replace('"a>=1"', '"a>=1.2",\n    "b"')
+    assert held_edit("pyproject.toml", BASE_TOML, bump) == []
+    assert held_edit("pyproject.toml", BASE_TOML, "# reformatted\n" + BASE_TOML.replace(" = ", "=")) == []
+    assert (
+        held_edit("pyproject.toml", BASE_TOML, BASE_TOML + '[project.entry-points."bandit.plugins"]\nb = "b"\n') == []
+    )
+    # Same values written another way: pytest reads the same.
+    respelled = BASE_TOML.replace("[tool.pytest.ini_options]\nmarkers", '[tool]\n"pytest".ini_options.markers')
+    assert held_edit("pyproject.toml", BASE_TOML, respelled) == []
+
+
+def test_config_files_that_do_not_parse_or_appear_are_held() -> None:
+    assert "does not parse" in held_edit("pyproject.toml", BASE_TOML, BASE_TOML + "[tool.pytest\n")[0]
+    assert "does not parse" in held_edit("tox.ini", "[pytest]\n", "[pytest]\n[pytest]\n")[0]
+    assert held_edit("pytest.toml", None, "") == [
+        "pytest.toml: adds pytest.toml: pytest may choose it as its configuration"
+    ]
+    assert held_edit("sub/pyproject.toml", None, "[project]\n"), "a new rootdir candidate"
+    assert held_edit("tox.ini", None, "[testenv]\ncommands = pytest\n") == [], (
+        "pytest does not read tox.ini without [pytest]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new"),
+    [
+        ("tox.ini", "[tox]\n", "[tox]\n\n[ pytest ]\naddopts = -p no:swarmgate\n"),
+        ("tox.ini", "[pytest]\naddopts = -ra\n", "[pytest]\naddopts = -ra\n    -p no:swarmgate\n"),
+        ("tox.ini", "[PYTEST]\n", "[PYTEST]\nSWARM_EXCLUDE = *\n"),
+        ("setup.cfg", "[metadata]\n", "[metadata]\n[tool:pytest]\nswarm_exclude = *\n"),
+        ("setup.cfg", "[options.entry_points]\n", "[options.entry_points]\nPytest11 =\n    q = app.q\n"),
+        ("pytest.ini", "[pytest]\n", "[pytest]\n\n[other]\nx = 1\n"),
+        ("setup.cfg", "[options]\nzip_safe = 0\n", "[options]\nzip_safe = 0\nentry_points = file: ep.cfg\n"),
+        # iniconfig splits lines as str.splitlines does: U+2028 starts a line of its own.
+        ("setup.cfg", "[tool:pytest]\naddopts = -ra\n", "[tool:pytest]\naddopts = -ra\u2028swarm_exclude = *\n"),
+    ],
+)
+def test_ini_spellings_of_what_pytest_reads_are_held(path: str, old: str, new: str) -> None:
+    assert held_edit(path, old, new), (path, new)
+
+
+def test_ini_changes_pytest_does_not_read_are_not_held() -> None:
+    cfg = "[options.entry_points]\nbandit.plugins =\n    a = bandit.a:a\n\n[tool:pytest]\naddopts = -ra\n"
+    assert held_edit("setup.cfg", cfg, cfg.replace("    a = bandit.a:a\n", "    a = bandit.a:a\n    b = b:b\n")) == []
+    assert held_edit("setup.cfg", cfg, "# comment\n" + cfg) == []
+    tox = "[testenv]\ndeps = pytest\ncommands = pytest\n\n[pytest]\naddopts = -ra\n"
+    assert held_edit("tox.ini", tox, tox.replace("deps = pytest", "deps = pytest>=9")) == []
+
+
+def test_steering_files_are_held_by_old_or_new_path_and_ci_by_what_runs_the_gate() -> None:
+    assert held(file_diff("src/quiet.pth", "import app", new=True)) == [
+        "src/quiet.pth: a .pth file: Python runs its import lines at start-up"
+    ]
+    for path in (
+        "sitecustomize.py",
+        "lib/usercustomize.py",
+        "CODEOWNERS",
+        "docs/CODEOWNERS",
+        ".github/CODEOWNERS",
+        "x.dist-info/entry_points.txt",
+        ".gitlab/ci/test.yml",
+        ".buildkite/pipeline.yml",
+        "Jenkinsfile",
+    ):
+        assert held(file_diff(path, "x", new=True)), path
+    assert held(file_diff("docs/entry_points.txt", "x", new=True)) == []
+    assert held(file_diff(".pre-commit-config.yaml", "repos: []", new=True)) == [], "linters, judged by the panel"
+    rename = (
+        "diff --git a/.github/CODEOWNERS b/CODEOWNERS.old\nsimilarity index 100%\n"
+        "rename from .github/CODEOWNERS\nrename to CODEOWNERS.old\n"
+    )
+    assert held(rename) == ["CODEOWNERS.old: CODEOWNERS decides who must approve changes to the gate"]
+    other = file_diff(".github/workflows/lint.yml", "run: ruff", new=True)
+    assert held(other), "CI file unknown: every CI file is held"
+    assert held_changes(*parse_sections(other), ci_files=(".github/workflows/tests.yml",)) == []
+    ci = file_diff(".github/workflows/tests.yml", "run: pytest", new=True)
+    assert held_changes(*parse_sections(ci), ci_files=(".github/workflows/tests.yml",))
+
+
+def test_the_ci_files_that_run_the_gate_from_the_environment() -> None:
+    assert ci_files({"GITHUB_ACTIONS": "true", "GITHUB_WORKFLOW_REF": "o/r/.github/workflows/t.yml@refs/x"}) == (
+        ".github/workflows/t.yml",
+    )
+    assert ci_files({"GITLAB_CI": "true", "CI_CONFIG_PATH": "ci/main.yml"}) == (
+        ".gitlab-ci.yml",
+        ".gitlab/ci/",
+        "ci/main.yml",
+    )
+    assert ci_files({"GITLAB_CI": "true", "CI_CONFIG_PATH": "ci.yml@group/other"}) == (".gitlab-ci.yml", ".gitlab/ci/")
+    assert ci_files({}) is None, "not known: every CI file is held"
+    gitlab = ci_files({"GITLAB_CI": "true"})
+    assert held_changes(*parse_sections(file_diff(".github/workflows/t.yml", "x", new=True)), ci_files=gitlab) == []
+    assert held_changes(*parse_sections(file_diff(".gitlab/ci/t.yml", "x", new=True)), ci_files=gitlab)
+
+
+def test_the_workflow_path_from_github_workflow_ref() -> None:
+    assert workflow_path("octo/app/.github/workflows/ci.yml@refs/pull/7/merge") == ".github/workflows/ci.yml"
+    assert workflow_path("octo/app/.github/workflows/a@b.yml@refs/heads/main") == ".github/workflows/a@b.yml"
+    assert workflow_path(None) is None
+    assert workflow_path("octo/app/ci.yml@refs/heads/main") is None
+
+
+def test_deleted_binaries_are_never_held_for_being_binary() -> None:
+    assert held_changes([], [NotReviewed("fixtures/old.so", "binary file deleted")]) == []
+    assert held_changes([], [NotReviewed("fixtures/new.so", "binary file")])
+    # A config file nobody reads the text of is still held, so a human can release it.
+    assert held_changes([], [NotReviewed("setup.cfg", "mode change only: 100644 -> 100755")])
+
+
+def test_the_patch_applies_to_the_tree_forwards_or_backwards(tmp_path: Path) -> None:
+    """The base-checkout recipe (tree = old) and the PR checkout (tree = new) both give full texts."""
+    old = "[tool:pytest]\naddopts = -ra\n\n[metadata]\nname = x\nversion = 1\n"
+    new = old.replace("version = 1", "version = 2")
+    diff = (
+        "diff --git a/setup.cfg b/setup.cfg\n--- a/setup.cfg\n+++ b/setup.cfg\n"
+        "@@ -4,3 +4,3 @@\n [metadata]\n name = x\n-version = 1\n+version = 2\n"
+    )
+    sections, _ = parse_sections(diff)
+    for tree in (old, new):
+        (tmp_path / "setup.cfg").write_text(tree)
+        texts = PatchTexts(tmp_path, sections, {"setup.cfg": "modified"})
+        assert (texts.old("setup.cfg"), texts.new("setup.cfg")) == (old, new)
+    (tmp_path / "setup.cfg").write_text("[tool:pytest]\n")
+    with pytest.raises(Unknown):
+        PatchTexts(tmp_path, sections, {"setup.cfg": "modified"}).old("setup.cfg")
+    for path in ("../setup.cfg", "/etc/passwd", "a/../setup.cfg"):
+        with pytest.raises(Unknown):
+            PatchTexts(tmp_path, [], {path: "modified"}).old(path)
+
+
+def section(path: str) -> Section:
+    return Section(id=path, path=path, old_path=None, change="modified", text="")
+
+
+def test_the_promise_in_one_function() -> None:
+    safe = SectionResult(section("a.py"), (Vote("a.py", "v1", "m", "SAFE"),), "SAFE", 1, 1)
+    unsafe = SectionResult(section("b.py"), (Vote("b.py", "v1", "m", "UNSAFE"),), "UNSAFE", 1, 1)
+    assert broken([safe], [NotReviewed("logo.png", "binary file")], []) == []
+    assert broken([safe, unsafe], [], []) == ["b.py: UNSAFE"]
+    assert broken([safe], [], ["x.py: held"]) == ["held for a human: x.py: held"]
+    assert broken([], [NotReviewed("docs/a.md", "excluded by exclude glob 'docs/**'")], []) == []
+    unread = NotReviewed("lib.so", "binary file")
+    assert broken([], [unread], []) == ["lib.so: not reviewed (binary file), and only media may stay unreviewed"]
+    assert broken([], [unread], [], released=["lib.so: a binary file that is not media"]) == []
+    assert broken([], [NotReviewed("vendor", "submodule bump: a -> b")], []) != []
+    assert broken([], [NotReviewed("old.so", "binary file deleted")], []) == [], (
+        "deleting unreadable bytes adds nothing"
+    )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from typing import Iterable
 
 from .model import Outcome, RunResult, Section, SectionResult, Vote
+from .promise import InconclusivePolicy, broken
 
-InconclusivePolicy = Literal["fail", "warn", "pass"]
+__all__ = ["InconclusivePolicy", "check_threshold", "count", "decided", "gate_passes", "judge", "outcome", "run_passes"]
 
 
 def check_threshold(n: int, k: int) -> None:
@@ -78,5 +79,5 @@ def gate_passes(outcomes: Iterable[Outcome], on_inconclusive: InconclusivePolicy
 
 
 def run_passes(run: RunResult, on_inconclusive: InconclusivePolicy = "fail") -> bool:
-    """The gate's decision on a whole run: nothing held for a human, and every section passes."""
-    return not run.held and gate_passes((r.outcome for r in run.results), on_inconclusive)
+    """The gate's decision on a whole run: the promise kept (core/promise.py decides, in one place)."""
+    return not broken(run.results, run.not_reviewed, run.held, run.released, on_inconclusive)

@@ -50,7 +50,7 @@ def github_annotations(run: RunResult, *, limit: int) -> list[str]:
         if r.outcome == "INCONCLUSIVE"
     ]
     # Held changes come first: they fail the gate whatever the panel said.
-    release = f"review it by hand, then rerun with --swarm-allow-held={run.diff_sha256[:12]}"
+    release = f"review it by hand, then rerun with --swarm-allow-held={run.diff_sha256}"
     lines = [
         workflow_command("error", f"{reason} - {release}", file=path, title="swarm review: held for a human")
         for path, reason in reports.held_entries(run)
@@ -137,7 +137,7 @@ def _summary(run: RunResult, found: tuple[Alert, ...], detail: _Detail, on_incon
 
 
 def _gate_text(run: RunResult, on_inconclusive: str) -> str:
-    text = f"{gate_line(run)}. Diff: {_md(run.source)}, sha256 {run.diff_sha256[:12]}."
+    text = f"{gate_line(run)}. Diff: {_md(run.source)}, sha256 {run.diff_sha256}."
     if run.gate == "INCONCLUSIVE" and on_inconclusive != "fail":
         text += f" INCONCLUSIVE is allowed here (on-inconclusive={_md(on_inconclusive)})."
     return text

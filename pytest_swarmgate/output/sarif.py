@@ -113,7 +113,7 @@ HELD_RULE: dict[str, Any] = {
         "text": "The change reconfigures the review gate or its CI job, or is a binary file no voter could read; "
         "the gate fails until a human releases it for this diff."
     },
-    "help": {"text": "Review the change by hand, then rerun the gate with --swarm-allow-held=<diff sha256 prefix>."},
+    "help": {"text": "Review the change by hand, then rerun the gate with --swarm-allow-held=<the diff's sha256>."},
     "properties": {"tags": ["security"], "security-severity": "7.0"},
 }
 
@@ -124,7 +124,7 @@ def _held_result(path: str, reason: str, rule_index: int, run: RunResult) -> dic
         "ruleId": HELD_RULE["id"],
         "ruleIndex": rule_index,
         "level": "error",
-        "message": {"text": escape.sarif_text(f"{reason}. Held for a human: rerun with --swarm-allow-held={run.diff_sha256[:12]} once reviewed.")},
+        "message": {"text": escape.sarif_text(f"{reason}. Held for a human: rerun with --swarm-allow-held={run.diff_sha256} once reviewed.")},
         "locations": [{"physicalLocation": {"artifactLocation": {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}}}],
         "partialFingerprints": {reports.FINGERPRINT_KEY: hashlib.sha256(f"held\0{path}".encode()).hexdigest()[:32]},
     }

@@ -85,6 +85,6 @@ def held_lines(run: RunResult) -> list[str]:
     if run.held:
         lines.append(
             "review these by hand, then rerun with --swarm-allow-held="
-            f"{run.diff_sha256[:12]} typed on the command line (or run the gate from the base branch)"
+            f"{run.diff_sha256} typed on the command line (or run the gate from the base branch)"
         )
     return lines + [f"released by hand: {terminal(r)}" for r in run.released]

@@ -1,0 +1,54 @@
+"""The gate's promise, enforced in one place. Pure.
+
+Exit 0 only when every changed path of the diff was judged SAFE by the panel, or is a file
+that may stay unreviewed (a media file, or one the gate's own configuration leaves out), or
+was released by a human for this exact diff. Every report, item and exit status asks here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from .diff import is_media
+from .held import is_deleted
+from .model import NotReviewed, SectionResult
+
+InconclusivePolicy = Literal["fail", "warn", "pass"]
+# Why the diff parser itself leaves a file unread (core/diff.py): none of these may pass unjudged.
+# Anything else in the not-reviewed list was left out by the configuration (include/exclude
+# globs, the filter hook), which is itself held whenever a pull request changes it.
+UNREADABLE = ("binary", "submodule", "pure rename", "pure copy", "mode change", "empty file", "no content change",
+              "symlink")  # fmt: skip
+
+
+def may_stay_unreviewed(entry: NotReviewed, released: Iterable[str] = ()) -> bool:
+    """Media, a deleted binary, the configuration's choice, or released by a human for this diff."""
+    if is_media(entry.path) or not entry.reason.startswith(UNREADABLE):
+        return True
+    if entry.reason.startswith("binary") and is_deleted(entry):
+        return True
+    return any(line.startswith(f"{entry.path}: ") for line in released)
+
+
+def broken(
+    results: Iterable[SectionResult],
+    not_reviewed: Iterable[NotReviewed],
+    held: Iterable[str],
+    released: Iterable[str] = (),
+    on_inconclusive: InconclusivePolicy = "fail",
+) -> list[str]:
+    """Why this run may not exit 0, one line each; empty when the promise is kept."""
+    released = tuple(released)
+    why = [f"held for a human: {line}" for line in held]
+    for result in results:
+        if result.outcome == "UNSAFE" or (result.outcome == "INCONCLUSIVE" and on_inconclusive == "fail"):
+            why.append(f"{result.section.id}: {result.outcome}")
+        elif result.outcome not in ("SAFE", "INCONCLUSIVE"):
+            why.append(f"{result.section.id}: no outcome ({result.outcome})")
+    why += [
+        f"{entry.path}: not reviewed ({entry.reason}), and only media may stay unreviewed"
+        for entry in not_reviewed
+        if not may_stay_unreviewed(entry, released)
+    ]
+    return why
