@@ -21,7 +21,7 @@ from .options import EFFORTS
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
-    {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm",
+    {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm", "cache_ttl",
      "section_budget", "max_sections", "include", "exclude", *PANEL_KEYS}
 )
 
@@ -41,6 +41,7 @@ class GateSettings:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     cache_dir: Path | None
+    cache_ttl: str = "5m"
 
     @property
     def n(self) -> int:
@@ -106,6 +107,7 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             include=tuple(_as_list(value("include"))),
             exclude=tuple(_as_list(value("exclude"))),
             cache_dir=cache_dir,
+            cache_ttl=value("cache_ttl"),
         )
     except ValueError as exc:
         raise pytest.UsageError(f"swarmgate: {exc}") from None
