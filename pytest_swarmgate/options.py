@@ -133,6 +133,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("calibrate", "Score the gate on a labeled corpus directory (default: the bundled one)", metavar="PATH"),
     Option("calibration-report", "Write the calibration report to PATH.json and PATH.md (and PATH.png with matplotlib)", metavar="PATH"),
     Option("target-fpr", "False positive rate the recommended K must stay at or under", 0.05, _fraction, metavar="RATE"),
+    Option("min-scored", "Share of the fixtures run that the panel must judge at some K before any K is recommended; below it the calibration fails", 0.8, _fraction, metavar="RATE"),
     Option("batch", "Send calibration calls through the Message Batches API (half price, slower)", False, bool_value, "bool", flag=True),
 )
 
