@@ -102,7 +102,9 @@ class Progress:
         if self.stats is None or self.done >= self.total:
             return ""
         retries = self.stats.retries
-        return f"; {self.stats.in_flight} calls in flight, {retries} {'retry' if retries == 1 else 'retries'}"
+        in_flight = self.stats.in_flight
+        return (f"; {in_flight} {'call' if in_flight == 1 else 'calls'} in flight, "
+                f"{retries} {'retry' if retries == 1 else 'retries'}")
 
     def stop(self) -> None:
         self.total = 0
