@@ -333,7 +333,7 @@ class CalibrationSession(ControllerRun):
         if not self.is_controller:
             return
         self.chosen = self.selected()
-        plans = [p for p, keep in zip(self.plans, self.chosen) if keep]
+        plans = [p for p, keep in zip(self.plans, self.chosen, strict=True) if keep]
         self._write(f"swarmgate: calibrating on {len(plans)} of {len(self.runs)} fixtures: "
                     f"{sum(len(p.sections) for p in plans)} sections x {self.settings.n} voters ...")
         self.review = self._execute(plans)
@@ -341,7 +341,7 @@ class CalibrationSession(ControllerRun):
         results = iter(self.review.results)
         self.runs = tuple(
             dataclasses.replace(run, results=tuple(itertools.islice(results, len(p.sections)))) if keep else run
-            for run, p, keep in zip(self.runs, self.plans, self.chosen)
+            for run, p, keep in zip(self.runs, self.plans, self.chosen, strict=True)
         )
         self.config.stash[runs_key] = {run.fixture.id: run for run in self.runs}
         self.report = calibrate(
@@ -358,7 +358,7 @@ class CalibrationSession(ControllerRun):
     @property
     def ran(self) -> list[FixtureRun]:
         """The fixtures this run called the panel on (all, unless -k, -m or --deselect narrowed them)."""
-        return [run for run, keep in zip(self.runs, self.chosen) if keep]
+        return [run for run, keep in zip(self.runs, self.chosen, strict=True) if keep]
 
     def _execute(self, plans: list[Plan]) -> RunResult:
         """Every section of every selected fixture in one engine run: gate.execute over one combined plan."""

@@ -21,8 +21,8 @@ from .options import EFFORTS
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
-    {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm", "cache_ttl",
-     "section_budget", "max_sections", "include", "exclude", *PANEL_KEYS}
+    {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm",
+     "cache_ttl", "section_budget", "max_sections", "include", "exclude", *PANEL_KEYS}
 )
 
 

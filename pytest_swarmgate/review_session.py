@@ -95,7 +95,8 @@ class Progress:
     def section(self, result: SectionResult) -> None:
         if self.done < self.total:
             self.done += 1
-            self.line(f"swarmgate: [{self.done}/{self.total}] {terminal(result.section.id)}: {result.tally()}{self.waiting()}")
+            where = f"[{self.done}/{self.total}] {terminal(result.section.id)}"
+            self.line(f"swarmgate: {where}: {result.tally()}{self.waiting()}")
 
     def waiting(self) -> str:
         """`; 3 calls in flight, 1 retry`: what the run still waits for, while it waits."""
@@ -171,7 +172,8 @@ class ReviewSession(ControllerRun):
         if self.plan is None:
             return
         stats = ReviewStats()
-        self.progress = Progress(self.config.pluginmanager.get_plugin("terminalreporter"), len(self.plan.sections), stats)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        self.progress = Progress(reporter, len(self.plan.sections), stats)
         self.progress.line(f"swarmgate: reviewing {len(self.plan.sections)} sections x {self.settings.n} voters ...")
         self.started_at = now_utc()
         try:

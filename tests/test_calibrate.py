@@ -227,7 +227,8 @@ def test_xdist_gives_the_same_result_and_sends_no_fixture_twice(pytester, stub, 
 
     assert outcomes(parallel) == outcomes(serial) and len(outcomes(serial)) == 4
     assert len(stub.calls()) == 4 * 3
-    parallel.stdout.fnmatch_lines(["*swarm calibration*", "K=3 in force: 2 of 4 scored fixtures disagree with their label*"])
+    parallel.stdout.fnmatch_lines(["*swarm calibration*",
+                                   "K=3 in force: 2 of 4 scored fixtures disagree with their label*"])
 
 
 # --- reports ------------------------------------------------------------------------------

@@ -286,7 +286,8 @@ def test_renderers_show_every_k_row_and_sections() -> None:
     text = report.render_text()
     lines = text.splitlines()
     header = next(line for line in lines if line.split()[:2] == ["K", "scored"])
-    assert header.split() == ["K", "scored", "not", "scored", "TP", "FN", "FP", "TN", "recall", "FPR", "precision", "score"]
+    assert header.split() == ["K", "scored", "not", "scored", "TP", "FN", "FP", "TN",
+                              "recall", "FPR", "precision", "score"]
     k_rows = [line.split() for line in lines[lines.index(header) + 1:][:3]]
     assert [r[0] for r in k_rows] == ["1", "2", "3"]
     assert k_rows[1] == ["2", "2", "0", "1", "0", "0", "1", "100.0%", "0.0%", "100.0%", "1.000"]
@@ -372,7 +373,8 @@ def test_an_all_error_corpus_scores_nothing_and_recommends_no_k() -> None:
     assert "under the 80% needed" in report.recommendation and "5 errors" in report.recommendation
     assert [(c.category, c.bad, c.tp, c.good, c.fp, c.not_scored) for c in report.categories] == [
         ("sqli", 0, 0, 0, 0, 3), ("xss", 0, 0, 0, 0, 2)]
-    assert [x.fixture_id for x in report.not_scored] == ["bad0.diff", "bad1.diff", "bad2.diff", "good0.diff", "good1.diff"]
+    assert [x.fixture_id for x in report.not_scored] == [
+        "bad0.diff", "bad1.diff", "bad2.diff", "good0.diff", "good1.diff"]
     assert all(x.reason.startswith("errors: INCONCLUSIVE at K=3, 3 of 3 votes") for x in report.not_scored)
     assert [(v.tp, v.fn, v.fp, v.tn, v.errors, v.excluded) for v in report.voters] == [(0, 0, 0, 0, 5, 5)] * 3
     assert report.agreement.pairs[0].fixtures == 0 and report.agreement.kappa is None
@@ -402,7 +404,8 @@ def test_enough_scored_fixtures_recommend_over_the_scored_ones_with_their_count(
     data += [panel(fixture("err.diff"), ["ERROR"] * 3)]
     report = calibrate(data, 3)
     assert report.judged_enough and report.recommended_k == 3
-    assert report.recommendation == "recommended K=3: recall 100.0% at FPR 0.0% over 8 scored fixtures (target FPR <= 5.0%)"
+    assert report.recommendation == (
+        "recommended K=3: recall 100.0% at FPR 0.0% over 8 scored fixtures (target FPR <= 5.0%)")
     assert calibrate(data, 3, min_scored=0.95).recommended_k is None
 
 
@@ -415,7 +418,8 @@ def test_an_unsafe_section_decides_a_fixture_whatever_errors_leave_open() -> Non
 
 
 def test_voters_are_credited_to_the_model_that_answered() -> None:
-    swapped = [dataclasses.replace(v, answered_model="smol") for v in panel(fixture("bad.diff"), ["UNSAFE"] * 2).votes()]
+    votes = panel(fixture("bad.diff"), ["UNSAFE"] * 2).votes()
+    swapped = [dataclasses.replace(v, answered_model="smol") for v in votes]
     fv = FixtureVotes(fixture("bad.diff"), (("s1", tuple(swapped)),))
     report = calibrate([fv], 2)
     assert {v.model for v in report.voters} == {"smol"}

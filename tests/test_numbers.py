@@ -148,8 +148,8 @@ def test_the_timeout_bounds_the_whole_vote_retries_included(pytester, stub, scri
 
 def test_the_error_names_every_attempt_and_what_the_last_one_got(pytester, stub, script) -> None:
     script.on(voter="v1", reply=Reply.status(529, "overloaded_error", "busy", retry_after=0.6))
-    result, report = review(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1",
-                            "--swarm-timeout=1", "--swarm-max-retries=5")
+    _, report = review(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1",
+                       "--swarm-timeout=1", "--swarm-max-retries=5")
     [vote] = votes_of(report)
     # 529 at 0 s, retry after 0.6 s, 529 again, the next wait runs past the 1 s budget.
     assert vote["error"].startswith("timeout: no reply within 1s, the vote's whole budget (2 attempts, ")
@@ -211,7 +211,8 @@ def test_the_stub_reads_the_longest_cached_prefix_up_to_any_breakpoint() -> None
     policy = [{"type": "text", "text": "p" * 4000, "cache_control": {"type": "ephemeral"}}]
 
     def ask(client: Any, section: str) -> Any:
-        content = [{"type": "text", "text": f"section: {section}\n" + "s" * 800, "cache_control": {"type": "ephemeral"}},
+        text = f"section: {section}\n" + "s" * 800
+        content = [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}},
                    {"type": "text", "text": "voter: v1"}]
         return client.messages.create(model="m", max_tokens=10, system=policy,
                                       messages=[{"role": "user", "content": content}]).usage

@@ -168,7 +168,8 @@ class KRow:
     def to_dict(self) -> dict[str, Any]:
         return {
             "k": self.k, "tp": self.tp, "fn": self.fn, "fp": self.fp, "tn": self.tn,
-            "scored": self.scored, "not_scored": self.not_scored, "recall": self.recall, "fpr": self.fpr, "precision": self.precision, "score": self.score,
+            "scored": self.scored, "not_scored": self.not_scored,
+            "recall": self.recall, "fpr": self.fpr, "precision": self.precision, "score": self.score,
         }
 
 
@@ -437,7 +438,7 @@ def not_scored_reason(fv: FixtureVotes, n: int, k: int) -> str | None:
         return None
     valid = sum(sum(count(votes)[:2]) for _, votes in fv.sections)
     asked = n * len(fv.sections)
-    open_ = [section_id for (section_id, _), o in zip(fv.sections, outcomes) if o == "INCONCLUSIVE"]
+    open_ = [section_id for (section_id, _), o in zip(fv.sections, outcomes, strict=True) if o == "INCONCLUSIVE"]
     return (f"errors: INCONCLUSIVE at K={k}, {asked - valid} of {asked} votes were errors or missing "
             f"({len(open_)} of {len(fv.sections)} sections undecided)")
 
@@ -739,7 +740,8 @@ def _blocks(r: CalibrationReport) -> list[_Table | str]:
     ]
     if r.not_scored:
         blocks.append(_Table(
-            f"Not scored at K={r.category_k} ({len(r.not_scored)} of {r.fixtures} fixtures: the panel did not judge them)",
+            f"Not scored at K={r.category_k} ({len(r.not_scored)} of {r.fixtures} fixtures: "
+            "the panel did not judge them)",
             ("fixture", "label", "reason"),
             tuple((x.fixture_id, x.expected, x.reason) for x in r.not_scored),
             left=3,
