@@ -420,7 +420,7 @@ class CalibrationSession(ControllerRun):
         """The run in one line, files not reviewed, the report, and the fixtures the gate in force gets wrong."""
         review = self.review
         assert review is not None
-        cached = len(review.votes) - review.calls
+        cached = review.cached_votes
         via = " through the Message Batches API" if self.batch else ""
         lines = [
             (f"corpus {self.corpus}: {len(self.ran)} of {len(self.runs)} fixtures run{self._narrowed()}, "
@@ -471,7 +471,7 @@ class CalibrationSession(ControllerRun):
                 "sections": len(review.results),
                 "votes": len(review.votes),
                 "calls": review.calls,
-                "cached_votes": len(review.votes) - review.calls,
+                "cached_votes": review.cached_votes,
                 "wall_time_s": review.wall_time_s,
             },
             "report": report.to_dict(),

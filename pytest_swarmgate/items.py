@@ -110,6 +110,7 @@ def _vote_summary(vote: Vote) -> dict[str, object]:
     return {
         "voter": vote.voter_id,
         "model": vote.model,
+        "answered_model": vote.answered_model,
         "verdict": vote.verdict,
         "confidence": vote.confidence,
         "top_finding": f"{top.where()} {top.title}" if top else None,

@@ -257,3 +257,17 @@ def test_strict_refusal_in_a_batch_steps_down_too(pytester, serve, script, monke
     result.stdout.fnmatch_lines(["v1 * 0         0", "v2 * 0         0"])  # no voter erred, none excluded
     result.stdout.fnmatch_lines(["*note: strict tool schema not applied: endpoint rejects it for claude-sonnet-5-5*"])
 
+
+
+def test_a_prewarm_refused_for_strict_steps_down_and_still_warms_the_section(pytester, serve) -> None:
+    from test_calibrate import module_diff
+
+    server = serve(strict="reject")
+    big = module_diff("app/big.py", [f"VALUE_{i} = {i}  # a line long enough to make the section large" for i in range(80)])
+    result, report = review(pytester, big, "--swarm-voters=2", "--swarm-threshold=2")
+    assert result.ret == 0 and "prewarm" not in " ".join(report["run"]["notes"])
+    prewarms = [(r.status, "strict" in r.body["tools"][0]) for r in server.requests if r.body.get("max_tokens") == 0]
+    assert prewarms == [(400, True), (200, False)]
+    assert report["run"]["prewarm_calls"] == 1
+    # The voters send the tool as the prewarm wrote it, so they read the section from the cache.
+    assert all(v["usage"]["cache_read_tokens"] > 0 for v in votes_of(report))

@@ -321,6 +321,11 @@ class RunResult:
         return total
 
     @property
+    def cached_votes(self) -> int:
+        """Votes served from the vote cache (not `len(votes) - calls`: prewarm calls are calls too)."""
+        return sum(v.cached for v in self.votes)
+
+    @property
     def calls(self) -> int:
         """Calls that went to the endpoint, prewarm calls included (cached votes cost nothing)."""
         return self.prewarm_calls + sum(not v.cached for v in self.votes)

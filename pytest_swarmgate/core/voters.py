@@ -344,14 +344,10 @@ class AnthropicVoter:
         """
         import anthropic
 
-        rung = dataclasses.replace(self.ladder.rung(voter), api_version=None, temperature=False, effort=False)
-        params = request_params(section, voter, fence, rung, max_tokens=0, cache_ttl=self.cache_ttl)
-        # Everything up to the section's cache breakpoint, nothing voter-specific after it.
-        params["messages"][0]["content"] = params["messages"][0]["content"][:1]
         attempts = Attempts()
         token = _ATTEMPTS.set(attempts)
         try:
-            message = await self._create(params, attempts)
+            message = await self._prewarm_call(section, voter, fence, attempts)
         except TypeError as exc:
             raise missing_credentials(exc) or exc
         except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
@@ -360,6 +356,22 @@ class AnthropicVoter:
         finally:
             _ATTEMPTS.reset(token)
         return _usage(message)
+
+    async def _prewarm_call(self, section: Section, voter: Voter, fence: str, attempts: Attempts) -> Any:
+        """The prewarm request, with the tool as the voters will send it (strict where it is taken)."""
+        import anthropic
+
+        while True:
+            rung = dataclasses.replace(self.ladder.rung(voter), api_version=None, temperature=False, effort=False)
+            params = request_params(section, voter, fence, rung, max_tokens=0, cache_ttl=self.cache_ttl)
+            # Everything up to the section's cache breakpoint, nothing voter-specific after it.
+            params["messages"][0]["content"] = params["messages"][0]["content"][:1]
+            try:
+                return await self._create(params, attempts)
+            except anthropic.BadRequestError as exc:
+                # Only a strict refusal is worth a second try: the tools are part of the cached prefix.
+                if not (rung.strict and self.ladder.step_down(voter, rung, describe_error(exc, self.timeout))):
+                    raise
 
     async def __call__(self, section: Section, voter: Voter, fence: str) -> Vote:
         attempts = Attempts()

@@ -173,7 +173,7 @@ def _votes_table(run: RunResult) -> list[str]:
             note = f"{top.severity} {top.where()} {top.title}" if top else (f"error: {v.error}" if v.error else "-")
             verdict = v.verdict + (" (cached)" if v.cached else "")
             conf = f"{v.confidence:.2f}" if v.confidence is not None else "-"
-            rows.append([_md(r.section.id), _md(v.voter_id), _md(v.model), _md(settings), _md(verdict), conf, _md(note)])
+            rows.append([_md(r.section.id), _md(v.voter_id), _md(v.credited_model), _md(settings), _md(verdict), conf, _md(note)])
     header = ["section", "voter", "model", "effective settings", "verdict", "confidence", "top finding"]
     return ["### Votes", ""] + _table(header, rows)
 
@@ -205,7 +205,7 @@ def _not_reviewed_list(run: RunResult) -> list[str]:
 def _cost_table(run: RunResult) -> list[str]:
     u = run.usage
     row = [
-        str(run.calls), str(len(run.votes) - run.calls), str(u.input_tokens), str(u.output_tokens),
+        str(run.calls), str(run.cached_votes), str(u.input_tokens), str(u.output_tokens),
         str(u.cache_read_tokens), str(u.cache_write_tokens), f"{run.wall_time_s:.2f}s",
     ]
     header = ["calls", "cached votes", "input tokens", "output tokens", "cache read", "cache write", "wall time"]

@@ -88,7 +88,7 @@ def _totals(run: RunResult) -> dict[str, Any]:
         "not_reviewed": len(run.not_reviewed),
         "votes": len(run.votes),
         "calls": run.calls,
-        "cached_votes": len(run.votes) - run.calls,
+        "cached_votes": run.cached_votes,
         "error_votes": sum(v.verdict == "ERROR" for v in run.votes),
         "findings": len(run.findings),
         "tokens": {**usage.to_dict(), "total": usage.total},

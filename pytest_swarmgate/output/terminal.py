@@ -60,7 +60,7 @@ def summary_lines(run: RunResult) -> list[str]:
         lines.append(f"note: {terminal(note, 300)}")
     lines.extend(held_lines(run))
     u = run.usage
-    cached = len(run.votes) - run.calls
+    cached = run.cached_votes
     lines.append(
         f"totals: {len(run.results)} sections x {len(run.panel)} voters, {run.calls} calls"
         + (f" ({cached} votes from cache)" if cached else "")
