@@ -95,6 +95,7 @@ async def review(
     async def warm(write: Prewarm, index: int, voter: Voter) -> None:
         section = sections[index]
         async with limit:
+            stats.in_flight += 1
             try:
                 stats.prewarm_usage = stats.prewarm_usage + await write(section, voter, fence)
                 stats.prewarm_calls += 1
@@ -102,6 +103,8 @@ async def review(
                 raise
             except Exception as exc:  # noqa: BLE001 - a failed prewarm costs a cache read, not a verdict
                 stats.notes.append(f"prewarm of {section.id} for {voter.model} failed: {type(exc).__name__}: {exc}")
+            finally:
+                stats.in_flight -= 1
 
     warming: dict[tuple[int, str], asyncio.Future[None]] = {}
     if prewarm is not None:
