@@ -319,7 +319,7 @@ class AnthropicVoter:
             response = await call_next(request)
         except Exception as exc:
             if attempts is not None:
-                attempts.last_error = type(exc).__name__
+                attempts.last_error = "timed out" if _is_timeout(exc) else redact(describe_error(exc, 0), self.client)
             raise
         if attempts is not None and getattr(response, "status_code", 200) >= 400:
             attempts.last_error = await _status_line(response)
