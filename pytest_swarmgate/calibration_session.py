@@ -333,6 +333,10 @@ class CalibrationSession(ControllerRun):
         if not self.is_controller:
             return
         self.chosen = self.selected()
+        if not any(self.chosen):
+            # Every fixture item deselected (`-m "not swarm_calibration"`): nothing to call or score.
+            self._write(f"swarmgate: no calibration fixture selected of {len(self.runs)}: no calls made")
+            return
         plans = [p for p, keep in zip(self.plans, self.chosen, strict=True) if keep]
         self._write(f"swarmgate: calibrating on {len(plans)} of {len(self.runs)} fixtures: "
                     f"{sum(len(p.sections) for p in plans)} sections x {self.settings.n} voters ...")

@@ -271,3 +271,15 @@ def test_a_prewarm_refused_for_strict_steps_down_and_still_warms_the_section(pyt
     assert report["run"]["prewarm_calls"] == 1
     # The voters send the tool as the prewarm wrote it, so they read the section from the cache.
     assert all(v["usage"]["cache_read_tokens"] > 0 for v in votes_of(report))
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+def test_deselecting_every_fixture_makes_no_call_and_no_verdict(pytester, stub, xdist) -> None:
+    if xdist:
+        pytest.importorskip("xdist")
+    pytester.makepyfile(test_other="def test_other():\n    pass\n")
+    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "-m", "not swarm_calibration",
+                       *(["-n", "2"] if xdist else []))
+    assert result.ret == 0 and stub.calls() == []
+    result.assert_outcomes(passed=1, deselected=0 if xdist else 4)
+    result.stdout.fnmatch_lines(["swarmgate: no calibration fixture selected of 4: no calls made"])
