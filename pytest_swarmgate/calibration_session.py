@@ -6,6 +6,15 @@ wall time is that of one review. K only moves a threshold over the votes already
 whole K table and curve cost no extra call. xdist workers get the votes through
 `workerinput` and collect the same items in the same order.
 
+Quick calibrations the pytest way: `-k`, `-m` and `--deselect` on the fixture items limit the
+calls to the selected fixtures. Without xdist the run waits for pytest's own deselection and
+reviews the items left. Under xdist the controller must call before its workers start, so before
+any collection: it matches the same expressions with pytest's own Expression, KeywordMatcher
+and MarkMatcher against each fixture item's names (`swarm-calibrate`, the fixture id, the
+`swarm_calibration` marker) and its node id. A deselection made by another plugin's
+`pytest_collection_modifyitems` is seen without xdist only; under xdist such an item still
+fails closed, since its fixture did not run. The report says how many of the corpus ran.
+
 A fixture's sections are sent exactly as a normal review of that diff would send them: the
 section's own path and content, nothing else. The fixture's file name and its label never
 reach a voter - names such as `sqli-orders.bad.diff` would give the answer away.
@@ -31,6 +40,7 @@ from .core.calibration import (
     FixtureVotes,
     calibrate,
     fixture_flagged,
+    not_scored_reason,
     plot_k_curve,
 )
 from .core.corpus import CorpusError, Fixture, load_corpus
@@ -69,7 +79,15 @@ class FixtureRun:
     results: tuple[SectionResult, ...] | None = None
 
     def votes(self) -> FixtureVotes:
-        return FixtureVotes(self.fixture, tuple((r.section.id, r.votes) for r in self.results or ()))
+        return FixtureVotes(
+            self.fixture,
+            tuple((r.section.id, r.votes) for r in self.results or ()),
+            tuple(n.reason for n in self.not_reviewed),
+        )
+
+    def not_scored(self, gate: GatePoint) -> str | None:
+        """Why the panel did not judge this fixture at the K in force (`calibration.not_scored_reason`)."""
+        return not_scored_reason(self.votes(), gate.n, gate.k)
 
     def blocked(self, gate: GatePoint) -> bool:
         """Whether the gate in force blocks this fixture (`calibration.fixture_flagged`)."""
@@ -112,6 +130,12 @@ class CalibrationItem(ReviewItem):
         self.run = self.config.stash.get(runs_key, {}).get(self.run.fixture.id, self.run)
         if self.run.results is None:
             raise SectionFailed(["the calibration did not run in this session, so there is no verdict (fail closed)"])
+        unjudged = self.run.not_scored(self.gate)
+        if unjudged is not None and unjudged.startswith("errors"):
+            # Never a pass on errors, and never called UNSAFE: the panel decided nothing.
+            raise SectionFailed(unjudged_lines(self.run, self.gate, unjudged))
+        if unjudged is not None:
+            pytest.skip(f"not scored: {terminal(unjudged)}")
         blocked = self.run.blocked(self.gate)
         self.user_properties.append(("swarm_expected", self.run.fixture.expected))
         self.user_properties.append(("swarm_gate", "BLOCKED" if blocked else "PASSED"))
@@ -142,6 +166,44 @@ def mismatch_lines(run: FixtureRun, gate: GatePoint, blocked: bool) -> list[str]
     if not run.results:
         lines.append("  no section of this diff was reviewed, so the gate had nothing to block")
     return lines
+
+
+def unjudged_lines(run: FixtureRun, gate: GatePoint, reason: str) -> list[str]:
+    """The failure text of a fixture the panel did not judge: INCONCLUSIVE, with every vote."""
+    f = run.fixture
+    lines = [f"{terminal(f.id)}: expected {f.expected}, but the gate at K={gate.k} of N={gate.n} is INCONCLUSIVE: "
+             f"not scored ({terminal(reason)})"]
+    for result in run.results or ():
+        lines.extend("  " + line for line in section_lines(result))
+    return lines
+
+
+def preselected(config: pytest.Config, fixture_ids: list[str]) -> set[str]:
+    """The fixtures whose items `-k`, `-m` and `--deselect` keep, matched as pytest matches them.
+
+    For the controller under xdist, which must call before any collection (see the module
+    docstring). A bad expression is pytest's own usage error.
+    """
+    from _pytest.mark import KeywordMatcher, MarkMatcher  # no public API for matching a name set
+    from _pytest.mark.expression import Expression
+
+    prefixes = tuple(config.getoption("deselect", None) or ())
+    try:
+        keyword = Expression.compile(config.option.keyword) if config.option.keyword else None
+        mark = Expression.compile(config.option.markexpr) if config.option.markexpr else None
+    except SyntaxError as exc:  # what Expression raises for a bad expression
+        raise pytest.UsageError(f"Wrong expression passed to '-k' or '-m': {exc}") from None
+    marks = MarkMatcher.from_markers([pytest.mark.swarm_calibration.mark])
+    kept = set()
+    for fixture_id in fixture_ids:
+        if keyword and not keyword.evaluate(KeywordMatcher({COLLECTOR_NAME, fixture_id, "swarm_calibration"})):
+            continue
+        if mark and not mark.evaluate(marks):
+            continue
+        if prefixes and f"{COLLECTOR_NAME}::{fixture_id}".startswith(prefixes):
+            continue
+        kept.add(fixture_id)
+    return kept
 
 
 class CalibrationCollector(pytest.Collector):
@@ -206,6 +268,8 @@ class CalibrationSession(ControllerRun):
         self.settings: GateSettings = settle_panel(config, resolve(config))
         self.gate = GatePoint(self.settings.n, self.settings.k, self.settings.on_inconclusive)
         self.target_fpr: float = options.get(config, "target-fpr")
+        self.min_scored: float = options.get(config, "min-scored")
+        self.chosen: list[bool] = []
         self.batch = bool(options.get(config, "batch"))
         self.poll_seconds = self._poll_seconds() if self.batch else 0.0
         raw_report = options.get(config, "calibration-report")
@@ -225,6 +289,8 @@ class CalibrationSession(ControllerRun):
             plan(config, self.settings, str(f.diff_path), read_fixture(f)) for f in fixtures
         )
         self.runs = tuple(FixtureRun(f, p.not_reviewed) for f, p in zip(fixtures, self.plans))
+        # The fixture ids pytest kept after deselection; None until collection finished here.
+        self.collected: set[str] | None = None
 
     @staticmethod
     def _poll_seconds() -> float:
@@ -238,6 +304,17 @@ class CalibrationSession(ControllerRun):
     @property
     def sections(self) -> int:
         return sum(len(p.sections) for p in self.plans)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # After every deselection: the items left are the fixtures to run (no xdist).
+        self.collected = {i.run.fixture.id for i in session.items if isinstance(i, CalibrationItem)}
+
+    def selected(self) -> list[bool]:
+        """Per fixture, whether this run calls the panel on it."""
+        ids = [run.fixture.id for run in self.runs]
+        kept = self.collected if self.collected is not None else preselected(self.config, ids)
+        return [fixture_id in kept for fixture_id in ids]
 
     def _write(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -255,41 +332,54 @@ class CalibrationSession(ControllerRun):
         """Run the panel over every fixture and build the report."""
         if not self.is_controller:
             return
-        self._write(f"swarmgate: calibrating on {len(self.runs)} fixtures: "
-                    f"{self.sections} sections x {self.settings.n} voters ...")
-        self.review = self._execute()
+        self.chosen = self.selected()
+        if not any(self.chosen):
+            # Every fixture item deselected (`-m "not swarm_calibration"`): nothing to call or score.
+            self._write(f"swarmgate: no calibration fixture selected of {len(self.runs)}: no calls made")
+            return
+        plans = [p for p, keep in zip(self.plans, self.chosen, strict=True) if keep]
+        self._write(f"swarmgate: calibrating on {len(plans)} of {len(self.runs)} fixtures: "
+                    f"{sum(len(p.sections) for p in plans)} sections x {self.settings.n} voters ...")
+        self.review = self._execute(plans)
         # The engine keeps section order, and fixtures' sections were queued fixture by fixture.
         results = iter(self.review.results)
         self.runs = tuple(
-            dataclasses.replace(run, results=tuple(itertools.islice(results, len(p.sections))))
-            for run, p in zip(self.runs, self.plans)
+            dataclasses.replace(run, results=tuple(itertools.islice(results, len(p.sections)))) if keep else run
+            for run, p, keep in zip(self.runs, self.plans, self.chosen, strict=True)
         )
         self.config.stash[runs_key] = {run.fixture.id: run for run in self.runs}
         self.report = calibrate(
-            [run.votes() for run in self.runs],
+            [run.votes() for run in self.ran],
             self.settings.n,
             target_fpr=self.target_fpr,
             on_inconclusive=self.settings.on_inconclusive,  # type: ignore[arg-type]
             batch=self.batch,
+            min_scored=self.min_scored,
         )
         if self.report_base is not None:
             self.notices = self._write_reports(self.report_base, self.report)
 
-    def _execute(self) -> RunResult:
-        """Every section of every fixture in one engine run: gate.execute over one combined plan."""
+    @property
+    def ran(self) -> list[FixtureRun]:
+        """The fixtures this run called the panel on (all, unless -k, -m or --deselect narrowed them)."""
+        return [run for run, keep in zip(self.runs, self.chosen, strict=True) if keep]
+
+    def _execute(self, plans: list[Plan]) -> RunResult:
+        """Every section of every selected fixture in one engine run: gate.execute over one combined plan."""
         from .core.diff import diff_sha256
         from .runner import Plan, execute
 
         combined = Plan(
             source=f"calibration corpus {self.corpus}",
-            diff_sha256=diff_sha256("\n".join(p.diff_sha256 for p in self.plans)),
-            sections=tuple(s for p in self.plans for s in p.sections),
+            diff_sha256=diff_sha256("\n".join(p.diff_sha256 for p in plans)),
+            sections=tuple(s for p in plans for s in p.sections),
             not_reviewed=(),
         )
         settings = self.settings
         if self.batch:
             # One batch for the run: the engine must start every call at once (see batch.BatchVoter).
-            settings = dataclasses.replace(settings, concurrency=max(settings.concurrency, self.sections * settings.n))
+            calls = len(combined.sections) * settings.n
+            settings = dataclasses.replace(settings, concurrency=max(settings.concurrency, calls))
         self._batching = self.batch
         try:
             return execute(self.config, settings, combined)
@@ -337,20 +427,36 @@ class CalibrationSession(ControllerRun):
         cached = review.cached_votes
         via = " through the Message Batches API" if self.batch else ""
         lines = [
-            (f"corpus {self.corpus}: {len(self.runs)} fixtures, {len(review.results)} sections x {self.settings.n} "
+            (f"corpus {self.corpus}: {len(self.ran)} of {len(self.runs)} fixtures run{self._narrowed()}, "
+             f"{len(review.results)} sections x {self.settings.n} "
              f"voters: {review.calls} calls{via}, {cached} votes from cache, wall {review.wall_time_s:.1f}s"),
         ]
-        for run in self.runs:
+        lines.extend(f"note: {terminal(note, 300)}" for note in review.notes)
+        for run in self.ran:
             for nr in run.not_reviewed:
                 lines.append(f"{terminal(run.fixture.id)}: {terminal(nr.path)} not reviewed ({terminal(nr.reason)})")
         lines.extend(terminal_block(line) for line in report.render_text().splitlines())
-        wrong = [run.fixture.id for run in self.runs if run.blocked(self.gate) != (run.fixture.expected == "UNSAFE")]
+        scored = [run for run in self.ran if run.not_scored(self.gate) is None]
+        wrong = [run.fixture.id for run in scored if run.blocked(self.gate) != (run.fixture.expected == "UNSAFE")]
         lines.append(
-            f"K={self.gate.k} in force: {len(wrong)} of {len(self.runs)} fixtures disagree with their label"
+            f"K={self.gate.k} in force: {len(wrong)} of {len(scored)} scored fixtures disagree with their label"
             + (" (their items fail)" if wrong else "")
+            + (f"; {len(self.ran) - len(scored)} not scored" if len(scored) < len(self.ran) else "")
         )
         lines.extend(self.notices)
         return lines
+
+    def _narrowed(self) -> str:
+        return " (selected with -k, -m or --deselect)" if len(self.ran) < len(self.runs) else ""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Too few fixtures judged: the calibration measured nothing to choose K by, so the run fails."""
+        if not self.is_controller or self.report is None or self.report.judged_enough:
+            return
+        self.notices.append(f"swarmgate: calibration failed: {self.report.recommendation}")
+        # Not 1: the panel could not judge (an endpoint problem), which is not a gate that disagrees.
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
     def document(self, report: CalibrationReport) -> dict[str, Any]:
         """The JSON report: the calibration report, and every fixture with every vote cast on it."""
@@ -364,7 +470,8 @@ class CalibrationSession(ControllerRun):
             "on_inconclusive": self.gate.on_inconclusive,
             "batch": self.batch,
             "totals": {
-                "fixtures": len(self.runs),
+                "fixtures": len(self.ran),
+                "corpus_fixtures": len(self.runs),
                 "sections": len(review.results),
                 "votes": len(review.votes),
                 "calls": review.calls,
@@ -373,9 +480,10 @@ class CalibrationSession(ControllerRun):
             },
             "report": report.to_dict(),
             "fixtures": [
-                {**run.to_dict(), "blocked": run.blocked(self.gate),
-                 "agrees": run.blocked(self.gate) == (run.fixture.expected == "UNSAFE")}
-                for run in self.runs
+                {**run.to_dict(), "blocked": run.blocked(self.gate), "not_scored": run.not_scored(self.gate),
+                 "agrees": run.not_scored(self.gate) is None
+                 and run.blocked(self.gate) == (run.fixture.expected == "UNSAFE")}
+                for run in self.ran
             ],
         }
 

@@ -23,7 +23,8 @@ from .options import EFFORTS
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
     {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm",
-     "section_budget", "max_sections", "include", "exclude", "max_section_chars", "max_input_tokens", *PANEL_KEYS}
+     "cache_ttl", "section_budget", "max_sections", "include", "exclude", "max_section_chars", "max_input_tokens",
+     *PANEL_KEYS}
 )
 
 
@@ -44,6 +45,7 @@ class GateSettings:
     cache_dir: Path | None
     max_section_chars: int = DEFAULT_MAX_SECTION_CHARS
     max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
+    cache_ttl: str = "5m"
 
     @property
     def n(self) -> int:
@@ -111,6 +113,7 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             cache_dir=cache_dir,
             max_section_chars=value("max_section_chars"),
             max_input_tokens=value("max_input_tokens"),
+            cache_ttl=value("cache_ttl"),
         )
     except ValueError as exc:
         raise pytest.UsageError(f"swarmgate: {exc}") from None

@@ -111,6 +111,7 @@ def _vote_summary(vote: Vote) -> dict[str, object]:
     return {
         "voter": junit_text(vote.voter_id),
         "model": junit_text(vote.model),
+        "answered_model": junit_text(vote.answered_model) if vote.answered_model else None,
         "verdict": vote.verdict,
         "confidence": vote.confidence,
         "top_finding": junit_text(f"{top.where()} {top.title}") if top else None,

@@ -15,6 +15,7 @@ DEFAULT_LENSES = "security,correctness,data-flow,adversarial,concurrency"
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
 PREWARM_MODES = ("auto", "on", "off")
+CACHE_TTLS = ("5m", "1h")
 
 
 class Option:
@@ -113,10 +114,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("panel", "Whole panel, one voter per line: MODEL [temperature=T] [effort=E] [lens=L] (ini only)", "", ini_type="linelist"),
     Option("on-inconclusive", "What an INCONCLUSIVE section does to the session: fail, warn or pass", "fail", _choice(INCONCLUSIVE_POLICIES), metavar="POLICY"),
     Option("concurrency", "Calls in flight at once, over all sections and voters", 16, _positive_int, metavar="N"),
-    Option("timeout", "Seconds one call may take before it is an ERROR vote", 120.0, _positive_float, metavar="SECONDS"),
+    Option("timeout", "Seconds one vote may take, the SDK's retries included, before it is an ERROR vote", 120.0, _positive_float, metavar="SECONDS"),
     Option("max-retries", "Retries the anthropic SDK makes on 429, 5xx and connection errors", 2, _non_negative_int, metavar="N"),
     Option("max-tokens", "Output token limit of one vote", 4096, _positive_int, metavar="N"),
     Option("prewarm", "Write each large section into the prompt cache before its voters read it: auto (sections of 4000+ characters), on or off", "auto", _choice(PREWARM_MODES), metavar="MODE"),
+    Option("cache-ttl", "Prompt cache lifetime of the policy: 5m, or 1h where the endpoint offers it (writes cost 2x input instead of 1.25x; reads 0.1x either way)", "5m", _choice(CACHE_TTLS), metavar="TTL"),
     Option("max-sections", "Most sections one review may send (a cost ceiling): a larger diff is a usage error", 200, _positive_int, metavar="N"),
     Option("section-budget", "Characters of diff in one section; a larger file is split along hunks", 60_000, _positive_int, metavar="CHARS"),
     Option(
@@ -143,6 +145,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("calibrate", "Score the gate on a labeled corpus directory (default: the bundled one)", metavar="PATH"),
     Option("calibration-report", "Write the calibration report to PATH.json and PATH.md (and PATH.png with matplotlib)", metavar="PATH"),
     Option("target-fpr", "False positive rate the recommended K must stay at or under", 0.05, _fraction, metavar="RATE"),
+    Option("min-scored", "Share of the fixtures run that the panel must judge at some K before any K is recommended; below it the calibration fails", 0.8, _fraction, metavar="RATE"),
     Option("batch", "Send calibration calls through the Message Batches API (half price, slower)", False, bool_value, "bool", flag=True),
 )
 

@@ -122,7 +122,9 @@ def pytest_swarmgate_make_client(config: pytest.Config, settings: GateSettings) 
 def pytest_swarmgate_make_voter(config: pytest.Config, settings: GateSettings, client: Any) -> Any:
     from .core.voters import AnthropicVoter
 
-    return AnthropicVoter(client, timeout=settings.timeout, max_tokens=settings.max_tokens)
+    return AnthropicVoter(
+        client, timeout=settings.timeout, max_tokens=settings.max_tokens, cache_ttl=settings.cache_ttl
+    )
 
 
 def is_diff_text(value: str) -> bool:

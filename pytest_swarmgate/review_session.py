@@ -15,6 +15,7 @@ import pytest
 
 from . import options
 from .configuration import resolve
+from .core.engine import ReviewStats
 from .core.model import NotReviewed, RunResult, Section, SectionResult
 from .core.voting import run_passes
 from .items import COLLECTOR_NAME, ReviewCollector, policy_key, run_key
@@ -96,8 +97,9 @@ class Progress:
     Reviews a test makes through the `swarm_review` fixture are not shown.
     """
 
-    def __init__(self, reporter: Any, total: int) -> None:
+    def __init__(self, reporter: Any, total: int, stats: ReviewStats | None = None) -> None:
         self.reporter, self.total, self.done = reporter, total, 0
+        self.stats = stats
 
     def line(self, text: str) -> None:
         if self.reporter is not None and self.total:
@@ -106,7 +108,17 @@ class Progress:
     def section(self, result: SectionResult) -> None:
         if self.done < self.total:
             self.done += 1
-            self.line(f"swarmgate: [{self.done}/{self.total}] {terminal(result.section.id)}: {result.tally()}")
+            where = f"[{self.done}/{self.total}] {terminal(result.section.id)}"
+            self.line(f"swarmgate: {where}: {result.tally()}{self.waiting()}")
+
+    def waiting(self) -> str:
+        """`; 3 calls in flight, 1 retry`: what the run still waits for, while it waits."""
+        if self.stats is None or self.done >= self.total:
+            return ""
+        retries = self.stats.retries
+        in_flight = self.stats.in_flight
+        return (f"; {in_flight} {'call' if in_flight == 1 else 'calls'} in flight, "
+                f"{retries} {'retry' if retries == 1 else 'retries'}")
 
     def stop(self) -> None:
         self.total = 0
@@ -172,11 +184,13 @@ class ReviewSession(ControllerRun):
         """Cast every vote of the plan."""
         if self.plan is None:
             return
-        self.progress = Progress(self.config.pluginmanager.get_plugin("terminalreporter"), len(self.plan.sections))
+        stats = ReviewStats()
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        self.progress = Progress(reporter, len(self.plan.sections), stats)
         self.progress.line(f"swarmgate: reviewing {len(self.plan.sections)} sections x {self.settings.n} voters ...")
         self.started_at = now_utc()
         try:
-            self.run = execute(self.config, self.settings, self.plan)
+            self.run = execute(self.config, self.settings, self.plan, stats)
         finally:
             self.progress.stop()
         self.config.stash[run_key] = self.run

@@ -162,8 +162,11 @@ def settle_panel(config: pytest.Config, settings: GateSettings) -> GateSettings:
     return dataclasses.replace(settings, panel=tuple(panel))
 
 
-def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunResult:
-    """Cast every vote of the plan and judge every section (the panel is already settled)."""
+def execute(config: pytest.Config, settings: GateSettings, plan: Plan, stats: ReviewStats | None = None) -> RunResult:
+    """Cast every vote of the plan and judge every section (the panel is already settled).
+
+    `stats`, when given, is live during the run (calls in flight, retries) for a progress line.
+    """
     panel = settings.panel
     if not plan.sections:
         return RunResult(
@@ -183,7 +186,7 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
     def on_section(result: SectionResult) -> None:
         config.hook.pytest_swarmgate_section_result(config=config, result=redact.section_result(result))
 
-    stats = ReviewStats()
+    stats = stats if stats is not None else ReviewStats()
     try:
         client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
         redact = Redactor.from_env(os.environ, client)

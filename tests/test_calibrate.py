@@ -159,11 +159,12 @@ def test_k_table_matches_the_binomial_prediction_for_independent_voters(pytester
     assert report["agreement"]["warning"] is None
     result.stdout.fnmatch_lines([
         "*swarm calibration*",
-        "Threshold K (N=5; 300 fixtures: 150 UNSAFE, 150 SAFE; INCONCLUSIVE counts as flagged)",
-        "recommended K=3: recall * at FPR * (target FPR <= 15.0%)",
+        "Threshold K (N=5; 300 fixtures: 150 UNSAFE, 150 SAFE; INCONCLUSIVE counts as flagged; rates over the "
+        "fixtures scored at each K)",
+        "recommended K=3: recall * at FPR * over 300 scored fixtures (target FPR <= 15.0%)",
         "Voters (*",
         "v1 *",
-        "Categories at K=3",
+        "Categories at K=3 (scored fixtures)",
         "command-injection *",
         "path-traversal *",
         "sql-injection *",
@@ -171,7 +172,7 @@ def test_k_table_matches_the_binomial_prediction_for_independent_voters(pytester
         "mean pairwise agreement *; within-label Fleiss' kappa *",
         "line accuracy: *",
         "tokens: * input, * output, *; cost $*",
-        "K=4 in force: * of 300 fixtures disagree with their label*",
+        "K=4 in force: * of 300 scored fixtures disagree with their label*",
     ])
     # Items fail exactly where the gate in force (K=4 by default for N=5) disagrees with the label.
     wrong = report["rows"][3]["fn"] + report["rows"][3]["fp"]
@@ -226,7 +227,8 @@ def test_xdist_gives_the_same_result_and_sends_no_fixture_twice(pytester, stub, 
 
     assert outcomes(parallel) == outcomes(serial) and len(outcomes(serial)) == 4
     assert len(stub.calls()) == 4 * 3
-    parallel.stdout.fnmatch_lines(["*swarm calibration*", "K=3 in force: 2 of 4 fixtures disagree with their label*"])
+    parallel.stdout.fnmatch_lines(["*swarm calibration*",
+                                   "K=3 in force: 2 of 4 scored fixtures disagree with their label*"])
 
 
 # --- reports ------------------------------------------------------------------------------
@@ -252,7 +254,7 @@ def test_both_report_files_and_the_plot_are_written(pytester, stub, script) -> N
         "diffs/false-alarm.good.diff": False, "diffs/missed.bad.diff": False,
     }
     markdown = Path(f"{out}.md").read_text()
-    assert "### Threshold K (N=3;" in markdown and "| K | TP |" in markdown
+    assert "### Threshold K (N=3;" in markdown and "| K | scored | not scored | TP |" in markdown
     assert Path(f"{out}.png").read_bytes().startswith(b"\x89PNG")
     assert not list(out.parent.glob(".*tmp"))  # the atomic writes left nothing behind
 
@@ -422,10 +424,15 @@ def test_batch_errors_are_error_votes(pytester, stub, script, monkeypatch) -> No
     script.on(voter="v2", reply=Reply.status(500, "api_error", "boom"))  # first match wins
     script_small(script)
     result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", "--swarm-batch", "-rA")
-    # v2 erred everywhere: with K=2 of 2 no section can be SAFE, so every fixture is blocked.
-    result.assert_outcomes(passed=2, failed=2)
+    # v2 erred everywhere: with K=2 of 2 no section can be SAFE. Where v1 said UNSAFE the panel
+    # still decided (blocked); where v1 said SAFE it decided nothing: INCONCLUSIVE, not scored, and
+    # the known-bad fixture the panel missed does not pass on v2's errors.
+    result.assert_outcomes(passed=1, failed=3)
     result.stdout.fnmatch_lines(["*ended: 8/8 done (4 succeeded, 4 errored, 0 canceled, 0 expired)",
                                  "*v2 * ERROR * error: batch errored: api_error: boom*"])
+    result.stdout.fnmatch_lines(["diffs/missed.bad.diff: expected UNSAFE, but the gate at K=2 of N=2 is INCONCLUSIVE: "
+                                 "not scored (errors: INCONCLUSIVE at K=2, 1 of 2 votes were errors or missing*"])
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR, "half the corpus judged: no K can be recommended"
 
 
 def test_batch_mode_refuses_a_custom_voter(pytester, stub) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -154,8 +155,10 @@ def test_error_votes_are_inconclusive_flagged_under_fail_only() -> None:
     assert fixture_flagged(fv, 3, 1, "fail") is False  # K=1: one SAFE vote is enough
     fail = calibrate([fv], 3)
     passing = calibrate([fv], 3, on_inconclusive="pass")
-    assert [r.tp for r in fail.rows] == [0, 1, 1]
-    assert [r.tp for r in passing.rows] == [0, 0, 0]
+    # The gate blocks it at K=2 and 3 under "fail", but the panel judged nothing there: not scored,
+    # whatever the policy, so the errors neither catch the flaw nor miss it.
+    for report in (fail, passing):
+        assert [(r.tp, r.fn, r.not_scored) for r in report.rows] == [(0, 1, 0), (0, 0, 1), (0, 0, 1)]
     v1 = fail.voters[1]
     assert (v1.errors, v1.excluded, v1.tpr) == (1, 1, None)
     assert fail.voters[0].tpr == 0.0
@@ -282,18 +285,19 @@ def test_renderers_show_every_k_row_and_sections() -> None:
     report = calibrate(data, 3)
     text = report.render_text()
     lines = text.splitlines()
-    header = next(line for line in lines if line.split()[:2] == ["K", "TP"])
-    assert header.split() == ["K", "TP", "FN", "FP", "TN", "recall", "FPR", "precision", "score"]
+    header = next(line for line in lines if line.split()[:2] == ["K", "scored"])
+    assert header.split() == ["K", "scored", "not", "scored", "TP", "FN", "FP", "TN",
+                              "recall", "FPR", "precision", "score"]
     k_rows = [line.split() for line in lines[lines.index(header) + 1:][:3]]
     assert [r[0] for r in k_rows] == ["1", "2", "3"]
-    assert k_rows[1] == ["2", "1", "0", "0", "1", "100.0%", "0.0%", "100.0%", "1.000"]
+    assert k_rows[1] == ["2", "2", "0", "1", "0", "0", "1", "100.0%", "0.0%", "100.0%", "1.000"]
     for needle in ("recommended K=2", "Voters", "Categories at K=2", "mean pairwise agreement", "tokens:"):
         assert needle in text
     md = report.render_markdown()
-    assert "| K | TP | FN | FP | TN | recall | FPR | precision | score |" in md
-    assert "|---:|---:|---:|---:|---:|---:|---:|---:|---:|" in md
-    assert "| 2 | 1 | 0 | 0 | 1 | 100.0% | 0.0% | 100.0% | 1.000 |" in md
-    assert "| sqli | 1 | 1 | 100.0% | 0 | 0 | - |" in md
+    assert "| K | scored | not scored | TP | FN | FP | TN | recall | FPR | precision | score |" in md
+    assert "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" in md
+    assert "| 2 | 2 | 0 | 1 | 0 | 0 | 1 | 100.0% | 0.0% | 100.0% | 1.000 |" in md
+    assert "| sqli | 1 | 1 | 100.0% | 0 | 0 | - | 0 |" in md
     assert "### Voters" in md
 
 
@@ -353,3 +357,70 @@ def test_plot_without_matplotlib_returns_false(tmp_path: Path, monkeypatch: pyte
     out = tmp_path / "k.png"
     assert plot_k_curve(report, out) is False
     assert not out.exists()
+
+
+# --- only what was judged is scored ----------------------------------------------------
+
+
+def test_an_all_error_corpus_scores_nothing_and_recommends_no_k() -> None:
+    """The issue's run: every vote an ERROR must not read as 100% recall and 100% FPR."""
+    data = [panel(fixture(f"bad{i}.diff"), ["ERROR"] * 3) for i in range(3)]
+    data += [panel(fixture(f"good{i}.diff", "SAFE", category="xss"), ["ERROR"] * 3) for i in range(2)]
+    report = calibrate(data, 3)
+    assert all((r.scored, r.not_scored, r.recall, r.fpr, r.precision) == (0, 5, None, None, None) for r in report.rows)
+    assert not report.judged_enough and report.recommended_k is None
+    assert report.recommendation.startswith("no K can be recommended: at most 0 of 5 fixtures (0%) were judged")
+    assert "under the 80% needed" in report.recommendation and "5 errors" in report.recommendation
+    assert [(c.category, c.bad, c.tp, c.good, c.fp, c.not_scored) for c in report.categories] == [
+        ("sqli", 0, 0, 0, 0, 3), ("xss", 0, 0, 0, 0, 2)]
+    assert [x.fixture_id for x in report.not_scored] == [
+        "bad0.diff", "bad1.diff", "bad2.diff", "good0.diff", "good1.diff"]
+    assert all(x.reason.startswith("errors: INCONCLUSIVE at K=3, 3 of 3 votes") for x in report.not_scored)
+    assert [(v.tp, v.fn, v.fp, v.tn, v.errors, v.excluded) for v in report.voters] == [(0, 0, 0, 0, 5, 5)] * 3
+    assert report.agreement.pairs[0].fixtures == 0 and report.agreement.kappa is None
+    text = report.render_text()
+    assert "Not scored at K=3 (5 of 5 fixtures" in text and "caught 100%" not in text and "100.0%" not in text
+
+
+def test_a_fixture_with_nothing_reviewed_is_never_a_voters_tn_or_an_agreement() -> None:
+    """--swarm-include leaving most fixtures empty: they are excluded, not 100% agreement."""
+    judged = [panel(fixture("bad.diff"), ["UNSAFE"] * 3), panel(fixture("good.diff", "SAFE"), ["SAFE"] * 3)]
+    empty = [FixtureVotes(fixture(f"e{i}.diff", "SAFE"), (), ("not matched by any include glob",)) for i in range(8)]
+    media = FixtureVotes(fixture("m.diff"), (), ("binary file",))
+    report = calibrate([*judged, *empty, media], 3)
+    assert [(r.scored, r.not_scored) for r in report.rows] == [(2, 9)] * 3
+    assert report.recommended_k is None and "at most 2 of 11 fixtures (18%)" in report.recommendation
+    assert "8 excluded" in report.recommendation and "1 nothing reviewed" in report.recommendation
+    assert [(v.tp + v.fn + v.fp + v.tn, v.excluded) for v in report.voters] == [(2, 9)] * 3
+    assert all(p.fixtures == 2 for p in report.agreement.pairs) and report.agreement.kappa_fixtures == 2
+    reasons = {x.fixture_id: x.reason for x in report.not_scored}
+    assert reasons["e0.diff"] == "excluded: not matched by any include glob"
+    assert reasons["m.diff"] == "nothing reviewed (binary file)"
+
+
+def test_enough_scored_fixtures_recommend_over_the_scored_ones_with_their_count() -> None:
+    data = [panel(fixture(f"bad{i}.diff"), ["UNSAFE"] * 3) for i in range(4)]
+    data += [panel(fixture(f"good{i}.diff", "SAFE"), ["SAFE"] * 3) for i in range(4)]
+    data += [panel(fixture("err.diff"), ["ERROR"] * 3)]
+    report = calibrate(data, 3)
+    assert report.judged_enough and report.recommended_k == 3
+    assert report.recommendation == (
+        "recommended K=3: recall 100.0% at FPR 0.0% over 8 scored fixtures (target FPR <= 5.0%)")
+    assert calibrate(data, 3, min_scored=0.95).recommended_k is None
+
+
+def test_an_unsafe_section_decides_a_fixture_whatever_errors_leave_open() -> None:
+    fx = fixture("multi.diff")
+    sections = (("a.py", tuple(vote(f"v{i}", "ERROR", "a.py") for i in range(3))),
+                ("b.py", tuple(vote(f"v{i}", "UNSAFE", "b.py") for i in range(3))))
+    report = calibrate([FixtureVotes(fx, sections)], 3)
+    assert [(r.tp, r.not_scored) for r in report.rows] == [(1, 0)] * 3
+
+
+def test_voters_are_credited_to_the_model_that_answered() -> None:
+    votes = panel(fixture("bad.diff"), ["UNSAFE"] * 2).votes()
+    swapped = [dataclasses.replace(v, answered_model="smol") for v in votes]
+    fv = FixtureVotes(fixture("bad.diff"), (("s1", tuple(swapped)),))
+    report = calibrate([fv], 2)
+    assert {v.model for v in report.voters} == {"smol"}
+    assert report.cost.usd is None and "no price for model smol" in report.cost.note

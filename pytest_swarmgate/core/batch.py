@@ -92,6 +92,7 @@ class BatchVoter:
         self.client = voter.client
         self.timeout = voter.timeout
         self.max_tokens = voter.max_tokens
+        self.cache_ttl = voter.cache_ttl
         self.ladder = voter.ladder
         self.poll_seconds = poll_seconds
         self.progress = progress
@@ -104,7 +105,8 @@ class BatchVoter:
         while True:
             rung = self.ladder.rung(voter)
             settings = effective_settings(voter, rung)
-            answer = await self._park(batch_params(request_params(section, voter, fence, rung, self.max_tokens)), rung)
+            params = request_params(section, voter, fence, rung, self.max_tokens, self.cache_ttl)
+            answer = await self._park(batch_params(params), rung)
             if answer.message is not None:
                 return vote_from_message(section, voter, settings, answer.message, time.monotonic() - start)
             if answer.rejected and self.ladder.step_down(voter, rung, answer.error):

@@ -37,7 +37,7 @@ def estimate_input_tokens(
     """
     if not panel:
         return 0
-    policy = len(system_blocks(_FENCE)[0]["text"])
+    policy = len(system_blocks()[0]["text"])
     per_voter = max(len(voter_block(v, v.lens)) for v in panel)
     models = [v.model for v in panel]
     shared = sum(models.count(m) >= 2 for m in dict.fromkeys(models))

@@ -12,15 +12,26 @@ Flagged fixture.
     INCONCLUSIVE and `on_inconclusive == "fail"` (the gate's default). This is exactly
     `not voting.gate_passes(...)`. A fixture with no sections is never flagged.
 
+Scored fixture.
+    Only what the panel judged is scored. At threshold K a fixture is *scored* when its
+    sections have enough valid votes to decide at that K: some section is UNSAFE (the fixture
+    is blocked whatever the others say), or every section is SAFE. A fixture with a section
+    left INCONCLUSIVE (errors kept both SAFE and UNSAFE out of reach), or with no section
+    reviewed at all (media only, or every file excluded by the run's globs), is *not scored*
+    at that K, with the reason; counting it either way would invent a verdict - an all-error
+    run would read as 100% recall. Every rate below is over scored fixtures only, each table
+    with its count. When no K scores at least `min_scored` (80%) of the fixtures run, no K
+    is recommended, and the report says why.
+
 Per K, for K = 1..N.
-    TP / FN over fixtures labeled UNSAFE, FP / TN over fixtures labeled SAFE.
+    TP / FN over scored fixtures labeled UNSAFE, FP / TN over scored fixtures labeled SAFE.
     recall (TPR) = TP/(TP+FN), FPR = FP/(FP+TN), precision = TP/(TP+FP) (None when nothing
     was flagged), score = TPR - FPR (the OWASP Benchmark score). A rate whose denominator is
     empty is None. A larger K flags more: a SAFE outcome needs more SAFE votes, so recall
     and FPR both grow (weakly) with K.
 
 Recommended K.
-    Among the K whose FPR <= target_fpr, the one with the highest recall; ties go to the
+    Among the K that score at least `min_scored` of the fixtures and whose FPR <= target_fpr, the one with the highest recall; ties go to the
     lower FPR (which, as flags grow with K, is the smaller K); if recall and FPR both tie,
     to the larger K - the corpus cannot tell them apart and a security gate prefers the
     more sensitive threshold. None, with the statement "no K meets FPR <= 5.0%", when no K
@@ -28,12 +39,14 @@ Recommended K.
 
 Per voter.
     A voter flags a fixture when it voted UNSAFE on any of its sections. A fixture on which
-    the voter cast an ERROR (or no vote) on any section is excluded from that voter's
-    rates: its answer there is unknown, and counting it either way would bias TPR or FPR.
+    the voter cast an ERROR (or no vote) on any section, or that has no reviewed section, is
+    excluded from that voter's rates: its answer there is unknown, and counting it either way
+    would bias TPR or FPR. A voter's model is the one that answered (the reply's `model`).
     ERROR votes are counted separately.
 
 Per category.
-    Recall (and FPR) at the recommended K, or at K = N when there is none.
+    Recall (and FPR) over the fixtures scored at the recommended K, or at K = N when there is
+    none; the fixtures not scored there are listed with their reasons.
 
 Agreement.
     Over each voter's per-fixture flags. Pairwise percent agreement for every voter pair
@@ -64,6 +77,7 @@ Tokens and cost.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections import Counter
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -73,6 +87,8 @@ from .model import Usage, Vote
 from .voting import InconclusivePolicy, check_threshold, count, gate_passes, outcome
 
 DEFAULT_TARGET_FPR = 0.05
+# Below this share of scored fixtures, a K's rates describe too little of the corpus to choose by.
+DEFAULT_MIN_SCORED = 0.8
 LINE_TOLERANCE = 3
 AGREEMENT_WARN = 0.95
 KAPPA_WARN = 0.9
@@ -105,6 +121,9 @@ class FixtureVotes:
 
     fixture: Fixture
     sections: tuple[tuple[str, tuple[Vote, ...]], ...]
+    # Why each file of the fixture was not reviewed (`NotReviewed.reason`): says why a fixture
+    # with no section was not scored.
+    not_reviewed: tuple[str, ...] = ()
 
     def votes(self) -> Iterator[Vote]:
         """Every vote on every section."""
@@ -121,6 +140,11 @@ class KRow:
     fn: int
     fp: int
     tn: int
+    not_scored: int = 0
+
+    @property
+    def scored(self) -> int:
+        return self.tp + self.fn + self.fp + self.tn
 
     @property
     def recall(self) -> float | None:
@@ -144,6 +168,7 @@ class KRow:
     def to_dict(self) -> dict[str, Any]:
         return {
             "k": self.k, "tp": self.tp, "fn": self.fn, "fp": self.fp, "tn": self.tn,
+            "scored": self.scored, "not_scored": self.not_scored,
             "recall": self.recall, "fpr": self.fpr, "precision": self.precision, "score": self.score,
         }
 
@@ -186,6 +211,7 @@ class CategoryRow:
     good: int
     tp: int
     fp: int
+    not_scored: int = 0
 
     @property
     def recall(self) -> float | None:
@@ -198,7 +224,7 @@ class CategoryRow:
     def to_dict(self) -> dict[str, Any]:
         return {
             "category": self.category, "bad": self.bad, "good": self.good, "tp": self.tp,
-            "fp": self.fp, "recall": self.recall, "fpr": self.fpr,
+            "fp": self.fp, "not_scored": self.not_scored, "recall": self.recall, "fpr": self.fpr,
         }
 
 
@@ -266,6 +292,18 @@ class Cost:
 
 
 @dataclass(frozen=True)
+class NotScored:
+    """A fixture the panel did not judge at one K, and why."""
+
+    fixture_id: str
+    expected: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fixture_id": self.fixture_id, "expected": self.expected, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class CalibrationReport:
     """Everything calibration measured; `to_dict` is JSON-safe."""
 
@@ -283,10 +321,17 @@ class CalibrationReport:
     agreement: Agreement
     line_accuracy: LineAccuracy
     cost: Cost
+    min_scored: float = DEFAULT_MIN_SCORED
+    not_scored: tuple[NotScored, ...] = ()  # at category_k
 
     @property
     def fixtures(self) -> int:
         return self.bad + self.good
+
+    @property
+    def judged_enough(self) -> bool:
+        """Whether some K scored at least `min_scored` of the fixtures: without one, no K can be chosen."""
+        return any(_enough(r, self.fixtures, self.min_scored) for r in self.rows)
 
     def row(self, k: int) -> KRow:
         """The row for threshold K."""
@@ -303,6 +348,9 @@ class CalibrationReport:
             "rows": [r.to_dict() for r in self.rows],
             "recommended_k": self.recommended_k,
             "recommendation": self.recommendation,
+            "min_scored": self.min_scored,
+            "judged_enough": self.judged_enough,
+            "not_scored": [x.to_dict() for x in self.not_scored],
             "voters": [v.to_dict() for v in self.voters],
             "category_k": self.category_k,
             "categories": [c.to_dict() for c in self.categories],
@@ -331,6 +379,7 @@ def calibrate(
     on_inconclusive: InconclusivePolicy = "fail",
     prices: Mapping[str, Price] | None = None,
     batch: bool = False,
+    min_scored: float = DEFAULT_MIN_SCORED,
 ) -> CalibrationReport:
     """Score the gate at every K in 1..N from one set of votes per fixture."""
     check_threshold(n, 1)
@@ -342,7 +391,7 @@ def calibrate(
     rows = tuple(_k_row(fixture_votes, n, k, on_inconclusive) for k in range(1, n + 1))
     bad = sum(fv.fixture.expected == "UNSAFE" for fv in fixture_votes)
     good = len(fixture_votes) - bad
-    recommended, statement = _recommend(rows, target_fpr, bad, good)
+    recommended, statement = _recommend(rows, target_fpr, bad, good, min_scored, fixture_votes, n)
     category_k = recommended if recommended is not None else n
     flags = {v: [_voter_flag(fv, v) for fv in fixture_votes] for v in voters}
     labels = [fv.fixture.expected for fv in fixture_votes]
@@ -361,6 +410,12 @@ def calibrate(
         agreement=_agreement(voters, flags, labels),
         line_accuracy=_line_accuracy(fixture_votes),
         cost=_cost([v for fv in fixture_votes for v in fv.votes()], prices, batch),
+        min_scored=min_scored,
+        not_scored=tuple(
+            NotScored(fv.fixture.id, fv.fixture.expected, reason)
+            for fv in fixture_votes
+            if (reason := not_scored_reason(fv, n, category_k)) is not None
+        ),
     )
 
 
@@ -368,6 +423,28 @@ def fixture_flagged(fv: FixtureVotes, n: int, k: int, on_inconclusive: Inconclus
     """Whether the gate at K-of-N blocks this fixture (see the module docstring)."""
     outcomes = (outcome(*count(votes)[:2], n, k) for _, votes in fv.sections)
     return not gate_passes(outcomes, on_inconclusive)
+
+
+def not_scored_reason(fv: FixtureVotes, n: int, k: int) -> str | None:
+    """Why the panel did not judge this fixture at K, or None when it did (see "Scored fixture")."""
+    if not fv.sections:
+        excluded = [r for r in fv.not_reviewed if r.startswith(("excluded by", "not matched by any include"))]
+        if excluded and len(excluded) == len(fv.not_reviewed):
+            return f"excluded: {excluded[0]}"
+        why = f" ({fv.not_reviewed[0]})" if fv.not_reviewed else ""
+        return f"nothing reviewed{why}"
+    outcomes = [outcome(*count(votes)[:2], n, k) for _, votes in fv.sections]
+    if "UNSAFE" in outcomes or all(o == "SAFE" for o in outcomes):
+        return None
+    valid = sum(sum(count(votes)[:2]) for _, votes in fv.sections)
+    asked = n * len(fv.sections)
+    open_ = [section_id for (section_id, _), o in zip(fv.sections, outcomes, strict=True) if o == "INCONCLUSIVE"]
+    return (f"errors: INCONCLUSIVE at K={k}, {asked - valid} of {asked} votes were errors or missing "
+            f"({len(open_)} of {len(fv.sections)} sections undecided)")
+
+
+def _enough(row: KRow, fixtures: int, min_scored: float) -> bool:
+    return fixtures > 0 and row.scored >= min_scored * fixtures - _EPS
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -396,32 +473,62 @@ def _validate(fixture_votes: Sequence[FixtureVotes], n: int) -> list[str]:
 
 def _k_row(fixture_votes: Sequence[FixtureVotes], n: int, k: int, policy: InconclusivePolicy) -> KRow:
     """The confusion matrix at threshold K."""
-    tp = fn = fp = tn = 0
+    tp = fn = fp = tn = unscored = 0
     for fv in fixture_votes:
+        if not_scored_reason(fv, n, k) is not None:
+            unscored += 1
+            continue
         flagged = fixture_flagged(fv, n, k, policy)
         if fv.fixture.expected == "UNSAFE":
             tp, fn = tp + flagged, fn + (not flagged)
         else:
             fp, tn = fp + flagged, tn + (not flagged)
-    return KRow(k=k, tp=tp, fn=fn, fp=fp, tn=tn)
+    return KRow(k=k, tp=tp, fn=fn, fp=fp, tn=tn, not_scored=unscored)
 
 
-def _recommend(rows: Sequence[KRow], target: float, bad: int, good: int) -> tuple[int | None, str]:
+def _recommend(
+    rows: Sequence[KRow], target: float, bad: int, good: int, min_scored: float,
+    fixture_votes: Sequence[FixtureVotes], n: int,
+) -> tuple[int | None, str]:
     """The recommended K and a one-line statement of why (or why none)."""
     goal = f"FPR <= {target:.1%}"
+    fixtures = bad + good
+    judged = [r for r in rows if _enough(r, fixtures, min_scored)]
+    if not judged:
+        return None, _too_few_scored(rows, fixtures, min_scored, fixture_votes, n)
     if not good:
         return None, f"no K recommended: the corpus has no SAFE fixture, so FPR cannot be measured ({goal})"
-    eligible = [r for r in rows if r.fpr is not None and r.fpr <= target + _EPS]
+    eligible = [r for r in judged if r.fpr is not None and r.fpr <= target + _EPS]
     if not eligible:
-        lowest = min(rows, key=lambda r: (r.fpr or 0.0, r.k))
+        lowest = min(judged, key=lambda r: (r.fpr or 0.0, r.k))
         return None, f"no K meets {goal} (lowest FPR {_pct(lowest.fpr)} at K={lowest.k})"
     best = max(eligible, key=lambda r: (r.recall if r.recall is not None else -1.0, -(r.fpr or 0.0), r.k))
     recall = f"recall {_pct(best.recall)}" if bad else "recall unmeasured (no UNSAFE fixture)"
-    return best.k, f"recommended K={best.k}: {recall} at FPR {_pct(best.fpr)} (target {goal})"
+    return best.k, (f"recommended K={best.k}: {recall} at FPR {_pct(best.fpr)} over {best.scored} scored "
+                    f"fixtures (target {goal})")
+
+
+def _too_few_scored(
+    rows: Sequence[KRow], fixtures: int, min_scored: float, fixture_votes: Sequence[FixtureVotes], n: int
+) -> str:
+    """Why no K can be recommended when too few fixtures were judged: how many, and what stopped the rest."""
+    best = max(rows, key=lambda r: (r.scored, -r.k))
+    share = best.scored / fixtures if fixtures else 0.0
+    reasons = Counter(
+        reason.split(":")[0].split(" (")[0]
+        for fv in fixture_votes
+        if (reason := not_scored_reason(fv, n, best.k)) is not None
+    )
+    why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    return (f"no K can be recommended: at most {best.scored} of {fixtures} fixtures ({share:.0%}) were judged "
+            f"at any K, under the {min_scored:.0%} needed (not scored at K={best.k}: {why or 'none'})")
 
 
 def _voter_flag(fv: FixtureVotes, voter_id: str) -> bool | None:
-    """Whether the voter flagged the fixture; None when it erred or did not vote on a section."""
+    """Whether the voter flagged the fixture; None when it erred or did not vote on a section, or
+    when nothing of the fixture was reviewed (there was nothing to answer)."""
+    if not fv.sections:
+        return None
     flagged = False
     for _, votes in fv.sections:
         verdict = next((v.verdict for v in votes if v.voter_id == voter_id), None)
@@ -442,7 +549,7 @@ def _voter_row(voter_id: str, fixture_votes: Sequence[FixtureVotes], flags: Sequ
         else:
             fp, tn = fp + flag, tn + (not flag)
     mine = [v for fv in fixture_votes for v in fv.votes() if v.voter_id == voter_id]
-    models = sorted({v.model for v in mine})
+    models = sorted({v.credited_model for v in mine})
     _, _, errors = count(mine)
     return VoterRow(voter_id=voter_id, model=", ".join(models), tp=tp, fn=fn, fp=fp, tn=tn,
                     errors=errors, excluded=sum(f is None for f in flags))
@@ -451,10 +558,13 @@ def _voter_row(voter_id: str, fixture_votes: Sequence[FixtureVotes], flags: Sequ
 def _category_rows(
     fixture_votes: Sequence[FixtureVotes], n: int, k: int, policy: InconclusivePolicy
 ) -> tuple[CategoryRow, ...]:
-    """Per category counts at threshold K, sorted by category."""
+    """Per category counts over the fixtures scored at threshold K, sorted by category."""
     tally: dict[str, dict[str, int]] = {}
     for fv in fixture_votes:
-        t = tally.setdefault(fv.fixture.category, {"bad": 0, "good": 0, "tp": 0, "fp": 0})
+        t = tally.setdefault(fv.fixture.category, {"bad": 0, "good": 0, "tp": 0, "fp": 0, "not_scored": 0})
+        if not_scored_reason(fv, n, k) is not None:
+            t["not_scored"] += 1
+            continue
         flagged = fixture_flagged(fv, n, k, policy)
         if fv.fixture.expected == "UNSAFE":
             t["bad"] += 1
@@ -552,9 +662,9 @@ def _cost(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bool
     unknown: set[str] = set()
     for v in votes:
         usage = usage + v.usage
-        price = price_for(v.model, table)
+        price = price_for(v.credited_model, table)
         if price is None:
-            unknown.add(v.model)
+            unknown.add(v.credited_model)
         else:
             usd += _vote_cost(v.usage, price)
     usd *= BATCH_DISCOUNT if batch else 1.0
@@ -606,10 +716,11 @@ def _blocks(r: CalibrationReport) -> list[_Table | str]:
               "pass": "INCONCLUSIVE passes"}[r.on_inconclusive]
     blocks: list[_Table | str] = [
         _Table(
-            f"Threshold K (N={r.n}; {r.fixtures} fixtures: {r.bad} UNSAFE, {r.good} SAFE; {policy})",
-            ("K", "TP", "FN", "FP", "TN", "recall", "FPR", "precision", "score"),
-            tuple((str(x.k), str(x.tp), str(x.fn), str(x.fp), str(x.tn), _pct(x.recall), _pct(x.fpr),
-                   _pct(x.precision), _num(x.score)) for x in r.rows),
+            f"Threshold K (N={r.n}; {r.fixtures} fixtures: {r.bad} UNSAFE, {r.good} SAFE; {policy}; "
+            "rates over the fixtures scored at each K)",
+            ("K", "scored", "not scored", "TP", "FN", "FP", "TN", "recall", "FPR", "precision", "score"),
+            tuple((str(x.k), str(x.scored), str(x.not_scored), str(x.tp), str(x.fn), str(x.fp), str(x.tn),
+                   _pct(x.recall), _pct(x.fpr), _pct(x.precision), _num(x.score)) for x in r.rows),
         ),
         r.recommendation,
         _Table(
@@ -620,13 +731,21 @@ def _blocks(r: CalibrationReport) -> list[_Table | str]:
             left=2,
         ),
         _Table(
-            f"Categories at K={r.category_k}",
-            ("category", "UNSAFE", "caught", "recall", "SAFE", "FP", "FPR"),
-            tuple((c.category, str(c.bad), str(c.tp), _pct(c.recall), str(c.good), str(c.fp), _pct(c.fpr))
-                  for c in r.categories),
+            f"Categories at K={r.category_k} (scored fixtures)",
+            ("category", "UNSAFE", "caught", "recall", "SAFE", "FP", "FPR", "not scored"),
+            tuple((c.category, str(c.bad), str(c.tp), _pct(c.recall), str(c.good), str(c.fp), _pct(c.fpr),
+                   str(c.not_scored)) for c in r.categories),
             left=1,
         ),
     ]
+    if r.not_scored:
+        blocks.append(_Table(
+            f"Not scored at K={r.category_k} ({len(r.not_scored)} of {r.fixtures} fixtures: "
+            "the panel did not judge them)",
+            ("fixture", "label", "reason"),
+            tuple((x.fixture_id, x.expected, x.reason) for x in r.not_scored),
+            left=3,
+        ))
     blocks.extend(_agreement_blocks(r.agreement))
     la, cost = r.line_accuracy, r.cost
     blocks.append(f"line accuracy: {_pct(la.accuracy)} ({la.hits}/{la.total} flagging voters pointed within "

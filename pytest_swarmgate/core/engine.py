@@ -24,11 +24,12 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Coroutine, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Iterable, Sequence, TypeVar
 
 from .cache import VoteCache, implementation_name, vote_key
 from .model import VERDICTS, Section, SectionResult, Settings, Usage, Vote, Voter
 from .prompt import new_fence
+from .text import one_line
 from .voters import CastVote, MissingCredentials, error_vote
 from .voting import check_threshold, judge
 
@@ -44,6 +45,15 @@ class ReviewStats:
     prewarm_calls: int = 0
     prewarm_usage: Usage = field(default_factory=Usage)
     notes: list[str] = field(default_factory=list)
+    # Live while the run waits, for the progress line: calls sent and not yet answered, and
+    # the voter's retries so far (read from its `retries` attribute, where it keeps one).
+    in_flight: int = 0
+    retry_source: Any = None
+
+    @property
+    def retries(self) -> int:
+        value = getattr(self.retry_source, "retries", 0)
+        return value if isinstance(value, int) else 0
 
 
 async def review(
@@ -74,6 +84,7 @@ async def review(
     fence = new_fence(sections)
     limit = asyncio.Semaphore(concurrency)
     stats = stats if stats is not None else ReviewStats()
+    stats.retry_source = cast
     votes: list[list[Vote]] = [[] for _ in sections]
     results: dict[int, SectionResult] = {}
     order = {v.id: i for i, v in enumerate(panel)}
@@ -89,6 +100,7 @@ async def review(
     async def warm(write: Prewarm, index: int, voter: Voter) -> None:
         section = sections[index]
         async with limit:
+            stats.in_flight += 1
             try:
                 stats.prewarm_usage = stats.prewarm_usage + await write(section, voter, fence)
                 stats.prewarm_calls += 1
@@ -96,6 +108,8 @@ async def review(
                 raise
             except Exception as exc:  # noqa: BLE001 - a failed prewarm costs a cache read, not a verdict
                 stats.notes.append(f"prewarm of {section.id} for {voter.model} failed: {type(exc).__name__}: {exc}")
+            finally:
+                stats.in_flight -= 1
 
     warming: dict[tuple[int, str], asyncio.Future[None]] = {}
     if prewarm is not None:
@@ -115,7 +129,11 @@ async def review(
             if (index, voter.model) in warming:
                 await warming[(index, voter.model)]
             async with limit:
-                vote = await _isolated(cast, section, voter, fence)
+                stats.in_flight += 1
+                try:
+                    vote = await _isolated(cast, section, voter, fence)
+                finally:
+                    stats.in_flight -= 1
             if cache:
                 problem = cache.put(keys[(index, voter.id)], vote, section, voter)
                 if problem and problem not in stats.notes:
@@ -136,7 +154,18 @@ async def review(
     finally:
         for t in [*tasks, *warming.values()]:
             t.cancel()
+    stats.notes.extend(swap_notes(v for row in votes for v in row))
     return [results[i] for i in range(len(sections))]
+
+
+def swap_notes(votes: Iterable[Vote]) -> list[str]:
+    """One line per distinct (requested, answering) model pair where the reply named another model."""
+    swaps = Counter((v.model, v.answered_model) for v in votes if v.swapped)
+    return [
+        f"model swap: {requested} was requested and {one_line(str(answered), 100)} answered ({times} votes, "
+        "credited to the model that answered)"
+        for (requested, answered), times in sorted(swaps.items())
+    ]
 
 
 async def _isolated(cast: CastVote, section: Section, voter: Voter, fence: str) -> Vote:

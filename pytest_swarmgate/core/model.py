@@ -139,6 +139,8 @@ class Settings:
     lens: str | None = None
     api_version: str | None = None
     notes: tuple[str, ...] = ()
+    # Whether the verdict tool went with `strict: true`; None when the voter does not say.
+    strict: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -153,6 +155,7 @@ class Settings:
             lens=d.get("lens"),
             api_version=d.get("api_version"),
             notes=tuple(d.get("notes") or ()),
+            strict=d.get("strict"),
         )
 
     def describe(self) -> str:
@@ -176,6 +179,18 @@ class Vote:
     error: str | None = None
     settings: Settings = field(default_factory=Settings)
     cached: bool = False
+    # The model the reply named (a gateway may answer with another one); None without a reply.
+    answered_model: str | None = None
+
+    @property
+    def credited_model(self) -> str:
+        """The model the vote is credited to: the one that answered, else the one requested."""
+        return self.answered_model or self.model
+
+    @property
+    def swapped(self) -> bool:
+        """The reply named a model other than the one requested."""
+        return self.answered_model is not None and self.answered_model != self.model
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -200,6 +215,7 @@ class Vote:
             error=d.get("error"),
             settings=Settings.from_dict(d.get("settings") or {}),
             cached=bool(d.get("cached")),
+            answered_model=d.get("answered_model"),
         )
 
     def top_finding(self) -> Finding | None:
@@ -305,14 +321,14 @@ class RunResult:
         return total
 
     @property
+    def cached_votes(self) -> int:
+        """Votes served from the vote cache (not `len(votes) - calls`: prewarm calls are calls too)."""
+        return sum(v.cached for v in self.votes)
+
+    @property
     def calls(self) -> int:
         """Calls that went to the endpoint, prewarm calls included (cached votes cost nothing)."""
         return self.prewarm_calls + sum(not v.cached for v in self.votes)
-
-    @property
-    def cached_votes(self) -> int:
-        """Votes served from the vote cache (never negative: prewarm calls are calls, not votes)."""
-        return sum(v.cached for v in self.votes)
 
     @property
     def outcome(self) -> Outcome:

@@ -7,21 +7,31 @@ Temperatures, honestly: the SDK's current API version rejects sampling parameter
 voter's temperature goes through a ladder per model - the SDK's version with the
 temperature, then the older API version with it, then no temperature - and the first rung
 the endpoint accepts is remembered for the rest of the run. Every vote records the
-settings it really ran with and a note for each one that was not applied.
+settings it really ran with and a note for each one that was not applied. The verdict tool
+goes out with `strict: true`; an endpoint that refuses it is asked again without, once per
+model, the same way.
+
+Time, honestly: `timeout` bounds a whole vote - the SDK's retries and the ladder's steps
+included - not one HTTP attempt, and a vote that runs out says how many attempts it made and
+how long they really took. Every vote records the model that answered (the reply's `model`),
+which a gateway may have swapped for another.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+import json
 import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .model import Section, Settings, Usage, Vote, Voter
-from .prompt import TOOL_NAME, VERDICT_TOOL, messages, system_blocks
+from .prompt import TOOL_NAME, messages, system_blocks, verdict_tool
 from .redact import Redactor, credential_problem
+from .text import one_line
 from .verdict import VerdictError, parse_reply
 
 if TYPE_CHECKING:
@@ -31,6 +41,7 @@ if TYPE_CHECKING:
 LEGACY_API_VERSION = "2023-06-01"
 SAMPLING_WORDS = ("temperature", "top_p", "top_k", "sampling")
 EFFORT_WORDS = ("effort", "output_config")
+STRICT_WORDS = ("strict",)
 DEFAULT_MAX_TOKENS = 4096
 
 CastVote = Callable[[Section, Voter, str], Awaitable[Vote]]
@@ -51,6 +62,7 @@ class Rung:
     api_version: str | None
     temperature: bool
     effort: bool
+    strict: bool = True
 
 
 @dataclass
@@ -59,6 +71,7 @@ class Ladder:
 
     temperature_rung: dict[str, int] = field(default_factory=dict)
     effort_rejected: set[str] = field(default_factory=set)
+    strict_rejected: set[str] = field(default_factory=set)
     reasons: dict[str, str] = field(default_factory=dict)
 
     # Rung 0: the SDK's own version; 1: the legacy version; 2: no temperature at all.
@@ -70,11 +83,17 @@ class Ladder:
             api_version=self.VERSIONS[index] if voter.temperature is not None else None,
             temperature=index < 2,
             effort=voter.effort is not None and voter.model not in self.effort_rejected,
+            strict=voter.model not in self.strict_rejected,
         )
 
     def step_down(self, voter: Voter, used: Rung, message: str) -> bool:
         """Record a rejection of `used`; True when there is another rung to try."""
         lowered = message.lower()
+        if used.strict and any(w in lowered for w in STRICT_WORDS):
+            # Once per model: the verdict is validated on our side either way.
+            self.strict_rejected.add(voter.model)
+            self.reasons[f"strict:{voter.model}"] = message
+            return True
         effort_refused = used.effort and any(w in lowered for w in EFFORT_WORDS)
         if effort_refused and used.api_version is None:
             self.effort_rejected.add(voter.model)
@@ -105,12 +124,15 @@ def effective_settings(voter: Voter, rung: Rung) -> Settings:
         )
     if voter.effort is not None and not rung.effort:
         notes.append(f"effort {voter.effort} requested, not applied: endpoint rejects it for {voter.model}")
+    if not rung.strict:
+        notes.append(f"strict tool schema not applied: endpoint rejects it for {voter.model}")
     return Settings(
         temperature=voter.temperature if rung.temperature else None,
         effort=voter.effort if rung.effort else None,
         lens=voter.lens,
         api_version=rung.api_version,
         notes=tuple(notes),
+        strict=rung.strict,
     )
 
 
@@ -152,14 +174,16 @@ def _usage(message: Any) -> Usage:
     )
 
 
-def request_params(section: Section, voter: Voter, fence: str, rung: Rung, max_tokens: int) -> dict[str, Any]:
+def request_params(
+    section: Section, voter: Voter, fence: str, rung: Rung, max_tokens: int, cache_ttl: str = "5m"
+) -> dict[str, Any]:
     """The keyword arguments of `messages.create` for one vote (also the body of a batch request)."""
     params: dict[str, Any] = {
         "model": voter.model,
         "max_tokens": max_tokens,
-        "system": system_blocks(fence),
+        "system": system_blocks(cache_ttl),
         "messages": messages(section, voter, fence),
-        "tools": [VERDICT_TOOL],
+        "tools": [verdict_tool(rung.strict)],
         "tool_choice": {"type": "tool", "name": TOOL_NAME},
     }
     if rung.effort:
@@ -178,8 +202,16 @@ def request_params(section: Section, voter: Voter, fence: str, rung: Rung, max_t
 def vote_from_message(section: Section, voter: Voter, settings: Settings, message: Any, latency: float) -> Vote:
     """Validate a reply into a Vote; anything unusable is an ERROR vote with the reason."""
     stop_reason = getattr(message, "stop_reason", None)
+    answered = getattr(message, "model", None)
+    answered = answered if isinstance(answered, str) and answered else None
+    if answered is not None and answered != voter.model:
+        note = f"answered by model {one_line(answered, 100)}, not {voter.model} as requested"
+        settings = dataclasses.replace(settings, notes=(*settings.notes, note))
     vote = dataclasses.replace(
-        error_vote(section, voter, settings, None, latency), stop_reason=stop_reason, usage=_usage(message)
+        error_vote(section, voter, settings, None, latency),
+        stop_reason=stop_reason,
+        usage=_usage(message),
+        answered_model=answered,
     )
     try:
         content = [block.model_dump() if hasattr(block, "model_dump") else dict(block) for block in message.content]
@@ -219,12 +251,38 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
+@dataclass
+class Attempts:
+    """The HTTP attempts of one vote so far, counted by the SDK middleware, and its clock."""
+
+    count: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last_error: str | None = None  # what the last failed attempt got, for a vote that then ran out
+
+    @property
+    def spent(self) -> float:
+        return time.monotonic() - self.started
+
+    def describe(self) -> str:
+        if not self.count:
+            return f"{self.spent:.1f}s spent"  # a client without SDK middleware: attempts unseen
+        noun = "attempt" if self.count == 1 else "attempts"
+        last = f"; last attempt: {self.last_error}" if self.last_error else ""
+        return f"{self.count} {noun}, {self.spent:.1f}s spent{last}"
+
+
+# The vote a middleware call belongs to: each vote runs in its own task, which copies the context.
+_ATTEMPTS: contextvars.ContextVar[Attempts | None] = contextvars.ContextVar("swarmgate_attempts", default=None)
+
+
 def describe_error(exc: BaseException, timeout: float) -> str:
     """One line for an SDK exception, after the SDK's own retries gave up."""
     import anthropic
 
     if _is_timeout(exc):
-        return f"timeout: no reply within {timeout:g}s"
+        attempts = _ATTEMPTS.get()
+        spent = f" ({attempts.describe()})" if attempts is not None else ""
+        return f"timeout: no reply within {timeout:g}s, the vote's whole budget{spent}"
     if isinstance(exc, anthropic.APIStatusError):
         body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
         err: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
@@ -240,13 +298,49 @@ def describe_error(exc: BaseException, timeout: float) -> str:
 
 
 class AnthropicVoter:
-    """Casts votes with one shared AsyncAnthropic client and one shared Ladder."""
+    """Casts votes with one shared AsyncAnthropic client and one shared Ladder.
 
-    def __init__(self, client: Any, *, timeout: float, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
-        self.client = client
+    `timeout` is the budget of one vote, every attempt and step included. `retries` counts the
+    SDK's retries so far over all votes, for the progress line.
+    """
+
+    def __init__(
+        self, client: Any, *, timeout: float, max_tokens: int = DEFAULT_MAX_TOKENS, cache_ttl: str = "5m"
+    ) -> None:
+        self.client = _counting(client, self._count_attempt)
         self.timeout = timeout
         self.max_tokens = max_tokens
+        self.cache_ttl = cache_ttl
         self.ladder = Ladder()
+        self.retries = 0
+
+    async def _count_attempt(self, request: Any, call_next: Any) -> Any:
+        """SDK middleware: runs once per HTTP attempt, inside the SDK's retry loop."""
+        attempts = _ATTEMPTS.get()
+        if attempts is not None:
+            attempts.count += 1
+        if getattr(request, "retries_taken", 0):
+            self.retries += 1
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            if attempts is not None:
+                attempts.last_error = "timed out" if _is_timeout(exc) else redact(describe_error(exc, 0), self.client)
+            raise
+        if attempts is not None and getattr(response, "status_code", 200) >= 400:
+            attempts.last_error = await _status_line(response)
+        return response
+
+    async def _create(self, params: dict[str, Any], attempts: Attempts) -> Any:
+        """One `messages.create`, bounded by what is left of the vote's budget, retries included."""
+        remaining = self.timeout - attempts.spent
+        if remaining <= 0:
+            raise asyncio.TimeoutError
+        # The SDK's own per-attempt timeout as well: an attempt never outlives the budget.
+        return await asyncio.wait_for(self.client.messages.create(timeout=remaining, **params), remaining)
+
+    def _error(self, exc: BaseException) -> str:
+        return redact(describe_error(exc, self.timeout), self.client)
 
     async def prewarm(self, section: Section, voter: Voter, fence: str) -> Usage:
         """Write the section's prompt prefix into the cache with a call that generates nothing.
@@ -256,38 +350,86 @@ class AnthropicVoter:
         """
         import anthropic
 
-        params = request_params(section, voter, fence, Rung(None, temperature=False, effort=False), max_tokens=0)
-        # Everything up to the section's cache breakpoint, nothing voter-specific after it.
-        params["messages"][0]["content"] = params["messages"][0]["content"][:1]
+        attempts = Attempts()
+        token = _ATTEMPTS.set(attempts)
         try:
-            message = await self.client.messages.create(timeout=self.timeout, **params)
+            message = await self._prewarm_call(section, voter, fence, attempts)
         except TypeError as exc:
             raise missing_credentials(exc) or exc
         except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
             # from None: the chained SDK exception still holds the unredacted text.
-            raise RuntimeError(redact(describe_error(exc, self.timeout), self.client)) from None
+            raise RuntimeError(self._error(exc)) from None
+        finally:
+            _ATTEMPTS.reset(token)
         return _usage(message)
 
-    async def __call__(self, section: Section, voter: Voter, fence: str) -> Vote:
+    async def _prewarm_call(self, section: Section, voter: Voter, fence: str, attempts: Attempts) -> Any:
+        """The prewarm request, with the tool as the voters will send it (strict where it is taken)."""
         import anthropic
 
-        start = time.monotonic()
+        while True:
+            rung = dataclasses.replace(self.ladder.rung(voter), api_version=None, temperature=False, effort=False)
+            params = request_params(section, voter, fence, rung, max_tokens=0, cache_ttl=self.cache_ttl)
+            # Everything up to the section's cache breakpoint, nothing voter-specific after it.
+            params["messages"][0]["content"] = params["messages"][0]["content"][:1]
+            try:
+                return await self._create(params, attempts)
+            except anthropic.BadRequestError as exc:
+                # Only a strict refusal is worth a second try: the tools are part of the cached prefix.
+                if not (rung.strict and self.ladder.step_down(voter, rung, describe_error(exc, self.timeout))):
+                    raise
+
+    async def __call__(self, section: Section, voter: Voter, fence: str) -> Vote:
+        attempts = Attempts()
+        token = _ATTEMPTS.set(attempts)
+        try:
+            return await self._vote(section, voter, fence, attempts)
+        finally:
+            _ATTEMPTS.reset(token)
+
+    async def _vote(self, section: Section, voter: Voter, fence: str, attempts: Attempts) -> Vote:
+        import anthropic
+
         while True:
             rung = self.ladder.rung(voter)
             settings = effective_settings(voter, rung)
-            params = request_params(section, voter, fence, rung, self.max_tokens)
+            params = request_params(section, voter, fence, rung, self.max_tokens, self.cache_ttl)
             try:
-                message = await self.client.messages.create(timeout=self.timeout, **params)
+                message = await self._create(params, attempts)
             except anthropic.BadRequestError as exc:
                 if self.ladder.step_down(voter, rung, describe_error(exc, self.timeout)):
                     continue
-                return error_vote(section, voter, settings, redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
+                return error_vote(section, voter, settings, self._error(exc), attempts.spent)
             except TypeError as exc:
                 raise missing_credentials(exc) or exc
             except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
-                return error_vote(section, voter, settings, redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
+                return error_vote(section, voter, settings, self._error(exc), attempts.spent)
             except ValueError as exc:
                 # The SDK lets a 200 whose body is not JSON through as a bare JSONDecodeError.
                 error = f"malformed reply: {type(exc).__name__}: {exc}"
-                return error_vote(section, voter, settings, redact(error, self.client), time.monotonic() - start)
-            return vote_from_message(section, voter, settings, message, time.monotonic() - start)
+                return error_vote(section, voter, settings, redact(error, self.client), attempts.spent)
+            return vote_from_message(section, voter, settings, message, attempts.spent)
+
+
+async def _status_line(response: Any) -> str:
+    """`HTTP 529 overloaded_error: busy` from an error response (the body stays readable for the SDK)."""
+    line = f"HTTP {response.status_code}"
+    http = getattr(response, "http_response", None)
+    if http is None:
+        return line
+    try:
+        body = json.loads(await http.aread())
+    except ValueError:
+        return line  # not JSON: the status says enough
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        line += f" {one_line(str(error.get('type', 'error')), 60)}: {one_line(str(error.get('message', '')), 200)}"
+    return line
+
+
+def _counting(client: Any, middleware: Any) -> Any:
+    """The client with a middleware that sees every HTTP attempt, where the SDK offers middleware."""
+    # Looked up on the type: a stand-in client (a mock, a test double) has no SDK middleware.
+    if not callable(getattr(type(client), "with_middleware", None)):
+        return client
+    return client.with_middleware(middleware)

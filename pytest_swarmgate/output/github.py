@@ -173,7 +173,7 @@ def _votes_table(run: RunResult) -> list[str]:
             note = f"{top.severity} {top.where()} {top.title}" if top else (f"error: {v.error}" if v.error else "-")
             verdict = v.verdict + (" (cached)" if v.cached else "")
             conf = f"{v.confidence:.2f}" if v.confidence is not None else "-"
-            rows.append([_md(r.section.id), _md(v.voter_id), _md(v.model), _md(settings), _md(verdict), conf, _md(note)])
+            rows.append([_md(r.section.id), _md(v.voter_id), _md(v.credited_model), _md(settings), _md(verdict), conf, _md(note)])
     header = ["section", "voter", "model", "effective settings", "verdict", "confidence", "top finding"]
     return ["### Votes", ""] + _table(header, rows)
 

@@ -12,8 +12,8 @@ from .escape import terminal
 
 
 def vote_line(vote: Vote) -> str:
-    """One voter on one section: id, model, effective settings, verdict, confidence, top finding, cost."""
-    parts = [f"{terminal(vote.voter_id):<4} {terminal(vote.model):<20} {vote.settings.describe():<28} {vote.verdict:<6}"]
+    """One voter on one section: id, model that answered, effective settings, verdict, confidence, top finding, cost."""
+    parts = [f"{terminal(vote.voter_id):<4} {terminal(vote.credited_model):<20} {vote.settings.describe():<28} {vote.verdict:<6}"]
     parts.append(f"conf={vote.confidence:.2f}" if vote.confidence is not None else "conf=-   ")
     top = vote.top_finding()
     if top is not None:

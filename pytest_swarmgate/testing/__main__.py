@@ -2,6 +2,7 @@
 
     python -m pytest_swarmgate.testing [--port 8765] [--latency 0.2]
         [--sampling accept|reject|legacy] [--script script.json] [--unsafe GLOB ...]
+        [--answer-model NAME] [--strict accept|reject] [--plain-text]
 
 `--unsafe GLOB` makes every voter answer UNSAFE (with a finding at the first added line)
 on sections whose id or path matches GLOB; it takes precedence over the script's rules.
@@ -16,7 +17,7 @@ import sys
 import threading
 from typing import Any, Sequence
 
-from .server import SAMPLING_MODES, Reply, Script, ScriptError, StubServer
+from .server import SAMPLING_MODES, STRICT_MODES, Reply, Script, ScriptError, StubServer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="Batch status polls that report in_progress before ended",
     )
+    parser.add_argument("--answer-model", metavar="NAME", help="Name this model in every reply, whatever was requested")
+    parser.add_argument(
+        "--strict", choices=STRICT_MODES, default="accept", help="Whether a tool sent with strict: true is accepted"
+    )
+    parser.add_argument("--plain-text", action="store_true", help="Answer every call in plain text, with no tool call")
     return parser
 
 
@@ -73,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sampling=args.sampling,
         require_key=args.require_key,
         batch_polls_before_done=args.batch_polls,
+        answer_model=args.answer_model,
+        strict=args.strict,
+        plain_text=args.plain_text,
     )
     try:
         server.start()

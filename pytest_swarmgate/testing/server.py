@@ -25,7 +25,16 @@ Usage simulates the prompt cache: the prompt prefix up to and including the last
 with `cache_control` (in the order tools, system blocks, message content blocks) is
 hashed with the model; the first call writes it (`cache_creation_input_tokens`), calls that
 arrive after that first call has answered read it (`cache_read_input_tokens`), and calls
-that arrive while it is still in flight write it again. Tokens are characters / 4.
+that arrive while it is still in flight write it again. Every breakpoint counts, as with the
+real API: a call reads the longest prefix that ends at one of its breakpoints and is already
+cached, and writes the rest up to its last breakpoint (so a system block that is the same bytes
+in two runs is read by the second even when the section after it changed). Tokens are
+characters / 4.
+
+`answer_model` makes every reply name that model instead of the one requested (a gateway that
+swaps models); `strict="reject"` answers 400 to a tool sent with `strict: true`, as an endpoint
+that does not offer strict tool use does; `plain_text=True` answers every call in plain text
+with no tool call (a server whose model cannot call tools).
 
 JSON script format (the CLI's `--script`, or `Script.from_json`)::
 
@@ -85,6 +94,9 @@ REDACTED = "<redacted>"
 
 Sampling = Literal["accept", "reject", "legacy"]
 SAMPLING_MODES: tuple[str, ...] = ("accept", "reject", "legacy")
+Strict = Literal["accept", "reject"]
+STRICT_MODES: tuple[str, ...] = ("accept", "reject")
+PLAIN_TEXT_ANSWER = "I think this change looks fine, but I cannot call tools."
 
 _SECTION_RE = re.compile(r"^section: (.+)$", re.MULTILINE)
 _PATH_RE = re.compile(r"^path: (.+)$", re.MULTILINE)
@@ -814,6 +826,9 @@ class StubServer:
         sampling: Sampling = "accept",
         require_key: str | None = None,
         batch_polls_before_done: int = 1,
+        answer_model: str | None = None,
+        strict: Strict = "accept",
+        plain_text: bool = False,
     ) -> None:
         if sampling not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, not {sampling!r}")
@@ -823,6 +838,11 @@ class StubServer:
         self.sampling: Sampling = sampling
         self.require_key = require_key
         self.batch_polls_before_done = batch_polls_before_done
+        if strict not in STRICT_MODES:
+            raise ValueError(f"strict must be one of {', '.join(STRICT_MODES)}, not {strict!r}")
+        self.answer_model = answer_model
+        self.strict: Strict = strict
+        self.plain_text = plain_text
         self._lock = threading.Lock()
         self._log: list[LoggedRequest] = []
         self._attempts: dict[tuple[str | None, str | None], int] = {}
@@ -1037,7 +1057,7 @@ class StubServer:
             "temperature_received": "temperature" in body,
             "temperature": body.get("temperature"),
         }
-        problem = _validate(body) or self._sampling_problem(body, api_version)
+        problem = _validate(body) or self._sampling_problem(body, api_version) or self._strict_problem(body)
         if problem:
             entry["reply"] = "rejected"
             return _CallOutcome(
@@ -1058,7 +1078,7 @@ class StubServer:
             api_version=api_version,
             custom_id=custom_id,
         )
-        reply = self.script.reply_for(ctx)
+        reply = Reply.text(PLAIN_TEXT_ANSWER) if self.plain_text else self.script.reply_for(ctx)
         rendered = reply.render(ctx)
         entry.update(attempt=attempt, reply=_reply_kind(reply, ctx))
         message = self._message_json(body, rendered) if rendered.kind == "message" else None
@@ -1068,6 +1088,15 @@ class StubServer:
             message["usage"]["output_tokens"] = 0
             entry["reply"] = "prewarm"
         return _CallOutcome(rendered, message, entry)
+
+    def _strict_problem(self, body: Mapping[str, Any]) -> str | None:
+        """With strict="reject", a tool sent with `strict: true` is refused, naming the field."""
+        tools = body.get("tools")
+        if self.strict == "reject" and isinstance(tools, list):
+            for i, tool in enumerate(tools):
+                if isinstance(tool, Mapping) and "strict" in tool:
+                    return f"tools.{i}.custom.strict: Extra inputs are not permitted"
+        return None
 
     def _sampling_problem(self, body: Mapping[str, Any], api_version: str | None) -> str | None:
         sent = [p for p in SAMPLING_PARAMS if p in body]
@@ -1093,7 +1122,7 @@ class StubServer:
             "id": _new_id("msg"),
             "type": "message",
             "role": "assistant",
-            "model": body.get("model", ""),
+            "model": self.answer_model or body.get("model", ""),
             "content": content,
             "stop_reason": rendered.stop_reason,
             "stop_sequence": None,
@@ -1106,28 +1135,33 @@ class StubServer:
     def _usage(self, body: Mapping[str, Any]) -> dict[str, int]:
         """Input usage with the prompt cache simulated (see the module docstring)."""
         blocks = _prompt_blocks(body)
-        cut = max((i for i, b in enumerate(blocks) if isinstance(b, Mapping) and "cache_control" in b), default=-1)
-        prefix, rest = blocks[: cut + 1], blocks[cut + 1 :]
-        prefix_tokens = sum(_block_tokens(b) for b in prefix)
-        created = read = 0
-        if prefix:
-            key = hashlib.sha256(
-                json.dumps([body.get("model"), prefix], sort_keys=True, default=str).encode()
-            ).hexdigest()
+        breakpoints = [i for i, b in enumerate(blocks) if isinstance(b, Mapping) and "cache_control" in b]
+        cut = breakpoints[-1] if breakpoints else -1
+        tokens = [_block_tokens(b) for b in blocks]
+        read_upto = -1  # the last block of the longest prefix already readable
+        if breakpoints:
+            keys = {i: self._prefix_key(body, blocks[: i + 1]) for i in breakpoints}
             now = time.monotonic()
             with self._lock:
                 # A cache entry serves later calls only once the call that wrote it has
                 # answered: calls sent together all write, as with the real API.
-                ready = self._cache.get(key)
-                seen = ready is not None and ready <= now
-                if ready is None:
-                    self._cache[key] = now + self.latency
-            created, read = (0, prefix_tokens) if seen else (prefix_tokens, 0)
+                for i in breakpoints:
+                    ready = self._cache.get(keys[i])
+                    if ready is not None and ready <= now:
+                        read_upto = i
+                for i in breakpoints:
+                    self._cache.setdefault(keys[i], now + self.latency)
         return {
-            "input_tokens": sum(_block_tokens(b) for b in rest),
-            "cache_creation_input_tokens": created,
-            "cache_read_input_tokens": read,
+            "input_tokens": sum(tokens[cut + 1 :]),
+            "cache_creation_input_tokens": sum(tokens[read_upto + 1 : cut + 1]),
+            "cache_read_input_tokens": sum(tokens[: read_upto + 1]),
         }
+
+    @staticmethod
+    def _prefix_key(body: Mapping[str, Any], prefix: Sequence[Any]) -> str:
+        """The cache key of a prompt prefix: the model and the prefix's blocks, byte for byte."""
+        material = json.dumps([body.get("model"), list(prefix)], sort_keys=True, default=str)
+        return hashlib.sha256(material.encode()).hexdigest()
 
     # ---- batches
 
