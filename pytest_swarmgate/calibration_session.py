@@ -38,7 +38,7 @@ from .core.model import NotReviewed, SectionResult
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
 from .output.escape import terminal, terminal_block
-from .output.terminal import section_lines
+from .output.terminal import plural, section_line, section_lines
 from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 COLLECTOR_NAME = "swarm-calibrate"
 WORKERINPUT_KEY = "swarmgate-calibration"
-PLOT_SKIPPED = "plot skipped: matplotlib is not installed; pip install pytest-swarmgate[plot]"
+PLOT_SKIPPED = "plot skipped: matplotlib is not installed; pip install 'pytest-swarmgate[plot]'"
 
 
 @dataclass(frozen=True)
@@ -118,25 +118,29 @@ class CalibrationItem(ReviewItem):
         for result in self.run.results:
             self.user_properties.extend(junit_properties(result))
         if blocked != (self.run.fixture.expected == "UNSAFE"):
-            raise SectionFailed(mismatch_lines(self.run, self.gate, blocked))
+            raise SectionFailed(mismatch_lines(self.run, self.gate, blocked, verbose=self.config.get_verbosity() > 0))
 
     def reportinfo(self) -> tuple[str, int, str]:
         return str(self.path or ""), 0, f"swarm calibration of {self.name}"
 
 
-def mismatch_lines(run: FixtureRun, gate: GatePoint, blocked: bool) -> list[str]:
-    """The failure text: expected vs got, what the fixture is, then every section's votes."""
+def mismatch_lines(run: FixtureRun, gate: GatePoint, blocked: bool, *, verbose: bool = False) -> list[str]:
+    """The failure text: expected vs got, what the fixture is, a line per section (verbose: every vote)."""
     f = run.fixture
     got = "blocks it (UNSAFE)" if blocked else "lets it through (SAFE)"
     lines = [f"{terminal(f.id)}: expected {f.expected}, but the gate at K={gate.k} of N={gate.n} {got}"]
     about = [f"category {f.category}"] + ([f.cwe] if f.cwe else [])
     if f.flaw_path:
         about.append(f"flaw at {f.flaw_path}" + (f":{f.flaw_line}" if f.flaw_line is not None else ""))
-    lines.append("  " + terminal(", ".join(about)))
-    if f.why:
-        lines.append("  why: " + terminal(f.why, 300))
+    if not verbose:
+        lines[0] += " - " + terminal(", ".join(about))
+    else:
+        lines.append("  " + terminal(", ".join(about)))
+        if f.why:
+            lines.append("  why: " + terminal(f.why, 300))
     for result in run.results or ():
-        lines.extend("  " + line for line in section_lines(result))
+        shown = section_lines(result, detail=True) if verbose else [section_line(result)]
+        lines.extend("  " + line for line in shown)
     for nr in run.not_reviewed:
         lines.append(f"  {terminal(nr.path)}: not reviewed ({terminal(nr.reason)})")
     if not run.results:
@@ -249,14 +253,14 @@ class CalibrationSession(ControllerRun):
             return None
         via = ", through the Message Batches API" if self.batch else ""
         return (f"swarmgate calibration: {self.settings.describe_panel()}, corpus: {self.corpus}, "
-                f"{len(self.runs)} fixtures, {self.sections} sections{via}")
+                f"{plural(len(self.runs), 'fixture')}, {plural(self.sections, 'section')}{via}")
 
     def run_once(self) -> None:
         """Run the panel over every fixture and build the report."""
         if not self.is_controller:
             return
-        self._write(f"swarmgate: calibrating on {len(self.runs)} fixtures: "
-                    f"{self.sections} sections x {self.settings.n} voters ...")
+        self._write(f"swarmgate: calibrating on {plural(len(self.runs), 'fixture')}: "
+                    f"{plural(self.sections, 'section')} x {plural(self.settings.n, 'voter')} ...")
         self.review = self._execute()
         # The engine keeps section order, and fixtures' sections were queued fixture by fixture.
         results = iter(self.review.results)
@@ -324,7 +328,7 @@ class CalibrationSession(ControllerRun):
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.is_controller or self.report is None:
             return
-        terminalreporter.section("swarm calibration")
+        terminalreporter.write_sep("=", "swarm calibration")
         for line in self.summary_lines(self.report):
             terminalreporter.write_line(line)
 
@@ -337,16 +341,21 @@ class CalibrationSession(ControllerRun):
         cached = len(review.votes) - review.calls
         via = " through the Message Batches API" if self.batch else ""
         lines = [
-            (f"corpus {self.corpus}: {len(self.runs)} fixtures, {len(review.results)} sections x {self.settings.n} "
-             f"voters: {review.calls} calls{via}, {cached} votes from cache, wall {review.wall_time_s:.1f}s"),
+            (f"corpus {self.corpus}: {plural(len(self.runs), 'fixture')}, {plural(len(review.results), 'section')} x "
+             f"{plural(self.settings.n, 'voter')}: {plural(review.calls, 'call')}{via}, "
+             f"{plural(cached, 'vote')} from cache, wall {review.wall_time_s:.1f}s"),
         ]
         for run in self.runs:
             for nr in run.not_reviewed:
                 lines.append(f"{terminal(run.fixture.id)}: {terminal(nr.path)} not reviewed ({terminal(nr.reason)})")
-        lines.extend(terminal_block(line) for line in report.render_text().splitlines())
+        verbose = self.config.get_verbosity() > 0
+        lines.extend(terminal_block(line) for line in report.render_text(brief=not verbose).splitlines())
+        if not verbose:
+            lines.append("per-voter, per-category and pairwise tables: -v or --swarm-calibration-report")
         wrong = [run.fixture.id for run in self.runs if run.blocked(self.gate) != (run.fixture.expected == "UNSAFE")]
         lines.append(
-            f"K={self.gate.k} in force: {len(wrong)} of {len(self.runs)} fixtures disagree with their label"
+            f"K={self.gate.k} in force: {len(wrong)} of {plural(len(self.runs), 'fixture')} "
+            f"{'disagrees' if len(wrong) == 1 else 'disagree'} with their label"
             + (" (their items fail)" if wrong else "")
         )
         lines.extend(self.notices)

@@ -311,9 +311,9 @@ class CalibrationReport:
             "cost": self.cost.to_dict(),
         }
 
-    def render_text(self) -> str:
-        """The report as aligned plain-text tables."""
-        return _render(_blocks(self), _text_table, lambda line: line)
+    def render_text(self, *, brief: bool = False) -> str:
+        """The report as aligned plain-text tables; brief: the K table, recommendation, agreement and cost."""
+        return _render(_blocks(self, brief=brief), _text_table, lambda line: line)
 
     def render_markdown(self) -> str:
         """The report as GitHub markdown tables."""
@@ -600,8 +600,9 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
-def _blocks(r: CalibrationReport) -> list[_Table | str]:
-    """The report's content, in order, as tables and lines of plain text."""
+def _blocks(r: CalibrationReport, *, brief: bool = False) -> list[_Table | str]:
+    """The report's content, in order, as tables and lines of plain text (brief: no per-voter,
+    per-category or pairwise table)."""
     policy = {"fail": "INCONCLUSIVE counts as flagged", "warn": "INCONCLUSIVE passes (warn)",
               "pass": "INCONCLUSIVE passes"}[r.on_inconclusive]
     blocks: list[_Table | str] = [
@@ -628,6 +629,8 @@ def _blocks(r: CalibrationReport) -> list[_Table | str]:
         ),
     ]
     blocks.extend(_agreement_blocks(r.agreement))
+    if brief:
+        blocks = [b for b in blocks if not isinstance(b, _Table) or b.title.startswith("Threshold K")]
     la, cost = r.line_accuracy, r.cost
     blocks.append(f"line accuracy: {_pct(la.accuracy)} ({la.hits}/{la.total} flagging voters pointed within "
                   f"{la.tolerance} lines of the known flaw)")
@@ -696,11 +699,18 @@ def plot_k_curve(report: CalibrationReport, path: str | Path) -> bool:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ks = [r.k for r in report.rows]
-    for label, values, style in (("recall", [r.recall for r in report.rows], "o-"),
-                                 ("FPR", [r.fpr for r in report.rows], "s-")):
+    # Recall wide and solid with large open circles, FPR thin and dashed with small squares on
+    # top: where the two coincide, both stay visible (the legend says so).
+    curves: list[tuple[str, list[float | None], dict[str, Any]]] = [
+        ("recall", [r.recall for r in report.rows], {"linestyle": "-", "linewidth": 4, "marker": "o",
+                                                     "markersize": 11, "markerfacecolor": "none", "zorder": 2}),
+        ("FPR (dashed, drawn on top)", [r.fpr for r in report.rows],
+         {"linestyle": "--", "linewidth": 1.5, "marker": "s", "markersize": 5, "zorder": 3}),
+    ]
+    for label, values, style in curves:
         points = [(k, v) for k, v in zip(ks, values) if v is not None]
         if points:
-            ax.plot([k for k, _ in points], [v for _, v in points], style, label=label)
+            ax.plot([k for k, _ in points], [v for _, v in points], label=label, **style)
     ax.axhline(report.target_fpr, color="grey", linestyle=":", label=f"target FPR {report.target_fpr:.1%}")
     if report.recommended_k is not None:
         ax.axvline(report.recommended_k, color="green", linestyle="--", label=f"recommended K={report.recommended_k}")
@@ -709,6 +719,6 @@ def plot_k_curve(report: CalibrationReport, path: str | Path) -> bool:
     ax.set_xlabel("threshold K (SAFE votes needed)")
     ax.set_ylabel("rate")
     ax.set_title(f"Gate recall and FPR by K (N={report.n}, {report.fixtures} fixtures)")
-    ax.legend(loc="best")
+    ax.legend(loc="best", title="where lines coincide, FPR lies on recall")
     fig.savefig(str(path), format="png", dpi=100)
     return True
