@@ -153,7 +153,7 @@ def test_strict_markers_stay_clean(pytester, stub) -> None:
 def test_ini_keys_and_precedence(pytester, stub) -> None:
     pytester.makeini("[pytest]\nswarm_voters = 2\nswarm_threshold = 2\nswarm_models = m-ini\n")
     path = write_diff(pytester.path, CLEAN_DIFF)
-    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "-v")
+    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}")
     result.stdout.fnmatch_lines(["*panel of 2 (m-ini), K=2*"])
     result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "--swarm-voters=3", "--swarm-models=m-cli")
     result.stdout.fnmatch_lines(["*panel of 3 (m-cli), K=2*"])
@@ -164,7 +164,7 @@ def test_ini_panel_lines(pytester, stub) -> None:
         "[pytest]\nswarm_threshold = 2\nswarm_panel =\n    m-a lens=security\n    m-b effort=high lens=correctness\n"
     )
     path = write_diff(pytester.path, CLEAN_DIFF)
-    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}")
+    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "-v")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*panel of 2 (m-a, m-b), K=2*", "*v2 * m-b * effort=high lens=correctness SAFE*"])
     bodies = {r.voter: r.body for r in stub.calls()}
