@@ -26,6 +26,7 @@ MARKERS = (
 )
 SESSION_PLUGIN = "swarmgate-session"
 CALIBRATION_PLUGIN = "swarmgate-calibration"
+ONLY_PLUGIN = "swarmgate-only"
 stdin_key = pytest.StashKey[bytes]()
 
 
@@ -52,6 +53,12 @@ def pytest_configure(config: pytest.Config) -> None:
         from .calibration_session import CalibrationSession
 
         config.pluginmanager.register(CalibrationSession(config), CALIBRATION_PLUGIN)
+    if options.get(config, "only"):
+        if not (options.get(config, "review") or options.get(config, "calibrate") is not None):
+            raise pytest.UsageError("swarmgate: --swarm-only needs --swarm-review or --swarm-calibrate")
+        from .sessions import ReviewOnly
+
+        config.pluginmanager.register(ReviewOnly(), ONLY_PLUGIN)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -112,3 +112,21 @@ class ControllerRun:
             return
         self._ran = True
         self.run_once()
+
+
+class ReviewOnly:
+    """`--swarm-only`: the session collects the review's (or calibration's) items and nothing else.
+
+    No path is collected at all, so none of the project's test modules is imported and none of
+    its dependencies need be installed. pytest still loads the conftest.py files of the rootdir
+    and of the test paths before any plugin acts; `--noconftest` keeps those out too.
+    """
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool | None:
+        if session.config.pluginmanager.has_plugin("dsession"):
+            return None  # the xdist controller collects nothing itself; each worker comes here
+        # No arguments: no directory is entered and no file collected; the review's items are
+        # added in pytest_collection_modifyitems, as in a normal run.
+        session.perform_collect(args=[])
+        return True
