@@ -82,3 +82,127 @@ def test_swarm_only_alone_is_a_usage_error(pytester) -> None:
     result = pytester.runpytest("--swarm-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*swarmgate: --swarm-only needs --swarm-review or --swarm-calibrate*"])
+
+
+# --- the compact report and its levels ----------------------------------------------------------
+
+
+def two_file_review(pytester: pytest.Pytester, script: Script, *args: str) -> pytest.RunResult:
+    """app/orders.py UNSAFE 4/5 (v5 dissents), docs/README.md SAFE 5/5."""
+    unsafe_orders(script, ("v1", "v2", "v3", "v4"))
+    return review(pytester, SQL_DIFF + README_DIFF, *args)
+
+
+def test_default_report_is_a_line_per_section_with_detail_only_where_needed(pytester, stub, script) -> None:
+    result = two_file_review(pytester, script)
+    out = result.stdout.str()
+    summary = out[out.index("= swarm review ="):]
+    result.stdout.fnmatch_lines([
+        "*= swarm review =*",
+        "app/orders.py: UNSAFE 4/5 (K=4) - app/orders.py:7 SQL built by string concatenation",
+        "  v1 *UNSAFE conf=0.90 [[]*",
+        "  v5 *SAFE   conf=0.90 [[]*",
+        "  dissent (SAFE) from v5: *",
+        "  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v1, v2, v3, v4)",
+        "        customer flows into the query text",
+        "docs/README.md: SAFE 5/5 (K=4)",
+        "totals: 2 sections x 5 voters, 10 calls*",
+        "gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections (K=4 of N=5)",
+        "*short test summary info*",
+    ])
+    # The finding once, not once per voter; no voter lines for the SAFE section; no summaries.
+    assert summary.count("SQL built by string concatenation") == 2  # the section line and the merged finding
+    assert summary.count("  v1 ") == 1
+    assert "summary:" not in summary
+    # The failed item points at the summary rather than repeating the votes.
+    failures = out[out.index("= FAILURES ="):out.index("= swarm review =")]
+    assert "conf=" not in failures and "customer flows" not in failures
+    assert "votes and findings: in the swarm review summary below" in failures
+    assert len(out.splitlines()) <= 40
+
+
+def test_quiet_report_keeps_what_fails_and_the_gate_line(pytester, stub, script) -> None:
+    result = two_file_review(pytester, script, "-q")
+    out = result.stdout.str()
+    summary = out[out.index("= swarm review ="):]
+    result.stdout.fnmatch_lines([
+        "*= swarm review =*",
+        "app/orders.py: UNSAFE 4/5 (K=4) - app/orders.py:7 SQL built by string concatenation",
+        "gate: UNSAFE*",
+    ])
+    assert "docs/README.md" not in summary and "totals:" not in summary and "conf=" not in summary
+    assert "swarmgate: reviewing" not in out  # no progress lines either
+
+
+def test_verbose_report_shows_every_vote(pytester, stub, script) -> None:
+    result = two_file_review(pytester, script, "-v")
+    result.stdout.fnmatch_lines([
+        "*= swarm review =*",
+        "app/orders.py: UNSAFE 4/5 (K=4) - *",
+        "  v1 *UNSAFE conf=0.90 app/orders.py:7 SQL built by string concatenation [[]*",
+        "  HIGH CWE-89 app/orders.py:7: * (v1, v2, v3, v4)",
+        "  [[]v1] summary: *",
+        "docs/README.md: SAFE 5/5 (K=4)",
+        "  v1 *SAFE   conf=0.90 [[]*",
+        "  v5 *SAFE   conf=0.90 [[]*",
+        "gate: UNSAFE*",
+    ])
+
+
+def test_a_safe_section_with_dissent_shows_its_detail(pytester, stub, script) -> None:
+    script.on(section="app/orders.py", voter="v2", reply=Reply.verdict("UNSAFE", summary="maybe", findings=[unsafe_finding()]))
+    result = review(pytester, SQL_DIFF + README_DIFF)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([
+        "app/orders.py: SAFE 4/5 (K=4), 1 dissenting vote",
+        "  v1 *",
+        "  dissent from v2: maybe",
+        "  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v2)",
+        "docs/README.md: SAFE 5/5 (K=4)",
+        "totals:*",
+        "gate: SAFE*",
+    ])
+
+
+def test_colours_follow_the_outcome_with_color_yes(pytester, stub, script) -> None:
+    two = two_file_review(pytester, script, "--color=yes")
+    out = two.stdout.str()
+    red, green = "\x1b[31m", "\x1b[32m"
+    assert f"{red}app/orders.py: UNSAFE 4/5 (K=4)" in out
+    assert f"{green}docs/README.md: SAFE 5/5 (K=4)" in out
+    assert any(line.startswith("\x1b[") and "gate: UNSAFE" in line and red in line for line in out.splitlines())
+    plain = review(pytester, SQL_DIFF + README_DIFF, "--color=no").stdout.str()
+    assert "\x1b[" not in plain
+
+
+def test_held_and_inconclusive_are_yellow(pytester, stub, script) -> None:
+    out = review(pytester, CLEAN_DIFF + CONFTEST_DIFF, "--color=yes").stdout.str()
+    yellow = "\x1b[33m"
+    assert any(yellow in line and "gate: HELD" in line for line in out.splitlines())
+    assert f"{yellow}held for a human: conftest.py" in out
+
+
+# --- the worst outcome is the headline -------------------------------------------------------
+
+
+def test_unsafe_outranks_held_and_no_release_is_asked_for(pytester, stub, script) -> None:
+    unsafe_orders(script)
+    result = review(pytester, SQL_DIFF + CONFTEST_DIFF)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "held for a human: conftest.py*",
+        "releasing them would not pass the gate: the sections above fail on their own",
+        "gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections (K=4 of N=5); 1 change held for a human",
+    ])
+    assert "--swarm-allow-held" not in out
+
+
+def test_held_alone_is_the_headline_and_asks_for_a_release(pytester, stub) -> None:
+    result = review(pytester, CLEAN_DIFF + CONFTEST_DIFF)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "held for a human: conftest.py*",
+        "review these by hand, then rerun with --swarm-allow-held=*",
+        "gate: HELD - 0 UNSAFE, 0 INCONCLUSIVE, 2 SAFE of 2 sections (K=4 of N=5); 1 change held for a human",
+    ])
