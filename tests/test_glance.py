@@ -206,3 +206,65 @@ def test_held_alone_is_the_headline_and_asks_for_a_release(pytester, stub) -> No
         "review these by hand, then rerun with --swarm-allow-held=*",
         "gate: HELD - 0 UNSAFE, 0 INCONCLUSIVE, 2 SAFE of 2 sections (K=4 of N=5); 1 change held for a human",
     ])
+
+
+# --- failures that explain themselves --------------------------------------------------------------
+
+
+def test_a_failed_outcome_assertion_shows_the_tally_votes_and_findings(pytester, stub, script) -> None:
+    unsafe_orders(script)
+    pytester.makepyfile(
+        test_user=f'''
+        import pytest
+
+        DIFF = {SQL_DIFF!r}
+
+        @pytest.mark.swarm_panel(voters=3, threshold=3)
+        def test_outcome(swarm_review):
+            result = swarm_review(DIFF)
+            assert result.outcome == "SAFE"
+
+        @pytest.mark.swarm_panel(voters=3, threshold=3)
+        def test_section(swarm_review):
+            assert swarm_review(DIFF).results[0] == "anything"
+
+        def test_unrelated_strings_are_left_alone():
+            assert "UNSAFE" == "SAFE"
+        '''
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-vv")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines([
+        "*def test_outcome*",
+        "E       AssertionError: assert 'UNSAFE' == 'SAFE'",
+        "E         gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 0 SAFE of 1 section (K=3 of N=3)",
+        "E         app/orders.py: UNSAFE 3/3 (K=3) - app/orders.py:7 SQL built by string concatenation",
+        "E           votes: v1 UNSAFE 0.90, v2 UNSAFE 0.90, v3 UNSAFE 0.90",
+        "E           HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v1, v2, v3)",
+    ])
+    result.stdout.fnmatch_lines([
+        "*def test_section*",
+        "E       AssertionError: assert <SectionResult> == 'anything'",
+        "E         app/orders.py: UNSAFE 3/3 (K=3) - *",
+        "E           votes: v1 UNSAFE 0.90, v2 UNSAFE 0.90, v3 UNSAFE 0.90",
+    ])
+    # A test that made no review: pytest's own text.
+    unrelated = result.stdout.str().split("def test_unrelated_strings_are_left_alone")[1].split("short test summary")[0]
+    assert "gate:" not in unrelated and "votes:" not in unrelated
+
+
+def test_a_missing_diff_file_is_one_message_from_the_tests_own_line(pytester, stub) -> None:
+    sub = pytester.mkdir("sub")
+    write_diff(sub, CLEAN_DIFF, "ok.patch")
+    (sub / "test_paths.py").write_text(
+        "def test_relative_to_this_file(swarm_review):\n"
+        "    assert swarm_review('ok.patch').outcome == 'SAFE'\n\n"
+        "def test_missing(swarm_review):\n"
+        "    swarm_review('missing.patch')\n"
+    )
+    # Run from another directory: the path is taken from the test file's directory.
+    result = pytester.runpytest(str(sub), "-p", "no:cacheprovider", "--rootdir", str(pytester.path))
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*swarmgate: *missing.patch*"])
+    assert "plugin.py" not in out

@@ -143,6 +143,29 @@ def section_lines(result: SectionResult, *, detail: bool = False) -> list[str]:
     return [section_line(result), *detail_lines(result, verbose=detail)]
 
 
+def votes_line(result: SectionResult) -> str:
+    """`votes: v1 UNSAFE 0.90, v2 ERROR (timeout ...)`: every vote of a section on one line."""
+    parts = []
+    for v in result.votes:
+        detail = f" ({terminal(v.error, 80)})" if v.error else f" {v.confidence:.2f}" if v.confidence is not None else ""
+        parts.append(f"{terminal(v.voter_id)} {v.verdict}{detail}")
+    return "votes: " + ", ".join(parts)
+
+
+def explain_lines(result: RunResult | SectionResult) -> list[str]:
+    """A result for a failed assertion, short (pytest cuts long explanations below -vv):
+    the gate, then each section's tally and top finding, its votes, and the findings merged across voters."""
+    sections = [result] if isinstance(result, SectionResult) else list(result.results)
+    lines = [] if isinstance(result, SectionResult) else [gate_line(result)]
+    for section in sections:
+        lines += [section_line(section), "  " + votes_line(section)]
+        lines += ["  " + finding_line(m) for m in merged_findings(section.votes)]
+    if isinstance(result, SectionResult):
+        return lines
+    lines.extend(f"{terminal(nr.path)}: not reviewed ({terminal(nr.reason)})" for nr in result.not_reviewed)
+    return lines + held_lines(result)
+
+
 def fails(result: SectionResult, on_inconclusive: InconclusivePolicy) -> bool:
     return not gate_passes((result.outcome,), on_inconclusive)
 
