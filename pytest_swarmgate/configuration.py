@@ -77,7 +77,10 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             raw = overrides[name]
             option = options.BY_NAME.get(name.replace("_", "-"))
             if option is not None and option.convert not in (str, options.bool_value) and not isinstance(raw, bool):
-                return option.convert(str(raw))
+                try:
+                    return option.convert(str(raw))
+                except ValueError as exc:
+                    raise ValueError(f"swarm_panel setting {name}: {exc}") from None
             return raw
         return options.get(config, name.replace("_", "-"))
 
@@ -90,7 +93,8 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
         cache_dir = Path(raw).expanduser() if raw else default_directory()
     try:
         panel = _panel(config, overrides, value, given)
-        k = int(value("threshold")) if given("threshold") or config.getini("swarm_threshold") else default_threshold(len(panel))
+        given_k = given("threshold") or config.getini("swarm_threshold")
+        k = int(value("threshold")) if given_k else default_threshold(len(panel))
         check_threshold(len(panel), k)
         return GateSettings(
             panel=tuple(panel),

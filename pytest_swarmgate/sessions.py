@@ -67,7 +67,8 @@ def check_rootdir(config: pytest.Config, flag: str) -> None:
     if (expected[0], expected[1]) != (config.rootpath, config.inipath):
         raise pytest.UsageError(
             f"swarmgate: pytest took the path {spaced[0]} for a test path and moved the rootdir to "
-            f"{config.rootpath} (ini {config.inipath}); write {flag}={spaced[0]} instead"
+            f"{config.rootpath} ({f'ini file {config.inipath}' if config.inipath else 'no ini file'}); "
+            f"write {flag}={spaced[0]} instead"
         )
 
 

@@ -268,3 +268,41 @@ def test_a_missing_diff_file_is_one_message_from_the_tests_own_line(pytester, st
     out = result.stdout.str()
     result.stdout.fnmatch_lines(["*swarmgate: *missing.patch*"])
     assert "plugin.py" not in out
+
+
+# --- clear words ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, ini, message", [
+    (["--swarm-threshold=abc"], "", "swarmgate: --swarm-threshold: expected a whole number of at least 1, got 'abc'"),
+    (["--swarm-voters=0"], "", "swarmgate: --swarm-voters: expected a whole number of at least 1, got '0'"),
+    (["--swarm-timeout=soon"], "", "swarmgate: --swarm-timeout: expected a finite number above 0, got 'soon'"),
+    (["--swarm-max-retries=-1"], "", "swarmgate: --swarm-max-retries: expected a whole number of at least 0, got '-1'"),
+    (["--swarm-on-inconclusive=maybe"], "", "swarmgate: --swarm-on-inconclusive: expected one of fail, warn, pass, got 'maybe'"),
+    ([], "swarm_section_budget = lots\n",
+     "swarmgate: ini swarm_section_budget: expected a whole number, as --swarm-section-budget takes"),
+], ids=["threshold", "voters", "timeout", "retries", "policy", "ini"])
+def test_option_value_errors_name_the_option_and_what_it_expects(pytester, args, ini, message) -> None:
+    if ini:
+        pytester.makeini("[pytest]\n" + ini)
+    path = write_diff(pytester.path, CLEAN_DIFF)
+    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr.str()
+    assert "invalid literal" not in errors[0] and "could not convert" not in errors[0]
+
+
+def test_progress_follows_the_session_header_under_xdist(pytester, stub) -> None:
+    result = review(pytester, SQL_DIFF + README_DIFF, "-n", "2")
+    assert result.ret == pytest.ExitCode.OK
+    lines = result.stdout.lines
+    header = next(i for i, line in enumerate(lines) if "test session starts" in line)
+    progress = [i for i, line in enumerate(lines) if line.startswith("swarmgate: ")]
+    assert [lines[i] for i in progress] == [
+        "swarmgate: panel of 5 (claude-sonnet-5-5), K=4, diff: " + str(pytester.path / "pr.patch") + ", 2 sections",
+        "swarmgate: reviewing 2 sections x 5 voters ...",
+        "swarmgate: [1/2] app/orders.py: SAFE 5/5 (K=4)",
+        "swarmgate: [2/2] docs/README.md: SAFE 5/5 (K=4)",
+    ]
+    assert progress[0] > header

@@ -62,6 +62,8 @@ def test_a_spaced_diff_path_outside_the_project_is_caught(pytester, tmp_path) ->
     path = write_diff(outside, CLEAN_DIFF)
     result = pytester.runpytest("--swarm-review", "--swarm-diff", str(path))
     assert_usage_error(result, f"write --swarm-diff={path} instead")
+    assert_usage_error(result, "(no ini file)")
+    assert "None" not in result.stderr.str()
 
 
 def git(cwd, *args: str) -> None:
