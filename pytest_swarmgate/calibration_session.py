@@ -38,7 +38,8 @@ from .core.model import NotReviewed, SectionResult
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
 from .output.escape import terminal, terminal_block
-from .output.terminal import plural, section_line, section_lines
+from .core.text import plural
+from .output.terminal import section_line, section_lines
 from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
 
 if TYPE_CHECKING:

@@ -69,7 +69,8 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
     overrides = dict(overrides or {})
     unknown = set(overrides) - OVERRIDE_KEYS
     if unknown:
-        raise pytest.UsageError(f"unknown swarm panel setting(s): {', '.join(sorted(unknown))}")
+        word = "setting" if len(unknown) == 1 else "settings"
+        raise pytest.UsageError(f"swarmgate: unknown swarm panel {word}: {', '.join(sorted(unknown))}")
 
     def value(name: str) -> Any:
         if name in overrides:

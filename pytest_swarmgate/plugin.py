@@ -7,8 +7,8 @@ does nothing else: the review machinery (unidiff, anthropic) is imported only wh
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest

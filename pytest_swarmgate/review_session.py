@@ -16,11 +16,12 @@ import pytest
 from . import options
 from .configuration import resolve
 from .core.model import NotReviewed, RunResult, Section, SectionResult
+from .core.text import plural
 from .core.voting import run_passes
 from .items import COLLECTOR_NAME, ReviewCollector, policy_key, run_key
 from .output.escape import terminal
 from .output.publish import github_outputs, now_utc, write_reports
-from .output.terminal import Line, plural, report_lines
+from .output.terminal import Line, report_lines
 from .runner import Plan, check_size, execute, plan, read_source, settle_panel
 from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
 

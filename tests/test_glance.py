@@ -150,7 +150,8 @@ def test_verbose_report_shows_every_vote(pytester, stub, script) -> None:
 
 
 def test_a_safe_section_with_dissent_shows_its_detail(pytester, stub, script) -> None:
-    script.on(section="app/orders.py", voter="v2", reply=Reply.verdict("UNSAFE", summary="maybe", findings=[unsafe_finding()]))
+    dissent = Reply.verdict("UNSAFE", summary="maybe", findings=[unsafe_finding()])
+    script.on(section="app/orders.py", voter="v2", reply=dissent)
     result = review(pytester, SQL_DIFF + README_DIFF)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines([
@@ -278,7 +279,8 @@ def test_a_missing_diff_file_is_one_message_from_the_tests_own_line(pytester, st
     (["--swarm-voters=0"], "", "swarmgate: --swarm-voters: expected a whole number of at least 1, got '0'"),
     (["--swarm-timeout=soon"], "", "swarmgate: --swarm-timeout: expected a finite number above 0, got 'soon'"),
     (["--swarm-max-retries=-1"], "", "swarmgate: --swarm-max-retries: expected a whole number of at least 0, got '-1'"),
-    (["--swarm-on-inconclusive=maybe"], "", "swarmgate: --swarm-on-inconclusive: expected one of fail, warn, pass, got 'maybe'"),
+    (["--swarm-on-inconclusive=maybe"], "",
+     "swarmgate: --swarm-on-inconclusive: expected one of fail, warn, pass, got 'maybe'"),
     ([], "swarm_section_budget = lots\n",
      "swarmgate: ini swarm_section_budget: expected a whole number, as --swarm-section-budget takes"),
 ], ids=["threshold", "voters", "timeout", "retries", "policy", "ini"])

@@ -70,6 +70,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .corpus import Fixture
 from .model import Usage, Vote
+from .text import plural
 from .voting import InconclusivePolicy, check_threshold, count, gate_passes, outcome
 
 DEFAULT_TARGET_FPR = 0.05
@@ -563,7 +564,7 @@ def _cost(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bool
         notes.append(f"no price for model {', '.join(sorted(unknown))}: pass prices= to price it")
     cached = sum(v.cached for v in votes)
     if cached:
-        notes.append(f"{cached} votes came from the cache and cost nothing in this run; the figure is the uncached cost")
+        notes.append(f"{plural(cached, 'vote')} came from the cache and cost nothing in this run; the figure is the uncached cost")
     return Cost(usage=usage, usd=None if unknown else usd, batch=batch, note="; ".join(notes))
 
 
@@ -607,7 +608,7 @@ def _blocks(r: CalibrationReport, *, brief: bool = False) -> list[_Table | str]:
               "pass": "INCONCLUSIVE passes"}[r.on_inconclusive]
     blocks: list[_Table | str] = [
         _Table(
-            f"Threshold K (N={r.n}; {r.fixtures} fixtures: {r.bad} UNSAFE, {r.good} SAFE; {policy})",
+            f"Threshold K (N={r.n}; {plural(r.fixtures, 'fixture')}: {r.bad} UNSAFE, {r.good} SAFE; {policy})",
             ("K", "TP", "FN", "FP", "TN", "recall", "FPR", "precision", "score"),
             tuple((str(x.k), str(x.tp), str(x.fn), str(x.fp), str(x.tn), _pct(x.recall), _pct(x.fpr),
                    _pct(x.precision), _num(x.score)) for x in r.rows),
@@ -649,7 +650,7 @@ def _agreement_blocks(a: Agreement) -> list[_Table | str]:
         _Table("Agreement between voters (per-fixture flags)", ("voter", "voter", "agreement", "fixtures"),
                tuple((p.a, p.b, _pct(p.agreement), str(p.fixtures)) for p in a.pairs), left=2),
         (f"mean pairwise agreement {_pct(a.mean)}; within-label Fleiss' kappa "
-         f"{'undefined' if a.kappa is None else f'{a.kappa:.3f}'} over {a.kappa_fixtures} fixtures"),
+         f"{'undefined' if a.kappa is None else f'{a.kappa:.3f}'} over {plural(a.kappa_fixtures, 'fixture')}"),
     ]
     if a.warning:
         blocks.append(f"WARNING: {a.warning}")
@@ -718,7 +719,7 @@ def plot_k_curve(report: CalibrationReport, path: str | Path) -> bool:
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("threshold K (SAFE votes needed)")
     ax.set_ylabel("rate")
-    ax.set_title(f"Gate recall and FPR by K (N={report.n}, {report.fixtures} fixtures)")
+    ax.set_title(f"Gate recall and FPR by K (N={report.n}, {plural(report.fixtures, 'fixture')})")
     ax.legend(loc="best", title="where lines coincide, FPR lies on recall")
     fig.savefig(str(path), format="png", dpi=100)
     return True

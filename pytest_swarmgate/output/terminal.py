@@ -11,10 +11,11 @@ agree on SAFE, the gate line last. `verbosity` is pytest's (-q is -1, -v is 1).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ..core.model import Finding, RunResult, SectionResult, Vote, severity_rank
+from ..core.text import plural
 from ..core.voting import InconclusivePolicy, gate_passes
 from .escape import terminal
 
@@ -29,11 +30,6 @@ class Line:
     text: str
     colour: str | None = None
     bold: bool = False
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """`1 section`, `2 sections`."""
-    return f"{count} {word if count == 1 else many or word + 's'}"
 
 
 @dataclass(frozen=True)
@@ -147,7 +143,10 @@ def votes_line(result: SectionResult) -> str:
     """`votes: v1 UNSAFE 0.90, v2 ERROR (timeout ...)`: every vote of a section on one line."""
     parts = []
     for v in result.votes:
-        detail = f" ({terminal(v.error, 80)})" if v.error else f" {v.confidence:.2f}" if v.confidence is not None else ""
+        if v.error:
+            detail = f" ({terminal(v.error, 80)})"
+        else:
+            detail = f" {v.confidence:.2f}" if v.confidence is not None else ""
         parts.append(f"{terminal(v.voter_id)} {v.verdict}{detail}")
     return "votes: " + ", ".join(parts)
 
