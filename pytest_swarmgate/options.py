@@ -100,7 +100,12 @@ def split_list(text: str) -> list[str]:
 
 OPTIONS: tuple[Option, ...] = (
     Option("review", "Review the diff with the swarm panel and fail the session on an UNSAFE section", False, bool_value, "bool", flag=True),
-    Option("only", "Run only the review (or calibration): collect none of the project's tests, import none of its modules (conftest.py files still load unless --noconftest)", False, bool_value, "bool", flag=True),
+    Option(
+        "only",
+        "Run only the review (or calibration): collect none of the project's tests, import none of its modules "
+        "(conftest.py files still load unless --noconftest)",
+        False, bool_value, "bool", flag=True,
+    ),
     Option("diff", "Diff to review: a patch file, or - for stdin (write --swarm-diff=PATH)", metavar="PATH"),
     Option("base", "Review `git diff BASE...HEAD` (default: origin/$GITHUB_BASE_REF in GitHub Actions)", metavar="REF"),
     Option("voters", "Panel size N", 5, _positive_int, metavar="N"),

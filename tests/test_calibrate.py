@@ -211,7 +211,8 @@ def test_items_fail_where_the_gate_disagrees_with_the_label(pytester, stub, scri
     compact = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=3")
     compact.stdout.fnmatch_lines([
         "*swarm calibration of diffs/false-alarm.good.diff*",
-        "diffs/false-alarm.good.diff: expected SAFE, but the gate at K=3 of N=3 blocks it (UNSAFE) - category sql-injection",
+        "diffs/false-alarm.good.diff: expected SAFE, but the gate at K=3 of N=3 blocks it (UNSAFE)"
+        " - category sql-injection",
         "  app/alarm.py: UNSAFE 1/3 (K=3) - app/alarm.py:* Untrusted input*",
         "*swarm calibration of diffs/missed.bad.diff*",
     ])
@@ -429,7 +430,9 @@ def test_batch_errors_are_error_votes(pytester, stub, script, monkeypatch) -> No
     monkeypatch.setenv("SWARMGATE_BATCH_POLL_SECONDS", "0")
     script.on(voter="v2", reply=Reply.status(500, "api_error", "boom"))  # first match wins
     script_small(script)
-    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", "--swarm-batch", "-rA", "-v")
+    result = calibrate(
+        pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", "--swarm-batch", "-rA", "-v"
+    )
     # v2 erred everywhere: with K=2 of 2 no section can be SAFE, so every fixture is blocked.
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*ended: 8/8 done (4 succeeded, 4 errored, 0 canceled, 0 expired)",

@@ -81,7 +81,9 @@ def test_sections_are_per_file_sorted_and_run_concurrently(pytester, stub, scrip
 
 
 def test_temperatures_are_sent_where_the_endpoint_accepts_them(pytester, stub) -> None:
-    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=3", "--swarm-threshold=3", "--swarm-temperatures=0,0.5,1", "-v")
+    result = run_gate(
+        pytester, CLEAN_DIFF, "--swarm-voters=3", "--swarm-threshold=3", "--swarm-temperatures=0,0.5,1", "-v"
+    )
     assert result.ret == 0
     sent = sorted(r.temperature for r in stub.requests)
     assert sent == [0.0, 0.5, 1.0]

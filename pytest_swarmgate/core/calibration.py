@@ -564,7 +564,9 @@ def _cost(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bool
         notes.append(f"no price for model {', '.join(sorted(unknown))}: pass prices= to price it")
     cached = sum(v.cached for v in votes)
     if cached:
-        notes.append(f"{plural(cached, 'vote')} came from the cache and cost nothing in this run; the figure is the uncached cost")
+        notes.append(
+            f"{plural(cached, 'vote')} came from the cache and cost nothing in this run; the figure is the uncached cost"
+        )
     return Cost(usage=usage, usd=None if unknown else usd, batch=batch, note="; ".join(notes))
 
 
