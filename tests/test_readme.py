@@ -10,10 +10,11 @@ import site
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
-from conftest import README_DIFF, unsafe_finding
+from conftest import README_DIFF, SQL_DIFF, unsafe_finding
 
 from pytest_swarmgate.testing import Reply
 
@@ -113,3 +114,28 @@ def test_the_python_example_runs_as_written_from_another_directory(pytester, stu
     result.assert_outcomes(passed=2)
     assert {r.body["model"] for r in stub.requests if r.section == "docs/README.md"} == {"claude-haiku-5-5"}
     assert len(stub.calls(section="app/reports.py")) == 3
+
+
+def test_the_no_key_snippet_runs_as_written_and_stops_its_stub(tmp_path) -> None:
+    block = README.split("No key yet?")[1].split("\n\n")[1]
+    lines = [line[4:] for line in block.splitlines() if line.startswith("    ")]
+    assert any("--port 0" in line for line in lines) and lines[-1].startswith("kill ")
+    (tmp_path / "my.patch").write_text(SQL_DIFF + README_DIFF)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "PYTEST_", "GITHUB_"))}
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", HOME=str(tmp_path),
+               XDG_CACHE_HOME=str(tmp_path / "cache"))
+    done = subprocess.run(["bash", "-c", "\n".join(lines)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr  # the last line, kill, found its job
+    assert "stub Anthropic server on http://127.0.0.1:" in done.stdout
+    assert re.search(r"^gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections", done.stdout, flags=re.M)
+    pid = int(re.search(r"kill (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the README's kill did not stop the stub")
