@@ -196,6 +196,9 @@ class CalibrationSession(ControllerRun):
         self.review: RunResult | None = None
         self.notices: list[str] = []
         self._batching = False
+        # Under xdist the run happens before pytest prints its header: progress is held and
+        # printed under the header. Not for a batch, whose polls may take hours.
+        self.held_lines: list[str] | None = None
         data = from_controller(config, WORKERINPUT_KEY)
         if data is not None:
             # An xdist worker: the controller ran the panel; never call the API here.
@@ -245,21 +248,27 @@ class CalibrationSession(ControllerRun):
         return sum(len(p.sections) for p in self.plans)
 
     def _write(self, line: str) -> None:
+        if self.held_lines is not None:
+            self.held_lines.append(line)
+            return
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
+        if reporter is not None and (self.config.get_verbosity() >= 0 or self.batch):  # a batch may take hours
             reporter.write_line(line)
 
-    def pytest_report_header(self, config: pytest.Config) -> str | None:
+    def pytest_report_header(self, config: pytest.Config) -> list[str] | None:
         if not self.is_controller:
             return None
         via = ", through the Message Batches API" if self.batch else ""
-        return (f"swarmgate calibration: {self.settings.describe_panel()}, corpus: {self.corpus}, "
-                f"{plural(len(self.runs), 'fixture')}, {plural(self.sections, 'section')}{via}")
+        held, self.held_lines = self.held_lines or [], None
+        return [(f"swarmgate calibration: {self.settings.describe_panel()}, corpus: {self.corpus}, "
+                 f"{plural(len(self.runs), 'fixture')}, {plural(self.sections, 'section')}{via}"), *held]
 
     def run_once(self) -> None:
         """Run the panel over every fixture and build the report."""
         if not self.is_controller:
             return
+        if self.config.pluginmanager.has_plugin("dsession") and not self.batch:
+            self.held_lines = []
         self._write(f"swarmgate: calibrating on {plural(len(self.runs), 'fixture')}: "
                     f"{plural(self.sections, 'section')} x {plural(self.settings.n, 'voter')} ...")
         self.review = self._execute()

@@ -333,3 +333,17 @@ def test_the_stub_cli_on_a_free_port_writes_an_env_file_and_says_how_to_stop_it(
         proc.terminate()
         proc.communicate(timeout=5)
     assert proc.returncode == 0
+
+
+def test_calibration_progress_follows_the_session_header_under_xdist(pytester, stub) -> None:
+    from test_calibrate import small_corpus
+
+    corpus = small_corpus(pytester.path / "corpus")
+    result = pytester.runpytest(f"--swarm-calibrate={corpus}", "--swarm-only", "-p", "no:cacheprovider", "-n", "2",
+                                "--swarm-voters=1", "--swarm-threshold=1")
+    lines = result.stdout.lines
+    header = next(i for i, line in enumerate(lines) if "test session starts" in line)
+    ours = [i for i, line in enumerate(lines) if line.startswith("swarmgate")]
+    assert lines[ours[0]].startswith("swarmgate calibration: panel of 1")
+    assert lines[ours[1]] == "swarmgate: calibrating on 4 fixtures: 4 sections x 1 voter ..."
+    assert ours[0] > header
