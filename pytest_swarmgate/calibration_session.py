@@ -48,7 +48,8 @@ from .core.model import NotReviewed, SectionResult
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
 from .output.escape import terminal, terminal_block
-from .output.terminal import section_lines
+from .core.text import plural
+from .output.terminal import section_line, section_lines
 from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
 COLLECTOR_NAME = "swarm-calibrate"
 WORKERINPUT_KEY = "swarmgate-calibration"
-PLOT_SKIPPED = "plot skipped: matplotlib is not installed; pip install pytest-swarmgate[plot]"
+PLOT_SKIPPED = "plot skipped: matplotlib is not installed; pip install 'pytest-swarmgate[plot]'"
 
 
 @dataclass(frozen=True)
@@ -142,25 +143,29 @@ class CalibrationItem(ReviewItem):
         for result in self.run.results:
             self.user_properties.extend(junit_properties(result))
         if blocked != (self.run.fixture.expected == "UNSAFE"):
-            raise SectionFailed(mismatch_lines(self.run, self.gate, blocked))
+            raise SectionFailed(mismatch_lines(self.run, self.gate, blocked, verbose=self.config.get_verbosity() > 0))
 
     def reportinfo(self) -> tuple[str, int, str]:
         return str(self.path or ""), 0, f"swarm calibration of {self.name}"
 
 
-def mismatch_lines(run: FixtureRun, gate: GatePoint, blocked: bool) -> list[str]:
-    """The failure text: expected vs got, what the fixture is, then every section's votes."""
+def mismatch_lines(run: FixtureRun, gate: GatePoint, blocked: bool, *, verbose: bool = False) -> list[str]:
+    """The failure text: expected vs got, what the fixture is, a line per section (verbose: every vote)."""
     f = run.fixture
     got = "blocks it (UNSAFE)" if blocked else "lets it through (SAFE)"
     lines = [f"{terminal(f.id)}: expected {f.expected}, but the gate at K={gate.k} of N={gate.n} {got}"]
     about = [f"category {f.category}"] + ([f.cwe] if f.cwe else [])
     if f.flaw_path:
         about.append(f"flaw at {f.flaw_path}" + (f":{f.flaw_line}" if f.flaw_line is not None else ""))
-    lines.append("  " + terminal(", ".join(about)))
-    if f.why:
-        lines.append("  why: " + terminal(f.why, 300))
+    if not verbose:
+        lines[0] += " - " + terminal(", ".join(about))
+    else:
+        lines.append("  " + terminal(", ".join(about)))
+        if f.why:
+            lines.append("  why: " + terminal(f.why, 300))
     for result in run.results or ():
-        lines.extend("  " + line for line in section_lines(result))
+        shown = section_lines(result, detail=True) if verbose else [section_line(result)]
+        lines.extend("  " + line for line in shown)
     for nr in run.not_reviewed:
         lines.append(f"  {terminal(nr.path)}: not reviewed ({terminal(nr.reason)})")
     if not run.results:
@@ -253,6 +258,9 @@ class CalibrationSession(ControllerRun):
         self.review: RunResult | None = None
         self.notices: list[str] = []
         self._batching = False
+        # Under xdist the run happens before pytest prints its header: progress is held and
+        # printed under the header. Not for a batch, whose polls may take hours.
+        self.held_lines: list[str] | None = None
         data = from_controller(config, WORKERINPUT_KEY)
         if data is not None:
             # An xdist worker: the controller ran the panel; never call the API here.
@@ -317,16 +325,20 @@ class CalibrationSession(ControllerRun):
         return [fixture_id in kept for fixture_id in ids]
 
     def _write(self, line: str) -> None:
+        if self.held_lines is not None:
+            self.held_lines.append(line)
+            return
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
+        if reporter is not None and (self.config.get_verbosity() >= 0 or self.batch):  # a batch may take hours
             reporter.write_line(line)
 
-    def pytest_report_header(self, config: pytest.Config) -> str | None:
+    def pytest_report_header(self, config: pytest.Config) -> list[str] | None:
         if not self.is_controller:
             return None
         via = ", through the Message Batches API" if self.batch else ""
-        return (f"swarmgate calibration: {self.settings.describe_panel()}, corpus: {self.corpus}, "
-                f"{len(self.runs)} fixtures, {self.sections} sections{via}")
+        held, self.held_lines = self.held_lines or [], None
+        return [(f"swarmgate calibration: {self.settings.describe_panel()}, corpus: {self.corpus}, "
+                 f"{plural(len(self.runs), 'fixture')}, {plural(self.sections, 'section')}{via}"), *held]
 
     def run_once(self) -> None:
         """Run the panel over every fixture and build the report."""
@@ -338,8 +350,10 @@ class CalibrationSession(ControllerRun):
             self._write(f"swarmgate: no calibration fixture selected of {len(self.runs)}: no calls made")
             return
         plans = [p for p, keep in zip(self.plans, self.chosen, strict=True) if keep]
-        self._write(f"swarmgate: calibrating on {len(plans)} of {len(self.runs)} fixtures: "
-                    f"{sum(len(p.sections) for p in plans)} sections x {self.settings.n} voters ...")
+        if self.config.pluginmanager.has_plugin("dsession") and not self.batch:
+            self.held_lines = []
+        self._write(f"swarmgate: calibrating on {len(plans)} of {plural(len(self.runs), 'fixture')}: "
+                    f"{plural(sum(len(p.sections) for p in plans), 'section')} x {plural(self.settings.n, 'voter')} ...")
         self.review = self._execute(plans)
         # The engine keeps section order, and fixtures' sections were queued fixture by fixture.
         results = iter(self.review.results)
@@ -414,7 +428,7 @@ class CalibrationSession(ControllerRun):
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.is_controller or self.report is None:
             return
-        terminalreporter.section("swarm calibration")
+        terminalreporter.write_sep("=", "swarm calibration")
         for line in self.summary_lines(self.report):
             terminalreporter.write_line(line)
 
@@ -427,19 +441,23 @@ class CalibrationSession(ControllerRun):
         cached = review.cached_votes
         via = " through the Message Batches API" if self.batch else ""
         lines = [
-            (f"corpus {self.corpus}: {len(self.ran)} of {len(self.runs)} fixtures run{self._narrowed()}, "
-             f"{len(review.results)} sections x {self.settings.n} "
-             f"voters: {review.calls} calls{via}, {cached} votes from cache, wall {review.wall_time_s:.1f}s"),
+            (f"corpus {self.corpus}: {len(self.ran)} of {plural(len(self.runs), 'fixture')} run{self._narrowed()}, "
+             f"{plural(len(review.results), 'section')} x {plural(self.settings.n, 'voter')}: "
+             f"{plural(review.calls, 'call')}{via}, {plural(cached, 'vote')} from cache, wall {review.wall_time_s:.1f}s"),
         ]
         lines.extend(f"note: {terminal(note, 300)}" for note in review.notes)
         for run in self.ran:
             for nr in run.not_reviewed:
                 lines.append(f"{terminal(run.fixture.id)}: {terminal(nr.path)} not reviewed ({terminal(nr.reason)})")
-        lines.extend(terminal_block(line) for line in report.render_text().splitlines())
+        verbose = self.config.get_verbosity() > 0
+        lines.extend(terminal_block(line) for line in report.render_text(brief=not verbose).splitlines())
+        if not verbose:
+            lines.append("per-voter, per-category and pairwise tables: -v or --swarm-calibration-report")
         scored = [run for run in self.ran if run.not_scored(self.gate) is None]
         wrong = [run.fixture.id for run in scored if run.blocked(self.gate) != (run.fixture.expected == "UNSAFE")]
         lines.append(
-            f"K={self.gate.k} in force: {len(wrong)} of {len(scored)} scored fixtures disagree with their label"
+            f"K={self.gate.k} in force: {len(wrong)} of {plural(len(scored), 'scored fixture')} "
+            f"{'disagrees' if len(wrong) == 1 else 'disagree'} with their label"
             + (" (their items fail)" if wrong else "")
             + (f"; {len(self.ran) - len(scored)} not scored" if len(scored) < len(self.ran) else "")
         )

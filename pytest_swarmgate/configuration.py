@@ -74,7 +74,8 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
     overrides = dict(overrides or {})
     unknown = set(overrides) - OVERRIDE_KEYS
     if unknown:
-        raise pytest.UsageError(f"unknown swarm panel setting(s): {', '.join(sorted(unknown))}")
+        word = "setting" if len(unknown) == 1 else "settings"
+        raise pytest.UsageError(f"swarmgate: unknown swarm panel {word}: {', '.join(sorted(unknown))}")
 
     def value(name: str) -> Any:
         if name in overrides:
@@ -82,7 +83,10 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             raw = overrides[name]
             option = options.BY_NAME.get(name.replace("_", "-"))
             if option is not None and option.convert not in (str, options.bool_value) and not isinstance(raw, bool):
-                return option.convert(str(raw))
+                try:
+                    return option.convert(str(raw))
+                except ValueError as exc:
+                    raise ValueError(f"swarm_panel setting {name}: {exc}") from None
             return raw
         return options.get(config, name.replace("_", "-"))
 
@@ -95,7 +99,8 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
         cache_dir = Path(raw).expanduser() if raw else default_directory()
     try:
         panel = _panel(config, overrides, value, given)
-        k = int(value("threshold")) if given("threshold") or config.getini("swarm_threshold") else default_threshold(len(panel))
+        given_k = given("threshold") or config.getini("swarm_threshold")
+        k = int(value("threshold")) if given_k else default_threshold(len(panel))
         check_threshold(len(panel), k)
         return GateSettings(
             panel=tuple(panel),

@@ -16,9 +16,10 @@ import pytest
 from .core.model import NotReviewed, RunResult, Section, SectionResult, Vote
 from .core.voting import run_passes
 from .output.escape import junit_text, terminal
-from .output.terminal import gate_line, held_lines, section_lines
+from .output.terminal import gate_line, held_lines, section_line, section_lines
 
 COLLECTOR_NAME = "swarm-review"
+SEE_SUMMARY = "  votes and findings: in the swarm review summary below (every vote with -v)"
 run_key = pytest.StashKey["RunResult | None"]()
 policy_key = pytest.StashKey[str]()
 
@@ -66,7 +67,8 @@ class SectionItem(ReviewItem):
         self.user_properties.extend(junit_properties(result))
         policy = self.config.stash.get(policy_key, "fail")
         if result.outcome == "UNSAFE" or (result.outcome == "INCONCLUSIVE" and policy == "fail"):
-            raise SectionFailed(section_lines(result, detail=True))
+            # The votes and findings are printed once, in the summary; not again here.
+            raise SectionFailed([section_line(result), SEE_SUMMARY])
         if result.outcome == "INCONCLUSIVE" and policy == "warn":
             # The warnings summary prints the message raw: the file name is the pull request's.
             warnings.warn(pytest.PytestWarning(f"swarm review of {terminal(self.section.id)} is {result.tally()}"))
@@ -94,7 +96,7 @@ class GateItem(ReviewItem):
         self.user_properties.append(("swarm_gate", run.gate if run.results or run.held else "NOTHING_TO_REVIEW"))
         policy = self.config.stash.get(policy_key, "fail")
         if not run_passes(run, policy):  # type: ignore[arg-type]
-            raise SectionFailed([gate_line(run), *held_lines(run)])
+            raise SectionFailed([gate_line(run)])
 
 
 def junit_properties(result: SectionResult) -> list[tuple[str, object]]:

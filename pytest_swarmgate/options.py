@@ -57,33 +57,32 @@ def bool_value(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"expected a whole number of at least 1, got {text!r}")
+def _number(text: str, kind: Callable[[str], Any], ok: Callable[[Any], bool], expected: str) -> Any:
+    """`text` as an int or float that passes `ok`; else a ValueError that says what was expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise ValueError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return int(_number(text, int, lambda v: v >= 1, "a whole number of at least 1"))
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"expected a whole number of at least 0, got {text!r}")
-    return value
+    return int(_number(text, int, lambda v: v >= 0, "a whole number of at least 0"))
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
     # A finite ceiling: "inf" would mean a CI job that can hang forever.
-    if not 0 < value < float("inf"):
-        raise ValueError(f"expected a finite number above 0, got {text!r}")
-    return value
+    return float(_number(text, float, lambda v: 0 < v < float("inf"), "a finite number above 0"))
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"expected a number from 0 to 1, got {text!r}")
-    return value
+    return float(_number(text, float, lambda v: 0.0 <= v <= 1.0, "a number from 0 to 1"))
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -102,6 +101,12 @@ def split_list(text: str) -> list[str]:
 
 OPTIONS: tuple[Option, ...] = (
     Option("review", "Review the diff with the swarm panel and fail the session on an UNSAFE section", False, bool_value, "bool", flag=True),
+    Option(
+        "only",
+        "Run only the review (or calibration): collect none of the project's tests, import none of its modules "
+        "(conftest.py files still load unless --noconftest)",
+        False, bool_value, "bool", flag=True,
+    ),
     Option("diff", "Diff to review: a patch file, or - for stdin (write --swarm-diff=PATH)", metavar="PATH"),
     Option("base", "Review `git diff BASE...HEAD` (default: origin/$GITHUB_BASE_REF in GitHub Actions)", metavar="REF"),
     Option("voters", "Panel size N", 5, _positive_int, metavar="N"),
@@ -205,8 +210,11 @@ def get(config: pytest.Config, name: str) -> Any:
         where = f"ini {o.dest}"
         try:
             raw = config.getini(o.dest)
-        except (ValueError, TypeError) as exc:
-            raise pytest.UsageError(f"{where}: {exc}") from None
+        except (ValueError, TypeError, pytest.UsageError) as exc:
+            # pytest checks typed ini values itself ("invalid literal for int()"): say it in our words.
+            kind = {"int": "a whole number", "float": "a number"}.get(_ini_type(o))
+            expected = f"expected {kind}, as {o.cli} takes" if kind else str(exc)
+            raise pytest.UsageError(f"swarmgate: {where}: {expected}") from None
         if raw is None or raw == "" or raw == []:
             return o.default
     if isinstance(raw, (bool, list)) or o.convert is str:
@@ -214,7 +222,7 @@ def get(config: pytest.Config, name: str) -> Any:
     try:
         return o.convert(str(raw))
     except ValueError as exc:
-        raise pytest.UsageError(f"{where}: {exc}") from None
+        raise pytest.UsageError(f"swarmgate: {where}: {exc}") from None
 
 
 def literal_args(config: pytest.Config) -> list[str]:

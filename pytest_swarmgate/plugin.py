@@ -7,8 +7,9 @@ does nothing else: the review machinery (unidiff, anthropic) is imported only wh
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,11 +27,14 @@ MARKERS = (
 )
 SESSION_PLUGIN = "swarmgate-session"
 CALIBRATION_PLUGIN = "swarmgate-calibration"
+ONLY_PLUGIN = "swarmgate-only"
 stdin_key = pytest.StashKey[bytes]()
 # Set by the session plugin when it reaches its end of session; checked here, in the entry
 # plugin, so that a session plugin blocked or removed by the pull request cannot pass quietly.
 gate_finished_key = pytest.StashKey[bool]()
 gate_missing_key = pytest.StashKey[str]()
+# The results the current test's swarm_review fixture returned, for pytest_assertrepr_compare.
+reviews_key = pytest.StashKey[list[Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +63,12 @@ def pytest_configure(config: pytest.Config) -> None:
         from .calibration_session import CalibrationSession
 
         register(config, CalibrationSession(config), CALIBRATION_PLUGIN)
+    if options.get(config, "only"):
+        if not (options.get(config, "review") or options.get(config, "calibrate") is not None):
+            raise pytest.UsageError("swarmgate: --swarm-only needs --swarm-review or --swarm-calibrate")
+        from .sessions import ReviewOnly
+
+        register(config, ReviewOnly(), ONLY_PLUGIN)
 
 
 def refuse_blocked(config: pytest.Config, name: str) -> None:
@@ -133,13 +143,16 @@ def is_diff_text(value: str) -> bool:
 
 
 @pytest.fixture
-def swarm_review(request: pytest.FixtureRequest) -> Callable[..., RunResult]:
+def swarm_review(request: pytest.FixtureRequest) -> Iterator[Callable[..., RunResult]]:
     """Review a diff (text or path) with the session's panel, a swarm_panel marker and overrides."""
     config = request.config
     marker = request.node.get_closest_marker("swarm_panel")
     marker_settings = dict(marker.kwargs) if marker else {}
 
+    reviews = config.stash[reviews_key] = []
+
     def review(diff: str | os.PathLike[str], **overrides: Any) -> RunResult:
+        __tracebackhide__ = True  # a bad argument shows the test's line and the message, not our frames
         from .configuration import resolve
         from .runner import check_size, execute, plan, settle_panel
 
@@ -149,13 +162,64 @@ def swarm_review(request: pytest.FixtureRequest) -> Callable[..., RunResult]:
         else:
             from .core.diff import DiffError, read_diff_file
 
-            path = Path(diff)
+            # Relative to the test file, so the test runs the same from any directory.
+            path = request.path.parent / Path(diff)
             try:
                 source, text = str(path), read_diff_file(str(path))
             except DiffError as exc:
                 raise pytest.UsageError(f"swarmgate: {exc}") from None
         review_plan = plan(config, settings, source, text)
         check_size(review_plan, settings)
-        return execute(config, settings, review_plan)
+        result = execute(config, settings, review_plan)
+        reviews.append(result)
+        return result
 
-    return review
+    yield review
+    # Only this test's reviews explain its assertions.
+    del config.stash[reviews_key]
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:
+    """A failed comparison on a review result, or on an outcome word of one, shows the tally, votes and findings."""
+    if op not in ("==", "!="):
+        return None
+    explained = compared_results(config, left, right)
+    if not explained:
+        return None
+    from .output.terminal import explain_lines
+
+    lines = [f"{_short(left)} {op} {_short(right)}"]
+    for result in explained:
+        lines.extend(explain_lines(result))
+    return lines
+
+
+def compared_results(config: pytest.Config, left: object, right: object) -> list[Any]:
+    """The RunResults / SectionResults a comparison is about: compared directly, or whose outcome is compared.
+
+    An outcome word (`result.outcome == "SAFE"`) leads back to the reviews this test made through
+    the `swarm_review` fixture. Nothing is imported: without a review no result can exist.
+    """
+    import sys
+
+    model = sys.modules.get("pytest_swarmgate.core.model")
+    if model is None:
+        return []
+    direct = [x for x in (left, right) if isinstance(x, (model.RunResult, model.SectionResult))]
+    if direct:
+        return direct
+    words = {x for x in (left, right) if isinstance(x, str) and x in (*model.OUTCOMES, "HELD")}
+    if not words:
+        return []
+    found: list[Any] = []
+    for run in config.stash.get(reviews_key, []):
+        if run.outcome in words or run.gate in words:
+            found.append(run)
+        else:
+            found.extend(r for r in run.results if r.outcome in words)
+    return found[:3]
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"<{type(value).__name__}>"

@@ -17,12 +17,13 @@ from . import options
 from .configuration import resolve
 from .core.engine import ReviewStats
 from .core.model import NotReviewed, RunResult, Section, SectionResult
+from .core.text import plural
 from .core.voting import run_passes
 from .items import COLLECTOR_NAME, ReviewCollector, policy_key, run_key
 from .output.escape import terminal
 from .plugin import gate_finished_key
 from .output.publish import github_outputs, now_utc, write_reports
-from .output.terminal import gate_line, summary_lines
+from .output.terminal import Line, report_lines
 from .runner import Plan, check_size, execute, plan, read_source, settle_panel
 from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
 
@@ -94,16 +95,28 @@ class Progress:
     """A line per section as its last vote arrives, during the session's own review only.
 
     A real review takes as long as the slowest call; silence for a minute looks like a hang.
-    Reviews a test makes through the `swarm_review` fixture are not shown.
+    Reviews a test makes through the `swarm_review` fixture are not shown. Under pytest-xdist
+    the review runs before pytest prints its session header, so the lines are held (`held`)
+    and printed under the header instead of above it.
     """
 
-    def __init__(self, reporter: Any, total: int, stats: ReviewStats | None = None) -> None:
+    def __init__(self, reporter: Any, total: int, stats: ReviewStats | None = None, *, hold: bool = False) -> None:
         self.reporter, self.total, self.done = reporter, total, 0
         self.stats = stats
+        self.held: list[str] | None = [] if hold else None
 
     def line(self, text: str) -> None:
-        if self.reporter is not None and self.total:
+        if self.reporter is None or not self.total:
+            return
+        if self.held is not None:
+            self.held.append(text)
+        else:
             self.reporter.write_line(text)
+
+    def release(self) -> list[str]:
+        """The lines held so far (once)."""
+        lines, self.held = self.held or [], None
+        return lines
 
     def section(self, result: SectionResult) -> None:
         if self.done < self.total:
@@ -122,6 +135,12 @@ class Progress:
 
     def stop(self) -> None:
         self.total = 0
+
+
+def write_line(terminalreporter: Any, line: Line) -> None:
+    """A summary line in its colour, through pytest's terminal writer (which honours --color)."""
+    markup = {line.colour: True} if line.colour else {}
+    terminalreporter.write_line(line.text, bold=line.bold, **markup)
 
 
 class ReviewSession(ControllerRun):
@@ -175,19 +194,24 @@ class ReviewSession(ControllerRun):
         skipped = f", {len(self.not_reviewed)} not reviewed" if self.not_reviewed else ""
         lines = [
             f"swarmgate: {terminal(self.settings.describe_panel())}, diff: {terminal(self.source)}, "
-            f"{len(self.sections)} sections{skipped}"
+            f"{plural(len(self.sections), 'section')}{skipped}"
         ]
         lines += [f"swarmgate: released by hand: {terminal(c)}" for c in (self.plan.released if self.plan else ())]
-        return lines
+        return lines + self.progress.release()
 
     def run_once(self) -> None:
         """Cast every vote of the plan."""
         if self.plan is None:
             return
         stats = ReviewStats()
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        self.progress = Progress(reporter, len(self.plan.sections), stats)
-        self.progress.line(f"swarmgate: reviewing {len(self.plan.sections)} sections x {self.settings.n} voters ...")
+        # -q: only what fails and the gate line.
+        quiet = self.config.get_verbosity() < 0
+        reporter = None if quiet else self.config.pluginmanager.get_plugin("terminalreporter")
+        # Under xdist the review runs in sessionstart, before pytest has printed its header.
+        hold = self.config.pluginmanager.has_plugin("dsession")
+        self.progress = Progress(reporter, len(self.plan.sections), stats, hold=hold)
+        sections, voters = plural(len(self.plan.sections), "section"), plural(self.settings.n, "voter")
+        self.progress.line(f"swarmgate: reviewing {sections} x {voters} ...")
         self.started_at = now_utc()
         try:
             self.run = execute(self.config, self.settings, self.plan, stats)
@@ -224,12 +248,15 @@ class ReviewSession(ControllerRun):
             for line in self.published:
                 terminalreporter.write_line(line, red=True)
             return
-        terminalreporter.section("swarm review")
-        for line in summary_lines(self.run):
-            terminalreporter.write_line(line)
-        terminalreporter.write_line(gate_line(self.run), bold=True)
-        for line in self.published:
-            terminalreporter.write_line(line)
+        terminalreporter.write_sep("=", "swarm review")
+        lines = report_lines(
+            self.run, verbosity=self.config.get_verbosity(), on_inconclusive=self.settings.on_inconclusive  # type: ignore[arg-type]
+        )
+        for each in lines[:-1]:
+            write_line(terminalreporter, each)
+        for text in self.published:
+            terminalreporter.write_line(text)
+        write_line(terminalreporter, lines[-1])
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

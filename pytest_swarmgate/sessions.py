@@ -67,7 +67,8 @@ def check_rootdir(config: pytest.Config, flag: str) -> None:
     if (expected[0], expected[1]) != (config.rootpath, config.inipath):
         raise pytest.UsageError(
             f"swarmgate: pytest took the path {spaced[0]} for a test path and moved the rootdir to "
-            f"{config.rootpath} (ini {config.inipath}); write {flag}={spaced[0]} instead"
+            f"{config.rootpath} ({f'ini file {config.inipath}' if config.inipath else 'no ini file'}); "
+            f"write {flag}={spaced[0]} instead"
         )
 
 
@@ -112,3 +113,21 @@ class ControllerRun:
             return
         self._ran = True
         self.run_once()
+
+
+class ReviewOnly:
+    """`--swarm-only`: the session collects the review's (or calibration's) items and nothing else.
+
+    No path is collected at all, so none of the project's test modules is imported and none of
+    its dependencies need be installed. pytest still loads the conftest.py files of the rootdir
+    and of the test paths before any plugin acts; `--noconftest` keeps those out too.
+    """
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool | None:
+        if session.config.pluginmanager.has_plugin("dsession"):
+            return None  # the xdist controller collects nothing itself; each worker comes here
+        # No arguments: no directory is entered and no file collected; the review's items are
+        # added in pytest_collection_modifyitems, as in a normal run.
+        session.perform_collect(args=[])
+        return True

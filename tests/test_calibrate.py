@@ -157,23 +157,22 @@ def test_k_table_matches_the_binomial_prediction_for_independent_voters(pytester
         assert voter["fpr"] == pytest.approx(1 - accuracy, abs=tolerance)
     assert abs(report["agreement"]["kappa"]) < 0.15  # independent voters: within-label kappa near 0
     assert report["agreement"]["warning"] is None
+    # The terminal keeps the K table and the recommendation; the full tables are in the report files (and -v).
     result.stdout.fnmatch_lines([
-        "*swarm calibration*",
+        "*= swarm calibration =*",
         "Threshold K (N=5; 300 fixtures: 150 UNSAFE, 150 SAFE; INCONCLUSIVE counts as flagged; rates over the "
         "fixtures scored at each K)",
         "recommended K=3: recall * at FPR * over 300 scored fixtures (target FPR <= 15.0%)",
-        "Voters (*",
-        "v1 *",
-        "Categories at K=3 (scored fixtures)",
-        "command-injection *",
-        "path-traversal *",
-        "sql-injection *",
-        "Agreement between voters*",
         "mean pairwise agreement *; within-label Fleiss' kappa *",
         "line accuracy: *",
         "tokens: * input, * output, *; cost $*",
+        "per-voter, per-category and pairwise tables: -v or --swarm-calibration-report",
         "K=4 in force: * of 300 scored fixtures disagree with their label*",
     ])
+    assert "Voters (" not in result.stdout.str()
+    markdown = out.with_suffix(".md").read_text()
+    for heading in ("### Voters (", "### Categories at K=3", "### Agreement between voters"):
+        assert heading in markdown
     # Items fail exactly where the gate in force (K=4 by default for N=5) disagrees with the label.
     wrong = report["rows"][3]["fn"] + report["rows"][3]["fp"]
     result.assert_outcomes(failed=wrong, passed=300 - wrong)
@@ -198,7 +197,7 @@ def test_items_fail_where_the_gate_disagrees_with_the_label(pytester, stub, scri
         "*swarm calibration of diffs/false-alarm.good.diff*",
         "diffs/false-alarm.good.diff: expected SAFE, but the gate at K=3 of N=3 blocks it (UNSAFE)",
         "  category sql-injection",
-        "  app/alarm.py: UNSAFE 1/3 (K=3)",
+        "  app/alarm.py: UNSAFE 1/3 (K=3) - app/alarm.py:* Untrusted input*",
         "    v1 * UNSAFE *app/alarm.py:* Untrusted input*",
         "    v2 * SAFE *",
     ])
@@ -209,6 +208,16 @@ def test_items_fail_where_the_gate_disagrees_with_the_label(pytester, stub, scri
     ])
     assert "Traceback" not in result.stdout.str()
     assert len(stub.calls()) == 4 * 3  # sections x voters; the shared path was sent once per fixture
+    # Without -v a failed fixture is its headline and a line per section, no votes.
+    compact = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=3")
+    compact.stdout.fnmatch_lines([
+        "*swarm calibration of diffs/false-alarm.good.diff*",
+        "diffs/false-alarm.good.diff: expected SAFE, but the gate at K=3 of N=3 blocks it (UNSAFE)"
+        " - category sql-injection",
+        "  app/alarm.py: UNSAFE 1/3 (K=3) - app/alarm.py:* Untrusted input*",
+        "*swarm calibration of diffs/missed.bad.diff*",
+    ])
+    assert "    v1 " not in compact.stdout.str()
     assert len(stub.calls(section="app/shared.py")) == 2 * 3
 
 
@@ -267,7 +276,7 @@ def test_without_matplotlib_the_plot_is_skipped_with_one_line(pytester, stub, sc
                        f"--swarm-calibration-report={out}")
     result.stdout.fnmatch_lines([
         f"calibration report written: {out}.json, {out}.md",
-        "plot skipped: matplotlib is not installed; pip install pytest-swarmgate[plot]",
+        "plot skipped: matplotlib is not installed; pip install 'pytest-swarmgate[[]plot]'",
     ])
     assert Path(f"{out}.json").is_file() and Path(f"{out}.md").is_file()
     assert not Path(f"{out}.png").exists()
@@ -412,7 +421,7 @@ def test_batch_mode_applies_a_temperature_under_the_version_that_takes_it(pytest
     monkeypatch.setenv("SWARMGATE_BATCH_POLL_SECONDS", "0")
     server = serve(script_small(script), sampling="legacy")
     result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=1", "--swarm-threshold=1",
-                       "--swarm-temperatures=0.4", "--swarm-batch", "-rA")
+                       "--swarm-temperatures=0.4", "--swarm-batch", "-rA", "-v")
     answered = [r for r in server.calls() if r.status == 200]
     assert [(r.temperature, r.api_version) for r in answered] == [(0.4, "2023-06-01")] * 4
     result.assert_outcomes(passed=2, failed=2)
@@ -423,7 +432,9 @@ def test_batch_errors_are_error_votes(pytester, stub, script, monkeypatch) -> No
     monkeypatch.setenv("SWARMGATE_BATCH_POLL_SECONDS", "0")
     script.on(voter="v2", reply=Reply.status(500, "api_error", "boom"))  # first match wins
     script_small(script)
-    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", "--swarm-batch", "-rA")
+    result = calibrate(
+        pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", "--swarm-batch", "-rA", "-v"
+    )
     # v2 erred everywhere: with K=2 of 2 no section can be SAFE. Where v1 said UNSAFE the panel
     # still decided (blocked); where v1 said SAFE it decided nothing: INCONCLUSIVE, not scored, and
     # the known-bad fixture the panel missed does not pass on v2's errors.

@@ -56,7 +56,7 @@ def test_a_pure_rename_is_a_section_the_panel_judges(pytester, stub, script, ren
     result = run_gate(pytester, rename_diff, "--swarm-json=r.json")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["*diff: *pr.patch, 1 sections*", "*docs/authz_check.py.bak: UNSAFE 5/5 (K=4)*", "*gate: UNSAFE*"]
+        ["*diff: *pr.patch, 1 section*", "*docs/authz_check.py.bak: UNSAFE 5/5 (K=4)*", "*gate: UNSAFE*"]
     )
     calls = stub.calls(section="docs/authz_check.py.bak")
     assert len(calls) == 5

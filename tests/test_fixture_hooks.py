@@ -96,7 +96,7 @@ def test_fixture_overrides_pass_the_same_checks_as_options(pytester) -> None:
 
         @pytest.mark.parametrize("bad, message", [
             ({"concurrency": 0}, "expected a whole number of at least 1"),
-            ({"timeout": "abc"}, "could not convert"),
+            ({"timeout": "abc"}, "swarm_panel setting timeout: expected a finite number above 0, got .abc."),
             ({"timeout": float("inf")}, "finite number above 0"),
             ({"section_budget": 0}, "at least 1"),
             ({"on_inconclusive": "maybe"}, "expected one of fail, warn, pass"),

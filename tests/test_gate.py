@@ -30,16 +30,19 @@ def test_four_of_five_unsafe_fails_the_session_and_shows_every_voter(pytester, s
     result.assert_outcomes(failed=2)  # the section and the gate
     result.stdout.fnmatch_lines(
         [
-            "*swarmgate: panel of 5 (claude-sonnet-5-5), K=4, diff: *pr.patch, 1 sections*",
+            "*swarmgate: panel of 5 (claude-sonnet-5-5), K=4, diff: *pr.patch, 1 section",
             "collected 2 items",
-            "swarmgate: reviewing 1 sections x 5 voters ...",
+            "swarmgate: reviewing 1 section x 5 voters ...",
             "swarmgate: [[]1/1] app/orders.py: UNSAFE 4/5 (K=4)",
-            "*app/orders.py: UNSAFE 4/5 (K=4)*",
-            "*v1 * t=default lens=security * UNSAFE *app/orders.py:7 SQL built by string concatenation*",
+            "*app/orders.py: UNSAFE 4/5 (K=4) - app/orders.py:7 SQL built by string concatenation",
+            "*v1 * t=default lens=security * UNSAFE *",
             "*v4 * UNSAFE *",
             "*v5 * lens=concurrency * SAFE *",
-            "*totals: 1 sections x 5 voters, 5 calls*",
-            "*gate: UNSAFE*",
+            # One finding for the four voters that raised it, not four copies.
+            "  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v1, v2, v3, v4)",
+            "*customer flows into the query text",
+            "totals: 1 section x 5 voters, 5 calls*",
+            "gate: UNSAFE*",
         ]
     )
     # The failure text is the panel's verdicts, not a Python traceback.
@@ -61,7 +64,7 @@ def test_one_dissenting_voter_against_k(pytester, stub, script, k, expected) -> 
     result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=5", f"--swarm-threshold={k}")
     assert result.ret == expected
     # The dissent is shown whichever way the section went.
-    result.stdout.fnmatch_lines(["*v3 * UNSAFE *app/orders.py:7*"])
+    result.stdout.fnmatch_lines(["*v3 * UNSAFE *", "*CWE-89 app/orders.py:7: SQL built by string concatenation (v3)"])
     if k == 4:
         result.stdout.fnmatch_lines(["*app/orders.py: SAFE 4/5 (K=4)*", "*dissent from v3: possible injection*"])
 
@@ -78,10 +81,13 @@ def test_sections_are_per_file_sorted_and_run_concurrently(pytester, stub, scrip
 
 
 def test_temperatures_are_sent_where_the_endpoint_accepts_them(pytester, stub) -> None:
-    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=3", "--swarm-threshold=3", "--swarm-temperatures=0,0.5,1")
+    result = run_gate(
+        pytester, CLEAN_DIFF, "--swarm-voters=3", "--swarm-threshold=3", "--swarm-temperatures=0,0.5,1", "-v"
+    )
     assert result.ret == 0
     sent = sorted(r.temperature for r in stub.requests)
     assert sent == [0.0, 0.5, 1.0]
+    # -v: every vote, SAFE sections included.
     result.stdout.fnmatch_lines(["*v2 * t=0.5 *SAFE*"])
 
 
@@ -92,7 +98,7 @@ def test_an_endpoint_that_rejects_temperatures_still_completes_and_says_so(pytes
     assert result.ret == 0
     assert all("temperature" not in r.body for r in accepted)
     result.stdout.fnmatch_lines(
-        ["*v2 * t=default *SAFE*", "*note: temperature 0.7 requested, not applied: endpoint rejects sampling parameters*"]
+        ["note: v2: temperature 0.7 requested, not applied: endpoint rejects sampling parameters"]
     )
 
 
@@ -102,7 +108,7 @@ def test_a_legacy_only_endpoint_gets_temperatures_under_the_older_api_version(py
     accepted = [r for r in server.requests if r.status == 200]
     assert result.ret == 0
     assert [(r.temperature, r.api_version) for r in accepted] == [(0.3, "2023-06-01")]
-    result.stdout.fnmatch_lines(["*note: temperature 0.3 applied under anthropic-version 2023-06-01*"])
+    result.stdout.fnmatch_lines(["note: v1: temperature 0.3 applied under anthropic-version 2023-06-01*"])
 
 
 @pytest.mark.parametrize(

@@ -175,7 +175,7 @@ def test_the_jobs_pytest_addopts_counts_as_typed(pytester, stub, monkeypatch) ->
     monkeypatch.setenv("PYTEST_ADDOPTS", f"--swarm-review --swarm-diff={path}")
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([f"*diff: {path}, 1 sections*"])
+    result.stdout.fnmatch_lines([f"*diff: {path}, 1 section*"])
 
 
 def test_allow_empty_cannot_come_from_the_ini_file(pytester, stub) -> None:

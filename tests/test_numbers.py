@@ -44,7 +44,7 @@ def test_an_all_error_calibration_scores_nothing_passes_nothing_and_fails_in_one
     serve(plain_text=True)
     out = pytester.path / "cal"
     result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=3",
-                       f"--swarm-calibration-report={out}", "-rA")
+                       f"--swarm-calibration-report={out}", "-rA", "-v")
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
     result.assert_outcomes(failed=4)  # the two known-bad fixtures do not pass on errors
     text = result.stdout.str()
@@ -105,7 +105,7 @@ def test_selecting_items_limits_the_calls_to_the_selected_fixtures(pytester, stu
 
 def test_votes_are_credited_to_the_model_that_answered(pytester, serve) -> None:
     serve(answer_model="smol")
-    result, report = review(pytester, CLEAN_DIFF + README_DIFF, "--swarm-voters=2", "--swarm-threshold=2")
+    result, report = review(pytester, CLEAN_DIFF + README_DIFF, "--swarm-voters=2", "--swarm-threshold=2", "-v")
     assert result.ret == 0
     votes = votes_of(report)
     assert len(votes) == 4 and {(v["model"], v["answered_model"]) for v in votes} == {("claude-sonnet-5-5", "smol")}
@@ -124,7 +124,7 @@ def test_a_faithful_endpoint_leaves_no_swap_note(pytester, stub) -> None:
 
 def test_calibration_tables_use_the_answering_model(pytester, serve, script) -> None:
     serve(script_small(script), answer_model="smol")
-    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2")
+    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", "-v")
     result.stdout.fnmatch_lines(["Voters *", "voter  model *", "v1     smol *", "v2     smol *"])
     result.stdout.fnmatch_lines(["note: model swap: claude-sonnet-5-5 was requested and smol answered (8 votes*"])
 
@@ -201,7 +201,7 @@ def test_a_bad_cache_lifetime_is_a_usage_error(pytester, stub) -> None:
     path = write_diff(pytester.path, CLEAN_DIFF)
     result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "--swarm-cache-ttl=2h")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --swarm-cache-ttl: expected one of 5m, 1h, got '2h'"])
+    result.stderr.fnmatch_lines(["ERROR: swarmgate: --swarm-cache-ttl: expected one of 5m, 1h, got '2h'"])
 
 
 def test_the_stub_reads_the_longest_cached_prefix_up_to_any_breakpoint() -> None:
@@ -238,7 +238,7 @@ def test_the_verdict_tool_is_sent_strict(pytester, stub) -> None:
 def test_an_endpoint_that_refuses_strict_gets_it_dropped_once_per_model(pytester, serve) -> None:
     server = serve(strict="reject")
     result, report = review(pytester, CLEAN_DIFF + README_DIFF, "--swarm-voters=2", "--swarm-threshold=2",
-                            "--swarm-concurrency=1")
+                            "--swarm-concurrency=1", "-v")
     assert result.ret == 0
     sent = [(r.status, "strict" in r.body["tools"][0]) for r in server.requests if r.path == "/v1/messages"]
     assert sent == [(400, True), *[(200, False)] * 4], "one refusal for the model, then never strict again"
@@ -252,7 +252,7 @@ def test_strict_refusal_in_a_batch_steps_down_too(pytester, serve, script, monke
     monkeypatch.setenv("SWARMGATE_BATCH_POLL_SECONDS", "0")
     serve(script_small(script), strict="reject")
     result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", "--swarm-batch",
-                       "--swarm-threshold=1")
+                       "--swarm-threshold=1", "-v")
     result.assert_outcomes(passed=3, failed=1)  # only missed.bad.diff, which every voter misses
     result.stdout.fnmatch_lines(["v1 * 0         0", "v2 * 0         0"])  # no voter erred, none excluded
     result.stdout.fnmatch_lines(["*note: strict tool schema not applied: endpoint rejects it for claude-sonnet-5-5*"])

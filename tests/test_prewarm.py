@@ -34,7 +34,7 @@ def test_a_large_section_is_prewarmed_once_per_model_and_voters_read_the_cache(p
     for vote in votes:
         [w] = [w for w in warm if w.body["model"] == vote.body["model"]]
         assert vote.time >= w.time + 0.2
-    result.stdout.fnmatch_lines(["*totals: 1 sections x 5 voters, 7 calls*cache_write=*"])
+    result.stdout.fnmatch_lines(["*totals: 1 section x 5 voters, 7 calls*cache_write=*"])
 
 
 def test_without_prewarm_voters_sent_together_all_write_the_cache(pytester, serve) -> None:

@@ -136,7 +136,7 @@ def test_without_a_secret_the_cache_is_not_used_and_a_note_says_so(pytester, mon
     monkeypatch.setenv("SWARMGATE_CACHE_KEY", "a secret of the job")
     assert run(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1").ret == 0
     again = run(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1")
-    again.stdout.fnmatch_lines(["*0 calls (1 votes from cache)*"])
+    again.stdout.fnmatch_lines(["*0 calls (1 vote from cache)*"])
     assert "vote cache not used" not in again.stdout.str()
 
 

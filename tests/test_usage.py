@@ -62,6 +62,8 @@ def test_a_spaced_diff_path_outside_the_project_is_caught(pytester, tmp_path) ->
     path = write_diff(outside, CLEAN_DIFF)
     result = pytester.runpytest("--swarm-review", "--swarm-diff", str(path))
     assert_usage_error(result, f"write --swarm-diff={path} instead")
+    assert_usage_error(result, "(no ini file)")
+    assert "None" not in result.stderr.str()
 
 
 def git(cwd, *args: str) -> None:
@@ -89,7 +91,7 @@ def test_swarm_base_reviews_a_real_git_branch(pytester, repo, stub, script) -> N
     script.on(section="app/orders.py", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding(line=4)]))
     result = pytester.runpytest("--swarm-review", "--swarm-base=main", "-p", "no:cacheprovider")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*diff: git diff main...HEAD, 1 sections*", "*app/orders.py: UNSAFE 5/5 (K=4)*"])
+    result.stdout.fnmatch_lines(["*diff: git diff main...HEAD, 1 section*", "*app/orders.py: UNSAFE 5/5 (K=4)*"])
 
 
 def test_github_base_ref_is_the_default_base(pytester, repo, stub, monkeypatch) -> None:
@@ -164,7 +166,7 @@ def test_ini_panel_lines(pytester, stub) -> None:
         "[pytest]\nswarm_threshold = 2\nswarm_panel =\n    m-a lens=security\n    m-b effort=high lens=correctness\n"
     )
     path = write_diff(pytester.path, CLEAN_DIFF)
-    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}")
+    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "-v")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*panel of 2 (m-a, m-b), K=2*", "*v2 * m-b * effort=high lens=correctness SAFE*"])
     bodies = {r.voter: r.body for r in stub.calls()}
@@ -178,7 +180,7 @@ def test_stdin_diff(pytester, stub) -> None:
         stdin=SQL_DIFF.encode(),
     )
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*diff: stdin, 1 sections*"])
+    result.stdout.fnmatch_lines(["*diff: stdin, 1 section*"])
 
 
 def test_batch_without_calibrate_is_a_usage_error(pytester) -> None:
@@ -201,7 +203,7 @@ def test_the_ci_base_beats_a_diff_named_in_the_ini_file(pytester, repo, stub, mo
     pytester.makeini("[pytest]\nswarm_diff = empty.patch\n")
     monkeypatch.setenv("GITHUB_BASE_REF", "main")
     result = pytester.runpytest("--swarm-review", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["*diff: git diff origin/main...HEAD, 1 sections*"])
+    result.stdout.fnmatch_lines(["*diff: git diff origin/main...HEAD, 1 section*"])
 
 
 def test_a_diff_over_the_section_ceiling_is_refused_before_any_call(pytester, stub) -> None:
@@ -219,7 +221,7 @@ def test_addopts_cannot_choose_the_diff_over_the_ci_base(pytester, repo, stub, m
     result = pytester.runpytest("--swarm-review", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*diff: git diff origin/main...HEAD*"])
     typed = pytester.runpytest("--swarm-review", "--swarm-diff", "ok.patch", "-p", "no:cacheprovider")
-    typed.stdout.fnmatch_lines(["*diff: ok.patch, 1 sections*"])
+    typed.stdout.fnmatch_lines(["*diff: ok.patch, 1 section*"])
 
 
 def test_a_bad_annotation_limit_is_refused_before_any_call(pytester, stub) -> None:

@@ -84,6 +84,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .corpus import Fixture
 from .model import Usage, Vote
+from .text import plural
 from .voting import InconclusivePolicy, check_threshold, count, gate_passes, outcome
 
 DEFAULT_TARGET_FPR = 0.05
@@ -359,9 +360,9 @@ class CalibrationReport:
             "cost": self.cost.to_dict(),
         }
 
-    def render_text(self) -> str:
-        """The report as aligned plain-text tables."""
-        return _render(_blocks(self), _text_table, lambda line: line)
+    def render_text(self, *, brief: bool = False) -> str:
+        """The report as aligned plain-text tables; brief: the K table, recommendation, agreement and cost."""
+        return _render(_blocks(self, brief=brief), _text_table, lambda line: line)
 
     def render_markdown(self) -> str:
         """The report as GitHub markdown tables."""
@@ -673,7 +674,9 @@ def _cost(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bool
         notes.append(f"no price for model {', '.join(sorted(unknown))}: pass prices= to price it")
     cached = sum(v.cached for v in votes)
     if cached:
-        notes.append(f"{cached} votes came from the cache and cost nothing in this run; the figure is the uncached cost")
+        notes.append(
+            f"{plural(cached, 'vote')} came from the cache and cost nothing in this run; the figure is the uncached cost"
+        )
     return Cost(usage=usage, usd=None if unknown else usd, batch=batch, note="; ".join(notes))
 
 
@@ -710,13 +713,14 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
-def _blocks(r: CalibrationReport) -> list[_Table | str]:
-    """The report's content, in order, as tables and lines of plain text."""
+def _blocks(r: CalibrationReport, *, brief: bool = False) -> list[_Table | str]:
+    """The report's content, in order, as tables and lines of plain text (brief: no per-voter,
+    per-category or pairwise table)."""
     policy = {"fail": "INCONCLUSIVE counts as flagged", "warn": "INCONCLUSIVE passes (warn)",
               "pass": "INCONCLUSIVE passes"}[r.on_inconclusive]
     blocks: list[_Table | str] = [
         _Table(
-            f"Threshold K (N={r.n}; {r.fixtures} fixtures: {r.bad} UNSAFE, {r.good} SAFE; {policy}; "
+            f"Threshold K (N={r.n}; {plural(r.fixtures, 'fixture')}: {r.bad} UNSAFE, {r.good} SAFE; {policy}; "
             "rates over the fixtures scored at each K)",
             ("K", "scored", "not scored", "TP", "FN", "FP", "TN", "recall", "FPR", "precision", "score"),
             tuple((str(x.k), str(x.scored), str(x.not_scored), str(x.tp), str(x.fn), str(x.fp), str(x.tn),
@@ -747,6 +751,8 @@ def _blocks(r: CalibrationReport) -> list[_Table | str]:
             left=3,
         ))
     blocks.extend(_agreement_blocks(r.agreement))
+    if brief:
+        blocks = [b for b in blocks if not isinstance(b, _Table) or b.title.startswith("Threshold K")]
     la, cost = r.line_accuracy, r.cost
     blocks.append(f"line accuracy: {_pct(la.accuracy)} ({la.hits}/{la.total} flagging voters pointed within "
                   f"{la.tolerance} lines of the known flaw)")
@@ -765,7 +771,7 @@ def _agreement_blocks(a: Agreement) -> list[_Table | str]:
         _Table("Agreement between voters (per-fixture flags)", ("voter", "voter", "agreement", "fixtures"),
                tuple((p.a, p.b, _pct(p.agreement), str(p.fixtures)) for p in a.pairs), left=2),
         (f"mean pairwise agreement {_pct(a.mean)}; within-label Fleiss' kappa "
-         f"{'undefined' if a.kappa is None else f'{a.kappa:.3f}'} over {a.kappa_fixtures} fixtures"),
+         f"{'undefined' if a.kappa is None else f'{a.kappa:.3f}'} over {plural(a.kappa_fixtures, 'fixture')}"),
     ]
     if a.warning:
         blocks.append(f"WARNING: {a.warning}")
@@ -815,11 +821,18 @@ def plot_k_curve(report: CalibrationReport, path: str | Path) -> bool:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ks = [r.k for r in report.rows]
-    for label, values, style in (("recall", [r.recall for r in report.rows], "o-"),
-                                 ("FPR", [r.fpr for r in report.rows], "s-")):
+    # Recall wide and solid with large open circles, FPR thin and dashed with small squares on
+    # top: where the two coincide, both stay visible (the legend says so).
+    curves: list[tuple[str, list[float | None], dict[str, Any]]] = [
+        ("recall", [r.recall for r in report.rows], {"linestyle": "-", "linewidth": 4, "marker": "o",
+                                                     "markersize": 11, "markerfacecolor": "none", "zorder": 2}),
+        ("FPR (dashed, drawn on top)", [r.fpr for r in report.rows],
+         {"linestyle": "--", "linewidth": 1.5, "marker": "s", "markersize": 5, "zorder": 3}),
+    ]
+    for label, values, style in curves:
         points = [(k, v) for k, v in zip(ks, values) if v is not None]
         if points:
-            ax.plot([k for k, _ in points], [v for _, v in points], style, label=label)
+            ax.plot([k for k, _ in points], [v for _, v in points], label=label, **style)
     ax.axhline(report.target_fpr, color="grey", linestyle=":", label=f"target FPR {report.target_fpr:.1%}")
     if report.recommended_k is not None:
         ax.axvline(report.recommended_k, color="green", linestyle="--", label=f"recommended K={report.recommended_k}")
@@ -827,7 +840,7 @@ def plot_k_curve(report: CalibrationReport, path: str | Path) -> bool:
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("threshold K (SAFE votes needed)")
     ax.set_ylabel("rate")
-    ax.set_title(f"Gate recall and FPR by K (N={report.n}, {report.fixtures} fixtures)")
-    ax.legend(loc="best")
+    ax.set_title(f"Gate recall and FPR by K (N={report.n}, {plural(report.fixtures, 'fixture')})")
+    ax.legend(loc="best", title="where lines coincide, FPR lies on recall")
     fig.savefig(str(path), format="png", dpi=100)
     return True

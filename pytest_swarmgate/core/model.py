@@ -229,6 +229,9 @@ def _severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
 
 
+severity_rank = _severity_rank  # 0 for critical; an unknown severity ranks last
+
+
 @dataclass(frozen=True)
 class SectionResult:
     """A section, every vote cast on it, and the panel's outcome."""
@@ -351,8 +354,9 @@ class RunResult:
 
     @property
     def gate(self) -> str:
-        """The run as the gate sees it: HELD when a change waits for a human, else the outcome."""
-        return "HELD" if self.held else self.outcome
+        """The run as the gate sees it, the worst first: UNSAFE outranks HELD (a change waiting for a
+        human), which outranks the other outcomes, so nobody is asked to release a diff that fails anyway."""
+        return "HELD" if self.held and self.outcome != "UNSAFE" else self.outcome
 
     def result_for(self, section_id: str) -> SectionResult | None:
         return next((r for r in self.results if r.section.id == section_id), None)

@@ -14,3 +14,8 @@ def one_line(text: str, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[:limit] + "..."
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 section`, `2 sections` (`many` for an irregular plural)."""
+    return f"{count} {word if count == 1 else many or word + 's'}"

@@ -127,7 +127,7 @@ def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT, on_inco
 def _summary(run: RunResult, found: tuple[Alert, ...], detail: _Detail, on_inconclusive: str) -> list[str]:
     """The sections in order of importance, so the last resort (cutting whole lines off the end) loses the least."""
     lines = [f"## Swarm review: {HEADLINE[run.gate]}", "", _gate_text(run, on_inconclusive), ""]
-    lines += _held_list(run)
+    lines += _held_list(run, on_inconclusive)
     if not run.results and not run.not_reviewed:
         return lines + [f"Nothing to review: {_md(run.source)} has no changed files."]
     lines += _outcomes_table(run, detail.safe_rows) + _findings_list(found, detail.findings) + _panel_table(run)
@@ -189,9 +189,9 @@ def _findings_list(found: tuple[Alert, ...], limit: int | None) -> list[str]:
     return ["### Findings", ""] + items + [""]
 
 
-def _held_list(run: RunResult) -> list[str]:
+def _held_list(run: RunResult, on_inconclusive: str = "fail") -> list[str]:
     """Held and released changes, in the words of the terminal report."""
-    lines = held_lines(run)
+    lines = held_lines(run, on_inconclusive=on_inconclusive)  # type: ignore[arg-type]
     heading = "### Held for a human" if run.held else "### Released by hand"
     return [heading, ""] + [f"- {_md(line)}" for line in lines] + [""] if lines else []
 

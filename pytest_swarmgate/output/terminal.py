@@ -3,20 +3,77 @@
 Everything shown here may come from the pull request (paths) or from a model that read it
 (titles, summaries), so it goes through `escape.terminal`: a file name with terminal escape codes
 must not be able to rewrite the lines that carry the verdict.
+
+The summary is compact by default: a line per section, detail only where the panel did not
+agree on SAFE, the gate line last. `verbosity` is pytest's (-q is -1, -v is 1).
 """
 
 from __future__ import annotations
 
-from ..core.model import RunResult, SectionResult, Vote
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..core.model import Finding, RunResult, SectionResult, Vote, severity_rank
+from ..core.text import plural
+from ..core.voting import InconclusivePolicy, gate_passes
 from .escape import terminal
 
+# Colours by pytest's terminal-writer markup names; the writer honours --color.
+COLOURS = {"SAFE": "green", "UNSAFE": "red", "INCONCLUSIVE": "yellow", "HELD": "yellow"}
 
-def vote_line(vote: Vote) -> str:
+
+@dataclass(frozen=True)
+class Line:
+    """A line of the summary and its colour (a COLOURS value, or None for plain)."""
+
+    text: str
+    colour: str | None = None
+    bold: bool = False
+
+
+@dataclass(frozen=True)
+class MergedFinding:
+    """One finding as several voters raised it: same path, line and category."""
+
+    finding: Finding
+    voters: tuple[str, ...]
+
+
+def merged_findings(votes: Iterable[Vote]) -> list[MergedFinding]:
+    """Findings merged across voters by (path, line, category), most severe first.
+
+    The first voter's wording and the most severe severity stand for the group.
+    """
+    groups: dict[tuple[str, int | None, str], tuple[Finding, list[str]]] = {}
+    for vote in votes:
+        for f in vote.findings:
+            key = (f.path, f.line, f.category)
+            if key not in groups:
+                groups[key] = (f, [vote.voter_id])
+                continue
+            first, voters = groups[key]
+            if vote.voter_id not in voters:
+                voters.append(vote.voter_id)
+            if severity_rank(f.severity) < severity_rank(first.severity):
+                groups[key] = (dataclasses.replace(first, severity=f.severity), voters)
+    merged = [MergedFinding(f, tuple(voters)) for f, voters in groups.values()]
+    return sorted(merged, key=lambda m: severity_rank(m.finding.severity))
+
+
+def finding_line(m: MergedFinding) -> str:
+    f = m.finding
+    return terminal(f"{f.severity.upper()} {f.category} {f.where()}: {f.title} ({', '.join(m.voters)})", 300)
+
+
+def vote_line(vote: Vote, *, finding: bool = True) -> str:
     """One voter on one section: id, model that answered, effective settings, verdict, confidence, top finding, cost."""
-    parts = [f"{terminal(vote.voter_id):<4} {terminal(vote.credited_model):<20} {vote.settings.describe():<28} {vote.verdict:<6}"]
+    parts = [
+        f"{terminal(vote.voter_id):<4} {terminal(vote.credited_model):<20} {vote.settings.describe():<28} {vote.verdict:<6}"
+    ]
     parts.append(f"conf={vote.confidence:.2f}" if vote.confidence is not None else "conf=-   ")
     top = vote.top_finding()
-    if top is not None:
+    if top is not None and finding:
         parts.append(terminal(f"{top.where()} {top.title}", 200))
     elif vote.error:
         parts.append(f"error: {terminal(vote.error, 300)}")
@@ -25,66 +82,160 @@ def vote_line(vote: Vote) -> str:
     return " ".join(parts)
 
 
-def section_lines(result: SectionResult, *, detail: bool = False) -> list[str]:
-    """The section's tally, a line per voter, notes on settings, and (with detail) every finding."""
-    s = result.section
-    lines = [f"{terminal(s.id)}: {result.tally()}"]
+def section_line(result: SectionResult) -> str:
+    """`path: UNSAFE 4/5 (K=4) - path:7 title`: the outcome, tally and the top finding of a section not SAFE."""
+    line = f"{terminal(result.section.id)}: {result.tally()}"
+    if result.outcome != "SAFE":
+        merged = merged_findings(v for v in result.votes if v.verdict != "SAFE")
+        if merged:
+            top = merged[0].finding
+            line += " - " + terminal(f"{top.where()} {top.title}", 160)
+        else:
+            error = next((v for v in result.votes if v.error), None)
+            if error is not None:
+                line += f" - {terminal(error.voter_id)} error: {terminal(error.error or '', 160)}"
+    elif result.dissent:
+        line += f", {plural(len(result.dissent), 'dissenting vote')}"
+    return line
+
+
+def needs_detail(result: SectionResult) -> bool:
+    """Voter detail is shown by default only where the panel did not agree on SAFE."""
+    return result.outcome != "SAFE" or bool(result.dissent)
+
+
+def detail_lines(result: SectionResult, *, verbose: bool = False) -> list[str]:
+    """Under a section line: every voter, notes on settings, dissent, then findings merged across voters.
+
+    Verbose: each vote also shows its own top finding and an UNSAFE vote's summary.
+    """
+    lines: list[str] = []
     for vote in result.votes:
-        lines.append("  " + vote_line(vote))
-        for note in vote.settings.notes:
-            lines.append(f"       note: {terminal(note)}")
+        lines.append("  " + vote_line(vote, finding=verbose))
+        if verbose:
+            lines.extend(f"       note: {terminal(note)}" for note in vote.settings.notes)
     for vote in result.dissent:
         label = "dissent" if result.outcome == "SAFE" else "dissent (SAFE)"
         lines.append(f"  {label} from {terminal(vote.voter_id)}: {terminal(vote.summary, 300) or 'no summary'}")
-    if detail:
+    for m in merged_findings(result.votes):
+        lines.append("  " + finding_line(m))
+        if m.finding.rationale:
+            lines.append("        " + terminal(m.finding.rationale, 1000))
+    if verbose:
         for vote in result.votes:
-            for f in vote.findings:
-                lines.append("  " + terminal(f"[{vote.voter_id}] {f.severity.upper()} {f.category} {f.where()}: {f.title}", 300))
-                if f.rationale:
-                    lines.append("        " + terminal(f.rationale, 1000))
             if vote.verdict == "UNSAFE" and vote.summary:
                 lines.append(f"  [{terminal(vote.voter_id)}] summary: {terminal(vote.summary, 1000)}")
     return lines
 
 
-def summary_lines(run: RunResult) -> list[str]:
-    """The terminal summary: every section with its voters, then not-reviewed files, then totals."""
-    lines: list[str] = []
+def settings_notes(votes: Iterable[Vote]) -> list[str]:
+    """Each voter's notes on settings it did not run with, once for the run rather than once per section."""
+    seen = dict.fromkeys((vote.voter_id, note) for vote in votes for note in vote.settings.notes)
+    return [f"note: {terminal(voter)}: {terminal(note)}" for voter, note in seen]
+
+
+def section_lines(result: SectionResult, *, detail: bool = False) -> list[str]:
+    """The section line, its voters, dissent and merged findings (with detail: each vote's own finding too)."""
+    return [section_line(result), *detail_lines(result, verbose=detail)]
+
+
+def votes_line(result: SectionResult) -> str:
+    """`votes: v1 UNSAFE 0.90, v2 ERROR (timeout ...)`: every vote of a section on one line."""
+    parts = []
+    for v in result.votes:
+        if v.error:
+            detail = f" ({terminal(v.error, 80)})"
+        else:
+            detail = f" {v.confidence:.2f}" if v.confidence is not None else ""
+        parts.append(f"{terminal(v.voter_id)} {v.verdict}{detail}")
+    return "votes: " + ", ".join(parts)
+
+
+def explain_lines(result: RunResult | SectionResult) -> list[str]:
+    """A result for a failed assertion, short (pytest cuts long explanations below -vv):
+    the gate, then each section's tally and top finding, its votes, and the findings merged across voters."""
+    sections = [result] if isinstance(result, SectionResult) else list(result.results)
+    lines = [] if isinstance(result, SectionResult) else [gate_line(result)]
+    for section in sections:
+        lines += [section_line(section), "  " + votes_line(section)]
+        lines += ["  " + finding_line(m) for m in merged_findings(section.votes)]
+    if isinstance(result, SectionResult):
+        return lines
+    lines.extend(f"{terminal(nr.path)}: not reviewed ({terminal(nr.reason)})" for nr in result.not_reviewed)
+    return lines + held_lines(result)
+
+
+def fails(result: SectionResult, on_inconclusive: InconclusivePolicy) -> bool:
+    return not gate_passes((result.outcome,), on_inconclusive)
+
+
+def report_lines(run: RunResult, *, verbosity: int = 0, on_inconclusive: InconclusivePolicy = "fail") -> list[Line]:
+    """The whole terminal summary, gate line last.
+
+    -q: the sections that fail, what is held, the gate line. Default: a line per section,
+    voter detail only for sections not SAFE or with dissent, then totals. -v: every vote.
+    """
+    lines: list[Line] = []
     if not run.results and not run.not_reviewed:
-        return [f"nothing to review: {terminal(run.source)} has no changed files", *held_lines(run)]
+        lines.append(Line(f"nothing to review: {terminal(run.source)} has no changed files"))
     for result in run.results:
-        lines.extend(section_lines(result))
-    for item in run.not_reviewed:
-        lines.append(f"{terminal(item.path)}: not reviewed ({terminal(item.reason)})")
-    for note in run.notes:
-        lines.append(f"note: {terminal(note, 300)}")
-    lines.extend(held_lines(run))
+        if verbosity < 0 and not fails(result, on_inconclusive):
+            continue
+        lines.append(Line(section_line(result), COLOURS[result.outcome]))
+        if verbosity > 0 or (verbosity == 0 and needs_detail(result)):
+            lines.extend(Line(text) for text in detail_lines(result, verbose=verbosity > 0))
+    if verbosity >= 0:
+        lines.extend(Line(f"{terminal(nr.path)}: not reviewed ({terminal(nr.reason)})") for nr in run.not_reviewed)
+        lines.extend(Line(f"note: {terminal(note, 300)}") for note in run.notes)
+        if verbosity == 0:
+            lines.extend(Line(text) for text in settings_notes(run.votes))
+    lines.extend(Line(text, COLOURS["HELD"] if text.startswith("held") else None)
+                 for text in held_lines(run, on_inconclusive=on_inconclusive))
+    if verbosity >= 0 and run.results:
+        lines.append(Line(totals_line(run)))
+    lines.append(Line(gate_line(run), COLOURS.get(run.gate), bold=True))
+    return lines
+
+
+def summary_lines(run: RunResult, *, verbosity: int = 0, on_inconclusive: InconclusivePolicy = "fail") -> list[str]:
+    """The terminal summary as plain text, without the gate line."""
+    return [line.text for line in report_lines(run, verbosity=verbosity, on_inconclusive=on_inconclusive)][:-1]
+
+
+def totals_line(run: RunResult) -> str:
     u = run.usage
     cached = run.cached_votes
-    lines.append(
-        f"totals: {len(run.results)} sections x {len(run.panel)} voters, {run.calls} calls"
-        + (f" ({cached} votes from cache)" if cached else "")
+    return (
+        f"totals: {plural(len(run.results), 'section')} x {plural(len(run.panel), 'voter')}, "
+        f"{plural(run.calls, 'call')}"
+        + (f" ({plural(cached, 'vote')} from cache)" if cached else "")
         + f", tokens in={u.input_tokens} out={u.output_tokens} cache_read={u.cache_read_tokens}"
         f" cache_write={u.cache_write_tokens}, wall {run.wall_time_s:.2f}s"
     )
-    return lines
 
 
 def gate_line(run: RunResult) -> str:
     counts = {o: sum(r.outcome == o for r in run.results) for o in ("SAFE", "UNSAFE", "INCONCLUSIVE")}
-    held = f"; {len(run.held)} changes held for a human" if run.held else ""
+    held = f"; {plural(len(run.held), 'change')} held for a human" if run.held else ""
     return (
         f"gate: {run.gate} - {counts['UNSAFE']} UNSAFE, {counts['INCONCLUSIVE']} INCONCLUSIVE, "
-        f"{counts['SAFE']} SAFE of {len(run.results)} sections (K={run.k} of N={len(run.panel)}){held}"
+        f"{counts['SAFE']} SAFE of {plural(len(run.results), 'section')} (K={run.k} of N={len(run.panel)}){held}"
     )
 
 
-def held_lines(run: RunResult) -> list[str]:
-    """What the gate held for a human and how to release it, then what a human released."""
+def release_helps(run: RunResult, on_inconclusive: InconclusivePolicy = "fail") -> bool:
+    """Whether releasing the held changes would let the run pass: else asking a human is pointless."""
+    return bool(run.held) and gate_passes((r.outcome for r in run.results), on_inconclusive)
+
+
+def held_lines(run: RunResult, *, on_inconclusive: InconclusivePolicy = "fail") -> list[str]:
+    """What the gate held for a human, how to release it (only when that would change the result), what was released."""
     lines = [f"held for a human: {terminal(h)}" for h in run.held]
-    if run.held:
+    if release_helps(run, on_inconclusive):
         lines.append(
             "review these by hand, then rerun with --swarm-allow-held="
             f"{run.diff_sha256} typed on the command line (or run the gate from the base branch)"
         )
+    elif run.held:
+        lines.append("releasing them would not pass the gate: the sections above fail on their own")
     return lines + [f"released by hand: {terminal(r)}" for r in run.released]

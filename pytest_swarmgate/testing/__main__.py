@@ -12,9 +12,11 @@ The script format is documented in `pytest_swarmgate.testing.server`.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Sequence
 
 from .server import SAMPLING_MODES, STRICT_MODES, Reply, Script, ScriptError, StubServer
@@ -26,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve an Anthropic-compatible stub API on 127.0.0.1 for pytest-swarmgate",
     )
     parser.add_argument("--port", type=int, default=8765, help="Port to listen on (0 = any free port)")
+    parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help="Once listening, write `export ANTHROPIC_BASE_URL=... ANTHROPIC_API_KEY=stub` to FILE (for `. FILE`)",
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds every request waits before its reply")
     parser.add_argument(
         "--sampling", choices=SAMPLING_MODES, default="accept", help="How temperature/top_p/top_k are treated"
@@ -88,11 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(
-        f"stub Anthropic server on {server.url} "
-        f"(export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=stub-not-a-secret)",
-        flush=True,
-    )
+    exports = f"export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=stub-not-a-secret"
+    if args.env_file:
+        # Written whole or not at all: a shell waiting for the file must not source half a line.
+        from ..core.write import write_text_atomic
+
+        write_text_atomic(Path(args.env_file), exports + "\n")
+    print(f"stub Anthropic server on {server.url} ({exports}); stop it with Ctrl-C or kill {os.getpid()}", flush=True)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _raise_interrupt)
     try:

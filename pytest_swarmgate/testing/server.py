@@ -380,7 +380,7 @@ class VerdictReply(Reply):
         else:
             findings = [{**self._default_finding(ctx), **f} for f in self.findings]
         summary = self.summary or (
-            f"{len(findings)} finding(s) in {ctx.where}."
+            f"{len(findings)} finding{'' if len(findings) == 1 else 's'} in {ctx.where}."
             if self.verdict_value == "UNSAFE"
             else f"No security-relevant problems found in {ctx.where}."
         )
