@@ -1,10 +1,14 @@
 """`pytest --swarm-calibrate [PATH]`: score the gate on a labeled corpus, one item per fixture.
 
 The panel runs once, on the controller, over every section of every fixture in a single
-`gate.execute` (one engine run under one concurrency limit, the vote cache included), so the
+`runner.execute` (one engine run under one concurrency limit, the vote cache included), so the
 wall time is that of one review. K only moves a threshold over the votes already cast: the
 whole K table and curve cost no extra call. xdist workers get the votes through
 `workerinput` and collect the same items in the same order.
+
+plugin.py registers CalibrationController in the main process (or the xdist controller) and
+CalibrationWorker in an xdist worker. With --swarm-batch the controller hands `runner.execute`
+a BatchVoter around the hooks' voter.
 
 A fixture's sections are sent exactly as a normal review of that diff would send them: the
 section's own path and content, nothing else. The fixture's file name and its label never
@@ -35,29 +39,21 @@ from .core.calibration import (
 )
 from .core.corpus import CorpusError, Fixture, load_corpus
 from .core.model import NotReviewed, SectionResult
+from .core.voting import Gate
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
 from .output.escape import terminal, terminal_block
 from .output.terminal import section_lines
-from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
+from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, to_worker
 
 if TYPE_CHECKING:
     from .configuration import GateSettings
     from .core.model import RunResult
-    from .runner import Plan
+    from .runner import Plan, VoterChoice
 
 COLLECTOR_NAME = "swarm-calibrate"
 WORKERINPUT_KEY = "swarmgate-calibration"
 PLOT_SKIPPED = "plot skipped: matplotlib is not installed; pip install pytest-swarmgate[plot]"
-
-
-@dataclass(frozen=True)
-class GatePoint:
-    """The gate in force: a fixture is blocked or passed at K of N under this INCONCLUSIVE policy."""
-
-    n: int
-    k: int
-    on_inconclusive: str
 
 
 @dataclass(frozen=True)
@@ -71,9 +67,9 @@ class FixtureRun:
     def votes(self) -> FixtureVotes:
         return FixtureVotes(self.fixture, tuple((r.section.id, r.votes) for r in self.results or ()))
 
-    def blocked(self, gate: GatePoint) -> bool:
+    def blocked(self, gate: Gate) -> bool:
         """Whether the gate in force blocks this fixture (`calibration.fixture_flagged`)."""
-        return fixture_flagged(self.votes(), gate.n, gate.k, gate.on_inconclusive)  # type: ignore[arg-type]
+        return fixture_flagged(self.votes(), gate)
 
     def to_dict(self) -> dict[str, Any]:
         fixture = dataclasses.asdict(self.fixture)
@@ -102,7 +98,7 @@ runs_key = pytest.StashKey[dict[str, FixtureRun]]()
 class CalibrationItem(ReviewItem):
     """One fixture: passes when the gate in force decides as the label says, fails otherwise."""
 
-    def __init__(self, *, run: FixtureRun, gate: GatePoint, **kwargs: Any) -> None:
+    def __init__(self, *, run: FixtureRun, gate: Gate, **kwargs: Any) -> None:
         super().__init__(marker="swarm_calibration", **kwargs)
         self.run = run
         self.gate = gate
@@ -124,7 +120,7 @@ class CalibrationItem(ReviewItem):
         return str(self.path or ""), 0, f"swarm calibration of {self.name}"
 
 
-def mismatch_lines(run: FixtureRun, gate: GatePoint, blocked: bool) -> list[str]:
+def mismatch_lines(run: FixtureRun, gate: Gate, blocked: bool) -> list[str]:
     """The failure text: expected vs got, what the fixture is, then every section's votes."""
     f = run.fixture
     got = "blocks it (UNSAFE)" if blocked else "lets it through (SAFE)"
@@ -147,7 +143,7 @@ def mismatch_lines(run: FixtureRun, gate: GatePoint, blocked: bool) -> list[str]
 class CalibrationCollector(pytest.Collector):
     """The parent of the fixture items, so node ids read `swarm-calibrate::<fixture id>`."""
 
-    def __init__(self, *, runs: tuple[FixtureRun, ...], gate: GatePoint, **kwargs: Any) -> None:
+    def __init__(self, *, runs: tuple[FixtureRun, ...], gate: Gate, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runs = runs
         self.gate = gate
@@ -182,29 +178,41 @@ def read_fixture(fixture: Fixture) -> str:
         raise pytest.UsageError(f"swarmgate: cannot read fixture {fixture.diff_path}: {exc.strerror or exc}") from None
 
 
-class CalibrationSession(ControllerRun):
-    """The calibration run of one pytest session, registered only with --swarm-calibrate."""
+class CalibrationItems(SessionItems):
+    """What both roles collect: one item per fixture, judged by the gate in force."""
+
+    gate: Gate
+    runs: tuple[FixtureRun, ...]
+
+    def collector(self, session: pytest.Session) -> pytest.Collector:
+        return CalibrationCollector.from_parent(
+            session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, runs=self.runs, gate=self.gate
+        )
+
+
+class CalibrationWorker(CalibrationItems):
+    """An xdist worker's calibration: the controller ran the panel; never call the API here."""
 
     def __init__(self, config: pytest.Config) -> None:
+        data = from_controller(config, WORKERINPUT_KEY)
+        self.gate = Gate.from_dict(data["gate"])
+        self.runs = tuple(FixtureRun.from_dict(r) for r in data["fixtures"])
+
+
+class CalibrationController(ControllerRun, CalibrationItems):
+    """The calibration run of one pytest session (the xdist controller, or the only process without xdist)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from .configuration import resolve
+        from .runner import plan, settle_panel
+
         self.config = config
         self.report: CalibrationReport | None = None
         self.review: RunResult | None = None
         self.notices: list[str] = []
-        self._batching = False
-        data = from_controller(config, WORKERINPUT_KEY)
-        if data is not None:
-            # An xdist worker: the controller ran the panel; never call the API here.
-            self.is_controller = False
-            self.gate = GatePoint(**data["gate"])
-            self.runs = tuple(FixtureRun.from_dict(r) for r in data["fixtures"])
-            return
-        from .configuration import resolve
-        from .runner import plan, settle_panel
-
         check_rootdir(config, "--swarm-calibrate")
-        self.is_controller = True
         self.settings: GateSettings = settle_panel(config, resolve(config))
-        self.gate = GatePoint(self.settings.n, self.settings.k, self.settings.on_inconclusive)
+        self.gate = self.settings.gate
         self.target_fpr: float = options.get(config, "target-fpr")
         self.batch = bool(options.get(config, "batch"))
         self.poll_seconds = self._poll_seconds() if self.batch else 0.0
@@ -224,7 +232,7 @@ class CalibrationSession(ControllerRun):
         self.plans: tuple[Plan, ...] = tuple(
             plan(config, self.settings, str(f.diff_path), read_fixture(f)) for f in fixtures
         )
-        self.runs = tuple(FixtureRun(f, p.not_reviewed) for f, p in zip(fixtures, self.plans))
+        self.runs = tuple(FixtureRun(f, p.not_reviewed) for f, p in zip(fixtures, self.plans, strict=True))
 
     @staticmethod
     def _poll_seconds() -> float:
@@ -244,17 +252,13 @@ class CalibrationSession(ControllerRun):
         if reporter is not None:
             reporter.write_line(line)
 
-    def pytest_report_header(self, config: pytest.Config) -> str | None:
-        if not self.is_controller:
-            return None
+    def pytest_report_header(self, config: pytest.Config) -> str:
         via = ", through the Message Batches API" if self.batch else ""
         return (f"swarmgate calibration: {self.settings.describe_panel()}, corpus: {self.corpus}, "
                 f"{len(self.runs)} fixtures, {self.sections} sections{via}")
 
     def run_once(self) -> None:
         """Run the panel over every fixture and build the report."""
-        if not self.is_controller:
-            return
         self._write(f"swarmgate: calibrating on {len(self.runs)} fixtures: "
                     f"{self.sections} sections x {self.settings.n} voters ...")
         self.review = self._execute()
@@ -262,21 +266,21 @@ class CalibrationSession(ControllerRun):
         results = iter(self.review.results)
         self.runs = tuple(
             dataclasses.replace(run, results=tuple(itertools.islice(results, len(p.sections))))
-            for run, p in zip(self.runs, self.plans)
+            for run, p in zip(self.runs, self.plans, strict=True)
         )
         self.config.stash[runs_key] = {run.fixture.id: run for run in self.runs}
         self.report = calibrate(
             [run.votes() for run in self.runs],
-            self.settings.n,
+            self.gate.n,
+            on_inconclusive=self.gate.on_inconclusive,
             target_fpr=self.target_fpr,
-            on_inconclusive=self.settings.on_inconclusive,  # type: ignore[arg-type]
             batch=self.batch,
         )
         if self.report_base is not None:
             self.notices = self._write_reports(self.report_base, self.report)
 
     def _execute(self) -> RunResult:
-        """Every section of every fixture in one engine run: gate.execute over one combined plan."""
+        """Every section of every fixture in one engine run: runner.execute over one combined plan."""
         from .core.diff import diff_sha256
         from .runner import Plan, execute
 
@@ -286,43 +290,34 @@ class CalibrationSession(ControllerRun):
             sections=tuple(s for p in self.plans for s in p.sections),
             not_reviewed=(),
         )
-        settings = self.settings
-        if self.batch:
-            # One batch for the run: the engine must start every call at once (see batch.BatchVoter).
-            settings = dataclasses.replace(settings, concurrency=max(settings.concurrency, self.sections * settings.n))
-        self._batching = self.batch
-        try:
-            return execute(self.config, settings, combined)
-        finally:
-            self._batching = False
+        if not self.batch or not combined.sections:
+            return execute(self.config, self.settings, combined)
+        # One batch for the run: the engine must start every call at once (see batch.BatchVoter).
+        calls = self.sections * self.settings.n
+        settings = dataclasses.replace(self.settings, concurrency=max(self.settings.concurrency, calls))
+        return execute(self.config, settings, combined, self._batch_voter(settings))
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_swarmgate_make_voter(self, config: pytest.Config, settings: GateSettings, client: Any) -> Any:
-        """With --swarm-batch, the calibration run's voter sends its calls as Message Batches."""
-        cast = yield
-        if not self._batching:
-            return cast
+    def _batch_voter(self, settings: GateSettings) -> VoterChoice:
+        """The hooks' voter, sending its calls as Message Batches (--swarm-batch)."""
         from .core.batch import BatchVoter
         from .core.voters import AnthropicVoter
+        from .runner import VoterChoice, hook_voter
 
-        if not isinstance(cast, AnthropicVoter):
+        choice = hook_voter(self.config, settings)
+        if not isinstance(choice.cast, AnthropicVoter):
             raise pytest.UsageError(
                 "swarmgate: --swarm-batch sends the built-in voter's calls through the Message Batches API, but "
-                f"pytest_swarmgate_make_voter returned a {type(cast).__name__}: drop --swarm-batch or the custom voter"
+                f"pytest_swarmgate_make_voter returned a {type(choice.cast).__name__}: drop --swarm-batch or the "
+                "custom voter"
             )
-        return BatchVoter(cast, poll_seconds=self.poll_seconds, progress=self._write)
+        return VoterChoice(choice.client, BatchVoter(choice.cast, poll_seconds=self.poll_seconds, progress=self._write))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        to_worker(node, WORKERINPUT_KEY, {"gate": dataclasses.asdict(self.gate), "fixtures": [r.to_dict() for r in self.runs]})
-
-    def collector(self, session: pytest.Session) -> pytest.Collector:
-        return CalibrationCollector.from_parent(
-            session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, runs=self.runs, gate=self.gate
-        )
+        to_worker(node, WORKERINPUT_KEY, {"gate": self.gate.to_dict(), "fixtures": [r.to_dict() for r in self.runs]})
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.is_controller or self.report is None:
+        if self.report is None:
             return
         terminalreporter.section("swarm calibration")
         for line in self.summary_lines(self.report):
@@ -334,7 +329,7 @@ class CalibrationSession(ControllerRun):
         """The run in one line, files not reviewed, the report, and the fixtures the gate in force gets wrong."""
         review = self.review
         assert review is not None
-        cached = len(review.votes) - review.calls
+        cached = review.cached_votes
         via = " through the Message Batches API" if self.batch else ""
         lines = [
             (f"corpus {self.corpus}: {len(self.runs)} fixtures, {len(review.results)} sections x {self.settings.n} "
@@ -360,15 +355,14 @@ class CalibrationSession(ControllerRun):
             "generator": {"name": "pytest-swarmgate", "version": __version__},
             "corpus": str(self.corpus),
             "panel": [v.to_dict() for v in self.settings.panel],
-            "k": self.gate.k,
-            "on_inconclusive": self.gate.on_inconclusive,
+            **self.gate.to_dict(),
             "batch": self.batch,
             "totals": {
                 "fixtures": len(self.runs),
                 "sections": len(review.results),
                 "votes": len(review.votes),
                 "calls": review.calls,
-                "cached_votes": len(review.votes) - review.calls,
+                "cached_votes": review.cached_votes,
                 "wall_time_s": review.wall_time_s,
             },
             "report": report.to_dict(),

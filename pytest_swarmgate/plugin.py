@@ -42,16 +42,21 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    # One plugin object per role, as pytest-xdist registers dsession or remote: the controller
+    # (or a run without xdist) calls the API; a worker only reads what the controller sent it.
+    worker = hasattr(config, "workerinput")
     if options.get(config, "review"):
-        from .review_session import ReviewSession
+        from .review_session import ReviewController, ReviewWorker
 
-        config.pluginmanager.register(ReviewSession(config, config.stash.get(stdin_key, None)), SESSION_PLUGIN)
+        review = ReviewWorker(config) if worker else ReviewController(config, config.stash.get(stdin_key, None))
+        config.pluginmanager.register(review, SESSION_PLUGIN)
     if options.get(config, "batch") and options.get(config, "calibrate") is None:
         raise pytest.UsageError("swarmgate: --swarm-batch applies to --swarm-calibrate only")
     if options.get(config, "calibrate") is not None:
-        from .calibration_session import CalibrationSession
+        from .calibration_session import CalibrationController, CalibrationWorker
 
-        config.pluginmanager.register(CalibrationSession(config), CALIBRATION_PLUGIN)
+        calibration = CalibrationWorker(config) if worker else CalibrationController(config)
+        config.pluginmanager.register(calibration, CALIBRATION_PLUGIN)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -1,4 +1,4 @@
-"""One review from diff text to RunResult, shared by the session gate and the fixture.
+"""One review from diff text to RunResult, shared by the session gate, the calibration and the fixture.
 
 Imported only when a review is wanted: it pulls in unidiff and, through the voter, anthropic.
 """
@@ -20,7 +20,8 @@ from .core.cache import VoteCache
 from .core.engine import ReviewStats, review, run_sync
 from .core.held import held_changes
 from .core.model import NotReviewed, RunResult, Section, SectionResult
-from .core.voters import MissingCredentials
+from .core.voters import CastVote, MissingCredentials
+from .core.voting import check_voter_ids
 
 T = TypeVar("T")
 # Below about 1,000 tokens of section (plus the policy) a model may not cache the prefix at all
@@ -102,21 +103,48 @@ def settle_panel(config: pytest.Config, settings: GateSettings) -> GateSettings:
     config.hook.pytest_swarmgate_modify_panel(config=config, panel=panel)
     if not panel:
         raise pytest.UsageError("swarmgate: the panel is empty after pytest_swarmgate_modify_panel")
-    ids = [v.id for v in panel]
-    if len(set(ids)) != len(ids):
-        # Votes and cached votes are keyed by voter id: two voters with one id would mix.
-        raise pytest.UsageError(f"swarmgate: voter ids repeat in the panel: {', '.join(ids)}")
-    if not 1 <= settings.k <= len(panel):
-        raise pytest.UsageError(f"swarmgate: threshold K={settings.k} does not fit a panel of {len(panel)}")
-    return dataclasses.replace(settings, panel=tuple(panel))
+    try:
+        check_voter_ids(panel)
+        gate = dataclasses.replace(settings.gate, n=len(panel))  # checks K against the new N
+    except ValueError as exc:
+        raise pytest.UsageError(f"swarmgate: {exc}") from None
+    return dataclasses.replace(settings, panel=tuple(panel), gate=gate)
 
 
-def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunResult:
-    """Cast every vote of the plan and judge every section (the panel is already settled)."""
+@dataclass(frozen=True)
+class VoterChoice:
+    """The client the hooks built and the voter that casts every vote of a run through it."""
+
+    client: Any
+    cast: CastVote
+
+
+def no_credentials(exc: MissingCredentials) -> pytest.UsageError:
+    return pytest.UsageError(
+        f"swarmgate: no Anthropic credentials ({exc}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
+        "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
+    )
+
+
+def hook_voter(config: pytest.Config, settings: GateSettings) -> VoterChoice:
+    """The client and voter the make_client and make_voter hooks return (the built-in ones are trylast)."""
+    try:
+        client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
+        cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
+    except MissingCredentials as exc:
+        raise no_credentials(exc) from None
+    return VoterChoice(client, cast)
+
+
+def execute(config: pytest.Config, settings: GateSettings, plan: Plan, voter: VoterChoice | None = None) -> RunResult:
+    """Cast every vote of the plan and judge every section (the panel is already settled).
+
+    `voter`: the client and voter to use, closed when the run ends; by default the hooks' (`hook_voter`).
+    """
     panel = settings.panel
     if not plan.sections:
         return RunResult(
-            plan.source, plan.diff_sha256, tuple(panel), settings.k, (), plan.not_reviewed,
+            plan.source, plan.diff_sha256, tuple(panel), settings.gate, (), plan.not_reviewed,
             held=plan.held,
             released=plan.released,
         )
@@ -126,9 +154,9 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
         config.hook.pytest_swarmgate_section_result(config=config, result=result)
 
     stats = ReviewStats()
+    choice = voter if voter is not None else hook_voter(config, settings)
+    client, cast = choice.client, choice.cast
     try:
-        client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
-        cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
         # The clock starts after set-up: the first `import anthropic` is not review time.
         start = time.monotonic()
         results = run_sync(
@@ -150,15 +178,12 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
             )
         )
     except MissingCredentials as exc:
-        raise pytest.UsageError(
-            f"swarmgate: no Anthropic credentials ({exc}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
-            "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
-        ) from None
+        raise no_credentials(exc) from None
     return RunResult(
         source=plan.source,
         diff_sha256=plan.diff_sha256,
         panel=tuple(panel),
-        k=settings.k,
+        gate=settings.gate,
         results=tuple(results),
         not_reviewed=plan.not_reviewed,
         wall_time_s=time.monotonic() - start,

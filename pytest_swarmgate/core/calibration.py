@@ -8,9 +8,9 @@ Semantics
 ---------
 Flagged fixture.
     At threshold K a fixture is *flagged* when the gate would block it: some section's
-    outcome (`voting.outcome` over that section's votes, N = panel size) is UNSAFE, or is
-    INCONCLUSIVE and `on_inconclusive == "fail"` (the gate's default). This is exactly
-    `not voting.gate_passes(...)`. A fixture with no sections is never flagged.
+    outcome (`Gate.outcome` over that section's votes, N = panel size) is UNSAFE, or is
+    INCONCLUSIVE and the gate's INCONCLUSIVE policy fails it (the default). This is exactly
+    `not Gate.sections_pass(...)`. A fixture with no sections is never flagged.
 
 Per K, for K = 1..N.
     TP / FN over fixtures labeled UNSAFE, FP / TN over fixtures labeled SAFE.
@@ -70,13 +70,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .corpus import Fixture
 from .model import Usage, Vote
-from .voting import InconclusivePolicy, check_threshold, count, gate_passes, outcome
+from .voting import Gate, InconclusivePolicy, count
 
 DEFAULT_TARGET_FPR = 0.05
 LINE_TOLERANCE = 3
 AGREEMENT_WARN = 0.95
 KAPPA_WARN = 0.9
-POLICIES: tuple[str, ...] = ("fail", "warn", "pass")
 _EPS = 1e-12
 
 Price = tuple[float, float, float, float]
@@ -271,7 +270,7 @@ class CalibrationReport:
 
     n: int
     target_fpr: float
-    on_inconclusive: str
+    on_inconclusive: InconclusivePolicy
     bad: int
     good: int
     rows: tuple[KRow, ...]
@@ -333,13 +332,11 @@ def calibrate(
     batch: bool = False,
 ) -> CalibrationReport:
     """Score the gate at every K in 1..N from one set of votes per fixture."""
-    check_threshold(n, 1)
+    gate = Gate(n, 1, on_inconclusive)  # checks N and the policy
     if not 0.0 <= target_fpr <= 1.0:
         raise ValueError(f"target FPR must be between 0 and 1, got {target_fpr}")
-    if on_inconclusive not in POLICIES:
-        raise ValueError(f"on_inconclusive must be one of {', '.join(POLICIES)}, got {on_inconclusive!r}")
     voters = _validate(fixture_votes, n)
-    rows = tuple(_k_row(fixture_votes, n, k, on_inconclusive) for k in range(1, n + 1))
+    rows = tuple(_k_row(fixture_votes, gate.at(k)) for k in range(1, n + 1))
     bad = sum(fv.fixture.expected == "UNSAFE" for fv in fixture_votes)
     good = len(fixture_votes) - bad
     recommended, statement = _recommend(rows, target_fpr, bad, good)
@@ -357,17 +354,16 @@ def calibrate(
         recommendation=statement,
         voters=tuple(_voter_row(v, fixture_votes, flags[v]) for v in voters),
         category_k=category_k,
-        categories=_category_rows(fixture_votes, n, category_k, on_inconclusive),
+        categories=_category_rows(fixture_votes, gate.at(category_k)),
         agreement=_agreement(voters, flags, labels),
         line_accuracy=_line_accuracy(fixture_votes),
         cost=_cost([v for fv in fixture_votes for v in fv.votes()], prices, batch),
     )
 
 
-def fixture_flagged(fv: FixtureVotes, n: int, k: int, on_inconclusive: InconclusivePolicy = "fail") -> bool:
-    """Whether the gate at K-of-N blocks this fixture (see the module docstring)."""
-    outcomes = (outcome(*count(votes)[:2], n, k) for _, votes in fv.sections)
-    return not gate_passes(outcomes, on_inconclusive)
+def fixture_flagged(fv: FixtureVotes, gate: Gate) -> bool:
+    """Whether the gate blocks this fixture (see the module docstring)."""
+    return not gate.sections_pass(gate.outcome(*count(votes)[:2]) for _, votes in fv.sections)
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -394,16 +390,16 @@ def _validate(fixture_votes: Sequence[FixtureVotes], n: int) -> list[str]:
     return list(voters)
 
 
-def _k_row(fixture_votes: Sequence[FixtureVotes], n: int, k: int, policy: InconclusivePolicy) -> KRow:
-    """The confusion matrix at threshold K."""
+def _k_row(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> KRow:
+    """The confusion matrix at the gate's threshold K."""
     tp = fn = fp = tn = 0
     for fv in fixture_votes:
-        flagged = fixture_flagged(fv, n, k, policy)
+        flagged = fixture_flagged(fv, gate)
         if fv.fixture.expected == "UNSAFE":
             tp, fn = tp + flagged, fn + (not flagged)
         else:
             fp, tn = fp + flagged, tn + (not flagged)
-    return KRow(k=k, tp=tp, fn=fn, fp=fp, tn=tn)
+    return KRow(k=gate.k, tp=tp, fn=fn, fp=fp, tn=tn)
 
 
 def _recommend(rows: Sequence[KRow], target: float, bad: int, good: int) -> tuple[int | None, str]:
@@ -448,14 +444,12 @@ def _voter_row(voter_id: str, fixture_votes: Sequence[FixtureVotes], flags: Sequ
                     errors=errors, excluded=sum(f is None for f in flags))
 
 
-def _category_rows(
-    fixture_votes: Sequence[FixtureVotes], n: int, k: int, policy: InconclusivePolicy
-) -> tuple[CategoryRow, ...]:
-    """Per category counts at threshold K, sorted by category."""
+def _category_rows(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> tuple[CategoryRow, ...]:
+    """Per category counts at the gate's threshold K, sorted by category."""
     tally: dict[str, dict[str, int]] = {}
     for fv in fixture_votes:
         t = tally.setdefault(fv.fixture.category, {"bad": 0, "good": 0, "tp": 0, "fp": 0})
-        flagged = fixture_flagged(fv, n, k, policy)
+        flagged = fixture_flagged(fv, gate)
         if fv.fixture.expected == "UNSAFE":
             t["bad"] += 1
             t["tp"] += flagged
@@ -547,11 +541,10 @@ def _norm(path: str) -> str:
 def _cost(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bool) -> Cost:
     """Summed usage and its USD cost; None with a note when some model has no price."""
     table = PRICES if prices is None else prices
-    usage = Usage()
+    usage = Usage.sum(v.usage for v in votes)
     usd = 0.0
     unknown: set[str] = set()
     for v in votes:
-        usage = usage + v.usage
         price = price_for(v.model, table)
         if price is None:
             unknown.add(v.model)
@@ -602,8 +595,7 @@ def _num(x: float | None) -> str:
 
 def _blocks(r: CalibrationReport) -> list[_Table | str]:
     """The report's content, in order, as tables and lines of plain text."""
-    policy = {"fail": "INCONCLUSIVE counts as flagged", "warn": "INCONCLUSIVE passes (warn)",
-              "pass": "INCONCLUSIVE passes"}[r.on_inconclusive]
+    policy = Gate(r.n, r.category_k, r.on_inconclusive).describe_inconclusive()
     blocks: list[_Table | str] = [
         _Table(
             f"Threshold K (N={r.n}; {r.fixtures} fixtures: {r.bad} UNSAFE, {r.good} SAFE; {policy})",

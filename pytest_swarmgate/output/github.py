@@ -110,13 +110,13 @@ DETAIL_STEPS = (
 )
 
 
-def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT, on_inconclusive: str = "fail") -> str:
+def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT) -> str:
     """Markdown for $GITHUB_STEP_SUMMARY, at most `max_bytes` UTF-8 bytes; what was cut is noted last."""
     found = reports.alerts(run)
     lines: list[str] = []
     cuts: list[str] = []
     for detail in DETAIL_STEPS:
-        lines = _summary(run, found, detail, on_inconclusive)
+        lines = _summary(run, found, detail)
         cuts = _cuts(run, found, detail)
         text = _join(lines + (_cut_note(cuts, max_bytes) if cuts else []))
         if _size(text) <= max_bytes:
@@ -124,9 +124,9 @@ def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT, on_inco
     return _truncate(lines, cuts, max_bytes)
 
 
-def _summary(run: RunResult, found: tuple[Alert, ...], detail: _Detail, on_inconclusive: str) -> list[str]:
+def _summary(run: RunResult, found: tuple[Alert, ...], detail: _Detail) -> list[str]:
     """The sections in order of importance, so the last resort (cutting whole lines off the end) loses the least."""
-    lines = [f"## Swarm review: {HEADLINE[run.gate]}", "", _gate_text(run, on_inconclusive), ""]
+    lines = [f"## Swarm review: {HEADLINE[run.status]}", "", _gate_text(run), ""]
     lines += _held_list(run)
     if not run.results and not run.not_reviewed:
         return lines + [f"Nothing to review: {_md(run.source)} has no changed files."]
@@ -136,10 +136,10 @@ def _summary(run: RunResult, found: tuple[Alert, ...], detail: _Detail, on_incon
     return lines + _not_reviewed_list(run) + _cost_table(run)
 
 
-def _gate_text(run: RunResult, on_inconclusive: str) -> str:
+def _gate_text(run: RunResult) -> str:
     text = f"{gate_line(run)}. Diff: {_md(run.source)}, sha256 {run.diff_sha256[:12]}."
-    if run.gate == "INCONCLUSIVE" and on_inconclusive != "fail":
-        text += f" INCONCLUSIVE is allowed here (on-inconclusive={_md(on_inconclusive)})."
+    if run.status == "INCONCLUSIVE" and run.gate.inconclusive_passes:
+        text += f" INCONCLUSIVE is allowed here (on-inconclusive={_md(run.gate.on_inconclusive)})."
     return text
 
 
@@ -205,7 +205,7 @@ def _not_reviewed_list(run: RunResult) -> list[str]:
 def _cost_table(run: RunResult) -> list[str]:
     u = run.usage
     row = [
-        str(run.calls), str(len(run.votes) - run.calls), str(u.input_tokens), str(u.output_tokens),
+        str(run.calls), str(run.cached_votes), str(u.input_tokens), str(u.output_tokens),
         str(u.cache_read_tokens), str(u.cache_write_tokens), f"{run.wall_time_s:.2f}s",
     ]
     header = ["calls", "cached votes", "input tokens", "output tokens", "cache read", "cache write", "wall time"]
@@ -218,7 +218,7 @@ def _cuts(run: RunResult, found: tuple[Alert, ...], detail: _Detail) -> list[str
         cuts.append(f"{len(found) - detail.findings} of {len(found)} findings not listed")
     if not detail.votes and run.votes:
         cuts.append(f"the {len(run.votes)} per-voter rows left out")
-    safe = sum(r.outcome == "SAFE" for r in run.results)
+    safe = run.counts["SAFE"]
     if not detail.safe_rows and safe:
         cuts.append(f"the outcome rows of {safe} SAFE sections left out")
     return cuts

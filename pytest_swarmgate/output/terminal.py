@@ -60,7 +60,7 @@ def summary_lines(run: RunResult) -> list[str]:
         lines.append(f"note: {terminal(note, 300)}")
     lines.extend(held_lines(run))
     u = run.usage
-    cached = len(run.votes) - run.calls
+    cached = run.cached_votes
     lines.append(
         f"totals: {len(run.results)} sections x {len(run.panel)} voters, {run.calls} calls"
         + (f" ({cached} votes from cache)" if cached else "")
@@ -71,10 +71,10 @@ def summary_lines(run: RunResult) -> list[str]:
 
 
 def gate_line(run: RunResult) -> str:
-    counts = {o: sum(r.outcome == o for r in run.results) for o in ("SAFE", "UNSAFE", "INCONCLUSIVE")}
+    counts = run.counts
     held = f"; {len(run.held)} changes held for a human" if run.held else ""
     return (
-        f"gate: {run.gate} - {counts['UNSAFE']} UNSAFE, {counts['INCONCLUSIVE']} INCONCLUSIVE, "
+        f"gate: {run.status} - {counts['UNSAFE']} UNSAFE, {counts['INCONCLUSIVE']} INCONCLUSIVE, "
         f"{counts['SAFE']} SAFE of {len(run.results)} sections (K={run.k} of N={len(run.panel)}){held}"
     )
 
