@@ -113,10 +113,11 @@ DETAIL_STEPS = (
 def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT) -> str:
     """Markdown for $GITHUB_STEP_SUMMARY, at most `max_bytes` UTF-8 bytes; what was cut is noted last."""
     found = reports.alerts(run)
+    parts = _Parts(run, found)
     lines: list[str] = []
     cuts: list[str] = []
     for detail in DETAIL_STEPS:
-        lines = _summary(run, found, detail)
+        lines = parts.summary(detail)
         cuts = _cuts(run, found, detail)
         text = _join(lines + (_cut_note(cuts, max_bytes) if cuts else []))
         if _size(text) <= max_bytes:
@@ -124,16 +125,36 @@ def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT) -> str:
     return _truncate(lines, cuts, max_bytes)
 
 
-def _summary(run: RunResult, found: tuple[Alert, ...], detail: _Detail) -> list[str]:
-    """The sections in order of importance, so the last resort (cutting whole lines off the end) loses the least."""
-    lines = [f"## Swarm review: {HEADLINE[run.status]}", "", _gate_text(run), ""]
-    lines += _held_list(run)
-    if not run.results and not run.not_reviewed:
-        return lines + [f"Nothing to review: {_md(run.source)} has no changed files."]
-    lines += _outcomes_table(run, detail.safe_rows) + _findings_list(found, detail.findings) + _panel_table(run)
-    if detail.votes:
-        lines += _votes_table(run)
-    return lines + _not_reviewed_list(run) + _cost_table(run)
+class _Parts:
+    """The summary's pieces, each rendered once however many detail steps it takes to fit."""
+
+    def __init__(self, run: RunResult, found: tuple[Alert, ...]) -> None:
+        self.run = run
+        self.head = [f"## Swarm review: {HEADLINE[run.status]}", "", _gate_text(run), "", *_held_list(run)]
+        self.findings = _finding_items(found)
+        self._outcomes: dict[bool, list[str]] = {}
+        self._votes: list[str] | None = None
+        self.tail = _not_reviewed_list(run) + _cost_table(run)
+
+    def outcomes(self, safe_rows: bool) -> list[str]:
+        if safe_rows not in self._outcomes:
+            self._outcomes[safe_rows] = _outcomes_table(self.run, safe_rows)
+        return self._outcomes[safe_rows]
+
+    def votes(self) -> list[str]:
+        if self._votes is None:
+            self._votes = _votes_table(self.run)
+        return self._votes
+
+    def summary(self, detail: _Detail) -> list[str]:
+        """The sections in order of importance, so the last resort (cutting whole lines off the end) loses the least."""
+        run = self.run
+        if not run.results and not run.not_reviewed:
+            return [*self.head, f"Nothing to review: {_md(run.source)} has no changed files."]
+        shown = self.findings if detail.findings is None else self.findings[: detail.findings]
+        findings = ["### Findings", "", *shown, ""] if shown else []
+        votes = self.votes() if detail.votes else []
+        return self.head + self.outcomes(detail.safe_rows) + findings + _panel_table(run) + votes + self.tail
 
 
 def _gate_text(run: RunResult) -> str:
@@ -178,15 +199,12 @@ def _votes_table(run: RunResult) -> list[str]:
     return ["### Votes", ""] + _table(header, rows)
 
 
-def _findings_list(found: tuple[Alert, ...], limit: int | None) -> list[str]:
-    if not found:
-        return []
-    shown = found if limit is None else found[:limit]
-    items = [
+def _finding_items(found: tuple[Alert, ...]) -> list[str]:
+    """One list item per alert, most important first."""
+    return [
         f"- **{a.level}** {_md(a.severity)} {_md(a.rule_id)} {_md(a.where())}: {_md(a.title)} ({_md(a.context())})"
-        for a in shown
+        for a in found
     ]
-    return ["### Findings", ""] + items + [""]
 
 
 def _held_list(run: RunResult) -> list[str]:
