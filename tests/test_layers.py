@@ -155,6 +155,13 @@ def test_the_package_imports_point_down_only() -> None:
     assert violations(root) == []
 
 
+def test_every_module_opens_with_a_docstring_that_says_its_job() -> None:
+    root = Path(pytest_swarmgate.__file__).parent
+    silent = [str(f.relative_to(root)) for f in sorted(root.rglob("*.py"))
+              if not (ast.get_docstring(ast.parse(f.read_text(encoding="utf-8"))) or "").strip()]
+    assert silent == []
+
+
 def plant(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = root / PACKAGE / name

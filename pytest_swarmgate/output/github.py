@@ -1,6 +1,6 @@
 """GitHub Actions output: workflow-command annotations and the job step summary. Pure.
 
-Both are views of `reports.alerts(run)`. The diff and the model's text are untrusted, so
+Both are views of `alerts.alerts(run)`. The diff and the model's text are untrusted, so
 every piece of it is escaped for where it lands: workflow-command data and properties exactly
 as GitHub's toolkit escapes them (a title holding `::` or a newline can never start a command
 of its own), and Markdown cells with no HTML, no links and no row breaks.
@@ -14,7 +14,7 @@ from typing import Iterable
 
 from ..core.model import RunResult, SectionResult
 from ..core.write import write_text_atomic
-from . import alerts as reports
+from . import alerts
 from . import escape
 from .alerts import Alert
 from .terminal import gate_line, held_lines
@@ -41,9 +41,9 @@ def github_annotations(run: RunResult, *, limit: int) -> list[str]:
     UNSAFE-section findings are errors; dissent on SAFE sections and INCONCLUSIVE sections
     (one line naming the ERROR votes, then their UNSAFE votes' findings) are warnings.
     """
-    keyed = [(a.sort_key(), _alert_annotation(a)) for a in reports.alerts(run)]
+    keyed = [(a.sort_key(), _alert_annotation(a)) for a in alerts.alerts(run)]
     # An INCONCLUSIVE section's own warning goes before its findings: it is why the gate fails.
-    rank = reports.KIND_ORDER.index("inconclusive")
+    rank = alerts.KIND_ORDER.index("inconclusive")
     keyed += [
         ((rank, -1, r.section.path, 0, ""), _inconclusive_annotation(r))
         for r in run.results
@@ -53,7 +53,7 @@ def github_annotations(run: RunResult, *, limit: int) -> list[str]:
     release = f"review it by hand, then rerun with --swarm-allow-held={run.diff_sha256[:12]}"
     lines = [
         workflow_command("error", f"{reason} - {release}", file=path, title="swarm review: held for a human")
-        for path, reason in reports.held_entries(run)
+        for path, reason in alerts.held_entries(run)
     ]
     lines += [line for _, line in sorted(keyed, key=lambda kl: kl[0])]
     if len(lines) <= limit:
@@ -84,7 +84,7 @@ def _inconclusive_annotation(result: SectionResult) -> str:
     return workflow_command(
         "warning",
         f"{result.tally()}: the panel reached no decision; ERROR votes: {errors or 'none'}",
-        file=reports.safe_path(result.section.path, result.section.path),
+        file=alerts.safe_path(result.section.path, result.section.path),
         title=f"INCONCLUSIVE: {result.section.id}",
     )
 
@@ -112,7 +112,7 @@ DETAIL_STEPS = (
 
 def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT) -> str:
     """Markdown for $GITHUB_STEP_SUMMARY, at most `max_bytes` UTF-8 bytes; what was cut is noted last."""
-    found = reports.alerts(run)
+    found = alerts.alerts(run)
     parts = _Parts(run, found)
     lines: list[str] = []
     cuts: list[str] = []
