@@ -152,6 +152,26 @@ def test_json_report_round_trips_the_run_nothing_lost() -> None:
     assert RunResult.from_dict(report["run"]) == run
 
 
+def test_a_run_recorded_before_the_gate_was_reads_back_with_the_default_policy() -> None:
+    older = mixed_run().to_dict()
+    del older["gate"]
+    assert RunResult.from_dict(older).gate == Gate(N, K, "fail")
+    assert RunResult.from_dict(older) == mixed_run()
+
+
+def test_sums_are_computed_once_and_match_the_votes() -> None:
+    run = mixed_run()
+    assert run.usage is run.usage and run.votes is run.votes, "cached on the frozen result"
+    paid = [v for v in run.votes if not v.cached]
+    assert run.usage == Usage(*(sum(getattr(v.usage, f) for v in paid) for f in (
+        "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")))
+    assert (run.calls, run.cached_votes) == (len(paid), 1)
+    assert dict(run.counts) == {"SAFE": 1, "UNSAFE": 1, "INCONCLUSIVE": 1}
+    with_prewarm = replace(run, prewarm_calls=2, prewarm_usage=Usage(10, 0, 0, 5))
+    assert (with_prewarm.calls, with_prewarm.cached_votes) == (len(paid) + 2, 1)
+    assert with_prewarm.usage == run.usage + Usage(10, 0, 0, 5)
+
+
 def test_json_report_keeps_every_vote_exactly() -> None:
     run = mixed_run()
     report = make_report(run)
