@@ -14,13 +14,15 @@ from pytest_swarmgate.review_session import ReviewWorker
 # Each process writes which plugin object it registered, named by its xdist worker id.
 RECORD_ROLES = """
 def pytest_sessionfinish(session):
-    import os, pathlib
+    import pathlib
     roles = pathlib.Path(session.config.rootpath) / "roles"
     roles.mkdir(exist_ok=True)
     manager = session.config.pluginmanager
     plugins = [manager.get_plugin(name) for name in ("swarmgate-session", "swarmgate-calibration")]
     names = [type(p).__name__ for p in plugins if p is not None]
-    (roles / os.environ.get("PYTEST_XDIST_WORKER", "main")).write_text(",".join(names))
+    # Not $PYTEST_XDIST_WORKER: an outer xdist run (this test suite's own) sets it for us too.
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    (roles / worker).write_text(",".join(names))
 """
 
 # v1 and v2 fail: 3 SAFE and 2 ERROR votes leave K=4 of 5 out of reach both ways (INCONCLUSIVE).
