@@ -1,7 +1,7 @@
 """`pytest --swarm-calibrate [PATH]`: score the gate on a labeled corpus, one item per fixture.
 
 The panel runs once, on the controller, over every section of every fixture in a single
-`gate.execute` (one engine run under one concurrency limit, the vote cache included), so the
+`runner.execute` (one engine run under one concurrency limit, the vote cache included), so the
 wall time is that of one review. K only moves a threshold over the votes already cast: the
 whole K table and curve cost no extra call. xdist workers get the votes through
 `workerinput` and collect the same items in the same order.
@@ -14,6 +14,10 @@ and MarkMatcher against each fixture item's names (`swarm-calibrate`, the fixtur
 `swarm_calibration` marker) and its node id. A deselection made by another plugin's
 `pytest_collection_modifyitems` is seen without xdist only; under xdist such an item still
 fails closed, since its fixture did not run. The report says how many of the corpus ran.
+
+plugin.py registers CalibrationController in the main process (or the xdist controller) and
+CalibrationWorker in an xdist worker. With --swarm-batch the controller hands `runner.execute`
+a BatchVoter around the hooks' voter.
 
 A fixture's sections are sent exactly as a normal review of that diff would send them: the
 section's own path and content, nothing else. The fixture's file name and its label never
@@ -45,30 +49,22 @@ from .core.calibration import (
 )
 from .core.corpus import CorpusError, Fixture, load_corpus
 from .core.model import NotReviewed, SectionResult
+from .core.voting import Gate
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
 from .output.escape import terminal, terminal_block
 from .core.text import plural
 from .output.terminal import section_line, section_lines
-from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
+from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, to_worker
 
 if TYPE_CHECKING:
     from .configuration import GateSettings
     from .core.model import RunResult
-    from .runner import Plan
+    from .runner import Plan, VoterChoice
 
 COLLECTOR_NAME = "swarm-calibrate"
 WORKERINPUT_KEY = "swarmgate-calibration"
 PLOT_SKIPPED = "plot skipped: matplotlib is not installed; pip install 'pytest-swarmgate[plot]'"
-
-
-@dataclass(frozen=True)
-class GatePoint:
-    """The gate in force: a fixture is blocked or passed at K of N under this INCONCLUSIVE policy."""
-
-    n: int
-    k: int
-    on_inconclusive: str
 
 
 @dataclass(frozen=True)
@@ -86,13 +82,13 @@ class FixtureRun:
             tuple(n.reason for n in self.not_reviewed),
         )
 
-    def not_scored(self, gate: GatePoint) -> str | None:
+    def not_scored(self, gate: Gate) -> str | None:
         """Why the panel did not judge this fixture at the K in force (`calibration.not_scored_reason`)."""
-        return not_scored_reason(self.votes(), gate.n, gate.k)
+        return not_scored_reason(self.votes(), gate)
 
-    def blocked(self, gate: GatePoint) -> bool:
+    def blocked(self, gate: Gate) -> bool:
         """Whether the gate in force blocks this fixture (`calibration.fixture_flagged`)."""
-        return fixture_flagged(self.votes(), gate.n, gate.k, gate.on_inconclusive)  # type: ignore[arg-type]
+        return fixture_flagged(self.votes(), gate)
 
     def to_dict(self) -> dict[str, Any]:
         fixture = dataclasses.asdict(self.fixture)
@@ -121,7 +117,7 @@ runs_key = pytest.StashKey[dict[str, FixtureRun]]()
 class CalibrationItem(ReviewItem):
     """One fixture: passes when the gate in force decides as the label says, fails otherwise."""
 
-    def __init__(self, *, run: FixtureRun, gate: GatePoint, **kwargs: Any) -> None:
+    def __init__(self, *, run: FixtureRun, gate: Gate, **kwargs: Any) -> None:
         super().__init__(marker="swarm_calibration", **kwargs)
         self.run = run
         self.gate = gate
@@ -149,7 +145,7 @@ class CalibrationItem(ReviewItem):
         return str(self.path or ""), 0, f"swarm calibration of {self.name}"
 
 
-def mismatch_lines(run: FixtureRun, gate: GatePoint, blocked: bool, *, verbose: bool = False) -> list[str]:
+def mismatch_lines(run: FixtureRun, gate: Gate, blocked: bool, *, verbose: bool = False) -> list[str]:
     """The failure text: expected vs got, what the fixture is, a line per section (verbose: every vote)."""
     f = run.fixture
     got = "blocks it (UNSAFE)" if blocked else "lets it through (SAFE)"
@@ -173,7 +169,7 @@ def mismatch_lines(run: FixtureRun, gate: GatePoint, blocked: bool, *, verbose: 
     return lines
 
 
-def unjudged_lines(run: FixtureRun, gate: GatePoint, reason: str) -> list[str]:
+def unjudged_lines(run: FixtureRun, gate: Gate, reason: str) -> list[str]:
     """The failure text of a fixture the panel did not judge: INCONCLUSIVE, with every vote."""
     f = run.fixture
     lines = [f"{terminal(f.id)}: expected {f.expected}, but the gate at K={gate.k} of N={gate.n} is INCONCLUSIVE: "
@@ -214,7 +210,7 @@ def preselected(config: pytest.Config, fixture_ids: list[str]) -> set[str]:
 class CalibrationCollector(pytest.Collector):
     """The parent of the fixture items, so node ids read `swarm-calibrate::<fixture id>`."""
 
-    def __init__(self, *, runs: tuple[FixtureRun, ...], gate: GatePoint, **kwargs: Any) -> None:
+    def __init__(self, *, runs: tuple[FixtureRun, ...], gate: Gate, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runs = runs
         self.gate = gate
@@ -249,32 +245,44 @@ def read_fixture(fixture: Fixture) -> str:
         raise pytest.UsageError(f"swarmgate: cannot read fixture {fixture.diff_path}: {exc.strerror or exc}") from None
 
 
-class CalibrationSession(ControllerRun):
-    """The calibration run of one pytest session, registered only with --swarm-calibrate."""
+class CalibrationItems(SessionItems):
+    """What both roles collect: one item per fixture, judged by the gate in force."""
+
+    gate: Gate
+    runs: tuple[FixtureRun, ...]
+
+    def collector(self, session: pytest.Session) -> pytest.Collector:
+        return CalibrationCollector.from_parent(
+            session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, runs=self.runs, gate=self.gate
+        )
+
+
+class CalibrationWorker(CalibrationItems):
+    """An xdist worker's calibration: the controller ran the panel; never call the API here."""
 
     def __init__(self, config: pytest.Config) -> None:
+        data = from_controller(config, WORKERINPUT_KEY)
+        self.gate = Gate.from_dict(data["gate"])
+        self.runs = tuple(FixtureRun.from_dict(r) for r in data["fixtures"])
+
+
+class CalibrationController(ControllerRun, CalibrationItems):
+    """The calibration run of one pytest session (the xdist controller, or the only process without xdist)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from .configuration import resolve
+        from .runner import plan, settle_panel
+
         self.config = config
         self.report: CalibrationReport | None = None
         self.review: RunResult | None = None
         self.notices: list[str] = []
-        self._batching = False
         # Under xdist the run happens before pytest prints its header: progress is held and
         # printed under the header. Not for a batch, whose polls may take hours.
         self.held_lines: list[str] | None = None
-        data = from_controller(config, WORKERINPUT_KEY)
-        if data is not None:
-            # An xdist worker: the controller ran the panel; never call the API here.
-            self.is_controller = False
-            self.gate = GatePoint(**data["gate"])
-            self.runs = tuple(FixtureRun.from_dict(r) for r in data["fixtures"])
-            return
-        from .configuration import resolve
-        from .runner import plan, settle_panel
-
         check_rootdir(config, "--swarm-calibrate")
-        self.is_controller = True
         self.settings: GateSettings = settle_panel(config, resolve(config))
-        self.gate = GatePoint(self.settings.n, self.settings.k, self.settings.on_inconclusive)
+        self.gate = self.settings.gate
         self.target_fpr: float = options.get(config, "target-fpr")
         self.min_scored: float = options.get(config, "min-scored")
         self.chosen: list[bool] = []
@@ -296,7 +304,7 @@ class CalibrationSession(ControllerRun):
         self.plans: tuple[Plan, ...] = tuple(
             plan(config, self.settings, str(f.diff_path), read_fixture(f)) for f in fixtures
         )
-        self.runs = tuple(FixtureRun(f, p.not_reviewed) for f, p in zip(fixtures, self.plans))
+        self.runs = tuple(FixtureRun(f, p.not_reviewed) for f, p in zip(fixtures, self.plans, strict=True))
         # The fixture ids pytest kept after deselection; None until collection finished here.
         self.collected: set[str] | None = None
 
@@ -332,9 +340,7 @@ class CalibrationSession(ControllerRun):
         if reporter is not None and (self.config.get_verbosity() >= 0 or self.batch):  # a batch may take hours
             reporter.write_line(line)
 
-    def pytest_report_header(self, config: pytest.Config) -> list[str] | None:
-        if not self.is_controller:
-            return None
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
         via = ", through the Message Batches API" if self.batch else ""
         held, self.held_lines = self.held_lines or [], None
         return [(f"swarmgate calibration: {self.settings.describe_panel()}, corpus: {self.corpus}, "
@@ -342,8 +348,6 @@ class CalibrationSession(ControllerRun):
 
     def run_once(self) -> None:
         """Run the panel over every fixture and build the report."""
-        if not self.is_controller:
-            return
         self.chosen = self.selected()
         if not any(self.chosen):
             # Every fixture item deselected (`-m "not swarm_calibration"`): nothing to call or score.
@@ -364,9 +368,9 @@ class CalibrationSession(ControllerRun):
         self.config.stash[runs_key] = {run.fixture.id: run for run in self.runs}
         self.report = calibrate(
             [run.votes() for run in self.ran],
-            self.settings.n,
+            self.gate.n,
+            on_inconclusive=self.gate.on_inconclusive,
             target_fpr=self.target_fpr,
-            on_inconclusive=self.settings.on_inconclusive,  # type: ignore[arg-type]
             batch=self.batch,
             min_scored=self.min_scored,
         )
@@ -389,44 +393,34 @@ class CalibrationSession(ControllerRun):
             sections=tuple(s for p in plans for s in p.sections),
             not_reviewed=(),
         )
-        settings = self.settings
-        if self.batch:
-            # One batch for the run: the engine must start every call at once (see batch.BatchVoter).
-            calls = len(combined.sections) * settings.n
-            settings = dataclasses.replace(settings, concurrency=max(settings.concurrency, calls))
-        self._batching = self.batch
-        try:
-            return execute(self.config, settings, combined)
-        finally:
-            self._batching = False
+        if not self.batch or not combined.sections:
+            return execute(self.config, self.settings, combined)
+        # One batch for the run: the engine must start every call at once (see batch.BatchVoter).
+        calls = len(combined.sections) * self.settings.n
+        settings = dataclasses.replace(self.settings, concurrency=max(self.settings.concurrency, calls))
+        return execute(self.config, settings, combined, self._batch_voter(settings))
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_swarmgate_make_voter(self, config: pytest.Config, settings: GateSettings, client: Any) -> Any:
-        """With --swarm-batch, the calibration run's voter sends its calls as Message Batches."""
-        cast = yield
-        if not self._batching:
-            return cast
+    def _batch_voter(self, settings: GateSettings) -> VoterChoice:
+        """The hooks' voter, sending its calls as Message Batches (--swarm-batch)."""
         from .core.batch import BatchVoter
         from .core.voters import AnthropicVoter
+        from .runner import VoterChoice, hook_voter
 
-        if not isinstance(cast, AnthropicVoter):
+        choice = hook_voter(self.config, settings)
+        if not isinstance(choice.cast, AnthropicVoter):
             raise pytest.UsageError(
                 "swarmgate: --swarm-batch sends the built-in voter's calls through the Message Batches API, but "
-                f"pytest_swarmgate_make_voter returned a {type(cast).__name__}: drop --swarm-batch or the custom voter"
+                f"pytest_swarmgate_make_voter returned a {type(choice.cast).__name__}: drop --swarm-batch or the "
+                "custom voter"
             )
-        return BatchVoter(cast, poll_seconds=self.poll_seconds, progress=self._write)
+        return VoterChoice(choice.client, BatchVoter(choice.cast, poll_seconds=self.poll_seconds, progress=self._write))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        to_worker(node, WORKERINPUT_KEY, {"gate": dataclasses.asdict(self.gate), "fixtures": [r.to_dict() for r in self.runs]})
-
-    def collector(self, session: pytest.Session) -> pytest.Collector:
-        return CalibrationCollector.from_parent(
-            session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, runs=self.runs, gate=self.gate
-        )
+        to_worker(node, WORKERINPUT_KEY, {"gate": self.gate.to_dict(), "fixtures": [r.to_dict() for r in self.runs]})
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.is_controller or self.report is None:
+        if self.report is None:
             return
         terminalreporter.write_sep("=", "swarm calibration")
         for line in self.summary_lines(self.report):
@@ -470,7 +464,7 @@ class CalibrationSession(ControllerRun):
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Too few fixtures judged: the calibration measured nothing to choose K by, so the run fails."""
-        if not self.is_controller or self.report is None or self.report.judged_enough:
+        if self.report is None or self.report.judged_enough:
             return
         self.notices.append(f"swarmgate: calibration failed: {self.report.recommendation}")
         # Not 1: the panel could not judge (an endpoint problem), which is not a gate that disagrees.
@@ -484,8 +478,7 @@ class CalibrationSession(ControllerRun):
             "generator": {"name": "pytest-swarmgate", "version": __version__},
             "corpus": str(self.corpus),
             "panel": [v.to_dict() for v in self.settings.panel],
-            "k": self.gate.k,
-            "on_inconclusive": self.gate.on_inconclusive,
+            **self.gate.to_dict(),
             "batch": self.batch,
             "totals": {
                 "fixtures": len(self.ran),

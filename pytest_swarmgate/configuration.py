@@ -17,7 +17,7 @@ from .core.budget import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_SECTION_CHARS
 from .core.cache import default_directory
 from .core.model import Voter
 from .core.prompt import LENSES
-from .core.voting import check_threshold
+from .core.voting import Gate
 from .options import EFFORTS
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
@@ -30,9 +30,10 @@ OVERRIDE_KEYS = frozenset(
 
 @dataclass(frozen=True)
 class GateSettings:
+    """Every setting of one review; `gate` holds N (the panel's size), K and the INCONCLUSIVE policy."""
+
     panel: tuple[Voter, ...]
-    k: int
-    on_inconclusive: str
+    gate: Gate
     concurrency: int
     timeout: float
     max_retries: int
@@ -50,6 +51,10 @@ class GateSettings:
     @property
     def n(self) -> int:
         return len(self.panel)
+
+    @property
+    def k(self) -> int:
+        return self.gate.k
 
     def describe_panel(self) -> str:
         return f"panel of {self.n} ({', '.join(sorted({v.model for v in self.panel}))}), K={self.k}"
@@ -101,11 +106,9 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
         panel = _panel(config, overrides, value, given)
         given_k = given("threshold") or config.getini("swarm_threshold")
         k = int(value("threshold")) if given_k else default_threshold(len(panel))
-        check_threshold(len(panel), k)
         return GateSettings(
             panel=tuple(panel),
-            k=k,
-            on_inconclusive=value("on_inconclusive"),
+            gate=Gate(len(panel), k, value("on_inconclusive")),
             concurrency=value("concurrency"),
             timeout=value("timeout"),
             max_retries=value("max_retries"),
@@ -229,7 +232,4 @@ def parse_panel_lines(lines: Sequence[str]) -> list[Voter]:
         )
     if not voters:
         raise ValueError("the panel lists no voters")
-    ids = [v.id for v in voters]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"panel voter ids repeat: {', '.join(ids)}")
-    return voters
+    return voters  # repeated ids are refused once the panel is settled (runner.settle_panel)

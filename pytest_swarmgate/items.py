@@ -14,14 +14,12 @@ from typing import Any, Iterator
 import pytest
 
 from .core.model import NotReviewed, RunResult, Section, SectionResult, Vote
-from .core.voting import run_passes
 from .output.escape import junit_text, terminal
-from .output.terminal import gate_line, held_lines, section_line, section_lines
+from .output.terminal import gate_line, section_line
 
 COLLECTOR_NAME = "swarm-review"
 SEE_SUMMARY = "  votes and findings: in the swarm review summary below (every vote with -v)"
 run_key = pytest.StashKey["RunResult | None"]()
-policy_key = pytest.StashKey[str]()
 
 
 class SectionFailed(Exception):
@@ -56,6 +54,8 @@ class ReviewItem(pytest.Item):
 
 
 class SectionItem(ReviewItem):
+    """One section: fails when the gate does not pass its outcome, warns when the gate says so."""
+
     def __init__(self, *, section: Section, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.section = section
@@ -65,11 +65,11 @@ class SectionItem(ReviewItem):
         if result is None:
             raise SectionFailed([f"{self.section.id}: no votes were recorded for this section (fail closed)"])
         self.user_properties.extend(junit_properties(result))
-        policy = self.config.stash.get(policy_key, "fail")
-        if result.outcome == "UNSAFE" or (result.outcome == "INCONCLUSIVE" and policy == "fail"):
+        gate = self.run_result().gate
+        if not gate.section_passes(result.outcome):
             # The votes and findings are printed once, in the summary; not again here.
             raise SectionFailed([section_line(result), SEE_SUMMARY])
-        if result.outcome == "INCONCLUSIVE" and policy == "warn":
+        if gate.warns(result.outcome):
             # The warnings summary prints the message raw: the file name is the pull request's.
             warnings.warn(pytest.PytestWarning(f"swarm review of {terminal(self.section.id)} is {result.tally()}"))
 
@@ -93,9 +93,8 @@ class GateItem(ReviewItem):
 
     def runtest(self) -> None:
         run = self.run_result()
-        self.user_properties.append(("swarm_gate", run.gate if run.results or run.held else "NOTHING_TO_REVIEW"))
-        policy = self.config.stash.get(policy_key, "fail")
-        if not run_passes(run, policy):  # type: ignore[arg-type]
+        self.user_properties.append(("swarm_gate", run.status if run.results or run.held else "NOTHING_TO_REVIEW"))
+        if not run.passed:
             raise SectionFailed([gate_line(run)])
 
 

@@ -50,19 +50,25 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    # One plugin object per role, as pytest-xdist registers dsession or remote: the controller
+    # (or a run without xdist) calls the API; a worker only reads what the controller sent it.
+    worker = hasattr(config, "workerinput")
     if options.get(config, "review"):
         refuse_blocked(config, SESSION_PLUGIN)
-        from .review_session import ReviewSession
+        from .review_session import ReviewController, ReviewWorker
 
-        register(config, ReviewSession(config, config.stash.get(stdin_key, None)), SESSION_PLUGIN)
-        config.stash[gate_finished_key] = False
+        review = ReviewWorker(config) if worker else ReviewController(config, config.stash.get(stdin_key, None))
+        register(config, review, SESSION_PLUGIN)
+        if not worker:  # the controller decides the exit status; it says when its end of session ran
+            config.stash[gate_finished_key] = False
     if options.get(config, "batch") and options.get(config, "calibrate") is None:
         raise pytest.UsageError("swarmgate: --swarm-batch applies to --swarm-calibrate only")
     if options.get(config, "calibrate") is not None:
         refuse_blocked(config, CALIBRATION_PLUGIN)
-        from .calibration_session import CalibrationSession
+        from .calibration_session import CalibrationController, CalibrationWorker
 
-        register(config, CalibrationSession(config), CALIBRATION_PLUGIN)
+        calibration = CalibrationWorker(config) if worker else CalibrationController(config)
+        register(config, calibration, CALIBRATION_PLUGIN)
     if options.get(config, "only"):
         if not (options.get(config, "review") or options.get(config, "calibrate") is not None):
             raise pytest.UsageError("swarmgate: --swarm-only needs --swarm-review or --swarm-calibrate")

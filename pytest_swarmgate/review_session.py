@@ -1,8 +1,9 @@
 """The review gate of one pytest session: plan on configure, review once, report at the end.
 
 Registered by plugin.py only with --swarm-review, so it may import the review machinery at
-module level. Under pytest-xdist the controller plans and reviews before the workers start
-and hands them the result; a worker never calls the API.
+module level: ReviewController in the main process (or the xdist controller), ReviewWorker
+in an xdist worker. The controller plans and reviews before the workers start and hands
+them the result; a worker never calls the API.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from .configuration import resolve
 from .core.engine import ReviewStats
 from .core.model import NotReviewed, RunResult, Section, SectionResult
 from .core.text import plural
-from .core.voting import run_passes
-from .items import COLLECTOR_NAME, ReviewCollector, policy_key, run_key
+from .items import COLLECTOR_NAME, ReviewCollector, run_key
 from .output.escape import terminal
 from .plugin import gate_finished_key
 from .output.publish import github_outputs, now_utc, write_reports
 from .output.terminal import Line, report_lines
 from .runner import Plan, check_size, execute, plan, read_source, settle_panel
-from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
+from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, to_worker
 
 WORKERINPUT_KEY = "swarmgate"
 
@@ -143,28 +143,37 @@ def write_line(terminalreporter: Any, line: Line) -> None:
     terminalreporter.write_line(line.text, bold=line.bold, **markup)
 
 
-class ReviewSession(ControllerRun):
-    """The gate for one pytest session, registered only with --swarm-review."""
+class ReviewItems(SessionItems):
+    """What both roles collect: an item per section, per file not reviewed, and the gate."""
+
+    sections: tuple[Section, ...]
+    not_reviewed: tuple[NotReviewed, ...]
+
+    def collector(self, session: pytest.Session) -> pytest.Collector:
+        return ReviewCollector.from_parent(
+            session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, sections=self.sections, not_reviewed=self.not_reviewed
+        )
+
+
+class ReviewWorker(ReviewItems):
+    """An xdist worker's gate: the controller planned and reviewed; never call the API here."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        data = from_controller(config, WORKERINPUT_KEY)
+        self.sections = tuple(Section.from_dict(s) for s in data["sections"])
+        self.not_reviewed = tuple(NotReviewed.from_dict(n) for n in data["not_reviewed"])
+        config.stash[run_key] = RunResult.from_dict(data["run"]) if data["run"] is not None else None
+
+
+class ReviewController(ControllerRun, ReviewItems):
+    """The gate for one pytest session (the xdist controller, or the only process without xdist)."""
 
     def __init__(self, config: pytest.Config, stdin: bytes | None = None) -> None:
         self.config = config
-        self.settings = resolve(config)
-        config.stash[policy_key] = self.settings.on_inconclusive
         self.run: RunResult | None = None
         self.published: list[str] = []
         self.started_at = ""
         self.progress = Progress(None, 0)
-        data = from_controller(config, WORKERINPUT_KEY)
-        if data is not None:
-            # An xdist worker: the controller planned and reviewed; never call the API here.
-            self.sections = tuple(Section.from_dict(s) for s in data["sections"])
-            self.not_reviewed = tuple(NotReviewed.from_dict(n) for n in data["not_reviewed"])
-            self.source = data["source"]
-            if data["run"] is not None:
-                self.run = RunResult.from_dict(data["run"])
-            config.stash[run_key] = self.run
-            self.plan: Plan | None = None
-            return
         check_rootdir(config, "--swarm-diff")
         options.get(config, "annotations-max")  # checked now, not after the review was paid for
         refuse_untyped_info_modes(config)
@@ -172,7 +181,7 @@ class ReviewSession(ControllerRun):
             target = options.get(config, name)
             if target and (config.invocation_params.dir / target).is_dir():
                 raise pytest.UsageError(f"swarmgate: --swarm-{name}={target} is a directory; give a file path")
-        self.settings = settle_panel(config, self.settings)
+        self.settings = settle_panel(config, resolve(config))
         diff_arg, base = diff_source(config)
         source, text = read_source(config, diff_arg, base, stdin)
         if diff_arg and not text.strip() and options.typed_by_hand(config, "allow-empty") is None:
@@ -181,14 +190,10 @@ class ReviewSession(ControllerRun):
                 f"swarmgate: the diff from {source} is empty; if nothing changed, pass --swarm-allow-empty "
                 "(or review with --swarm-base, where an empty diff is git's own answer)"
             )
-        self.plan = plan(config, self.settings, source, text, base=base, tree=config.invocation_params.dir)
+        self.plan: Plan = plan(config, self.settings, source, text, base=base, tree=config.invocation_params.dir)
         check_size(self.plan, self.settings)
         self.plan = release_held(self.plan, options.typed_by_hand(config, "allow-held"))
         self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
-
-    @property
-    def is_controller(self) -> bool:
-        return self.plan is not None
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         skipped = f", {len(self.not_reviewed)} not reviewed" if self.not_reviewed else ""
@@ -196,13 +201,11 @@ class ReviewSession(ControllerRun):
             f"swarmgate: {terminal(self.settings.describe_panel())}, diff: {terminal(self.source)}, "
             f"{plural(len(self.sections), 'section')}{skipped}"
         ]
-        lines += [f"swarmgate: released by hand: {terminal(c)}" for c in (self.plan.released if self.plan else ())]
+        lines += [f"swarmgate: released by hand: {terminal(c)}" for c in self.plan.released]
         return lines + self.progress.release()
 
     def run_once(self) -> None:
         """Cast every vote of the plan."""
-        if self.plan is None:
-            return
         stats = ReviewStats()
         # -q: only what fails and the gate line.
         quiet = self.config.get_verbosity() < 0
@@ -214,7 +217,7 @@ class ReviewSession(ControllerRun):
         self.progress.line(f"swarmgate: reviewing {sections} x {voters} ...")
         self.started_at = now_utc()
         try:
-            self.run = execute(self.config, self.settings, self.plan, stats)
+            self.run = execute(self.config, self.settings, self.plan, stats=stats)
         finally:
             self.progress.stop()
         self.config.stash[run_key] = self.run
@@ -229,29 +232,19 @@ class ReviewSession(ControllerRun):
             node,
             WORKERINPUT_KEY,
             {
-                "source": self.source,
                 "sections": [s.to_dict() for s in self.sections],
                 "not_reviewed": [n.to_dict() for n in self.not_reviewed],
                 "run": self.run.to_dict() if self.run is not None else None,
             },
         )
 
-    def collector(self, session: pytest.Session) -> pytest.Collector:
-        return ReviewCollector.from_parent(
-            session, name=COLLECTOR_NAME, nodeid=COLLECTOR_NAME, sections=self.sections, not_reviewed=self.not_reviewed
-        )
-
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.is_controller:
-            return
         if self.run is None:
             for line in self.published:
                 terminalreporter.write_line(line, red=True)
             return
         terminalreporter.write_sep("=", "swarm review")
-        lines = report_lines(
-            self.run, verbosity=self.config.get_verbosity(), on_inconclusive=self.settings.on_inconclusive  # type: ignore[arg-type]
-        )
+        lines = report_lines(self.run, verbosity=self.config.get_verbosity())
         for each in lines[:-1]:
             write_line(terminalreporter, each)
         for text in self.published:
@@ -262,13 +255,12 @@ class ReviewSession(ControllerRun):
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # tryfirst: before the terminal summary, which lists what was written.
         self.config.stash[gate_finished_key] = True
-        if self.is_controller and self.run is None and not self.config.option.collectonly:
-            # Planned but never reviewed (pytest.exit, another runner): never a pass.
-            self.published = ["swarmgate: the review did not run in this session, so the gate fails (fail closed)"]
-            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            return
-        if not self.is_controller or self.run is None:
+        if self.run is None:
+            if not self.config.option.collectonly:
+                # Planned but never reviewed (pytest.exit, another runner): never a pass.
+                self.published = ["swarmgate: the review did not run in this session, so the gate fails (fail closed)"]
+                if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
         published = write_reports(
             self.run,
@@ -276,13 +268,11 @@ class ReviewSession(ControllerRun):
             json_path=options.get(self.config, "json"),
             sarif_path=options.get(self.config, "sarif"),
             started_at=self.started_at,
-            on_inconclusive=self.settings.on_inconclusive,
         )
         annotations = github_outputs(
             self.run,
             env=os.environ,
             limit=options.get(self.config, "annotations-max"),
-            on_inconclusive=self.settings.on_inconclusive,
             out=published,
         )
         self.published = published.lines + annotations
@@ -291,6 +281,5 @@ class ReviewSession(ControllerRun):
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         # The gate does not depend on which items ran: deselecting a failing section item
         # with -k or -m does not let an UNSAFE diff through.
-        if not run_passes(self.run, self.settings.on_inconclusive):  # type: ignore[arg-type]
-            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if not self.run.passed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED

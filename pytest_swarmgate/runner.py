@@ -1,4 +1,4 @@
-"""One review from diff text to RunResult, shared by the session gate and the fixture.
+"""One review from diff text to RunResult, shared by the session gate, the calibration and the fixture.
 
 Imported only when a review is wanted: through the voter it pulls in anthropic.
 """
@@ -23,7 +23,8 @@ from .core.held import ci_files, held_changes
 from .core.model import NotReviewed, RunResult, Section, SectionResult
 from .core.redact import Redactor, credential_problem
 from .core.texts import GitTexts, NoTexts, PatchTexts, Texts, merge_base
-from .core.voters import BadCredentials, MissingCredentials
+from .core.voters import BadCredentials, CastVote, MissingCredentials
+from .core.voting import check_voter_ids
 
 T = TypeVar("T")
 # Below about 1,000 tokens of section (plus the policy) a model may not cache the prefix at all
@@ -153,24 +154,59 @@ def settle_panel(config: pytest.Config, settings: GateSettings) -> GateSettings:
     config.hook.pytest_swarmgate_modify_panel(config=config, panel=panel)
     if not panel:
         raise pytest.UsageError("swarmgate: the panel is empty after pytest_swarmgate_modify_panel")
-    ids = [v.id for v in panel]
-    if len(set(ids)) != len(ids):
-        # Votes and cached votes are keyed by voter id: two voters with one id would mix.
-        raise pytest.UsageError(f"swarmgate: voter ids repeat in the panel: {', '.join(ids)}")
-    if not 1 <= settings.k <= len(panel):
-        raise pytest.UsageError(f"swarmgate: threshold K={settings.k} does not fit a panel of {len(panel)}")
-    return dataclasses.replace(settings, panel=tuple(panel))
+    try:
+        check_voter_ids(panel)
+        gate = dataclasses.replace(settings.gate, n=len(panel))  # checks K against the new N
+    except ValueError as exc:
+        raise pytest.UsageError(f"swarmgate: {exc}") from None
+    return dataclasses.replace(settings, panel=tuple(panel), gate=gate)
 
 
-def execute(config: pytest.Config, settings: GateSettings, plan: Plan, stats: ReviewStats | None = None) -> RunResult:
+@dataclass(frozen=True)
+class VoterChoice:
+    """The client the hooks built and the voter that casts every vote of a run through it."""
+
+    client: Any
+    cast: CastVote
+
+
+def no_credentials(exc: MissingCredentials) -> pytest.UsageError:
+    """One usage error for credentials the SDK cannot find or the gate refuses; never the secret itself."""
+    if isinstance(exc, BadCredentials):
+        return pytest.UsageError(f"swarmgate: {exc}")
+    why = Redactor.from_env(os.environ)(str(exc))
+    return pytest.UsageError(
+        f"swarmgate: no Anthropic credentials ({why}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
+        "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
+    )
+
+
+def hook_voter(config: pytest.Config, settings: GateSettings) -> VoterChoice:
+    """The client and voter the make_client and make_voter hooks return (the built-in ones are trylast)."""
+    try:
+        client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
+        cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
+    except MissingCredentials as exc:
+        raise no_credentials(exc) from None
+    return VoterChoice(client, cast)
+
+
+def execute(
+    config: pytest.Config,
+    settings: GateSettings,
+    plan: Plan,
+    voter: VoterChoice | None = None,
+    stats: ReviewStats | None = None,
+) -> RunResult:
     """Cast every vote of the plan and judge every section (the panel is already settled).
 
+    `voter`: the client and voter to use, closed when the run ends; by default the hooks' (`hook_voter`).
     `stats`, when given, is live during the run (calls in flight, retries) for a progress line.
     """
     panel = settings.panel
     if not plan.sections:
         return RunResult(
-            plan.source, plan.diff_sha256, tuple(panel), settings.k, (), plan.not_reviewed,
+            plan.source, plan.diff_sha256, tuple(panel), settings.gate, (), plan.not_reviewed,
             held=plan.held,
             released=plan.released,
         )
@@ -187,10 +223,10 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan, stats: Re
         config.hook.pytest_swarmgate_section_result(config=config, result=redact.section_result(result))
 
     stats = stats if stats is not None else ReviewStats()
+    choice = voter if voter is not None else hook_voter(config, settings)
+    client, cast = choice.client, choice.cast
+    redact = Redactor.from_env(os.environ, client)
     try:
-        client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
-        redact = Redactor.from_env(os.environ, client)
-        cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
         # The clock starts after set-up: the first `import anthropic` is not review time.
         start = time.monotonic()
         results = run_sync(
@@ -211,14 +247,8 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan, stats: Re
                 ),
             )
         )
-    except BadCredentials as exc:
-        raise pytest.UsageError(f"swarmgate: {exc}") from None
     except MissingCredentials as exc:
-        why = redact(str(exc))
-        raise pytest.UsageError(
-            f"swarmgate: no Anthropic credentials ({why}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
-            "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
-        ) from None
+        raise no_credentials(exc) from None
     notes = [*stats.notes, *filter(None, [cache.note() if cache else None])]
     if settings.cache_dir and not secret:
         notes.append(NO_SECRET_NOTE)
@@ -226,7 +256,7 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan, stats: Re
         source=plan.source,
         diff_sha256=plan.diff_sha256,
         panel=tuple(panel),
-        k=settings.k,
+        gate=settings.gate,
         results=tuple(results),
         not_reviewed=plan.not_reviewed,
         wall_time_s=time.monotonic() - start,

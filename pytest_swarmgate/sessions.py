@@ -1,10 +1,10 @@
-"""What a session that calls the API once, on the controller, shares with pytest-xdist workers.
+"""The steps both sessions share: a controller plugin that calls the API once, a worker plugin that does not.
 
-The review gate and the calibration run both make every call once on the controller (see
-ControllerRun) and send the result to each worker through `workerinput`, so every worker
-collects the same items in the same order and none of them calls the API again.
-These are the steps both sessions take. Standard library and pytest only; imported only
-when a session is enabled.
+The review gate and the calibration run each register one of two plugins by role (plugin.py
+picks, as pytest-xdist does with dsession/remote): the controller (ControllerRun) makes every
+call once and sends the result to each xdist worker through `workerinput`; a worker plugin
+reads it, so every worker collects the same items in the same order and none calls the API.
+Standard library and pytest only; imported only when a session is enabled.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from typing import Any
 import pytest
 
 
-def from_controller(config: pytest.Config, key: str) -> Any | None:
-    """The payload the controller sent this worker under `key`; None on the controller or without xdist."""
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is None or key not in workerinput:
-        return None
+def from_controller(config: pytest.Config, key: str) -> Any:
+    """The payload the controller sent this worker under `key`; a usage error when there is none.
+
+    Fail closed: a worker without the controller's result must not review on its own.
+    """
+    workerinput = getattr(config, "workerinput", {})
+    if key not in workerinput:
+        raise pytest.UsageError(f"swarmgate: this xdist worker received no {key} payload from the controller")
     return json.loads(workerinput[key])
 
 
@@ -72,19 +75,8 @@ def check_rootdir(config: pytest.Config, flag: str) -> None:
         )
 
 
-class ControllerRun:
-    """Mixin for a session plugin whose items come first and whose calls happen once, on the controller.
-
-    Under xdist that must be in `pytest_sessionstart`, before xdist starts its workers (its
-    own sessionstart is trylast), so the workers receive the result. Without xdist it waits
-    for the test loop, so pytest's header and the collection come first. Never on a worker,
-    never for --collect-only.
-    """
-
-    _ran = False
-
-    def run_once(self) -> None:
-        raise NotImplementedError
+class SessionItems:
+    """Base of a session plugin, controller or worker: its items come first, as collected items."""
 
     def collector(self, session: pytest.Session) -> pytest.Collector:
         """The collector of this session's items (`<name>::...` node ids)."""
@@ -94,6 +86,21 @@ class ControllerRun:
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
         # tryfirst: our items must exist before -m / -k deselection runs.
         prepend_collected(session, self.collector(session), items)
+
+
+class ControllerRun(SessionItems):
+    """Base of a controller plugin (the xdist controller, or a session without xdist): calls happen once, here.
+
+    Under xdist that must be in `pytest_sessionstart`, before xdist starts its workers (its
+    own sessionstart is trylast), so the workers receive the result. Without xdist it waits
+    for the test loop, so pytest's header and the collection come first. Never for --collect-only.
+    Workers register a different plugin (plugin.py picks by role) and never get here.
+    """
+
+    _ran = False
+
+    def run_once(self) -> None:
+        raise NotImplementedError
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -109,7 +116,7 @@ class ControllerRun:
         return (yield)
 
     def _once(self, config: pytest.Config) -> None:
-        if self._ran or hasattr(config, "workerinput") or config.option.collectonly:
+        if self._ran or config.option.collectonly:
             return
         self._ran = True
         self.run_once()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from math import comb
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -106,22 +105,19 @@ def assert_usage_error(result: pytest.RunResult, message: str) -> None:
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
-# --- the statistical check ----------------------------------------------------------------
+# --- the wiring check ----------------------------------------------------------------------
+# The binomial law itself is proven on thousands of fixtures by the pure test in
+# test_calibration.py; here a small corpus shows the real path computes the same figures.
 
 
-def at_least(n: int, p: float, m: int) -> float:
-    """P(Bin(n, p) >= m)."""
-    return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(m, n + 1))
+def test_k_table_counts_exactly_the_votes_the_panel_cast(pytester, stub, script) -> None:
+    """20 fixtures through the SDK and the stub, five voters each right with probability 0.8 (seeded).
 
-
-def test_k_table_matches_the_binomial_prediction_for_independent_voters(pytester, stub, script) -> None:
-    """Five voters, each right with probability 0.8 independently: the gate at K flags a bad diff
-    when at least 6-K voters say UNSAFE, so recall(K) = P(Bin(5,0.8) >= 6-K) and
-    FPR(K) = P(Bin(5,0.2) >= 6-K). With 150 fixtures per label the standard error of a rate is
-    at most 0.041 (at p=0.5), so the tolerance is 0.12: three standard errors at worst. The
-    seeds are fixed, so the run is the same every time; the tolerance says how far chance alone
-    may take it, not how lucky these seeds are."""
-    n, accuracy, per_label, tolerance = 5, 0.8, 150, 0.12
+    The test knows every vote the stub will give, so it counts each K's confusion matrix, each
+    voter's rates and the agreement itself, and the report, the terminal and the items must
+    show exactly those figures."""
+    n, accuracy, per_label = 5, 0.8, 10
+    voters = [f"v{i}" for i in range(1, n + 1)]
     order = list(range(2 * per_label))
     random.Random(7).shuffle(order)  # file paths say nothing about the label
     # The voters' answer key, built from what the manifest says: file path -> label.
@@ -131,52 +127,54 @@ def test_k_table_matches_the_binomial_prediction_for_independent_voters(pytester
         for i, (path, expected) in enumerate(label.items())
     ]
 
-    def independent_voter(ctx: CallContext) -> Reply:
-        right = random.Random(f"{ctx.path}|{ctx.voter}").random() < accuracy
-        truth = label[ctx.path]
-        return Reply.verdict(truth if right else ("SAFE" if truth == "UNSAFE" else "UNSAFE"))
+    def verdict(path: str, voter: str) -> str:
+        right = random.Random(f"{path}|{voter}").random() < accuracy
+        return label[path] if right else ("SAFE" if label[path] == "UNSAFE" else "UNSAFE")
 
-    script.on_call(independent_voter)
+    script.on_call(lambda ctx: Reply.verdict(verdict(ctx.path, ctx.voter)))
     corpus = write_corpus(pytester.path / "corpus", fixtures)
     out = pytester.path / "out" / "calibration"
-    result = calibrate(pytester, corpus, f"--swarm-calibration-report={out}", "--swarm-target-fpr=0.15",
-                       "--swarm-concurrency=64", "-q")
+    result = calibrate(pytester, corpus, f"--swarm-calibration-report={out}", "--swarm-target-fpr=0.15", "-q")
 
-    data = json.loads(out.with_suffix(".json").read_text())
-    report = data["report"]
+    flags = {path: {v: verdict(path, v) == "UNSAFE" for v in voters} for path in label}
+    report = json.loads(out.with_suffix(".json").read_text())["report"]
     for row in report["rows"]:
         k = row["k"]
-        assert row["recall"] == pytest.approx(at_least(n, accuracy, n + 1 - k), abs=tolerance), row
-        assert row["fpr"] == pytest.approx(at_least(n, 1 - accuracy, n + 1 - k), abs=tolerance), row
+        flagged = {path for path in label if sum(flags[path].values()) >= n + 1 - k}  # UNSAFE votes > N-K
+        bad = {path for path in label if label[path] == "UNSAFE"}
+        want = {"tp": len(flagged & bad), "fn": len(bad - flagged), "fp": len(flagged - bad)}
+        assert {key: row[key] for key in want} == want, row
+        assert row["tn"] == 2 * per_label - sum(want.values())
         # The terminal shows the same figures.
-        result.stdout.fnmatch_lines([f"{k} * {row['recall']:.1%} * {row['fpr']:.1%} *"])
-    # Predicted FPR: 5.8% at K=3, 26% at K=4, each about 5 standard errors from the 15% target.
-    assert report["recommended_k"] == 3
+        counts = " * ".join(str(row[key]) for key in ("tp", "fn", "fp", "tn"))
+        result.stdout.fnmatch_lines([f"{k} * {counts} * {row['recall']:.1%} *"])
     for voter in report["voters"]:
-        assert voter["tpr"] == pytest.approx(accuracy, abs=tolerance)
-        assert voter["fpr"] == pytest.approx(1 - accuracy, abs=tolerance)
-    assert abs(report["agreement"]["kappa"]) < 0.15  # independent voters: within-label kappa near 0
-    assert report["agreement"]["warning"] is None
-    # The terminal keeps the K table and the recommendation; the full tables are in the report files (and -v).
+        tpr = sum(flags[p][voter["voter_id"]] for p in label if label[p] == "UNSAFE") / per_label
+        fpr = sum(flags[p][voter["voter_id"]] for p in label if label[p] == "SAFE") / per_label
+        assert (voter["tpr"], voter["fpr"]) == (pytest.approx(tpr), pytest.approx(fpr)), voter
+    pairs = [(a, b) for i, a in enumerate(voters) for b in voters[i + 1:]]
+    agreement = sum(flags[p][a] == flags[p][b] for a, b in pairs for p in label) / (len(pairs) * len(label))
+    assert report["agreement"]["mean"] == pytest.approx(agreement)
     result.stdout.fnmatch_lines([
         "*= swarm calibration =*",
-        "Threshold K (N=5; 300 fixtures: 150 UNSAFE, 150 SAFE; INCONCLUSIVE counts as flagged; rates over the "
+        "Threshold K (N=5; 20 fixtures: 10 UNSAFE, 10 SAFE; INCONCLUSIVE counts as flagged; rates over the "
         "fixtures scored at each K)",
-        "recommended K=3: recall * at FPR * over 300 scored fixtures (target FPR <= 15.0%)",
+        "*K* (target FPR <= 15.0%)",
         "mean pairwise agreement *; within-label Fleiss' kappa *",
         "line accuracy: *",
         "tokens: * input, * output, *; cost $*",
         "per-voter, per-category and pairwise tables: -v or --swarm-calibration-report",
-        "K=4 in force: * of 300 scored fixtures disagree with their label*",
+        "K=4 in force: * of 20 scored fixtures disagree with their label*",
     ])
     assert "Voters (" not in result.stdout.str()
     markdown = out.with_suffix(".md").read_text()
-    for heading in ("### Voters (", "### Categories at K=3", "### Agreement between voters"):
+    for heading in ("### Voters (", "### Categories at K=", "### Agreement between voters"):
         assert heading in markdown
     # Items fail exactly where the gate in force (K=4 by default for N=5) disagrees with the label.
     wrong = report["rows"][3]["fn"] + report["rows"][3]["fp"]
-    result.assert_outcomes(failed=wrong, passed=300 - wrong)
-    assert len(stub.calls()) == 300 * n
+    assert 0 < wrong < 20, "the seeds give the items both outcomes"
+    result.assert_outcomes(failed=wrong, passed=20 - wrong)
+    assert len(stub.calls()) == 20 * n
 
 
 # --- items --------------------------------------------------------------------------------

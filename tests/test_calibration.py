@@ -22,6 +22,7 @@ from pytest_swarmgate.core.calibration import (
     price_for,
 )
 from pytest_swarmgate.core.corpus import Fixture
+from pytest_swarmgate.core.voting import Gate
 from pytest_swarmgate.model import Finding, Usage, Vote
 
 MODEL = "claude-sonnet-4-5"
@@ -149,10 +150,10 @@ def test_cloned_voters_trigger_independence_warning() -> None:
 def test_error_votes_are_inconclusive_flagged_under_fail_only() -> None:
     # N=3, K=2: one SAFE and two ERROR keep both SAFE (needs 2) and UNSAFE (needs 2) out of reach.
     fv = panel(fixture("bad.diff"), ["SAFE", "ERROR", "ERROR"])
-    assert fixture_flagged(fv, 3, 2, "fail") is True
-    assert fixture_flagged(fv, 3, 2, "pass") is False
-    assert fixture_flagged(fv, 3, 2, "warn") is False
-    assert fixture_flagged(fv, 3, 1, "fail") is False  # K=1: one SAFE vote is enough
+    assert fixture_flagged(fv, Gate(3, 2, "fail")) is True
+    assert fixture_flagged(fv, Gate(3, 2, "pass")) is False
+    assert fixture_flagged(fv, Gate(3, 2, "warn")) is False
+    assert fixture_flagged(fv, Gate(3, 1, "fail")) is False  # K=1: one SAFE vote is enough
     fail = calibrate([fv], 3)
     passing = calibrate([fv], 3, on_inconclusive="pass")
     # The gate blocks it at K=2 and 3 under "fail", but the panel judged nothing there: not scored,

@@ -112,7 +112,7 @@ def test_repeated_voter_ids_are_refused() -> None:
         return Vote(section.id, voter.id, voter.model, "SAFE")
 
     panel = [Voter("v1", "m-a"), Voter("v2", "m-a"), Voter("v1", "m-b"), Voter("v2", "m-c")]
-    with pytest.raises(ValueError, match="voter ids repeat: v1, v2"):
+    with pytest.raises(ValueError, match="voter ids repeat in the panel: v1, v2, v1, v2"):
         review(cast, panel)
 
 

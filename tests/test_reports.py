@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 from conftest import official_sarif_validator, validate_report
 
-from pytest_swarmgate.core.voting import judge
+from pytest_swarmgate.core.voting import Gate, InconclusivePolicy, judge
 from pytest_swarmgate.model import (
     Finding,
     NotReviewed,
@@ -70,8 +70,14 @@ def judged(path: str, *votes: Vote) -> SectionResult:
     return judge(section(path), votes, N, K)
 
 
-def run_of(*results: SectionResult, not_reviewed: tuple[NotReviewed, ...] = (), wall: float = 9.5) -> RunResult:
-    return RunResult("pr.patch", hashlib.sha256(b"pr").hexdigest(), PANEL, K, results, not_reviewed, wall)
+def run_of(
+    *results: SectionResult,
+    not_reviewed: tuple[NotReviewed, ...] = (),
+    wall: float = 9.5,
+    on_inconclusive: InconclusivePolicy = "fail",
+) -> RunResult:
+    gate = Gate(N, K, on_inconclusive)
+    return RunResult("pr.patch", hashlib.sha256(b"pr").hexdigest(), PANEL, gate, results, not_reviewed, wall)
 
 
 def unsafe_sqli(**kw: Any) -> SectionResult:
@@ -109,7 +115,7 @@ def mixed_run(*, wall: float = 9.5, **kw: Any) -> RunResult:
 
 
 def make_report(run: RunResult, **kw: Any) -> dict[str, Any]:
-    args: dict[str, Any] = dict(started_at="2026-11-02T10:00:00+00:00", plugin_version="0.1.0", sdk_version="2.3.0", on_inconclusive="fail")
+    args: dict[str, Any] = dict(started_at="2026-11-02T10:00:00+00:00", plugin_version="0.1.0", sdk_version="2.3.0")
     return report_json.json_report(run, **{**args, **kw})
 
 
@@ -144,6 +150,26 @@ def test_json_report_round_trips_the_run_nothing_lost() -> None:
     run = mixed_run()
     report = json.loads(json.dumps(make_report(run)))
     assert RunResult.from_dict(report["run"]) == run
+
+
+def test_a_run_recorded_before_the_gate_was_reads_back_with_the_default_policy() -> None:
+    older = mixed_run().to_dict()
+    del older["gate"]
+    assert RunResult.from_dict(older).gate == Gate(N, K, "fail")
+    assert RunResult.from_dict(older) == mixed_run()
+
+
+def test_sums_are_computed_once_and_match_the_votes() -> None:
+    run = mixed_run()
+    assert run.usage is run.usage and run.votes is run.votes, "cached on the frozen result"
+    paid = [v for v in run.votes if not v.cached]
+    assert run.usage == Usage(*(sum(getattr(v.usage, f) for v in paid) for f in (
+        "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")))
+    assert (run.calls, run.cached_votes) == (len(paid), 1)
+    assert dict(run.counts) == {"SAFE": 1, "UNSAFE": 1, "INCONCLUSIVE": 1}
+    with_prewarm = replace(run, prewarm_calls=2, prewarm_usage=Usage(10, 0, 0, 5))
+    assert (with_prewarm.calls, with_prewarm.cached_votes) == (len(paid) + 2, 1)
+    assert with_prewarm.usage == run.usage + Usage(10, 0, 0, 5)
 
 
 def test_json_report_keeps_every_vote_exactly() -> None:
@@ -188,9 +214,11 @@ def test_json_report_gate_outcomes_totals_and_timings() -> None:
 
 
 def test_inconclusive_only_passes_the_gate_when_the_policy_allows() -> None:
-    run = run_of(inconclusive())
-    assert make_report(run, on_inconclusive="fail")["gate"]["passed"] is False
-    assert make_report(run, on_inconclusive="warn")["gate"]["passed"] is True
+    assert make_report(run_of(inconclusive(), on_inconclusive="fail"))["gate"]["passed"] is False
+    allowed = make_report(run_of(inconclusive(), on_inconclusive="warn"))
+    assert allowed["gate"]["passed"] is True and allowed["gate"]["on_inconclusive"] == "warn"
+    validate_report(allowed)
+    assert RunResult.from_dict(allowed["run"]).gate == Gate(N, K, "warn"), "the policy travels with the run"
 
 
 @pytest.mark.parametrize(
@@ -493,7 +521,7 @@ def test_step_summary_has_every_part() -> None:
 
 
 def test_step_summary_notes_an_allowed_inconclusive() -> None:
-    text = github.step_summary(run_of(inconclusive()), on_inconclusive="warn")
+    text = github.step_summary(run_of(inconclusive(), on_inconclusive="warn"))
     assert text.startswith("## Swarm review: ⚠️ INCONCLUSIVE")
     assert "INCONCLUSIVE is allowed here (on-inconclusive=warn)" in text
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from pytest_swarmgate.core.voting import count, decided, gate_passes, judge, outcome
+from pytest_swarmgate.core.voting import INCONCLUSIVE_POLICIES, Gate, count, decided, judge, outcome
 from pytest_swarmgate.model import Section, Vote
 
 
@@ -80,8 +80,32 @@ def test_anything_but_safe_or_unsafe_counts_as_error() -> None:
 
 
 def test_gate_policy_for_inconclusive() -> None:
-    assert gate_passes(["SAFE", "SAFE"])
-    assert not gate_passes(["SAFE", "UNSAFE"], "pass")
-    assert not gate_passes(["INCONCLUSIVE"], "fail")
-    assert gate_passes(["INCONCLUSIVE"], "warn")
-    assert gate_passes(["INCONCLUSIVE"], "pass")
+    def gate(policy: str) -> Gate:
+        return Gate(5, 4, policy)  # type: ignore[arg-type]
+
+    assert gate("fail").sections_pass(["SAFE", "SAFE"])
+    assert not gate("pass").sections_pass(["SAFE", "UNSAFE"])
+    assert not gate("fail").sections_pass(["INCONCLUSIVE"])
+    assert gate("warn").sections_pass(["INCONCLUSIVE"])
+    assert gate("pass").sections_pass(["INCONCLUSIVE"])
+    assert [p for p in INCONCLUSIVE_POLICIES if gate(p).warns("INCONCLUSIVE")] == ["warn"]
+    assert not any(gate(p).warns(o) for p in INCONCLUSIVE_POLICIES for o in ("SAFE", "UNSAFE"))
+
+
+def test_gate_checks_itself_and_round_trips() -> None:
+    for n, k in ((5, 0), (5, 6), (0, 0)):
+        with pytest.raises(ValueError):
+            Gate(n, k)
+    with pytest.raises(ValueError, match="on_inconclusive must be one of fail, warn, pass, got 'maybe'"):
+        Gate(3, 2, "maybe")  # type: ignore[arg-type]
+    gate = Gate(5, 4, "warn")
+    assert Gate.from_dict(gate.to_dict()) == gate
+    assert gate.at(2) == Gate(5, 2, "warn")
+    with pytest.raises(ValueError):
+        gate.at(6)
+
+
+def test_the_gate_and_the_options_know_the_same_policies() -> None:
+    from pytest_swarmgate import options
+
+    assert options.INCONCLUSIVE_POLICIES == INCONCLUSIVE_POLICIES

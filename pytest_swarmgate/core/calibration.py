@@ -8,9 +8,9 @@ Semantics
 ---------
 Flagged fixture.
     At threshold K a fixture is *flagged* when the gate would block it: some section's
-    outcome (`voting.outcome` over that section's votes, N = panel size) is UNSAFE, or is
-    INCONCLUSIVE and `on_inconclusive == "fail"` (the gate's default). This is exactly
-    `not voting.gate_passes(...)`. A fixture with no sections is never flagged.
+    outcome (`Gate.outcome` over that section's votes, N = panel size) is UNSAFE, or is
+    INCONCLUSIVE and the gate's INCONCLUSIVE policy fails it (the default). This is exactly
+    `not Gate.sections_pass(...)`. A fixture with no sections is never flagged.
 
 Scored fixture.
     Only what the panel judged is scored. At threshold K a fixture is *scored* when its
@@ -85,7 +85,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from .corpus import Fixture
 from .model import Usage, Vote
 from .text import plural
-from .voting import InconclusivePolicy, check_threshold, count, gate_passes, outcome
+from .voting import Gate, InconclusivePolicy, count
 
 DEFAULT_TARGET_FPR = 0.05
 # Below this share of scored fixtures, a K's rates describe too little of the corpus to choose by.
@@ -93,7 +93,6 @@ DEFAULT_MIN_SCORED = 0.8
 LINE_TOLERANCE = 3
 AGREEMENT_WARN = 0.95
 KAPPA_WARN = 0.9
-POLICIES: tuple[str, ...] = ("fail", "warn", "pass")
 _EPS = 1e-12
 
 Price = tuple[float, float, float, float]
@@ -310,7 +309,7 @@ class CalibrationReport:
 
     n: int
     target_fpr: float
-    on_inconclusive: str
+    on_inconclusive: InconclusivePolicy
     bad: int
     good: int
     rows: tuple[KRow, ...]
@@ -383,16 +382,14 @@ def calibrate(
     min_scored: float = DEFAULT_MIN_SCORED,
 ) -> CalibrationReport:
     """Score the gate at every K in 1..N from one set of votes per fixture."""
-    check_threshold(n, 1)
+    gate = Gate(n, 1, on_inconclusive)  # checks N and the policy
     if not 0.0 <= target_fpr <= 1.0:
         raise ValueError(f"target FPR must be between 0 and 1, got {target_fpr}")
-    if on_inconclusive not in POLICIES:
-        raise ValueError(f"on_inconclusive must be one of {', '.join(POLICIES)}, got {on_inconclusive!r}")
     voters = _validate(fixture_votes, n)
-    rows = tuple(_k_row(fixture_votes, n, k, on_inconclusive) for k in range(1, n + 1))
+    rows = tuple(_k_row(fixture_votes, gate.at(k)) for k in range(1, n + 1))
     bad = sum(fv.fixture.expected == "UNSAFE" for fv in fixture_votes)
     good = len(fixture_votes) - bad
-    recommended, statement = _recommend(rows, target_fpr, bad, good, min_scored, fixture_votes, n)
+    recommended, statement = _recommend(rows, target_fpr, bad, good, min_scored, fixture_votes, gate)
     category_k = recommended if recommended is not None else n
     flags = {v: [_voter_flag(fv, v) for fv in fixture_votes] for v in voters}
     labels = [fv.fixture.expected for fv in fixture_votes]
@@ -407,7 +404,7 @@ def calibrate(
         recommendation=statement,
         voters=tuple(_voter_row(v, fixture_votes, flags[v]) for v in voters),
         category_k=category_k,
-        categories=_category_rows(fixture_votes, n, category_k, on_inconclusive),
+        categories=_category_rows(fixture_votes, gate.at(category_k)),
         agreement=_agreement(voters, flags, labels),
         line_accuracy=_line_accuracy(fixture_votes),
         cost=_cost([v for fv in fixture_votes for v in fv.votes()], prices, batch),
@@ -415,18 +412,17 @@ def calibrate(
         not_scored=tuple(
             NotScored(fv.fixture.id, fv.fixture.expected, reason)
             for fv in fixture_votes
-            if (reason := not_scored_reason(fv, n, category_k)) is not None
+            if (reason := not_scored_reason(fv, gate.at(category_k))) is not None
         ),
     )
 
 
-def fixture_flagged(fv: FixtureVotes, n: int, k: int, on_inconclusive: InconclusivePolicy = "fail") -> bool:
-    """Whether the gate at K-of-N blocks this fixture (see the module docstring)."""
-    outcomes = (outcome(*count(votes)[:2], n, k) for _, votes in fv.sections)
-    return not gate_passes(outcomes, on_inconclusive)
+def fixture_flagged(fv: FixtureVotes, gate: Gate) -> bool:
+    """Whether the gate blocks this fixture (see the module docstring)."""
+    return not gate.sections_pass(gate.outcome(*count(votes)[:2]) for _, votes in fv.sections)
 
 
-def not_scored_reason(fv: FixtureVotes, n: int, k: int) -> str | None:
+def not_scored_reason(fv: FixtureVotes, gate: Gate) -> str | None:
     """Why the panel did not judge this fixture at K, or None when it did (see "Scored fixture")."""
     if not fv.sections:
         excluded = [r for r in fv.not_reviewed if r.startswith(("excluded by", "not matched by any include"))]
@@ -434,13 +430,13 @@ def not_scored_reason(fv: FixtureVotes, n: int, k: int) -> str | None:
             return f"excluded: {excluded[0]}"
         why = f" ({fv.not_reviewed[0]})" if fv.not_reviewed else ""
         return f"nothing reviewed{why}"
-    outcomes = [outcome(*count(votes)[:2], n, k) for _, votes in fv.sections]
+    outcomes = [gate.outcome(*count(votes)[:2]) for _, votes in fv.sections]
     if "UNSAFE" in outcomes or all(o == "SAFE" for o in outcomes):
         return None
     valid = sum(sum(count(votes)[:2]) for _, votes in fv.sections)
-    asked = n * len(fv.sections)
+    asked = gate.n * len(fv.sections)
     open_ = [section_id for (section_id, _), o in zip(fv.sections, outcomes, strict=True) if o == "INCONCLUSIVE"]
-    return (f"errors: INCONCLUSIVE at K={k}, {asked - valid} of {asked} votes were errors or missing "
+    return (f"errors: INCONCLUSIVE at K={gate.k}, {asked - valid} of {asked} votes were errors or missing "
             f"({len(open_)} of {len(fv.sections)} sections undecided)")
 
 
@@ -472,31 +468,31 @@ def _validate(fixture_votes: Sequence[FixtureVotes], n: int) -> list[str]:
     return list(voters)
 
 
-def _k_row(fixture_votes: Sequence[FixtureVotes], n: int, k: int, policy: InconclusivePolicy) -> KRow:
-    """The confusion matrix at threshold K."""
+def _k_row(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> KRow:
+    """The confusion matrix at the gate's threshold K, over the fixtures scored there."""
     tp = fn = fp = tn = unscored = 0
     for fv in fixture_votes:
-        if not_scored_reason(fv, n, k) is not None:
+        if not_scored_reason(fv, gate) is not None:
             unscored += 1
             continue
-        flagged = fixture_flagged(fv, n, k, policy)
+        flagged = fixture_flagged(fv, gate)
         if fv.fixture.expected == "UNSAFE":
             tp, fn = tp + flagged, fn + (not flagged)
         else:
             fp, tn = fp + flagged, tn + (not flagged)
-    return KRow(k=k, tp=tp, fn=fn, fp=fp, tn=tn, not_scored=unscored)
+    return KRow(k=gate.k, tp=tp, fn=fn, fp=fp, tn=tn, not_scored=unscored)
 
 
 def _recommend(
     rows: Sequence[KRow], target: float, bad: int, good: int, min_scored: float,
-    fixture_votes: Sequence[FixtureVotes], n: int,
+    fixture_votes: Sequence[FixtureVotes], gate: Gate,
 ) -> tuple[int | None, str]:
     """The recommended K and a one-line statement of why (or why none)."""
     goal = f"FPR <= {target:.1%}"
     fixtures = bad + good
     judged = [r for r in rows if _enough(r, fixtures, min_scored)]
     if not judged:
-        return None, _too_few_scored(rows, fixtures, min_scored, fixture_votes, n)
+        return None, _too_few_scored(rows, fixtures, min_scored, fixture_votes, gate)
     if not good:
         return None, f"no K recommended: the corpus has no SAFE fixture, so FPR cannot be measured ({goal})"
     eligible = [r for r in judged if r.fpr is not None and r.fpr <= target + _EPS]
@@ -510,7 +506,7 @@ def _recommend(
 
 
 def _too_few_scored(
-    rows: Sequence[KRow], fixtures: int, min_scored: float, fixture_votes: Sequence[FixtureVotes], n: int
+    rows: Sequence[KRow], fixtures: int, min_scored: float, fixture_votes: Sequence[FixtureVotes], gate: Gate
 ) -> str:
     """Why no K can be recommended when too few fixtures were judged: how many, and what stopped the rest."""
     best = max(rows, key=lambda r: (r.scored, -r.k))
@@ -518,7 +514,7 @@ def _too_few_scored(
     reasons = Counter(
         reason.split(":")[0].split(" (")[0]
         for fv in fixture_votes
-        if (reason := not_scored_reason(fv, n, best.k)) is not None
+        if (reason := not_scored_reason(fv, gate.at(best.k))) is not None
     )
     why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
     return (f"no K can be recommended: at most {best.scored} of {fixtures} fixtures ({share:.0%}) were judged "
@@ -556,17 +552,15 @@ def _voter_row(voter_id: str, fixture_votes: Sequence[FixtureVotes], flags: Sequ
                     errors=errors, excluded=sum(f is None for f in flags))
 
 
-def _category_rows(
-    fixture_votes: Sequence[FixtureVotes], n: int, k: int, policy: InconclusivePolicy
-) -> tuple[CategoryRow, ...]:
-    """Per category counts over the fixtures scored at threshold K, sorted by category."""
+def _category_rows(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> tuple[CategoryRow, ...]:
+    """Per category counts over the fixtures scored at the gate's threshold K, sorted by category."""
     tally: dict[str, dict[str, int]] = {}
     for fv in fixture_votes:
         t = tally.setdefault(fv.fixture.category, {"bad": 0, "good": 0, "tp": 0, "fp": 0, "not_scored": 0})
-        if not_scored_reason(fv, n, k) is not None:
+        if not_scored_reason(fv, gate) is not None:
             t["not_scored"] += 1
             continue
-        flagged = fixture_flagged(fv, n, k, policy)
+        flagged = fixture_flagged(fv, gate)
         if fv.fixture.expected == "UNSAFE":
             t["bad"] += 1
             t["tp"] += flagged
@@ -658,11 +652,10 @@ def _norm(path: str) -> str:
 def _cost(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bool) -> Cost:
     """Summed usage and its USD cost; None with a note when some model has no price."""
     table = PRICES if prices is None else prices
-    usage = Usage()
+    usage = Usage.sum(v.usage for v in votes)
     usd = 0.0
     unknown: set[str] = set()
     for v in votes:
-        usage = usage + v.usage
         price = price_for(v.credited_model, table)
         if price is None:
             unknown.add(v.credited_model)
@@ -716,8 +709,7 @@ def _num(x: float | None) -> str:
 def _blocks(r: CalibrationReport, *, brief: bool = False) -> list[_Table | str]:
     """The report's content, in order, as tables and lines of plain text (brief: no per-voter,
     per-category or pairwise table)."""
-    policy = {"fail": "INCONCLUSIVE counts as flagged", "warn": "INCONCLUSIVE passes (warn)",
-              "pass": "INCONCLUSIVE passes"}[r.on_inconclusive]
+    policy = Gate(r.n, r.category_k, r.on_inconclusive).describe_inconclusive()
     blocks: list[_Table | str] = [
         _Table(
             f"Threshold K (N={r.n}; {plural(r.fixtures, 'fixture')}: {r.bad} UNSAFE, {r.good} SAFE; {policy}; "

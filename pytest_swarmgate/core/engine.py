@@ -31,7 +31,7 @@ from .model import VERDICTS, Section, SectionResult, Settings, Usage, Vote, Vote
 from .prompt import new_fence
 from .text import one_line
 from .voters import CastVote, MissingCredentials, error_vote
-from .voting import check_threshold, judge
+from .voting import Gate, check_voter_ids
 
 T = TypeVar("T")
 OnSection = Callable[[SectionResult], None]
@@ -75,10 +75,8 @@ async def review(
     Sections are told apart by position, not id: a calibration run reviews many diffs
     whose sections may share a path. Voters are told apart by id, so ids must not repeat.
     """
-    check_threshold(len(panel), k)
-    repeated = sorted(voter_id for voter_id, times in Counter(v.id for v in panel).items() if times > 1)
-    if repeated:
-        raise ValueError(f"voter ids repeat: {', '.join(repeated)}; every voter of a panel needs its own id")
+    gate = Gate(len(panel), k)  # only judges outcomes here: the policy is the caller's
+    check_voter_ids(panel)
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     fence = new_fence(sections)
@@ -142,7 +140,7 @@ async def review(
         cast_votes.append(vote)
         if len(cast_votes) == len(panel):
             ordered = sorted(cast_votes, key=lambda v: order.get(v.voter_id, len(order)))
-            results[index] = judge(section, ordered, len(panel), k)
+            results[index] = gate.judge(section, ordered)
             if on_section:
                 on_section(results[index])
 

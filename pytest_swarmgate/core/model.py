@@ -8,8 +8,13 @@ and into the JSON report without losing a field.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .voting import Gate
 
 Verdict = Literal["SAFE", "UNSAFE", "ERROR"]
 Outcome = Literal["SAFE", "UNSAFE", "INCONCLUSIVE"]
@@ -116,7 +121,20 @@ class Usage:
     cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+        )
+
+    @classmethod
+    def sum(cls, usages: Iterable[Usage]) -> Usage:
+        """The field-by-field sum, without a new Usage per term."""
+        i = o = r = w = 0
+        for u in usages:
+            i, o, r, w = i + u.input_tokens, o + u.output_tokens, r + u.cache_read_tokens, w + u.cache_write_tokens
+        return cls(i, o, r, w)
 
     @property
     def total(self) -> int:
@@ -242,15 +260,16 @@ class SectionResult:
     n: int
     k: int
 
-    @property
+    # Counts are cached: the instance is frozen, and reports read them many times.
+    @cached_property
     def safe(self) -> int:
         return sum(v.verdict == "SAFE" for v in self.votes)
 
-    @property
+    @cached_property
     def unsafe(self) -> int:
         return sum(v.verdict == "UNSAFE" for v in self.votes)
 
-    @property
+    @cached_property
     def errors(self) -> int:
         return sum(v.verdict == "ERROR" for v in self.votes)
 
@@ -293,12 +312,15 @@ class SectionResult:
 
 @dataclass(frozen=True)
 class RunResult:
-    """Everything one review run produced."""
+    """Everything one review run produced, and the Gate (N, K, INCONCLUSIVE policy) that judges it.
+
+    Sums and counts are computed once, on first use (the instance is frozen).
+    """
 
     source: str
     diff_sha256: str
     panel: tuple[Voter, ...]
-    k: int
+    gate: Gate
     results: tuple[SectionResult, ...]
     not_reviewed: tuple[NotReviewed, ...] = ()
     wall_time_s: float = 0.0
@@ -310,36 +332,48 @@ class RunResult:
     # Held changes a human allowed for this diff on the command line.
     released: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.gate.n != len(self.panel):
+            raise ValueError(f"the gate's N={self.gate.n} is not the panel's {len(self.panel)} voters")
+
     @property
+    def k(self) -> int:
+        """Threshold K of the gate."""
+        return self.gate.k
+
+    @cached_property
     def votes(self) -> tuple[Vote, ...]:
         return tuple(v for r in self.results for v in r.votes)
 
-    @property
+    @cached_property
     def usage(self) -> Usage:
         """Tokens this run paid for, prewarm calls included: a vote served from the cache cost nothing."""
-        total = self.prewarm_usage
-        for v in self.votes:
-            if not v.cached:
-                total = total + v.usage
-        return total
+        return Usage.sum([self.prewarm_usage, *(v.usage for v in self.votes if not v.cached)])
 
-    @property
+    @cached_property
     def cached_votes(self) -> int:
         """Votes served from the vote cache (not `len(votes) - calls`: prewarm calls are calls too)."""
         return sum(v.cached for v in self.votes)
 
-    @property
+    @cached_property
     def calls(self) -> int:
         """Calls that went to the endpoint, prewarm calls included (cached votes cost nothing)."""
-        return self.prewarm_calls + sum(not v.cached for v in self.votes)
+        return self.prewarm_calls + len(self.votes) - self.cached_votes
+
+    @cached_property
+    def counts(self) -> Mapping[Outcome, int]:
+        """How many sections have each outcome (every outcome present, in OUTCOMES order)."""
+        counted: dict[Outcome, int] = {"SAFE": 0, "UNSAFE": 0, "INCONCLUSIVE": 0}
+        for r in self.results:
+            counted[r.outcome] += 1
+        return counted
 
     @property
     def outcome(self) -> Outcome:
         """The worst section outcome: UNSAFE, then INCONCLUSIVE; SAFE when nothing is left."""
-        outcomes = {r.outcome for r in self.results}
         worst: Outcome
         for worst in ("UNSAFE", "INCONCLUSIVE"):
-            if worst in outcomes:
+            if self.counts[worst]:
                 return worst
         return "SAFE"
 
@@ -348,15 +382,20 @@ class RunResult:
         """The reviewed sections with their votes and outcomes (the same as `results`)."""
         return self.results
 
-    @property
+    @cached_property
     def findings(self) -> tuple[Finding, ...]:
         return tuple(f for v in self.votes for f in v.findings)
 
     @property
-    def gate(self) -> str:
+    def status(self) -> str:
         """The run as the gate sees it, the worst first: UNSAFE outranks HELD (a change waiting for a
         human), which outranks the other outcomes, so nobody is asked to release a diff that fails anyway."""
         return "HELD" if self.held and self.outcome != "UNSAFE" else self.outcome
+
+    @property
+    def passed(self) -> bool:
+        """Whether the gate lets this run through (`Gate.run_passes`)."""
+        return self.gate.run_passes(self)
 
     def result_for(self, section_id: str) -> SectionResult | None:
         return next((r for r in self.results if r.section.id == section_id), None)
@@ -366,7 +405,8 @@ class RunResult:
             "source": self.source,
             "diff_sha256": self.diff_sha256,
             "panel": [v.to_dict() for v in self.panel],
-            "k": self.k,
+            "k": self.gate.k,
+            "gate": self.gate.to_dict(),
             "results": [r.to_dict() for r in self.results],
             "not_reviewed": [n.to_dict() for n in self.not_reviewed],
             "wall_time_s": self.wall_time_s,
@@ -379,11 +419,15 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
+        from .voting import Gate  # voting imports this module
+
+        panel = tuple(Voter.from_dict(v) for v in d["panel"])
         return cls(
             source=d["source"],
             diff_sha256=d["diff_sha256"],
-            panel=tuple(Voter.from_dict(v) for v in d["panel"]),
-            k=int(d["k"]),
+            panel=panel,
+            # A report written before the gate was recorded: the default policy.
+            gate=Gate.from_dict(d["gate"]) if "gate" in d else Gate(len(panel), int(d["k"])),
             results=tuple(SectionResult.from_dict(r) for r in d["results"]),
             not_reviewed=tuple(NotReviewed.from_dict(n) for n in d["not_reviewed"]),
             wall_time_s=float(d.get("wall_time_s") or 0.0),

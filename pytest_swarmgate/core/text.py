@@ -13,6 +13,8 @@ def one_line(text: str, limit: int | None = None) -> str:
     text = text.strip()
     if limit is not None and len(text) > limit:
         text = text[:limit] + "..."
+    if text.isprintable():
+        return text  # the common case, without a pass over every character
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 

@@ -1,13 +1,21 @@
-"""Consensus: pure functions from votes to outcomes. No I/O."""
+"""Consensus: votes to outcomes, and the Gate that decides what passes. Pure, no I/O."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, get_args
 
-from .model import Outcome, RunResult, Section, SectionResult, Vote
+from .model import Outcome, RunResult, Section, SectionResult, Vote, Voter
 from .promise import InconclusivePolicy, broken
 
-__all__ = ["InconclusivePolicy", "check_threshold", "count", "decided", "gate_passes", "judge", "outcome", "run_passes"]
+__all__ = [
+    "INCONCLUSIVE_POLICIES", "Gate", "InconclusivePolicy", "check_threshold", "check_voter_ids", "count", "decided",
+    "judge", "outcome",
+]
+
+INCONCLUSIVE_POLICIES: tuple[InconclusivePolicy, ...] = get_args(InconclusivePolicy)
 
 
 def check_threshold(n: int, k: int) -> None:
@@ -68,16 +76,80 @@ def judge(section: Section, votes: Iterable[Vote], n: int, k: int) -> SectionRes
     return SectionResult(section=section, votes=votes, outcome=outcome(safe, unsafe, n, k), n=n, k=k)
 
 
-def gate_passes(outcomes: Iterable[Outcome], on_inconclusive: InconclusivePolicy = "fail") -> bool:
-    """Whether the gate lets the change through: no UNSAFE, and INCONCLUSIVE only when allowed."""
-    for o in outcomes:
-        if o == "UNSAFE":
-            return False
-        if o == "INCONCLUSIVE" and on_inconclusive == "fail":
-            return False
-    return True
+def check_voter_ids(panel: Sequence[Voter]) -> None:
+    """Raise ValueError when two voters share an id: votes and cached votes are keyed by it."""
+    ids = [v.id for v in panel]
+    if any(times > 1 for times in Counter(ids).values()):
+        raise ValueError(f"voter ids repeat in the panel: {', '.join(ids)}")
 
 
-def run_passes(run: RunResult, on_inconclusive: InconclusivePolicy = "fail") -> bool:
-    """The gate's decision on a whole run: the promise kept (core/promise.py decides, in one place)."""
-    return not broken(run.results, run.not_reviewed, run.held, run.released, on_inconclusive)
+_INCONCLUSIVE_TEXT: dict[InconclusivePolicy, str] = {
+    "fail": "INCONCLUSIVE counts as flagged",
+    "warn": "INCONCLUSIVE passes (warn)",
+    "pass": "INCONCLUSIVE passes",
+}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The gate in force: K SAFE votes of a panel of N, and what an INCONCLUSIVE section does.
+
+    The one place that decides a section's outcome and whether a section, a set of sections
+    or a whole run passes; every item, report, exit status and calibration asks it.
+    """
+
+    n: int
+    k: int
+    on_inconclusive: InconclusivePolicy = "fail"
+
+    def __post_init__(self) -> None:
+        check_threshold(self.n, self.k)
+        if self.on_inconclusive not in INCONCLUSIVE_POLICIES:
+            raise ValueError(
+                f"on_inconclusive must be one of {', '.join(INCONCLUSIVE_POLICIES)}, got {self.on_inconclusive!r}"
+            )
+
+    def at(self, k: int) -> Gate:
+        """The same gate at threshold K."""
+        return replace(self, k=k)
+
+    def outcome(self, safe: int, unsafe: int) -> Outcome:
+        return outcome(safe, unsafe, self.n, self.k)
+
+    def judge(self, section: Section, votes: Iterable[Vote]) -> SectionResult:
+        return judge(section, votes, self.n, self.k)
+
+    @property
+    def inconclusive_passes(self) -> bool:
+        return self.on_inconclusive != "fail"
+
+    def section_passes(self, outcome: Outcome) -> bool:
+        """SAFE passes, UNSAFE fails, INCONCLUSIVE as the policy says."""
+        return outcome == "SAFE" or (outcome == "INCONCLUSIVE" and self.inconclusive_passes)
+
+    def warns(self, outcome: Outcome) -> bool:
+        """Whether a passing section still deserves a warning (INCONCLUSIVE under `warn`)."""
+        return outcome == "INCONCLUSIVE" and self.on_inconclusive == "warn"
+
+    def sections_pass(self, outcomes: Iterable[Outcome]) -> bool:
+        """Whether every one of these section outcomes passes."""
+        return all(self.section_passes(o) for o in outcomes)
+
+    def broken(self, run: RunResult) -> list[str]:
+        """Why this run may not pass, one line each (the promise, core/promise.py); empty when it passes."""
+        return broken(run.results, run.not_reviewed, run.held, run.released, self.on_inconclusive)
+
+    def run_passes(self, run: RunResult) -> bool:
+        """The decision on a whole run: the promise kept - nothing held, every section passes,
+        and nothing unread but media or what the job's own configuration leaves out."""
+        return not self.broken(run)
+
+    def describe_inconclusive(self) -> str:
+        return _INCONCLUSIVE_TEXT[self.on_inconclusive]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "k": self.k, "on_inconclusive": self.on_inconclusive}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Gate:
+        return cls(n=int(d["n"]), k=int(d["k"]), on_inconclusive=d.get("on_inconclusive") or "fail")

@@ -1,1 +1,1 @@
-"""Formats and escaping: terminal, JSON, SARIF, GitHub, calibration text and plot."""
+"""The formats of a review: escaping per channel, terminal text, JSON, SARIF, GitHub outputs. No pytest."""

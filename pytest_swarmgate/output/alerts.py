@@ -1,10 +1,10 @@
-"""What the CI reports share: findings merged into alerts, text escaping and the atomic write. Pure.
+"""What the CI reports share: findings merged into alerts, and the held changes as entries. Pure.
 
 An alert is a finding raised by the panel's UNSAFE votes on one section, merged over voters:
 five voters naming the same (path, line, category) give one alert that lists all five.
 SARIF (`sarif.py`), GitHub annotations and the step summary (`github.py`) are all views of
 `alerts(run)`, so they can never disagree about what was found. Findings of SAFE votes are
-informational: they stay in the JSON report (`report_json.py`) and the voter tables, not here.
+informational: they stay in the JSON report (`json_report.py`) and the voter tables, not here.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """GitHub Actions output: workflow-command annotations and the job step summary. Pure.
 
-Both are views of `reports.alerts(run)`. The diff and the model's text are untrusted, so
+Both are views of `alerts.alerts(run)`. The diff and the model's text are untrusted, so
 every piece of it is escaped for where it lands: workflow-command data and properties exactly
 as GitHub's toolkit escapes them (a title holding `::` or a newline can never start a command
 of its own), and Markdown cells with no HTML, no links and no row breaks.
@@ -14,7 +14,7 @@ from typing import Iterable
 
 from ..core.model import RunResult, SectionResult
 from ..core.write import write_text_atomic
-from . import alerts as reports
+from . import alerts
 from . import escape
 from .alerts import Alert
 from .terminal import gate_line, held_lines
@@ -41,9 +41,9 @@ def github_annotations(run: RunResult, *, limit: int) -> list[str]:
     UNSAFE-section findings are errors; dissent on SAFE sections and INCONCLUSIVE sections
     (one line naming the ERROR votes, then their UNSAFE votes' findings) are warnings.
     """
-    keyed = [(a.sort_key(), _alert_annotation(a)) for a in reports.alerts(run)]
+    keyed = [(a.sort_key(), _alert_annotation(a)) for a in alerts.alerts(run)]
     # An INCONCLUSIVE section's own warning goes before its findings: it is why the gate fails.
-    rank = reports.KIND_ORDER.index("inconclusive")
+    rank = alerts.KIND_ORDER.index("inconclusive")
     keyed += [
         ((rank, -1, r.section.path, 0, ""), _inconclusive_annotation(r))
         for r in run.results
@@ -53,7 +53,7 @@ def github_annotations(run: RunResult, *, limit: int) -> list[str]:
     release = f"review it by hand, then rerun with --swarm-allow-held={run.diff_sha256}"
     lines = [
         workflow_command("error", f"{reason} - {release}", file=path, title="swarm review: held for a human")
-        for path, reason in reports.held_entries(run)
+        for path, reason in alerts.held_entries(run)
     ]
     lines += [line for _, line in sorted(keyed, key=lambda kl: kl[0])]
     if len(lines) <= limit:
@@ -84,7 +84,7 @@ def _inconclusive_annotation(result: SectionResult) -> str:
     return workflow_command(
         "warning",
         f"{result.tally()}: the panel reached no decision; ERROR votes: {errors or 'none'}",
-        file=reports.safe_path(result.section.path, result.section.path),
+        file=alerts.safe_path(result.section.path, result.section.path),
         title=f"INCONCLUSIVE: {result.section.id}",
     )
 
@@ -110,13 +110,14 @@ DETAIL_STEPS = (
 )
 
 
-def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT, on_inconclusive: str = "fail") -> str:
+def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT) -> str:
     """Markdown for $GITHUB_STEP_SUMMARY, at most `max_bytes` UTF-8 bytes; what was cut is noted last."""
-    found = reports.alerts(run)
+    found = alerts.alerts(run)
+    parts = _Parts(run, found)
     lines: list[str] = []
     cuts: list[str] = []
     for detail in DETAIL_STEPS:
-        lines = _summary(run, found, detail, on_inconclusive)
+        lines = parts.summary(detail)
         cuts = _cuts(run, found, detail)
         text = _join(lines + (_cut_note(cuts, max_bytes) if cuts else []))
         if _size(text) <= max_bytes:
@@ -124,22 +125,42 @@ def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT, on_inco
     return _truncate(lines, cuts, max_bytes)
 
 
-def _summary(run: RunResult, found: tuple[Alert, ...], detail: _Detail, on_inconclusive: str) -> list[str]:
-    """The sections in order of importance, so the last resort (cutting whole lines off the end) loses the least."""
-    lines = [f"## Swarm review: {HEADLINE[run.gate]}", "", _gate_text(run, on_inconclusive), ""]
-    lines += _held_list(run, on_inconclusive)
-    if not run.results and not run.not_reviewed:
-        return lines + [f"Nothing to review: {_md(run.source)} has no changed files."]
-    lines += _outcomes_table(run, detail.safe_rows) + _findings_list(found, detail.findings) + _panel_table(run)
-    if detail.votes:
-        lines += _votes_table(run)
-    return lines + _not_reviewed_list(run) + _cost_table(run)
+class _Parts:
+    """The summary's pieces, each rendered once however many detail steps it takes to fit."""
+
+    def __init__(self, run: RunResult, found: tuple[Alert, ...]) -> None:
+        self.run = run
+        self.head = [f"## Swarm review: {HEADLINE[run.status]}", "", _gate_text(run), "", *_held_list(run)]
+        self.findings = _finding_items(found)
+        self._outcomes: dict[bool, list[str]] = {}
+        self._votes: list[str] | None = None
+        self.tail = _not_reviewed_list(run) + _cost_table(run)
+
+    def outcomes(self, safe_rows: bool) -> list[str]:
+        if safe_rows not in self._outcomes:
+            self._outcomes[safe_rows] = _outcomes_table(self.run, safe_rows)
+        return self._outcomes[safe_rows]
+
+    def votes(self) -> list[str]:
+        if self._votes is None:
+            self._votes = _votes_table(self.run)
+        return self._votes
+
+    def summary(self, detail: _Detail) -> list[str]:
+        """The sections in order of importance, so the last resort (cutting whole lines off the end) loses the least."""
+        run = self.run
+        if not run.results and not run.not_reviewed:
+            return [*self.head, f"Nothing to review: {_md(run.source)} has no changed files."]
+        shown = self.findings if detail.findings is None else self.findings[: detail.findings]
+        findings = ["### Findings", "", *shown, ""] if shown else []
+        votes = self.votes() if detail.votes else []
+        return self.head + self.outcomes(detail.safe_rows) + findings + _panel_table(run) + votes + self.tail
 
 
-def _gate_text(run: RunResult, on_inconclusive: str) -> str:
+def _gate_text(run: RunResult) -> str:
     text = f"{gate_line(run)}. Diff: {_md(run.source)}, sha256 {run.diff_sha256}."
-    if run.gate == "INCONCLUSIVE" and on_inconclusive != "fail":
-        text += f" INCONCLUSIVE is allowed here (on-inconclusive={_md(on_inconclusive)})."
+    if run.status == "INCONCLUSIVE" and run.gate.inconclusive_passes:
+        text += f" INCONCLUSIVE is allowed here (on-inconclusive={_md(run.gate.on_inconclusive)})."
     return text
 
 
@@ -178,20 +199,17 @@ def _votes_table(run: RunResult) -> list[str]:
     return ["### Votes", ""] + _table(header, rows)
 
 
-def _findings_list(found: tuple[Alert, ...], limit: int | None) -> list[str]:
-    if not found:
-        return []
-    shown = found if limit is None else found[:limit]
-    items = [
+def _finding_items(found: tuple[Alert, ...]) -> list[str]:
+    """One list item per alert, most important first."""
+    return [
         f"- **{a.level}** {_md(a.severity)} {_md(a.rule_id)} {_md(a.where())}: {_md(a.title)} ({_md(a.context())})"
-        for a in shown
+        for a in found
     ]
-    return ["### Findings", ""] + items + [""]
 
 
-def _held_list(run: RunResult, on_inconclusive: str = "fail") -> list[str]:
+def _held_list(run: RunResult) -> list[str]:
     """Held and released changes, in the words of the terminal report."""
-    lines = held_lines(run, on_inconclusive=on_inconclusive)  # type: ignore[arg-type]
+    lines = held_lines(run)
     heading = "### Held for a human" if run.held else "### Released by hand"
     return [heading, ""] + [f"- {_md(line)}" for line in lines] + [""] if lines else []
 
@@ -218,7 +236,7 @@ def _cuts(run: RunResult, found: tuple[Alert, ...], detail: _Detail) -> list[str
         cuts.append(f"{len(found) - detail.findings} of {len(found)} findings not listed")
     if not detail.votes and run.votes:
         cuts.append(f"the {len(run.votes)} per-voter rows left out")
-    safe = sum(r.outcome == "SAFE" for r in run.results)
+    safe = run.counts["SAFE"]
     if not detail.safe_rows and safe:
         cuts.append(f"the outcome rows of {safe} SAFE sections left out")
     return cuts

@@ -12,8 +12,7 @@ import os
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from ..core.model import OUTCOMES, RunResult, SectionResult
-from ..core.voting import run_passes
+from ..core.model import RunResult, SectionResult
 from ..core.write import write_text_atomic
 
 if TYPE_CHECKING:
@@ -40,7 +39,6 @@ def json_report(
     started_at: str,
     plugin_version: str,
     sdk_version: str | None,
-    on_inconclusive: str,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The full report of one run as a JSON-safe dict that validates against `load_schema()`."""
@@ -48,7 +46,7 @@ def json_report(
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
         "generator": {"name": "pytest-swarmgate", "version": plugin_version, "anthropic_sdk": sdk_version},
-        "gate": _gate(run, on_inconclusive),
+        "gate": _gate(run),
         "outcomes": [_outcome(r) for r in run.results],
         "totals": _totals(run),
         "timings": _timings(run, started_at),
@@ -57,15 +55,8 @@ def json_report(
     }
 
 
-def _gate(run: RunResult, on_inconclusive: str) -> dict[str, Any]:
-    return {
-        "outcome": run.gate,
-        "passed": run_passes(run, on_inconclusive),  # type: ignore[arg-type]
-        "on_inconclusive": on_inconclusive,
-        "n": len(run.panel),
-        "k": run.k,
-        "sections": {o: sum(r.outcome == o for r in run.results) for o in OUTCOMES},
-    }
+def _gate(run: RunResult) -> dict[str, Any]:
+    return {"outcome": run.status, "passed": run.passed, **run.gate.to_dict(), "sections": dict(run.counts)}
 
 
 def _outcome(result: SectionResult) -> dict[str, Any]:

@@ -53,13 +53,12 @@ def write_reports(
     json_path: str | None,
     sarif_path: str | None,
     started_at: str,
-    on_inconclusive: str,
 ) -> Published:
     """Write the requested report files, each independently of the others."""
     out = Published()
     if json_path:
         report = json_report(run, started_at=started_at, plugin_version=__version__,
-                             sdk_version=sdk_version(), on_inconclusive=on_inconclusive)
+                             sdk_version=sdk_version())
         out.attempt("JSON report", base / json_path, lambda: write_json(base / json_path, report))
     if sarif_path:
         sarif = sarif_report(run, plugin_version=__version__)
@@ -67,13 +66,13 @@ def write_reports(
     return out
 
 
-def github_outputs(run: RunResult, *, env: Mapping[str, str], limit: int, on_inconclusive: str, out: Published) -> list[str]:
+def github_outputs(run: RunResult, *, env: Mapping[str, str], limit: int, out: Published) -> list[str]:
     """In GitHub Actions: the annotation commands to print, after appending the step summary."""
     if env.get("GITHUB_ACTIONS") != "true":
         return []
     summary_path = env.get("GITHUB_STEP_SUMMARY")
     if summary_path:
-        summary = step_summary(run, on_inconclusive=on_inconclusive)
+        summary = step_summary(run)
         out.attempt("step summary", summary_path, lambda: write_step_summary(summary_path, summary))
     return github_annotations(run, limit=limit)
 

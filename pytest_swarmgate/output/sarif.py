@@ -1,6 +1,6 @@
 """SARIF 2.1.0 for GitHub code scanning: one result per merged finding. Pure.
 
-What becomes a result (see `reports.alerts`): findings of the UNSAFE votes on a section,
+What becomes a result (see `alerts.alerts`): findings of the UNSAFE votes on a section,
 merged over voters. On an UNSAFE section the level follows the severity (critical/high:
 error, medium: warning, low/info: note); on an INCONCLUSIVE section every such finding is a
 warning; dissent on a SAFE section is a note. ERROR votes are not findings about the code:
@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from ..core.model import RunResult, Vote, _severity_rank
 from ..core.write import write_text_atomic
-from . import alerts as reports
+from . import alerts
 from . import escape
 from .alerts import Alert
 
@@ -29,11 +29,11 @@ INFORMATION_URI = "https://pypi.org/project/pytest-swarmgate/"
 
 def sarif_report(run: RunResult, *, plugin_version: str) -> dict[str, Any]:
     """The run as a SARIF 2.1.0 log with one run, ready for github/codeql-action/upload-sarif."""
-    found = reports.alerts(run)
+    found = alerts.alerts(run)
     rule_ids = sorted({a.rule_id for a in found})
     index = {r: i for i, r in enumerate(rule_ids)}
     rules = [_rule(r, [a for a in found if a.rule_id == r]) for r in rule_ids]
-    held = reports.held_entries(run)
+    held = alerts.held_entries(run)
     if held:
         rules.append(HELD_RULE)
     driver = {
@@ -60,7 +60,7 @@ def _rule(rule_id: str, found: list[Alert]) -> dict[str, Any]:
     """A reportingDescriptor per category; its security-severity is the worst of its findings."""
     label = escape.collapsed(found[0].category, 200) or rule_id
     worst = min((a.severity for a in found), key=_severity_rank)
-    cwe = reports.cwe_number(rule_id)
+    cwe = alerts.cwe_number(rule_id)
     tags = ["security"] + ([f"external/cwe/cwe-{cwe}"] if cwe is not None else [])
     full = (
         f"Findings in category {label} raised by the UNSAFE votes of a K-of-N panel of LLM reviewers "
@@ -76,7 +76,7 @@ def _rule(rule_id: str, found: list[Alert]) -> dict[str, Any]:
             "text": full + (f" See {link}" if link else ""),
             "markdown": escape.markdown(full) + (f" See [{rule_id}]({link})." if link else ""),
         },
-        "properties": {"tags": tags, "security-severity": reports.security_severity(worst)},
+        "properties": {"tags": tags, "security-severity": alerts.security_severity(worst)},
     }
     if link:
         rule["helpUri"] = link
@@ -93,13 +93,13 @@ def _result(alert: Alert, rule_index: int) -> dict[str, Any]:
         "level": alert.level,
         "message": {"text": escape.sarif_text(alert.message())},
         "locations": [{"physicalLocation": location}],
-        "partialFingerprints": {reports.FINGERPRINT_KEY: alert.fingerprint},
+        "partialFingerprints": {alerts.FINGERPRINT_KEY: alert.fingerprint},
         "properties": {
             "outcome": alert.result.outcome,
             "tally": alert.result.tally(),
             "section": alert.result.section.id,
             "severity": alert.severity,
-            "security-severity": reports.security_severity(alert.severity),
+            "security-severity": alerts.security_severity(alert.severity),
             "voters": [{"id": v.voter_id, "verdict": v.verdict, "severity": f.severity} for v, f in alert.raised_by],
         },
     }
@@ -126,7 +126,7 @@ def _held_result(path: str, reason: str, rule_index: int, run: RunResult) -> dic
         "level": "error",
         "message": {"text": escape.sarif_text(f"{reason}. Held for a human: rerun with --swarm-allow-held={run.diff_sha256} once reviewed.")},
         "locations": [{"physicalLocation": {"artifactLocation": {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}}}],
-        "partialFingerprints": {reports.FINGERPRINT_KEY: hashlib.sha256(f"held\0{path}".encode()).hexdigest()[:32]},
+        "partialFingerprints": {alerts.FINGERPRINT_KEY: hashlib.sha256(f"held\0{path}".encode()).hexdigest()[:32]},
     }
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from ..core.model import Finding, RunResult, SectionResult, Vote, severity_rank
 from ..core.text import plural
-from ..core.voting import InconclusivePolicy, gate_passes
 from .escape import terminal
 
 # Colours by pytest's terminal-writer markup names; the writer honours --color.
@@ -165,11 +164,7 @@ def explain_lines(result: RunResult | SectionResult) -> list[str]:
     return lines + held_lines(result)
 
 
-def fails(result: SectionResult, on_inconclusive: InconclusivePolicy) -> bool:
-    return not gate_passes((result.outcome,), on_inconclusive)
-
-
-def report_lines(run: RunResult, *, verbosity: int = 0, on_inconclusive: InconclusivePolicy = "fail") -> list[Line]:
+def report_lines(run: RunResult, *, verbosity: int = 0) -> list[Line]:
     """The whole terminal summary, gate line last.
 
     -q: the sections that fail, what is held, the gate line. Default: a line per section,
@@ -179,7 +174,7 @@ def report_lines(run: RunResult, *, verbosity: int = 0, on_inconclusive: Inconcl
     if not run.results and not run.not_reviewed:
         lines.append(Line(f"nothing to review: {terminal(run.source)} has no changed files"))
     for result in run.results:
-        if verbosity < 0 and not fails(result, on_inconclusive):
+        if verbosity < 0 and run.gate.section_passes(result.outcome):
             continue
         lines.append(Line(section_line(result), COLOURS[result.outcome]))
         if verbosity > 0 or (verbosity == 0 and needs_detail(result)):
@@ -190,16 +185,16 @@ def report_lines(run: RunResult, *, verbosity: int = 0, on_inconclusive: Inconcl
         if verbosity == 0:
             lines.extend(Line(text) for text in settings_notes(run.votes))
     lines.extend(Line(text, COLOURS["HELD"] if text.startswith("held") else None)
-                 for text in held_lines(run, on_inconclusive=on_inconclusive))
+                 for text in held_lines(run))
     if verbosity >= 0 and run.results:
         lines.append(Line(totals_line(run)))
-    lines.append(Line(gate_line(run), COLOURS.get(run.gate), bold=True))
+    lines.append(Line(gate_line(run), COLOURS.get(run.status), bold=True))
     return lines
 
 
-def summary_lines(run: RunResult, *, verbosity: int = 0, on_inconclusive: InconclusivePolicy = "fail") -> list[str]:
+def summary_lines(run: RunResult, *, verbosity: int = 0) -> list[str]:
     """The terminal summary as plain text, without the gate line."""
-    return [line.text for line in report_lines(run, verbosity=verbosity, on_inconclusive=on_inconclusive)][:-1]
+    return [line.text for line in report_lines(run, verbosity=verbosity)][:-1]
 
 
 def totals_line(run: RunResult) -> str:
@@ -215,23 +210,23 @@ def totals_line(run: RunResult) -> str:
 
 
 def gate_line(run: RunResult) -> str:
-    counts = {o: sum(r.outcome == o for r in run.results) for o in ("SAFE", "UNSAFE", "INCONCLUSIVE")}
+    counts = run.counts
     held = f"; {plural(len(run.held), 'change')} held for a human" if run.held else ""
     return (
-        f"gate: {run.gate} - {counts['UNSAFE']} UNSAFE, {counts['INCONCLUSIVE']} INCONCLUSIVE, "
+        f"gate: {run.status} - {counts['UNSAFE']} UNSAFE, {counts['INCONCLUSIVE']} INCONCLUSIVE, "
         f"{counts['SAFE']} SAFE of {plural(len(run.results), 'section')} (K={run.k} of N={len(run.panel)}){held}"
     )
 
 
-def release_helps(run: RunResult, on_inconclusive: InconclusivePolicy = "fail") -> bool:
+def release_helps(run: RunResult) -> bool:
     """Whether releasing the held changes would let the run pass: else asking a human is pointless."""
-    return bool(run.held) and gate_passes((r.outcome for r in run.results), on_inconclusive)
+    return bool(run.held) and run.gate.sections_pass(r.outcome for r in run.results)
 
 
-def held_lines(run: RunResult, *, on_inconclusive: InconclusivePolicy = "fail") -> list[str]:
+def held_lines(run: RunResult) -> list[str]:
     """What the gate held for a human, how to release it (only when that would change the result), what was released."""
     lines = [f"held for a human: {terminal(h)}" for h in run.held]
-    if release_helps(run, on_inconclusive):
+    if release_helps(run):
         lines.append(
             "review these by hand, then rerun with --swarm-allow-held="
             f"{run.diff_sha256} typed on the command line (or run the gate from the base branch)"

@@ -98,9 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     exports = f"export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=stub-not-a-secret"
     if args.env_file:
         # Written whole or not at all: a shell waiting for the file must not source half a line.
-        from ..core.write import write_text_atomic
-
-        write_text_atomic(Path(args.env_file), exports + "\n")
+        # (The stub uses the standard library only, so not the package's own writer.)
+        target = Path(args.env_file)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        partial.write_text(exports + "\n", encoding="utf-8")
+        os.replace(partial, target)
     print(f"stub Anthropic server on {server.url} ({exports}); stop it with Ctrl-C or kill {os.getpid()}", flush=True)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _raise_interrupt)
