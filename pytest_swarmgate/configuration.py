@@ -21,7 +21,7 @@ from .options import EFFORTS
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
-    {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm",
+    {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm", "deadline",
      "section_budget", "max_sections", "include", "exclude", *PANEL_KEYS}
 )
 
@@ -41,6 +41,8 @@ class GateSettings:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     cache_dir: Path | None
+    # Seconds the run may wait on the endpoint's rate limit (see core/pacing.py).
+    deadline: float = 1200.0
 
     @property
     def n(self) -> int:
@@ -106,6 +108,7 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             include=tuple(_as_list(value("include"))),
             exclude=tuple(_as_list(value("exclude"))),
             cache_dir=cache_dir,
+            deadline=value("deadline"),
         )
     except ValueError as exc:
         raise pytest.UsageError(f"swarmgate: {exc}") from None

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from . import options
 from .configuration import resolve
-from .core.model import NotReviewed, RunResult, Section, SectionResult
+from .core.control import CallProgress
+from .core.faults import RunFault
+from .core.model import NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.voting import run_passes
 from .items import COLLECTOR_NAME, ReviewCollector, policy_key, run_key
 from .output.escape import terminal
 from .output.publish import github_outputs, now_utc, write_reports
 from .output.terminal import gate_line, summary_lines
-from .runner import Plan, check_size, execute, plan, read_source, settle_panel
+from .exitcodes import REVIEW_INCOMPLETE
+from .runner import Plan, execute, over_ceiling, plan, preflight, read_source, settle_panel, stopped_run
 from .sessions import ControllerRun, check_rootdir, from_controller, to_worker
 
 WORKERINPUT_KEY = "swarmgate"
@@ -83,20 +88,73 @@ class Progress:
     Reviews a test makes through the `swarm_review` fixture are not shown.
     """
 
-    def __init__(self, reporter: Any, total: int) -> None:
+    # Seconds of silence before a line on the calls alone, and between two rate-limit lines.
+    QUIET_S, LIMIT_NOTE_S = 10.0, 5.0
+
+    def __init__(self, reporter: Any, total: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.reporter, self.total, self.done = reporter, total, 0
+        self.clock = clock
+        self.latest: CallProgress | None = None
+        self.last_line = self.last_limit_line = clock()
+        self.limits_told = 0
 
     def line(self, text: str) -> None:
         if self.reporter is not None and self.total:
             self.reporter.write_line(text)
+            self.last_line = self.clock()
 
     def section(self, result: SectionResult) -> None:
         if self.done < self.total:
             self.done += 1
-            self.line(f"swarmgate: [{self.done}/{self.total}] {terminal(result.section.id)}: {result.tally()}")
+            calls = f" - {describe_calls(self.latest)}" if self.latest is not None else ""
+            self.line(f"swarmgate: [{self.done}/{self.total}] {terminal(result.section.id)}: {result.tally()}{calls}")
+
+    def calls(self, progress: CallProgress) -> None:
+        """Between sections: say when the run waits on the rate limit, and speak up after a silence."""
+        self.latest = progress
+        now = self.clock()
+        told = progress.rate_limited <= self.limits_told
+        if progress.waiting and not told and now - self.last_limit_line >= self.LIMIT_NOTE_S:
+            self.limits_told, self.last_limit_line = progress.rate_limited, now
+            self.line(f"swarmgate: waiting on the rate limit - {describe_calls(progress)}")
+        elif now - self.last_line >= self.QUIET_S and progress.done < progress.total:
+            self.line(f"swarmgate: {describe_calls(progress)}")
 
     def stop(self) -> None:
         self.total = 0
+
+
+def describe_calls(progress: CallProgress) -> str:
+    """`calls 120/500, 19.8/s, about 19 s left (waiting on the rate limit, 3 rate-limited answers)`."""
+    text = f"calls {progress.done}/{progress.total}, {progress.rate:.1f}/s"
+    eta = progress.eta_s
+    if eta is not None and progress.done < progress.total:
+        text += f", about {eta:.0f} s left"
+    if progress.waiting:
+        text += f" (waiting on the rate limit, {progress.rate_limited} rate-limited answers so far)"
+    return text
+
+
+def exit_incomplete(config: pytest.Config, settings: Any, review_plan: Plan | None, stopped: Stopped) -> None:
+    """End the session before collection: the reports say why, and one line with the exit code."""
+    note = ""
+    if review_plan is not None:
+        run = stopped_run(review_plan, settings, stopped)
+        published = write_reports(
+            run,
+            base=config.invocation_params.dir,
+            json_path=options.get(config, "json"),
+            sarif_path=None,
+            started_at=now_utc(),
+            on_inconclusive=settings.on_inconclusive,
+        )
+        github_outputs(run, env=os.environ, limit=0, on_inconclusive=settings.on_inconclusive, out=published)
+        failed = [line for line in published.lines if "could not write" in line]
+        note = f" ({'; '.join(failed)})" if failed else ""
+    pytest.exit(
+        f"swarmgate: {terminal(stopped.line(), 1000)}{terminal(note, 500)} [exit {REVIEW_INCOMPLETE}]",
+        returncode=REVIEW_INCOMPLETE,
+    )
 
 
 class ReviewSession(ControllerRun):
@@ -129,6 +187,8 @@ class ReviewSession(ControllerRun):
             if target and (config.invocation_params.dir / target).is_dir():
                 raise pytest.UsageError(f"swarmgate: --swarm-{name}={target} is a directory; give a file path")
         self.settings = settle_panel(config, self.settings)
+        if options.typed_by_hand(config, "preflight") is not None:
+            self.preflight_only(config)
         diff_arg, base = diff_source(config)
         source, text = read_source(config, diff_arg, base, stdin)
         if diff_arg and not text.strip() and options.typed_by_hand(config, "allow-empty") is None:
@@ -138,9 +198,26 @@ class ReviewSession(ControllerRun):
                 "(or review with --swarm-base, where an empty diff is git's own answer)"
             )
         self.plan = plan(config, self.settings, source, text)
-        check_size(self.plan, self.settings)
+        ceiling = over_ceiling(self.plan, self.settings)
+        if ceiling:
+            exit_incomplete(config, self.settings, self.plan, Stopped("ceiling", ceiling))
         self.plan = release_held(self.plan, options.typed_by_hand(config, "allow-held"))
+        try:
+            # Before collection: a wrong key or a dead endpoint costs seconds, not the project's collection.
+            preflight(config, self.settings, self.plan)
+        except RunFault as exc:
+            exit_incomplete(config, self.settings, self.plan, Stopped("preflight", str(exc)))
         self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
+
+    def preflight_only(self, config: pytest.Config) -> None:
+        """--swarm-preflight: check the set-up, say so in one line, and end the session."""
+        try:
+            checked = preflight(config, self.settings, None, force=True)
+        except RunFault as exc:
+            exit_incomplete(config, self.settings, None, Stopped("preflight", str(exc)))
+        endpoint = os.environ.get("ANTHROPIC_BASE_URL") or "the default endpoint"
+        what = f"{checked} model(s) answered" if checked else "the voter has no preflight check (a custom voter)"
+        pytest.exit(f"swarmgate: preflight passed: {what} at {terminal(endpoint)}", returncode=0)
 
     @property
     def is_controller(self) -> bool:
@@ -163,7 +240,7 @@ class ReviewSession(ControllerRun):
         self.progress.line(f"swarmgate: reviewing {len(self.plan.sections)} sections x {self.settings.n} voters ...")
         self.started_at = now_utc()
         try:
-            self.run = execute(self.config, self.settings, self.plan)
+            self.run = execute(self.config, self.settings, self.plan, on_progress=self.progress.calls)
         finally:
             self.progress.stop()
         self.config.stash[run_key] = self.run
@@ -198,7 +275,8 @@ class ReviewSession(ControllerRun):
                 terminalreporter.write_line(line, red=True)
             return
         terminalreporter.section("swarm review")
-        for line in summary_lines(self.run):
+        # A stopped run lists its sections' tallies, not a line per vote that repeats the fault.
+        for line in summary_lines(self.run, votes=self.run.stopped is None):
             terminalreporter.write_line(line)
         terminalreporter.write_line(gate_line(self.run), bold=True)
         for line in self.published:
@@ -234,6 +312,12 @@ class ReviewSession(ControllerRun):
         if published.failed:
             # An output CI relies on is missing: never let that look like a clean pass.
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if self.run.stopped is not None and session.exitstatus in (
+            pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED, pytest.ExitCode.TESTS_FAILED
+        ):
+            # "The review could not be completed", never read as "the code is unsafe".
+            session.exitstatus = REVIEW_INCOMPLETE
+            return
         # The gate does not depend on which items ran: deselecting a failing section item
         # with -k or -m does not let an UNSAFE diff through.
         if not run_passes(self.run, self.settings.on_inconclusive):  # type: ignore[arg-type]

@@ -16,10 +16,11 @@ import pytest
 
 from .configuration import GateSettings
 from .core import diff
-from .core.cache import VoteCache
+from .core.cache import VoteCache, all_cached, implementation_name
+from .core.control import OnProgress, RunControl
 from .core.engine import ReviewStats, review, run_sync
 from .core.held import held_changes
-from .core.model import NotReviewed, RunResult, Section, SectionResult
+from .core.model import NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.voters import MissingCredentials
 
 T = TypeVar("T")
@@ -88,12 +89,68 @@ def endpoint(client: Any) -> str:
 
 def check_size(plan: Plan, settings: GateSettings) -> None:
     """A cost ceiling checked before any call: the PR decides how many files it touches."""
-    if len(plan.sections) > settings.max_sections:
-        raise pytest.UsageError(
-            f"swarmgate: {plan.source} has {len(plan.sections)} sections ({len(plan.sections) * settings.n} calls), "
-            f"over --swarm-max-sections={settings.max_sections}: narrow it with --swarm-include/--swarm-exclude "
-            "or raise the limit"
+    problem = over_ceiling(plan, settings)
+    if problem:
+        raise pytest.UsageError(f"swarmgate: {problem}")
+
+
+def over_ceiling(plan: Plan, settings: GateSettings) -> str | None:
+    """Why the plan is over --swarm-max-sections, naming where its sections are; None when it fits."""
+    if len(plan.sections) <= settings.max_sections:
+        return None
+    hints = "; ".join(
+        f"{count} of {len(plan.sections)} sections under {d}: --swarm-exclude='{d}**'"
+        for d, count in diff.crowded_directories([s.path for s in plan.sections])
+    )
+    return (
+        f"{plan.source} has {len(plan.sections)} sections ({len(plan.sections) * settings.n} calls), "
+        f"over --swarm-max-sections={settings.max_sections}: narrow it with --swarm-include/--swarm-exclude "
+        "or raise the limit" + (f" ({hints})" if hints else "")
+    )
+
+
+def stopped_run(plan: Plan, settings: GateSettings, stopped: Stopped) -> RunResult:
+    """The result of a review that could not be completed: no votes, and why."""
+    return RunResult(
+        plan.source, plan.diff_sha256, settings.panel, settings.k, (), plan.not_reviewed,
+        held=plan.held, released=plan.released, stopped=stopped,
+    )
+
+
+def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, *, force: bool = False) -> int:
+    """Check the credentials, the endpoint and every model with one cheap call each.
+
+    Skipped (returns 0) when the vote cache can serve every vote of `plan`, and for a voter
+    without a `preflight` method; otherwise returns the number of models checked. A failure
+    is a RunFault with one line naming the cause; missing credentials are a UsageError.
+    """
+    try:
+        client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
+        cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
+        check = getattr(cast, "preflight", None)
+        cache = VoteCache(settings.cache_dir) if settings.cache_dir else None
+        served = plan is not None and all_cached(
+            cache, plan.sections, settings.panel, endpoint(client), implementation_name(cast)
         )
+        models = [v.model for v in settings.panel]
+        if check is None or (served and not force) or (plan is not None and not plan.sections and not force):
+            run_sync(_closing(client, _nothing()))
+            return 0
+        run_sync(_closing(client, check(models)))
+    except MissingCredentials as exc:
+        raise no_credentials(exc) from None
+    return len(set(models))
+
+
+async def _nothing() -> None:
+    return None
+
+
+def no_credentials(exc: MissingCredentials) -> pytest.UsageError:
+    return pytest.UsageError(
+        f"swarmgate: no Anthropic credentials ({exc}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
+        "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
+    )
 
 
 def settle_panel(config: pytest.Config, settings: GateSettings) -> GateSettings:
@@ -111,8 +168,14 @@ def settle_panel(config: pytest.Config, settings: GateSettings) -> GateSettings:
     return dataclasses.replace(settings, panel=tuple(panel))
 
 
-def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunResult:
-    """Cast every vote of the plan and judge every section (the panel is already settled)."""
+def execute(
+    config: pytest.Config, settings: GateSettings, plan: Plan, on_progress: OnProgress | None = None
+) -> RunResult:
+    """Cast every vote of the plan and judge every section (the panel is already settled).
+
+    A run-wide fault (a rejected key, an unknown model...) stops the calls: the result's
+    `stopped` says why, once.
+    """
     panel = settings.panel
     if not plan.sections:
         return RunResult(
@@ -129,6 +192,7 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
     try:
         client = config.hook.pytest_swarmgate_make_client(config=config, settings=settings)
         cast = config.hook.pytest_swarmgate_make_voter(config=config, settings=settings, client=client)
+        control = RunControl(getattr(cast, "pacer", None), deadline_s=settings.deadline, on_progress=on_progress)
         # The clock starts after set-up: the first `import anthropic` is not review time.
         start = time.monotonic()
         results = run_sync(
@@ -146,14 +210,15 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
                     prewarm=getattr(cast, "prewarm", None) if settings.prewarm != "off" else None,
                     prewarm_min_chars=PREWARM_MIN_CHARS if settings.prewarm == "auto" else 0,
                     stats=stats,
+                    control=control,
                 ),
             )
         )
     except MissingCredentials as exc:
-        raise pytest.UsageError(
-            f"swarmgate: no Anthropic credentials ({exc}): set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
-            "or an anthropic profile), or supply a client with the pytest_swarmgate_make_client hook"
-        ) from None
+        raise no_credentials(exc) from None
+    stopped = None
+    if control.stopped is not None:
+        stopped = Stopped(control.cause, control.stopped, control.sent, control.total)
     return RunResult(
         source=plan.source,
         diff_sha256=plan.diff_sha256,
@@ -167,6 +232,7 @@ def execute(config: pytest.Config, settings: GateSettings, plan: Plan) -> RunRes
         notes=tuple(stats.notes),
         held=plan.held,
         released=plan.released,
+        stopped=stopped,
     )
 
 

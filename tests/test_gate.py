@@ -109,7 +109,6 @@ def test_a_legacy_only_endpoint_gets_temperatures_under_the_older_api_version(py
     "reply, error",
     [
         (Reply.status(500, "api_error", "boom"), "*HTTP 500 api_error: boom*"),
-        (Reply.status(529, "overloaded_error", "busy"), "*HTTP 529 overloaded_error: busy*"),
         (Reply.slow(3.0, then=Reply.verdict("SAFE")), "*timeout: no reply within 0.5s*"),
         (Reply.malformed(), "*error: malformed reply: JSONDecodeError*"),
         (Reply.malformed("not_message"), "*error: unusable reply: *"),
@@ -118,7 +117,7 @@ def test_a_legacy_only_endpoint_gets_temperatures_under_the_older_api_version(py
         (Reply.text("SAFE"), "*no submit_verdict tool call*"),
         (Reply.drop(), "*connection error*"),
     ],
-    ids=["500", "529", "slow", "malformed", "not-a-message", "refusal", "truncated", "text", "drop"],
+    ids=["500", "slow", "malformed", "not-a-message", "refusal", "truncated", "text", "drop"],
 )
 def test_faults_are_error_votes_and_never_safe(pytester, stub, script, reply, error) -> None:
     script.on(section="*", voter="v1", reply=reply)

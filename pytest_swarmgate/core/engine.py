@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Coroutine, Sequence, TypeVar
 
 from .cache import VoteCache, implementation_name, vote_key
+from .control import RunControl
+from .faults import RateLimited, RunFault
 from .model import VERDICTS, Section, SectionResult, Settings, Usage, Vote, Voter
 from .prompt import new_fence
 from .voters import CastVote, MissingCredentials, error_vote
@@ -59,8 +61,12 @@ async def review(
     prewarm: Prewarm | None = None,
     prewarm_min_chars: int = 0,
     stats: ReviewStats | None = None,
+    control: RunControl | None = None,
 ) -> list[SectionResult]:
     """Judge every section by every voter; results come back in section order.
+
+    Every call goes through `control` (pacing, the deadline, a stop on a run-wide fault);
+    without one, the run gets its own, sharing the voter's `pacer` when it has one.
 
     Sections are told apart by position, not id: a calibration run reviews many diffs
     whose sections may share a path. Voters are told apart by id, so ids must not repeat.
@@ -80,6 +86,9 @@ async def review(
     impl = implementation_name(cast)
     keys = {(i, v.id): vote_key(s, v, endpoint, impl) for i, s in enumerate(sections) for v in panel} if cache else {}
     hits = {pair: vote for pair, key in keys.items() if cache and (vote := cache.get(key)) is not None}
+    if control is None:
+        control = RunControl(getattr(cast, "pacer", None))
+    control.total = len(sections) * len(panel) - len(hits)
 
     async def warm(write: Prewarm, index: int, voter: Voter) -> None:
         section = sections[index]
@@ -110,7 +119,7 @@ async def review(
             if (index, voter.model) in warming:
                 await warming[(index, voter.model)]
             async with limit:
-                vote = await _isolated(cast, section, voter, fence)
+                vote = await control.call(lambda: _isolated(cast, section, voter, fence), section, voter, error_vote)
             if cache:
                 problem = cache.put(keys[(index, voter.id)], vote)
                 if problem and problem not in stats.notes:
@@ -144,8 +153,8 @@ async def _isolated(cast: CastVote, section: Section, voter: Voter, fence: str) 
     start = time.monotonic()
     try:
         vote: object = await cast(section, voter, fence)
-    except MissingCredentials:
-        raise
+    except (MissingCredentials, RunFault, RateLimited):
+        raise  # run-wide: the run stops, or its pacer sends the call again
     except Exception as exc:  # noqa: BLE001 - isolation is the point: one bad call is one ERROR vote
         return error_vote(section, voter, Settings(), f"{type(exc).__name__}: {exc}", time.monotonic() - start)
     if not isinstance(vote, Vote):

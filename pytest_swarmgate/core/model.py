@@ -272,6 +272,37 @@ class SectionResult:
         )
 
 
+STOP_CAUSES: tuple[str, ...] = ("preflight", "fault", "deadline", "ceiling")
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Why a review could not be completed: the gate fails with its own exit code, never as UNSAFE.
+
+    cause: "preflight" (a check before collection failed), "fault" (a run-wide fault stopped
+    the calls), "deadline" (the rate limit outlasted --swarm-deadline), "ceiling" (the diff is
+    over --swarm-max-sections).
+    """
+
+    cause: str
+    message: str
+    calls_sent: int = 0
+    calls_total: int = 0
+
+    def line(self) -> str:
+        """`review stopped: HTTP 401 ...`: the one line that names the cause."""
+        verb = {"preflight": "review not started", "ceiling": "not reviewed"}.get(self.cause, "review stopped")
+        sent = f" ({self.calls_sent} of {self.calls_total} calls sent)" if self.cause in ("fault", "deadline") else ""
+        return f"{verb}: {self.message}{sent}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Stopped:
+        return cls(d["cause"], d["message"], int(d.get("calls_sent") or 0), int(d.get("calls_total") or 0))
+
+
 @dataclass(frozen=True)
 class RunResult:
     """Everything one review run produced."""
@@ -290,6 +321,8 @@ class RunResult:
     held: tuple[str, ...] = ()
     # Held changes a human allowed for this diff on the command line.
     released: tuple[str, ...] = ()
+    # Set when the review could not be completed (see Stopped): the gate fails, not as UNSAFE.
+    stopped: Stopped | None = None
 
     @property
     def votes(self) -> tuple[Vote, ...]:
@@ -330,7 +363,9 @@ class RunResult:
 
     @property
     def gate(self) -> str:
-        """The run as the gate sees it: HELD when a change waits for a human, else the outcome."""
+        """The run as the gate sees it: NOT_REVIEWED when it stopped, HELD when a change waits for a human, else the outcome."""
+        if self.stopped is not None:
+            return "NOT_REVIEWED"
         return "HELD" if self.held else self.outcome
 
     def result_for(self, section_id: str) -> SectionResult | None:
@@ -350,6 +385,7 @@ class RunResult:
             "notes": list(self.notes),
             "held": list(self.held),
             "released": list(self.released),
+            "stopped": self.stopped.to_dict() if self.stopped is not None else None,
         }
 
     @classmethod
@@ -367,4 +403,5 @@ class RunResult:
             notes=tuple(d.get("notes") or ()),
             held=tuple(d.get("held") or ()),
             released=tuple(d.get("released") or ()),
+            stopped=Stopped.from_dict(d["stopped"]) if d.get("stopped") else None,
         )

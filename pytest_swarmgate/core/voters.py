@@ -18,7 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from .faults import RATE_LIMIT_STATUS, RateLimited, RunFault, classify
 from .model import Section, Settings, Usage, Vote, Voter
+from .pacing import Pacer
 from .prompt import TOOL_NAME, VERDICT_TOOL, messages, system_blocks
 from .verdict import VerdictError, parse_reply
 
@@ -108,12 +110,24 @@ def effective_settings(voter: Voter, rung: Rung) -> Settings:
     )
 
 
+async def _pace_rate_limits(response: Any) -> None:
+    """An httpx response hook: the SDK does not retry a 429 or 529 on its own.
+
+    The SDK would retry each one per call after its own `retry-after`, so every call of a
+    rate-limited run would go again at once. The run's pacer sends it again instead
+    (`x-should-retry` is the SDK's documented switch; 5xx and connection errors keep its retries).
+    """
+    if response.status_code in RATE_LIMIT_STATUS:
+        response.headers["x-should-retry"] = "false"
+
+
 def make_client(*, timeout: float, max_retries: int) -> anthropic.AsyncAnthropic:
     """The standard client: the SDK resolves credentials and ANTHROPIC_BASE_URL itself."""
     import anthropic
 
     try:
-        return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries)
+        http_client = anthropic.DefaultAsyncHttpxClient(event_hooks={"response": [_pace_rate_limits]})
+        return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries, http_client=http_client)
     except anthropic.CredentialsError as exc:
         # A profile or config directory that is named but unusable: as good as no credentials.
         raise MissingCredentials(" ".join(str(exc).split())) from None
@@ -241,6 +255,31 @@ class AnthropicVoter:
         self.timeout = timeout
         self.max_tokens = max_tokens
         self.ladder = Ladder()
+        # The engine paces every call of the run with it; the responses' headers feed it.
+        self.pacer = Pacer()
+
+    def _run_wide(self, exc: Exception) -> RunFault | RateLimited | None:
+        """The RunFault or RateLimited an SDK error stands for (None: a per-call fault)."""
+        self.pacer.observe(getattr(getattr(exc, "response", None), "headers", None))
+        return classify(exc, redact(describe_error(exc, self.timeout), self.client))
+
+    async def preflight(self, models: list[str]) -> None:
+        """One cheap call per model (retrieve it): the key, the endpoint and each model answer.
+
+        Raises RunFault with one redacted line naming the cause; missing credentials stay
+        MissingCredentials.
+        """
+        import anthropic
+
+        for model in dict.fromkeys(models):
+            try:
+                await self.client.models.retrieve(model, timeout=min(self.timeout, 30.0))
+            except TypeError as exc:
+                raise (missing_credentials(exc) or exc) from None
+            except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
+                text = redact(describe_error(exc, min(self.timeout, 30.0)), self.client)
+                unknown = getattr(exc, "status_code", None) == 404
+                raise RunFault(f"{text} (model {model})" if unknown else text) from None
 
     async def prewarm(self, section: Section, voter: Voter, fence: str) -> Usage:
         """Write the section's prompt prefix into the cache with a call that generates nothing.
@@ -271,17 +310,25 @@ class AnthropicVoter:
             settings = effective_settings(voter, rung)
             params = request_params(section, voter, fence, rung, self.max_tokens)
             try:
-                message = await self.client.messages.create(timeout=self.timeout, **params)
+                raw = await self.client.messages.with_raw_response.create(timeout=self.timeout, **params)
+                self.pacer.observe(raw.headers)
+                message = await raw.parse()
             except anthropic.BadRequestError as exc:
                 if self.ladder.step_down(voter, rung, describe_error(exc, self.timeout)):
                     continue
+                if (fault := self._run_wide(exc)) is not None:
+                    raise fault from None
                 return error_vote(section, voter, settings, redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
             except TypeError as exc:
                 raise missing_credentials(exc) or exc
             except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
+                if (fault := self._run_wide(exc)) is not None:
+                    raise fault from None  # from None: the SDK's exception holds unredacted text
                 return error_vote(section, voter, settings, redact(describe_error(exc, self.timeout), self.client), time.monotonic() - start)
             except ValueError as exc:
                 # The SDK lets a 200 whose body is not JSON through as a bare JSONDecodeError.
                 error = f"malformed reply: {type(exc).__name__}: {exc}"
                 return error_vote(section, voter, settings, redact(error, self.client), time.monotonic() - start)
-            return vote_from_message(section, voter, settings, message, time.monotonic() - start)
+            vote = vote_from_message(section, voter, settings, message, time.monotonic() - start)
+            self.pacer.spent(vote.usage.input_tokens + vote.usage.cache_write_tokens)
+            return vote

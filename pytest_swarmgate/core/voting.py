@@ -78,5 +78,5 @@ def gate_passes(outcomes: Iterable[Outcome], on_inconclusive: InconclusivePolicy
 
 
 def run_passes(run: RunResult, on_inconclusive: InconclusivePolicy = "fail") -> bool:
-    """The gate's decision on a whole run: nothing held for a human, and every section passes."""
-    return not run.held and gate_passes((r.outcome for r in run.results), on_inconclusive)
+    """The gate's decision on a whole run: completed, nothing held for a human, and every section passes."""
+    return run.stopped is None and not run.held and gate_passes((r.outcome for r in run.results), on_inconclusive)

@@ -21,7 +21,8 @@ from .terminal import gate_line, held_lines
 
 STEP_SUMMARY_LIMIT = 1_000_000  # GitHub takes at most 1 MiB per step summary file; stay under it
 CELL_CHARS = 200
-HEADLINE = {"SAFE": "✅ SAFE", "UNSAFE": "❌ UNSAFE", "INCONCLUSIVE": "⚠️ INCONCLUSIVE", "HELD": "✋ HELD for a human"}
+HEADLINE = {"SAFE": "✅ SAFE", "UNSAFE": "❌ UNSAFE", "INCONCLUSIVE": "⚠️ INCONCLUSIVE", "HELD": "✋ HELD for a human",
+            "NOT_REVIEWED": "⛔ not reviewed"}
 
 
 # --- annotations ------------------------------------------------------------------------
@@ -137,7 +138,8 @@ def _summary(run: RunResult, found: tuple[Alert, ...], detail: _Detail, on_incon
 
 
 def _gate_text(run: RunResult, on_inconclusive: str) -> str:
-    text = f"{gate_line(run)}. Diff: {_md(run.source)}, sha256 {run.diff_sha256[:12]}."
+    gate = f"gate: NOT_REVIEWED - {_md(run.stopped.line())}" if run.stopped is not None else gate_line(run)
+    text = f"{gate}. Diff: {_md(run.source)}, sha256 {run.diff_sha256[:12]}."
     if run.gate == "INCONCLUSIVE" and on_inconclusive != "fail":
         text += f" INCONCLUSIVE is allowed here (on-inconclusive={_md(on_inconclusive)})."
     return text

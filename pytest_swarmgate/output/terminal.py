@@ -47,13 +47,16 @@ def section_lines(result: SectionResult, *, detail: bool = False) -> list[str]:
     return lines
 
 
-def summary_lines(run: RunResult) -> list[str]:
-    """The terminal summary: every section with its voters, then not-reviewed files, then totals."""
+def summary_lines(run: RunResult, *, votes: bool = True) -> list[str]:
+    """The terminal summary: every section with its voters, then not-reviewed files, then totals.
+
+    `votes=False` gives each section's tally only (a stopped run: its votes repeat the fault).
+    """
     lines: list[str] = []
     if not run.results and not run.not_reviewed:
         return [f"nothing to review: {terminal(run.source)} has no changed files", *held_lines(run)]
     for result in run.results:
-        lines.extend(section_lines(result))
+        lines.extend(section_lines(result) if votes else section_lines(result)[:1])
     for item in run.not_reviewed:
         lines.append(f"{terminal(item.path)}: not reviewed ({terminal(item.reason)})")
     for note in run.notes:
@@ -71,6 +74,8 @@ def summary_lines(run: RunResult) -> list[str]:
 
 
 def gate_line(run: RunResult) -> str:
+    if run.stopped is not None:
+        return f"gate: NOT_REVIEWED - {terminal(run.stopped.line(), 600)}"
     counts = {o: sum(r.outcome == o for r in run.results) for o in ("SAFE", "UNSAFE", "INCONCLUSIVE")}
     held = f"; {len(run.held)} changes held for a human" if run.held else ""
     return (
