@@ -204,7 +204,9 @@ class ReviewSession(ControllerRun):
         self.plan = release_held(self.plan, options.typed_by_hand(config, "allow-held"))
         try:
             # Before collection: a wrong key or a dead endpoint costs seconds, not the project's collection.
-            preflight(config, self.settings, self.plan)
+            # Not in a mode that reviews nothing (--collect-only, --fixtures, ...).
+            if not any(getattr(config.option, attr, False) for attr in INFO_MODES):
+                preflight(config, self.settings, self.plan)
         except RunFault as exc:
             exit_incomplete(config, self.settings, self.plan, Stopped("preflight", str(exc)))
         self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
