@@ -29,6 +29,9 @@ HEADER = "anthropic-ratelimit-"
 BUCKETS = (("requests", "requests"), ("input_tokens", "input-tokens"), ("tokens", "tokens"))
 # Without retry-after, a 429 pauses the run for this long, doubling up to the cap.
 BACKOFF_START, BACKOFF_CAP = 0.5, 30.0
+# Waits shorter than this are none: a refill computed in floating point can fall short of a
+# whole request by 1e-16 forever.
+EPSILON_S = 1e-6
 
 
 @dataclass
@@ -161,7 +164,7 @@ class Pacer:
         while True:
             now = self.clock()
             wait = self.wait_time(now)
-            if wait <= 0:
+            if wait <= EPSILON_S:
                 for name, bucket in self.buckets.items():
                     bucket.take(self._cost(name), now)
                 return
