@@ -32,6 +32,9 @@ BACKOFF_START, BACKOFF_CAP = 0.5, 30.0
 # Waits shorter than this are none: a refill computed in floating point can fall short of a
 # whole request by 1e-16 forever.
 EPSILON_S = 1e-6
+# The share of a bucket's measured refill rate the run spends: less after each 429 (a header
+# is one reply old, and other clients spend from the same limit), back up a little per success.
+SHARE_MIN, SHARE_DOWN, SHARE_UP = 0.5, 0.9, 0.002
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Pacer:
         self.token_samples = 0
         self.waiting = 0
         self.rate_limited = 0
+        self.share = 1.0
 
     # ---- what the endpoint says
 
@@ -111,7 +115,7 @@ class Pacer:
             until_full = _seconds_until(headers.get(f"{HEADER}{stem}-reset"), wall_now)
             known = self.buckets.get(name)
             if until_full and remaining < limit:
-                rate = (limit - remaining) / until_full
+                rate = (limit - remaining) / until_full * self.share
             else:
                 # Full, or no reset time: keep what we knew; Anthropic's limits are per minute.
                 rate = known.rate if known is not None else limit / 60.0
@@ -131,6 +135,7 @@ class Pacer:
     def limited(self, retry_after: float | None) -> float:
         """A 429 or 529: no call starts until `retry_after` has passed; returns the pause in seconds."""
         self.rate_limited += 1
+        self.share = max(SHARE_MIN, self.share * SHARE_DOWN)
         if retry_after is None:
             pause, self.backoff = self.backoff, min(self.backoff * 2, BACKOFF_CAP)
         else:
@@ -143,6 +148,7 @@ class Pacer:
 
     def succeeded(self) -> None:
         self.backoff = BACKOFF_START
+        self.share = min(1.0, self.share + SHARE_UP)
 
     # ---- when a call may start
 

@@ -750,7 +750,7 @@ class _Bucket:
         reset = now_wall + (self.capacity - self.level) / self.rate
         return {
             f"anthropic-ratelimit-{stem}-limit": f"{self.capacity:.0f}",
-            f"anthropic-ratelimit-{stem}-remaining": f"{max(0.0, self.level):.0f}",
+            f"anthropic-ratelimit-{stem}-remaining": str(max(0, math.floor(self.level))),  # whole ones
             f"anthropic-ratelimit-{stem}-reset": _rfc3339(datetime.fromtimestamp(reset, timezone.utc)),
         }
 
