@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sections", type=int, default=100, help="sections x 5 voters = calls (default 100)")
     parser.add_argument("--rps", type=float, default=20.0, help="the stub's requests per second (default 20)")
     parser.add_argument("--latency", type=float, default=0.5, help="the stub's seconds per reply (default 0.5)")
-    parser.add_argument("--concurrency", type=int, default=16, help="calls in flight (default 16, the option's default)")
+    parser.add_argument("--concurrency", type=int, default=16, help="calls in flight (default 16, as the option)")
     args = parser.parse_args(argv)
     sections, _ = parse_sections(generated_diff(args.sections), budget=60_000)
     calls = len(sections) * VOTERS
@@ -76,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"target <= {TARGET_RATIO}  {'ok' if wall / floor <= TARGET_RATIO else 'OVER'}")
     print(f"  ERROR votes {len(errors)} (must be 0)  {'ok' if not errors else 'PROBLEM'}   votes {len(votes)}   "
           f"stub answers: {answered} x 200, {limited} x 429 (retry-after), {len(log)} requests")
-    print(f"  pacer: {control.pacer.rate_limited} rate-limited answers seen, calls sent {control.sent} of {control.total}")
+    seen = control.pacer.rate_limited
+    print(f"  pacer: {seen} rate-limited answers seen, calls sent {control.sent} of {control.total}")
     if errors:
         print(f"  first error: {errors[0].error}")
     return 0 if not errors else 1

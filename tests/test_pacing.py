@@ -247,7 +247,7 @@ def test_the_stub_rate_limit_answers_429_with_an_honest_retry_after_and_headers(
         answers = [post(stub.url, MESSAGE) for _ in range(3)]
     statuses = [status for status, _, _ in answers]
     assert statuses == [200, 200, 429]
-    status, headers, body = answers[2]
+    _, headers, body = answers[2]
     assert body["error"]["type"] == "rate_limit_error"
     assert 0 < float(headers["retry-after"]) <= 0.5  # half a second refills one request at 2/s
     assert headers["anthropic-ratelimit-requests-limit"] == "2"

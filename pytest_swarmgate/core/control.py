@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from .faults import DeadlineReached, RateLimited, RunFault
 from .model import Section, Settings, Vote, Voter

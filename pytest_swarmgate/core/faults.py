@@ -15,7 +15,8 @@ exception by duck typing (status_code, body, response headers), so it needs no i
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # 402 is not in the SDK's table; it comes from some Anthropic-compatible endpoints.
 RUN_WIDE_STATUS = {401: "authentication", 402: "billing", 403: "permission"}
