@@ -258,6 +258,12 @@ class CalibrationSession(ControllerRun):
         self._write(f"swarmgate: calibrating on {len(self.runs)} fixtures: "
                     f"{self.sections} sections x {self.settings.n} voters ...")
         self.review = self._execute()
+        if self.review.stopped is not None:
+            # Scores over calls never sent would be noise: say why, with the review-incomplete code.
+            from .exitcodes import REVIEW_INCOMPLETE
+
+            pytest.exit(f"swarmgate: calibration {self.review.stopped.line()} [exit {REVIEW_INCOMPLETE}]",
+                        returncode=REVIEW_INCOMPLETE)
         # The engine keeps section order, and fixtures' sections were queued fixture by fixture.
         results = iter(self.review.results)
         self.runs = tuple(
