@@ -218,7 +218,8 @@ class ReviewSession(ControllerRun):
         except RunFault as exc:
             exit_incomplete(config, self.settings, None, Stopped("preflight", str(exc)))
         endpoint = os.environ.get("ANTHROPIC_BASE_URL") or "the default endpoint"
-        what = f"{checked} model(s) answered" if checked else "the voter has no preflight check (a custom voter)"
+        nothing = "nothing to check (a custom voter, or a client without a Models API)"
+        what = f"{checked} model(s) answered" if checked else nothing
         pytest.exit(f"swarmgate: preflight passed: {what} at {terminal(endpoint)}", returncode=0)
 
     @property

@@ -136,10 +136,10 @@ def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, 
         if check is None or (served and not force) or (plan is not None and not plan.sections and not force):
             run_sync(_closing(client, _nothing()))
             return 0
-        run_sync(_closing(client, check(models)))
+        checked: int = run_sync(_closing(client, check(models)))
     except MissingCredentials as exc:
         raise no_credentials(exc) from None
-    return len(set(models))
+    return checked
 
 
 async def _nothing() -> None:

@@ -263,15 +263,19 @@ class AnthropicVoter:
         self.pacer.observe(getattr(getattr(exc, "response", None), "headers", None))
         return classify(exc, redact(describe_error(exc, self.timeout), self.client))
 
-    async def preflight(self, models: list[str]) -> None:
+    async def preflight(self, models: list[str]) -> int:
         """One cheap call per model (retrieve it): the key, the endpoint and each model answer.
 
-        Raises RunFault with one redacted line naming the cause; missing credentials stay
-        MissingCredentials.
+        Returns the number of models checked (0 for a client without a Models API, such as
+        some Bedrock or Vertex clients). Raises RunFault with one redacted line naming the
+        cause; missing credentials stay MissingCredentials.
         """
         import anthropic
 
-        for model in dict.fromkeys(models):
+        if getattr(self.client, "models", None) is None:
+            return 0
+        checked = list(dict.fromkeys(models))
+        for model in checked:
             try:
                 await self.client.models.retrieve(model, timeout=min(self.timeout, 30.0))
             except TypeError as exc:
@@ -280,6 +284,7 @@ class AnthropicVoter:
                 text = redact(describe_error(exc, min(self.timeout, 30.0)), self.client)
                 unknown = getattr(exc, "status_code", None) == 404
                 raise RunFault(f"{text} (model {model})" if unknown else text) from None
+        return len(checked)
 
     async def prewarm(self, section: Section, voter: Voter, fence: str) -> Usage:
         """Write the section's prompt prefix into the cache with a call that generates nothing.
