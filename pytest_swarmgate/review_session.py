@@ -116,7 +116,8 @@ class Progress:
         told = progress.rate_limited <= self.limits_told
         if progress.waiting and not told and now - self.last_limit_line >= self.LIMIT_NOTE_S:
             self.limits_told, self.last_limit_line = progress.rate_limited, now
-            self.line(f"swarmgate: waiting on the rate limit - {describe_calls(progress)}")
+            self.line(f"swarmgate: waiting on the rate limit ({progress.rate_limited} rate-limited answers so far) - "
+                      + describe_calls(progress, waiting=False))
         elif now - self.last_line >= self.QUIET_S and progress.done < progress.total:
             self.line(f"swarmgate: {describe_calls(progress)}")
 
@@ -124,13 +125,13 @@ class Progress:
         self.total = 0
 
 
-def describe_calls(progress: CallProgress) -> str:
+def describe_calls(progress: CallProgress, *, waiting: bool = True) -> str:
     """`calls 120/500, 19.8/s, about 19 s left (waiting on the rate limit, 3 rate-limited answers)`."""
     text = f"calls {progress.done}/{progress.total}, {progress.rate:.1f}/s"
     eta = progress.eta_s
     if eta is not None and progress.done < progress.total:
         text += f", about {eta:.0f} s left"
-    if progress.waiting:
+    if waiting and progress.waiting:
         text += f" (waiting on the rate limit, {progress.rate_limited} rate-limited answers so far)"
     return text
 

@@ -221,7 +221,9 @@ def test_progress_says_calls_rate_time_left_and_when_it_waits_on_the_rate_limit(
     assert reporter.lines == ["swarmgate: calls 20/100, 2.0/s, about 40 s left"]
     now[0] = 17.0
     progress.calls(CallProgress(done=21, total=100, elapsed_s=14.0, waiting=True, rate_limited=3))
-    assert reporter.lines[-1].startswith("swarmgate: waiting on the rate limit - calls 21/100, 1.5/s, about 53 s left")
+    assert reporter.lines[-1] == (
+        "swarmgate: waiting on the rate limit (3 rate-limited answers so far) - calls 21/100, 1.5/s, about 53 s left"
+    )
     assert describe_calls(CallProgress(100, 100, 20.0, False, 0)) == "calls 100/100, 5.0/s"
 
 
