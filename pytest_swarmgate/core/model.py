@@ -363,7 +363,7 @@ class RunResult:
 
     @property
     def gate(self) -> str:
-        """The run as the gate sees it: NOT_REVIEWED when it stopped, HELD when a change waits for a human, else the outcome."""
+        """The run as the gate sees it: NOT_REVIEWED when it stopped, HELD when a change waits, else the outcome."""
         if self.stopped is not None:
             return "NOT_REVIEWED"
         return "HELD" if self.held else self.outcome
