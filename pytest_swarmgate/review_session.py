@@ -145,7 +145,7 @@ def exit_incomplete(config: pytest.Config, settings: Any, review_plan: Plan | No
             run,
             base=config.invocation_params.dir,
             json_path=options.get(config, "json"),
-            sarif_path=None,
+            sarif_path=options.get(config, "sarif"),  # an upload step that runs always() finds its file
             started_at=now_utc(),
             on_inconclusive=settings.on_inconclusive,
         )

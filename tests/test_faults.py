@@ -170,12 +170,13 @@ def test_forty_calls_at_twenty_per_second_give_no_error_vote(pytester, serve) ->
     assert len([r for r in stub.requests if r.is_call]) == 40
 
 
-def test_429s_past_the_sdk_retries_wait_on_the_pacer_not_an_error(pytester, stub, script) -> None:
-    limited = Reply.status(429, retry_after=0.05)
+@pytest.mark.parametrize("status", [429, 529])
+def test_rate_limits_past_the_sdk_retries_wait_on_the_pacer_not_an_error(pytester, stub, script, status) -> None:
+    limited = Reply.status(status, retry_after=0.05)
     script.on(section="*", reply=Reply.sequence(limited, limited, limited, limited, Reply.verdict("SAFE")))
     result = run_gate(pytester, CLEAN_DIFF, "--swarm-max-retries=2")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    # 4 answers of 429 and the SAFE one per voter: the SDK did not retry them on its own.
+    # 4 rate-limited answers and the SAFE one per voter; before, the SDK's 2 retries ran out into an ERROR.
     assert sorted(r.attempt for r in stub.calls(voter="v1")) == [1, 2, 3, 4, 5]
 
 
@@ -198,7 +199,9 @@ def test_a_diff_over_the_ceiling_writes_the_report_and_names_the_crowded_directo
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     paths = [f"vendor/typeshed/stdlib/m{i}.pyi" for i in range(5)] + ["app/main.py", "app/util.py"]
     project(pytester)
-    result = run_gate(pytester, many_files_diff(paths), "--swarm-max-sections=3", "--swarm-json=report.json")
+    result = run_gate(
+        pytester, many_files_diff(paths), "--swarm-max-sections=3", "--swarm-json=report.json", "--swarm-sarif=r.sarif"
+    )
     line = assert_ended_before_collection(pytester, result, "has 7 sections (35 calls), over --swarm-max-sections=3")
     assert "5 of 7 sections under vendor/: --swarm-exclude='vendor/**'" in line
     assert stub.requests == []
@@ -207,3 +210,6 @@ def test_a_diff_over_the_ceiling_writes_the_report_and_names_the_crowded_directo
     assert report["status"]["stopped"]["cause"] == "ceiling"
     assert report["gate"]["outcome"] == "NOT_REVIEWED"
     assert "not reviewed" in summary.read_text()
+    sarif = json.loads((pytester.path / "r.sarif").read_text())["runs"][0]
+    assert sarif["results"] == [] and sarif["invocations"][0]["executionSuccessful"] is False
+    assert "over --swarm-max-sections=3" in sarif["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"]
