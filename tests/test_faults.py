@@ -178,6 +178,8 @@ def test_rate_limits_past_the_sdk_retries_wait_on_the_pacer_not_an_error(pyteste
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     # 4 rate-limited answers and the SAFE one per voter; before, the SDK's 2 retries ran out into an ERROR.
     assert sorted(r.attempt for r in stub.calls(voter="v1")) == [1, 2, 3, 4, 5]
+    # Each one a first try as the SDK counts them: the run's pacer sent them again, not the SDK.
+    assert {r.headers.get("x-stainless-retry-count") for r in stub.calls()} == {"0"}
 
 
 def test_a_rate_limit_outlasting_the_deadline_stops_the_run(pytester, stub, script) -> None:
