@@ -359,6 +359,12 @@ class CalibrationController(ControllerRun, CalibrationItems):
         self._write(f"swarmgate: calibrating on {len(plans)} of {plural(len(self.runs), 'fixture')}: "
                     f"{plural(sum(len(p.sections) for p in plans), 'section')} x {plural(self.settings.n, 'voter')} ...")
         self.review = self._execute(plans)
+        if self.review.stopped is not None:
+            # Scores over calls never sent would be noise: say why, with the review-incomplete code.
+            from .exitcodes import REVIEW_INCOMPLETE
+
+            pytest.exit(f"swarmgate: calibration {self.review.stopped.line()} [exit {REVIEW_INCOMPLETE}]",
+                        returncode=REVIEW_INCOMPLETE)
         # The engine keeps section order, and fixtures' sections were queued fixture by fixture.
         results = iter(self.review.results)
         self.runs = tuple(

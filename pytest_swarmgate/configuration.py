@@ -23,6 +23,7 @@ from .options import EFFORTS
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
     {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm",
+     "deadline",
      "cache_ttl", "section_budget", "max_sections", "include", "exclude", "max_section_chars", "max_input_tokens",
      *PANEL_KEYS}
 )
@@ -47,6 +48,8 @@ class GateSettings:
     max_section_chars: int = DEFAULT_MAX_SECTION_CHARS
     max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
     cache_ttl: str = "5m"
+    # Seconds the run may wait on the endpoint's rate limit (see core/pacing.py).
+    deadline: float = 1200.0
 
     @property
     def n(self) -> int:
@@ -122,6 +125,7 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             max_section_chars=value("max_section_chars"),
             max_input_tokens=value("max_input_tokens"),
             cache_ttl=value("cache_ttl"),
+            deadline=value("deadline"),
         )
     except ValueError as exc:
         raise pytest.UsageError(f"swarmgate: {exc}") from None

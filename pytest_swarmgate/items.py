@@ -65,11 +65,14 @@ class SectionItem(ReviewItem):
         if result is None:
             raise SectionFailed([f"{self.section.id}: no votes were recorded for this section (fail closed)"])
         self.user_properties.extend(junit_properties(result))
-        gate = self.run_result().gate
-        if not gate.section_passes(result.outcome):
+        run = self.run_result()
+        if run.stopped is not None and result.outcome == "INCONCLUSIVE":
+            # The votes it lacks were never sent: the gate item and the summary say why, once.
+            pytest.skip(terminal(f"not reviewed: {run.stopped.line()}", 300))
+        if not run.gate.section_passes(result.outcome):
             # The votes and findings are printed once, in the summary; not again here.
             raise SectionFailed([section_line(result), SEE_SUMMARY])
-        if gate.warns(result.outcome):
+        if run.gate.warns(result.outcome):
             # The warnings summary prints the message raw: the file name is the pull request's.
             warnings.warn(pytest.PytestWarning(f"swarm review of {terminal(self.section.id)} is {result.tally()}"))
 

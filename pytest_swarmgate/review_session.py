@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from . import options
 from .configuration import resolve
+from .core.control import CallProgress
 from .core.engine import ReviewStats
-from .core.model import NotReviewed, RunResult, Section, SectionResult
+from .core.faults import RunFault
+from .core.model import NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.text import plural
 from .items import COLLECTOR_NAME, ReviewCollector, run_key
 from .output.escape import terminal
 from .plugin import gate_finished_key
 from .output.publish import github_outputs, now_utc, write_reports
+from .exitcodes import REVIEW_INCOMPLETE
 from .output.terminal import Line, report_lines
-from .runner import Plan, check_size, execute, plan, read_source, settle_panel
+from .runner import Plan, execute, over_ceiling, plan, preflight, read_source, settle_panel, stopped_run
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, to_worker
 
 WORKERINPUT_KEY = "swarmgate"
@@ -100,10 +105,25 @@ class Progress:
     and printed under the header instead of above it.
     """
 
-    def __init__(self, reporter: Any, total: int, stats: ReviewStats | None = None, *, hold: bool = False) -> None:
+    # Seconds of silence before a line on the calls alone, and between two rate-limit lines.
+    QUIET_S, LIMIT_NOTE_S = 10.0, 5.0
+
+    def __init__(
+        self,
+        reporter: Any,
+        total: int,
+        stats: ReviewStats | None = None,
+        *,
+        hold: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.reporter, self.total, self.done = reporter, total, 0
         self.stats = stats
         self.held: list[str] | None = [] if hold else None
+        self.clock = clock
+        self.latest: CallProgress | None = None
+        self.last_line = self.last_limit_line = clock()
+        self.limits_told = 0
 
     def line(self, text: str) -> None:
         if self.reporter is None or not self.total:
@@ -112,6 +132,7 @@ class Progress:
             self.held.append(text)
         else:
             self.reporter.write_line(text)
+            self.last_line = self.clock()
 
     def release(self) -> list[str]:
         """The lines held so far (once)."""
@@ -122,7 +143,8 @@ class Progress:
         if self.done < self.total:
             self.done += 1
             where = f"[{self.done}/{self.total}] {terminal(result.section.id)}"
-            self.line(f"swarmgate: {where}: {result.tally()}{self.waiting()}")
+            calls = f" - {describe_calls(self.latest)}" if self.latest is not None else ""
+            self.line(f"swarmgate: {where}: {result.tally()}{calls}{self.waiting()}")
 
     def waiting(self) -> str:
         """`; 3 calls in flight, 1 retry`: what the run still waits for, while it waits."""
@@ -132,6 +154,18 @@ class Progress:
         in_flight = self.stats.in_flight
         return (f"; {in_flight} {'call' if in_flight == 1 else 'calls'} in flight, "
                 f"{retries} {'retry' if retries == 1 else 'retries'}")
+
+    def calls(self, progress: CallProgress) -> None:
+        """Between sections: say when the run waits on the rate limit, and speak up after a silence."""
+        self.latest = progress
+        now = self.clock()
+        told = progress.rate_limited <= self.limits_told
+        if progress.waiting and not told and now - self.last_limit_line >= self.LIMIT_NOTE_S:
+            self.limits_told, self.last_limit_line = progress.rate_limited, now
+            self.line(f"swarmgate: waiting on the rate limit ({progress.rate_limited} rate-limited answers so far) - "
+                      + describe_calls(progress, waiting=False))
+        elif now - self.last_line >= self.QUIET_S and progress.done < progress.total:
+            self.line(f"swarmgate: {describe_calls(progress)}")
 
     def stop(self) -> None:
         self.total = 0
@@ -165,6 +199,38 @@ class ReviewWorker(ReviewItems):
         config.stash[run_key] = RunResult.from_dict(data["run"]) if data["run"] is not None else None
 
 
+def describe_calls(progress: CallProgress, *, waiting: bool = True) -> str:
+    """`calls 120/500, 19.8/s, about 19 s left (waiting on the rate limit, 3 rate-limited answers)`."""
+    text = f"calls {progress.done}/{progress.total}, {progress.rate:.1f}/s"
+    eta = progress.eta_s
+    if eta is not None and progress.done < progress.total:
+        text += f", about {eta:.0f} s left"
+    if waiting and progress.waiting:
+        text += f" (waiting on the rate limit, {progress.rate_limited} rate-limited answers so far)"
+    return text
+
+
+def exit_incomplete(config: pytest.Config, settings: Any, review_plan: Plan | None, stopped: Stopped) -> None:
+    """End the session before collection: the reports say why, and one line with the exit code."""
+    note = ""
+    if review_plan is not None:
+        run = stopped_run(review_plan, settings, stopped)
+        published = write_reports(
+            run,
+            base=config.invocation_params.dir,
+            json_path=options.get(config, "json"),
+            sarif_path=options.get(config, "sarif"),  # an upload step that runs always() finds its file
+            started_at=now_utc(),
+        )
+        github_outputs(run, env=os.environ, limit=0, out=published)
+        failed = [line for line in published.lines if "could not write" in line]
+        note = f" ({'; '.join(failed)})" if failed else ""
+    pytest.exit(
+        f"swarmgate: {terminal(stopped.line(), 1000)}{terminal(note, 500)} [exit {REVIEW_INCOMPLETE}]",
+        returncode=REVIEW_INCOMPLETE,
+    )
+
+
 class ReviewController(ControllerRun, ReviewItems):
     """The gate for one pytest session (the xdist controller, or the only process without xdist)."""
 
@@ -182,6 +248,8 @@ class ReviewController(ControllerRun, ReviewItems):
             if target and (config.invocation_params.dir / target).is_dir():
                 raise pytest.UsageError(f"swarmgate: --swarm-{name}={target} is a directory; give a file path")
         self.settings = settle_panel(config, resolve(config))
+        if options.typed_by_hand(config, "preflight") is not None:
+            self.preflight_only(config)
         diff_arg, base = diff_source(config)
         source, text = read_source(config, diff_arg, base, stdin)
         if diff_arg and not text.strip() and options.typed_by_hand(config, "allow-empty") is None:
@@ -191,9 +259,29 @@ class ReviewController(ControllerRun, ReviewItems):
                 "(or review with --swarm-base, where an empty diff is git's own answer)"
             )
         self.plan: Plan = plan(config, self.settings, source, text, base=base, tree=config.invocation_params.dir)
-        check_size(self.plan, self.settings)
+        ceiling = over_ceiling(self.plan, self.settings)
+        if ceiling:
+            exit_incomplete(config, self.settings, self.plan, Stopped("ceiling", ceiling))
         self.plan = release_held(self.plan, options.typed_by_hand(config, "allow-held"))
+        try:
+            # Before collection: a wrong key or a dead endpoint costs seconds, not the project's collection.
+            # Not in a mode that reviews nothing (--collect-only, --fixtures, ...).
+            if not any(getattr(config.option, attr, False) for attr in INFO_MODES):
+                preflight(config, self.settings, self.plan)
+        except RunFault as exc:
+            exit_incomplete(config, self.settings, self.plan, Stopped("preflight", str(exc)))
         self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
+
+    def preflight_only(self, config: pytest.Config) -> None:
+        """--swarm-preflight: check the set-up, say so in one line, and end the session."""
+        try:
+            checked = preflight(config, self.settings, None, force=True)
+        except RunFault as exc:
+            exit_incomplete(config, self.settings, None, Stopped("preflight", str(exc)))
+        endpoint = os.environ.get("ANTHROPIC_BASE_URL") or "the default endpoint"
+        nothing = "nothing to check (a custom voter, or a client without a Models API)"
+        what = f"{checked} model(s) answered" if checked else nothing
+        pytest.exit(f"swarmgate: preflight passed: {what} at {terminal(endpoint)}", returncode=0)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         skipped = f", {len(self.not_reviewed)} not reviewed" if self.not_reviewed else ""
@@ -217,7 +305,7 @@ class ReviewController(ControllerRun, ReviewItems):
         self.progress.line(f"swarmgate: reviewing {sections} x {voters} ...")
         self.started_at = now_utc()
         try:
-            self.run = execute(self.config, self.settings, self.plan, stats=stats)
+            self.run = execute(self.config, self.settings, self.plan, stats=stats, on_progress=self.progress.calls)
         finally:
             self.progress.stop()
         self.config.stash[run_key] = self.run
@@ -279,6 +367,12 @@ class ReviewController(ControllerRun, ReviewItems):
         if published.failed:
             # An output CI relies on is missing: never let that look like a clean pass.
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if self.run.stopped is not None and session.exitstatus in (
+            pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED, pytest.ExitCode.TESTS_FAILED
+        ):
+            # "The review could not be completed", never read as "the code is unsafe".
+            session.exitstatus = REVIEW_INCOMPLETE
+            return
         # The gate does not depend on which items ran: deselecting a failing section item
         # with -k or -m does not let an UNSAFE diff through.
         if not self.run.passed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):

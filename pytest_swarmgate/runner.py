@@ -17,10 +17,11 @@ import pytest
 from .configuration import GateSettings
 from .core import diff
 from .core.budget import CHARS_PER_TOKEN, estimate_input_tokens, oversized_reason
-from .core.cache import NO_SECRET_NOTE, VoteCache, cache_secret
+from .core.cache import NO_SECRET_NOTE, VoteCache, all_cached, cache_secret, implementation_name
+from .core.control import OnProgress, RunControl
 from .core.engine import ReviewStats, review, run_sync
 from .core.held import ci_files, held_changes
-from .core.model import NotReviewed, RunResult, Section, SectionResult
+from .core.model import NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.redact import Redactor, credential_problem
 from .core.texts import GitTexts, NoTexts, PatchTexts, Texts, merge_base
 from .core.voters import BadCredentials, CastVote, MissingCredentials
@@ -131,21 +132,73 @@ def prewarm_min_chars(settings: GateSettings) -> int | None:
 
 
 def check_size(plan: Plan, settings: GateSettings) -> None:
-    """A cost ceiling checked before any call: the PR decides how many files it touches."""
+    """The cost ceilings checked before any call: the PR decides how many files it touches."""
+    problem = over_ceiling(plan, settings)
+    if problem:
+        raise pytest.UsageError(f"swarmgate: {problem}")
+
+
+def over_ceiling(plan: Plan, settings: GateSettings) -> str | None:
+    """Why the plan is over --swarm-max-sections or --swarm-max-input-tokens, naming where its
+    sections are; None when it fits."""
+    narrow = "narrow it with --swarm-include/--swarm-exclude or raise the limit"
     if len(plan.sections) > settings.max_sections:
-        raise pytest.UsageError(
-            f"swarmgate: {plan.source} has {len(plan.sections)} sections ({len(plan.sections) * settings.n} calls), "
-            f"over --swarm-max-sections={settings.max_sections}: narrow it with --swarm-include/--swarm-exclude "
-            "or raise the limit"
+        problem = (
+            f"{plan.source} has {len(plan.sections)} sections ({len(plan.sections) * settings.n} calls), "
+            f"over --swarm-max-sections={settings.max_sections}: {narrow}"
         )
-    tokens = estimate_input_tokens(plan.sections, settings.panel, prewarm_min_chars(settings))
-    if tokens > settings.max_input_tokens:
-        raise pytest.UsageError(
-            f"swarmgate: {plan.source} needs about {tokens} input tokens ({len(plan.sections)} sections x "
+    else:
+        tokens = estimate_input_tokens(plan.sections, settings.panel, prewarm_min_chars(settings))
+        if tokens <= settings.max_input_tokens:
+            return None
+        problem = (
+            f"{plan.source} needs about {tokens} input tokens ({len(plan.sections)} sections x "
             f"{settings.n} voters, at 1 token per {CHARS_PER_TOKEN} characters), over "
-            f"--swarm-max-input-tokens={settings.max_input_tokens}: narrow it with --swarm-include/--swarm-exclude "
-            "or raise the limit"
+            f"--swarm-max-input-tokens={settings.max_input_tokens}: {narrow}"
         )
+    hints = "; ".join(
+        f"{count} of {len(plan.sections)} sections under {d}: --swarm-exclude='{d}**'"
+        for d, count in diff.crowded_directories([s.path for s in plan.sections])
+    )
+    return problem + (f" ({hints})" if hints else "")
+
+
+def stopped_run(plan: Plan, settings: GateSettings, stopped: Stopped) -> RunResult:
+    """The result of a review that could not be completed: no votes, and why."""
+    return RunResult(
+        plan.source, plan.diff_sha256, settings.panel, settings.gate, (), plan.not_reviewed,
+        held=plan.held, released=plan.released, stopped=stopped,
+    )
+
+
+def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, *, force: bool = False) -> int:
+    """Check the credentials, the endpoint and every model with one cheap call each.
+
+    Skipped (returns 0) when the vote cache can serve every vote of `plan`, and for a voter
+    without a `preflight` method; otherwise returns the number of models checked. A failure
+    is a RunFault with one line naming the cause; missing credentials are a UsageError.
+    """
+    choice = hook_voter(config, settings)
+    client, cast = choice.client, choice.cast
+    try:
+        check = getattr(cast, "preflight", None)
+        secret = cache_secret(os.environ) if settings.cache_dir else None
+        cache = VoteCache(settings.cache_dir, secret[0]) if settings.cache_dir and secret else None
+        served = plan is not None and all_cached(
+            cache, plan.sections, settings.panel, endpoint(client), implementation_name(cast)
+        )
+        models = [v.model for v in settings.panel]
+        if check is None or (served and not force) or (plan is not None and not plan.sections and not force):
+            run_sync(_closing(client, _nothing()))
+            return 0
+        checked: int = run_sync(_closing(client, check(models)))
+    except MissingCredentials as exc:
+        raise no_credentials(exc) from None
+    return checked
+
+
+async def _nothing() -> None:
+    return None
 
 
 def settle_panel(config: pytest.Config, settings: GateSettings) -> GateSettings:
@@ -197,11 +250,14 @@ def execute(
     plan: Plan,
     voter: VoterChoice | None = None,
     stats: ReviewStats | None = None,
+    on_progress: OnProgress | None = None,
 ) -> RunResult:
     """Cast every vote of the plan and judge every section (the panel is already settled).
 
     `voter`: the client and voter to use, closed when the run ends; by default the hooks' (`hook_voter`).
     `stats`, when given, is live during the run (calls in flight, retries) for a progress line.
+    A run-wide fault (a rejected key, an unknown model...) stops the calls: the result's
+    `stopped` says why, once.
     """
     panel = settings.panel
     if not plan.sections:
@@ -226,6 +282,7 @@ def execute(
     choice = voter if voter is not None else hook_voter(config, settings)
     client, cast = choice.client, choice.cast
     redact = Redactor.from_env(os.environ, client)
+    control = RunControl(getattr(cast, "pacer", None), deadline_s=settings.deadline, on_progress=on_progress)
     try:
         # The clock starts after set-up: the first `import anthropic` is not review time.
         start = time.monotonic()
@@ -244,11 +301,15 @@ def execute(
                     prewarm=getattr(cast, "prewarm", None) if settings.prewarm != "off" else None,
                     prewarm_min_chars=prewarm_min_chars(settings) or 0,
                     stats=stats,
+                    control=control,
                 ),
             )
         )
     except MissingCredentials as exc:
         raise no_credentials(exc) from None
+    stopped = None
+    if control.stopped is not None:
+        stopped = Stopped(control.cause, control.stopped, control.sent, control.total)
     notes = [*stats.notes, *filter(None, [cache.note() if cache else None])]
     if settings.cache_dir and not secret:
         notes.append(NO_SECRET_NOTE)
@@ -265,6 +326,7 @@ def execute(
         notes=tuple(notes),
         held=plan.held,
         released=plan.released,
+        stopped=stopped,
     )
     # Every text that came from the HTTP layer, the SDK, a server or a custom voter, once more.
     return redact.run(run)

@@ -78,7 +78,7 @@ def test_a_pure_rename_judged_safe_passes_with_its_votes(pytester, stub, rename_
     assert result.ret == 0
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*docs/authz_check.py.bak: SAFE 5/5 (K=4)*", "*gate: SAFE*"])
-    assert len(stub.requests) == 5
+    assert len(stub.calls()) == 5
 
 
 @needs_git
@@ -149,4 +149,4 @@ def test_a_path_with_space_b_slash_is_reviewed_from_git(pytester, stub) -> None:
     result.stdout.fnmatch_lines(
         ["*swarm-review::Plan b/notes.md PASSED*", '*swarm-review::Plan b/say "b" b.py PASSED*', "*gate: SAFE*"]
     )
-    assert {r.section_path for r in stub.requests} == {"Plan b/notes.md", 'Plan b/say "b" b.py'}
+    assert {r.section_path for r in stub.calls()} == {"Plan b/notes.md", 'Plan b/say "b" b.py'}

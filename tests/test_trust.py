@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+
+from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
 from conftest import API_KEY, CLEAN_DIFF, SQL_DIFF, custom_voter_conftest, unsafe_finding, write_diff
 
 from pytest_swarmgate.testing import Reply
@@ -242,7 +244,7 @@ def test_a_server_error_that_echoes_the_key_in_any_form_is_redacted_everywhere(
     serve(script)
     monkeypatch.setenv("ANTHROPIC_API_KEY", ODD_KEY)
     result = run(pytester, SQL_DIFF, "--swarm-max-retries=0", *OUTPUTS)
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.ret == REVIEW_INCOMPLETE  # a rejected key stops the run: not reviewed, not UNSAFE
     shown = everything_shown(pytester, result, github_env)
     assert "invalid x-api-key" in shown, "the error itself is still reported"
     for secret in {*forms, quote(ODD_KEY), "KEY=0000", "KEY%3D0000"}:
@@ -350,16 +352,16 @@ def test_a_section_too_large_to_send_is_held_and_never_sent(pytester, stub, gith
 def test_a_diff_over_the_token_budget_fails_in_one_line_before_any_call(pytester, stub) -> None:
     files = "".join(one_line_file_diff(f"src/f{i:03}.py", 59_000) for i in range(199))
     result = run(pytester, files)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.ret == REVIEW_INCOMPLETE  # not reviewed: over a ceiling, before any call
     result.stderr.fnmatch_lines(
         [
-            "ERROR: swarmgate: *pr.patch needs about * input tokens "
+            "*swarmgate: *pr.patch needs about * input tokens "
             "(199 sections x 5 voters, at 1 token per 3 characters), "
             "over --swarm-max-input-tokens=2000000: narrow it*"
         ]
     )
     assert stub.calls() == []
-    assert run(pytester, CLEAN_DIFF, "--swarm-max-input-tokens=100").ret == pytest.ExitCode.USAGE_ERROR
+    assert run(pytester, CLEAN_DIFF, "--swarm-max-input-tokens=100").ret == REVIEW_INCOMPLETE
     assert stub.calls() == []
 
 

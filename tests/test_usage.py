@@ -209,7 +209,9 @@ def test_the_ci_base_beats_a_diff_named_in_the_ini_file(pytester, repo, stub, mo
 def test_a_diff_over_the_section_ceiling_is_refused_before_any_call(pytester, stub) -> None:
     path = write_diff(pytester.path, SQL_DIFF + SQL_DIFF.replace("app/orders.py", "app/more.py"))
     result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "--swarm-max-sections=1")
-    assert_usage_error(result, "has 2 sections (10 calls), over --swarm-max-sections=1")
+    # Not a usage error: the review could not be completed (exit 75), and the message says where to narrow it.
+    assert result.ret == 75
+    result.stderr.fnmatch_lines(["*has 2 sections (10 calls), over --swarm-max-sections=1*--swarm-exclude='app/**'*"])
     assert stub.requests == []
 
 

@@ -72,6 +72,13 @@ def implementation_name(cast: Any) -> str:
     return BUILTIN_VOTER if name in _SAME_AS_BUILTIN else name
 
 
+def all_cached(cache: VoteCache | None, sections: Any, panel: Any, endpoint: str, impl: str) -> bool:
+    """Whether the cache holds every vote of these sections x voters, so the run makes no call."""
+    return cache is not None and all(
+        cache.get(vote_key(s, v, endpoint, impl), s, v) is not None for s in sections for v in panel
+    )
+
+
 def vote_key(section: Section, voter: Voter, endpoint: str, impl: str) -> str:
     """A content address for one voter's vote on one section at one endpoint, cast by `impl`.
 

@@ -23,8 +23,9 @@ import posixpath
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .model import NotReviewed, Section
@@ -682,3 +683,40 @@ def _unique_ids(sections: list[Section]) -> list[Section]:
         seen.add(sid)
         out.append(s if sid == s.id else dataclasses.replace(s, id=sid))
     return out
+
+
+def crowded_directories(paths: Sequence[str], most: int = 3) -> list[tuple[str, int]]:
+    """The directories holding the most of `paths`, as (`dir/`, count), for a hint on what to exclude.
+
+    A directory whose one subdirectory holds at least three quarters of its paths, with a
+    tenth or more elsewhere, gives way to that subdirectory (`mypy/typeshed/`, not `mypy/`);
+    no directory is listed with one of its ancestors, and only directories holding at least
+    two paths are named.
+    """
+    counts: Counter[str] = Counter()
+    for path in paths:
+        parts = path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            counts["/".join(parts[:depth]) + "/"] += 1
+
+    def narrowest(directory: str) -> str:
+        while True:
+            depth = directory.count("/") + 1
+            children = [(c, n) for c, n in counts.items() if c.startswith(directory) and c.count("/") == depth]
+            best = max(children, key=lambda cn: cn[1], default=None)
+            # Narrow when the subdirectory holds most of the paths but its siblings are a real
+            # share (10%+): excluding the parent would also drop those, likely the project's code.
+            total = counts[directory]
+            if best is None or best[1] * 4 < total * 3 or (total - best[1]) * 10 < total:
+                return directory
+            directory = best[0]
+
+    chosen: list[tuple[str, int]] = []
+    for directory, _ in sorted(counts.items(), key=lambda dn: (-dn[1], dn[0])):
+        if len(chosen) == most:
+            break
+        directory = narrowest(directory)
+        if counts[directory] < 2 or any(directory.startswith(c) or c.startswith(directory) for c, _ in chosen):
+            continue
+        chosen.append((directory, counts[directory]))
+    return chosen

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Coroutine, Iterable, Sequence, TypeVar
 
 from .cache import VoteCache, implementation_name, vote_key
+from .control import RunControl
+from .faults import RateLimited, RunFault
 from .model import VERDICTS, Section, SectionResult, Settings, Usage, Vote, Voter
 from .prompt import new_fence
 from .text import one_line
@@ -69,8 +71,12 @@ async def review(
     prewarm: Prewarm | None = None,
     prewarm_min_chars: int = 0,
     stats: ReviewStats | None = None,
+    control: RunControl | None = None,
 ) -> list[SectionResult]:
     """Judge every section by every voter; results come back in section order.
+
+    Every call goes through `control` (pacing, the deadline, a stop on a run-wide fault);
+    without one, the run gets its own, sharing the voter's `pacer` when it has one.
 
     Sections are told apart by position, not id: a calibration run reviews many diffs
     whose sections may share a path. Voters are told apart by id, so ids must not repeat.
@@ -94,6 +100,9 @@ async def review(
         for (i, voter_id), key in keys.items()
         if cache and (vote := cache.get(key, sections[i], voters[voter_id])) is not None
     }
+    if control is None:
+        control = RunControl(getattr(cast, "pacer", None))
+    control.total = len(sections) * len(panel) - len(hits)
 
     async def warm(write: Prewarm, index: int, voter: Voter) -> None:
         section = sections[index]
@@ -129,7 +138,7 @@ async def review(
             async with limit:
                 stats.in_flight += 1
                 try:
-                    vote = await _isolated(cast, section, voter, fence)
+                    vote = await control.call(lambda: _isolated(cast, section, voter, fence), section, voter, error_vote)
                 finally:
                     stats.in_flight -= 1
             if cache:
@@ -176,8 +185,8 @@ async def _isolated(cast: CastVote, section: Section, voter: Voter, fence: str) 
     start = time.monotonic()
     try:
         vote: object = await cast(section, voter, fence)
-    except MissingCredentials:
-        raise
+    except (MissingCredentials, RunFault, RateLimited):
+        raise  # run-wide: the run stops, or its pacer sends the call again
     except Exception as exc:  # noqa: BLE001 - isolation is the point: one bad call is one ERROR vote
         return error_vote(section, voter, Settings(), f"{type(exc).__name__}: {exc}", time.monotonic() - start)
     if not isinstance(vote, Vote):

@@ -310,6 +310,37 @@ class SectionResult:
         )
 
 
+STOP_CAUSES: tuple[str, ...] = ("preflight", "fault", "deadline", "ceiling")
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Why a review could not be completed: the gate fails with its own exit code, never as UNSAFE.
+
+    cause: "preflight" (a check before collection failed), "fault" (a run-wide fault stopped
+    the calls), "deadline" (the rate limit outlasted --swarm-deadline), "ceiling" (the diff is
+    over --swarm-max-sections).
+    """
+
+    cause: str
+    message: str
+    calls_sent: int = 0
+    calls_total: int = 0
+
+    def line(self) -> str:
+        """`review stopped: HTTP 401 ...`: the one line that names the cause."""
+        verb = {"preflight": "review not started", "ceiling": "not reviewed"}.get(self.cause, "review stopped")
+        sent = f" ({self.calls_sent} of {self.calls_total} calls sent)" if self.cause in ("fault", "deadline") else ""
+        return f"{verb}: {self.message}{sent}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Stopped:
+        return cls(d["cause"], d["message"], int(d.get("calls_sent") or 0), int(d.get("calls_total") or 0))
+
+
 @dataclass(frozen=True)
 class RunResult:
     """Everything one review run produced, and the Gate (N, K, INCONCLUSIVE policy) that judges it.
@@ -331,6 +362,8 @@ class RunResult:
     held: tuple[str, ...] = ()
     # Held changes a human allowed for this diff on the command line.
     released: tuple[str, ...] = ()
+    # Set when the review could not be completed (see Stopped): the gate fails, not as UNSAFE.
+    stopped: Stopped | None = None
 
     def __post_init__(self) -> None:
         if self.gate.n != len(self.panel):
@@ -388,8 +421,11 @@ class RunResult:
 
     @property
     def status(self) -> str:
-        """The run as the gate sees it, the worst first: UNSAFE outranks HELD (a change waiting for a
-        human), which outranks the other outcomes, so nobody is asked to release a diff that fails anyway."""
+        """The run as the gate sees it, the worst first: NOT_REVIEWED when it stopped; UNSAFE outranks
+        HELD (a change waiting for a human), which outranks the other outcomes, so nobody is asked to
+        release a diff that fails anyway."""
+        if self.stopped is not None:
+            return "NOT_REVIEWED"
         return "HELD" if self.held and self.outcome != "UNSAFE" else self.outcome
 
     @property
@@ -415,6 +451,7 @@ class RunResult:
             "notes": list(self.notes),
             "held": list(self.held),
             "released": list(self.released),
+            "stopped": self.stopped.to_dict() if self.stopped is not None else None,
         }
 
     @classmethod
@@ -436,4 +473,5 @@ class RunResult:
             notes=tuple(d.get("notes") or ()),
             held=tuple(d.get("held") or ()),
             released=tuple(d.get("released") or ()),
+            stopped=Stopped.from_dict(d["stopped"]) if d.get("stopped") else None,
         )

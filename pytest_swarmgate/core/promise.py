@@ -37,10 +37,16 @@ def broken(
     held: Iterable[str],
     released: Iterable[str] = (),
     on_inconclusive: InconclusivePolicy = "fail",
+    *,
+    stopped: str | None = None,
 ) -> list[str]:
-    """Why this run may not exit 0, one line each; empty when the promise is kept."""
+    """Why this run may not exit 0, one line each; empty when the promise is kept.
+
+    `stopped`: why the review did not complete (a run-wide fault, the deadline, a ceiling).
+    """
     released = tuple(released)
-    why = [f"held for a human: {line}" for line in held]
+    why = [f"review stopped: {stopped}"] if stopped is not None else []
+    why += [f"held for a human: {line}" for line in held]
     for result in results:
         if result.outcome == "UNSAFE" or (result.outcome == "INCONCLUSIVE" and on_inconclusive == "fail"):
             why.append(f"{result.section.id}: {result.outcome}")

@@ -28,7 +28,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from .faults import RATE_LIMIT_STATUS, RateLimited, RunFault, classify
 from .model import Section, Settings, Usage, Vote, Voter
+from .pacing import Pacer
 from .prompt import TOOL_NAME, messages, system_blocks, verdict_tool
 from .redact import Redactor, credential_problem
 from .text import one_line
@@ -136,6 +138,17 @@ def effective_settings(voter: Voter, rung: Rung) -> Settings:
     )
 
 
+async def _pace_rate_limits(response: Any) -> None:
+    """An httpx response hook: the SDK does not retry a 429 or 529 on its own.
+
+    The SDK would retry each one per call after its own `retry-after`, so every call of a
+    rate-limited run would go again at once. The run's pacer sends it again instead
+    (`x-should-retry` is the SDK's documented switch; 5xx and connection errors keep its retries).
+    """
+    if response.status_code in RATE_LIMIT_STATUS:
+        response.headers["x-should-retry"] = "false"
+
+
 def make_client(*, timeout: float, max_retries: int) -> anthropic.AsyncAnthropic:
     """The standard client: the SDK resolves credentials and ANTHROPIC_BASE_URL itself."""
     import anthropic
@@ -144,7 +157,8 @@ def make_client(*, timeout: float, max_retries: int) -> anthropic.AsyncAnthropic
     if problem:
         raise BadCredentials(problem)
     try:
-        return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries)
+        http_client = anthropic.DefaultAsyncHttpxClient(event_hooks={"response": [_pace_rate_limits]})
+        return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries, http_client=http_client)
     except anthropic.CredentialsError as exc:
         # A profile or config directory that is named but unusable: as good as no credentials.
         raise MissingCredentials(" ".join(str(exc).split())) from None
@@ -313,6 +327,8 @@ class AnthropicVoter:
         self.cache_ttl = cache_ttl
         self.ladder = Ladder()
         self.retries = 0
+        # The engine paces every call of the run with it; the responses' headers feed it.
+        self.pacer = Pacer()
 
     async def _count_attempt(self, request: Any, call_next: Any) -> Any:
         """SDK middleware: runs once per HTTP attempt, inside the SDK's retry loop."""
@@ -336,11 +352,45 @@ class AnthropicVoter:
         remaining = self.timeout - attempts.spent
         if remaining <= 0:
             raise asyncio.TimeoutError
-        # The SDK's own per-attempt timeout as well: an attempt never outlives the budget.
-        return await asyncio.wait_for(self.client.messages.create(timeout=remaining, **params), remaining)
+        # The SDK's own per-attempt timeout as well: an attempt never outlives the budget. The raw
+        # response's rate-limit headers feed the run's pacer.
+        raw = await asyncio.wait_for(
+            self.client.messages.with_raw_response.create(timeout=remaining, **params), remaining
+        )
+        self.pacer.observe(raw.headers)
+        return await raw.parse()
 
     def _error(self, exc: BaseException) -> str:
         return redact(describe_error(exc, self.timeout), self.client)
+
+
+    def _run_wide(self, exc: Exception) -> RunFault | RateLimited | None:
+        """The RunFault or RateLimited an SDK error stands for (None: a per-call fault)."""
+        self.pacer.observe(getattr(getattr(exc, "response", None), "headers", None))
+        return classify(exc, redact(describe_error(exc, self.timeout), self.client))
+
+    async def preflight(self, models: list[str]) -> int:
+        """One cheap call per model (retrieve it): the key, the endpoint and each model answer.
+
+        Returns the number of models checked (0 for a client without a Models API, such as
+        some Bedrock or Vertex clients). Raises RunFault with one redacted line naming the
+        cause; missing credentials stay MissingCredentials.
+        """
+        import anthropic
+
+        if getattr(self.client, "models", None) is None:
+            return 0
+        checked = list(dict.fromkeys(models))
+        for model in checked:
+            try:
+                await self.client.models.retrieve(model, timeout=min(self.timeout, 30.0))
+            except TypeError as exc:
+                raise (missing_credentials(exc) or exc) from None
+            except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
+                text = redact(describe_error(exc, min(self.timeout, 30.0)), self.client)
+                unknown = getattr(exc, "status_code", None) == 404
+                raise RunFault(f"{text} (model {model})" if unknown else text) from None
+        return len(checked)
 
     async def prewarm(self, section: Section, voter: Voter, fence: str) -> Usage:
         """Write the section's prompt prefix into the cache with a call that generates nothing.
@@ -399,16 +449,22 @@ class AnthropicVoter:
             except anthropic.BadRequestError as exc:
                 if self.ladder.step_down(voter, rung, describe_error(exc, self.timeout)):
                     continue
+                if (fault := self._run_wide(exc)) is not None:
+                    raise fault from None
                 return error_vote(section, voter, settings, self._error(exc), attempts.spent)
             except TypeError as exc:
                 raise missing_credentials(exc) or exc
             except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
+                if (fault := self._run_wide(exc)) is not None:
+                    raise fault from None  # from None: the SDK's exception holds unredacted text
                 return error_vote(section, voter, settings, self._error(exc), attempts.spent)
             except ValueError as exc:
                 # The SDK lets a 200 whose body is not JSON through as a bare JSONDecodeError.
                 error = f"malformed reply: {type(exc).__name__}: {exc}"
                 return error_vote(section, voter, settings, redact(error, self.client), attempts.spent)
-            return vote_from_message(section, voter, settings, message, attempts.spent)
+            vote = vote_from_message(section, voter, settings, message, attempts.spent)
+            self.pacer.spent(vote.usage.input_tokens + vote.usage.cache_write_tokens)
+            return vote
 
 
 async def _status_line(response: Any) -> str:

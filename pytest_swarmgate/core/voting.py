@@ -137,11 +137,12 @@ class Gate:
 
     def broken(self, run: RunResult) -> list[str]:
         """Why this run may not pass, one line each (the promise, core/promise.py); empty when it passes."""
-        return broken(run.results, run.not_reviewed, run.held, run.released, self.on_inconclusive)
+        stopped = run.stopped.line() if run.stopped is not None else None
+        return broken(run.results, run.not_reviewed, run.held, run.released, self.on_inconclusive, stopped=stopped)
 
     def run_passes(self, run: RunResult) -> bool:
-        """The decision on a whole run: the promise kept - nothing held, every section passes,
-        and nothing unread but media or what the job's own configuration leaves out."""
+        """The decision on a whole run: the promise kept - the review completed, nothing held, every
+        section passes, and nothing unread but media or what the job's own configuration leaves out."""
         return not self.broken(run)
 
     def describe_inconclusive(self) -> str:

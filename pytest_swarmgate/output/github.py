@@ -21,7 +21,8 @@ from .terminal import gate_line, held_lines
 
 STEP_SUMMARY_LIMIT = 1_000_000  # GitHub takes at most 1 MiB per step summary file; stay under it
 CELL_CHARS = 200
-HEADLINE = {"SAFE": "✅ SAFE", "UNSAFE": "❌ UNSAFE", "INCONCLUSIVE": "⚠️ INCONCLUSIVE", "HELD": "✋ HELD for a human"}
+HEADLINE = {"SAFE": "✅ SAFE", "UNSAFE": "❌ UNSAFE", "INCONCLUSIVE": "⚠️ INCONCLUSIVE", "HELD": "✋ HELD for a human",
+            "NOT_REVIEWED": "⛔ not reviewed"}
 
 
 # --- annotations ------------------------------------------------------------------------

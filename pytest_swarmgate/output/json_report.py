@@ -46,6 +46,11 @@ def json_report(
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
         "generator": {"name": "pytest-swarmgate", "version": plugin_version, "anthropic_sdk": sdk_version},
+        "status": {
+            "completed": run.stopped is None,
+            "stopped": run.stopped.to_dict() if run.stopped is not None else None,
+            "line": run.stopped.line() if run.stopped is not None else None,
+        },
         "gate": _gate(run),
         "outcomes": [_outcome(r) for r in run.results],
         "totals": _totals(run),

@@ -132,8 +132,11 @@ def _held_result(path: str, reason: str, rule_index: int, run: RunResult) -> dic
 
 def _invocation(run: RunResult) -> dict[str, Any]:
     """The review ran; each ERROR vote is a tool notification, since a failed call says nothing about the code."""
-    invocation: dict[str, Any] = {"executionSuccessful": True}
+    invocation: dict[str, Any] = {"executionSuccessful": run.stopped is None}
     notes = [_notification(v) for v in run.votes if v.verdict == "ERROR"]
+    if run.stopped is not None:
+        # The review could not be completed: say why first.
+        notes.insert(0, {"level": "error", "message": {"text": escape.sarif_text(run.stopped.line())}})
     if notes:
         invocation["toolExecutionNotifications"] = notes
     return invocation

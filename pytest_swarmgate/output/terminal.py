@@ -169,6 +169,7 @@ def report_lines(run: RunResult, *, verbosity: int = 0) -> list[Line]:
 
     -q: the sections that fail, what is held, the gate line. Default: a line per section,
     voter detail only for sections not SAFE or with dissent, then totals. -v: every vote.
+    A stopped run shows each section's tally only: its missing votes would repeat the fault.
     """
     lines: list[Line] = []
     if not run.results and not run.not_reviewed:
@@ -176,8 +177,10 @@ def report_lines(run: RunResult, *, verbosity: int = 0) -> list[Line]:
     for result in run.results:
         if verbosity < 0 and run.gate.section_passes(result.outcome):
             continue
-        lines.append(Line(section_line(result), COLOURS[result.outcome]))
-        if verbosity > 0 or (verbosity == 0 and needs_detail(result)):
+        # A stopped run: the tally only, since each section's top error would repeat the fault.
+        text = section_line(result) if run.stopped is None else f"{terminal(result.section.id)}: {result.tally()}"
+        lines.append(Line(text, COLOURS[result.outcome]))
+        if run.stopped is None and (verbosity > 0 or (verbosity == 0 and needs_detail(result))):
             lines.extend(Line(text) for text in detail_lines(result, verbose=verbosity > 0))
     if verbosity >= 0:
         lines.extend(Line(f"{terminal(nr.path)}: not reviewed ({terminal(nr.reason)})") for nr in run.not_reviewed)
@@ -210,6 +213,8 @@ def totals_line(run: RunResult) -> str:
 
 
 def gate_line(run: RunResult) -> str:
+    if run.stopped is not None:
+        return f"gate: NOT_REVIEWED - {terminal(run.stopped.line(), 600)}"
     counts = run.counts
     held = f"; {plural(len(run.held), 'change')} held for a human" if run.held else ""
     return (

@@ -3,6 +3,8 @@
     python -m pytest_swarmgate.testing [--port 8765] [--latency 0.2]
         [--sampling accept|reject|legacy] [--script script.json] [--unsafe GLOB ...]
         [--answer-model NAME] [--strict accept|reject] [--plain-text]
+        [--require-key KEY] [--revoke-key-after N] [--models LIST]
+        [--rate-limit RPS] [--token-rate TPS] [--log-limit N]
 
 `--unsafe GLOB` makes every voter answer UNSAFE (with a finding at the first added line)
 on sections whose id or path matches GLOB; it takes precedence over the script's rules.
@@ -19,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from .server import SAMPLING_MODES, STRICT_MODES, Reply, Script, ScriptError, StubServer
+from .server import DEFAULT_LOG_LIMIT, SAMPLING_MODES, STRICT_MODES, RateLimit, Reply, Script, ScriptError, StubServer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +44,17 @@ def _parser() -> argparse.ArgumentParser:
         "--unsafe", metavar="GLOB", nargs="+", action="extend", default=[], help="Sections every voter calls UNSAFE"
     )
     parser.add_argument("--require-key", metavar="KEY", help="Answer 401 unless requests carry this API key")
+    parser.add_argument(
+        "--revoke-key-after", type=int, metavar="N", help="Answer 401 to every message call after the first N"
+    )
+    parser.add_argument("--models", metavar="LIST", help="Comma list of the models that exist (default: any)")
+    parser.add_argument(
+        "--rate-limit", type=float, metavar="RPS", help="Requests per second; more are answered 429 with retry-after"
+    )
+    parser.add_argument("--token-rate", type=float, metavar="TPS", help="Input tokens per second (with --rate-limit)")
+    parser.add_argument(
+        "--log-limit", type=int, default=DEFAULT_LOG_LIMIT, metavar="N", help="Requests the request log keeps"
+    )
     parser.add_argument(
         "--batch-polls",
         type=int,
@@ -79,8 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScriptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        rate_limit = RateLimit(args.rate_limit, args.token_rate) if args.rate_limit is not None else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     server = StubServer(
         script,
+        models=args.models.split(",") if args.models else None,
+        revoke_key_after=args.revoke_key_after,
+        rate_limit=rate_limit,
+        log_limit=args.log_limit,
         port=args.port,
         latency=args.latency,
         sampling=args.sampling,

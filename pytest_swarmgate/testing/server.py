@@ -11,6 +11,15 @@ Endpoints
     GET  /v1/messages/batches/{id}           status: in_progress for the first
                                              `batch_polls_before_done` polls, then ended
     GET  /v1/messages/batches/{id}/results   JSONL, one line per request
+    GET  /v1/models/{model}                  the model, or 404 when `models` is given and lacks it
+
+Faults of the whole endpoint, beside the script's per-call ones: `require_key` (401 unless
+that key comes), `revoke_key_after=N` (the key is rejected with 401 after N message calls),
+`models` (a message call for another model is a 404 not_found_error), and `rate_limit`
+(`RateLimit`: token buckets for requests and input tokens; a request that finds a bucket
+short is answered 429 with an honest `retry-after` - the seconds until the bucket holds
+it - and every response carries the `anthropic-ratelimit-*` headers). The request log keeps
+the last `log_limit` requests (default 10,000).
 
 Routing: the section is the first `^section: (.+)$` line and its file the first
 `^path: (.+)$` line of the user content; the voter is the first `^voter: (\\S+)$` line of
@@ -79,6 +88,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -103,6 +113,8 @@ _PATH_RE = re.compile(r"^path: (.+)$", re.MULTILINE)
 _VOTER_RE = re.compile(r"^voter: (\S+)$", re.MULTILINE)
 _HUNK_RE = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", re.MULTILINE)
 _BATCH_RE = re.compile(r"^/v1/messages/batches/([A-Za-z0-9_-]+)(/results)?$")
+_MODEL_RE = re.compile(r"^/v1/models/([^/]+)$")
+DEFAULT_LOG_LIMIT = 10_000
 
 _ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
@@ -714,6 +726,77 @@ class LoggedRequest:
         return self.attempt is not None
 
 
+# --------------------------------------------------------------------------- rate limit
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The stub's rate limit: token buckets refilled continuously, as the Anthropic API's are.
+
+    `requests_per_s` requests and `input_tokens_per_s` input tokens (None: no token limit)
+    per second; each bucket holds `burst_s` seconds of its rate (at least one request, and
+    at least the largest request for tokens). Input tokens are the prompt's characters / 4.
+    """
+
+    requests_per_s: float
+    input_tokens_per_s: float | None = None
+    burst_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.requests_per_s <= 0 or (self.input_tokens_per_s is not None and self.input_tokens_per_s <= 0):
+            raise ValueError("rate limits must be above 0")
+        if self.burst_s <= 0:
+            raise ValueError("burst_s must be above 0")
+
+
+class _Bucket:
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity, self.level, self.at = rate, capacity, capacity, time.monotonic()
+
+    def refill(self, now: float) -> None:
+        self.level, self.at = min(self.capacity, self.level + self.rate * (now - self.at)), now
+
+    def wait_for(self, amount: float) -> float:
+        return max(0.0, (min(amount, self.capacity) - self.level) / self.rate)
+
+    def headers(self, stem: str, now_wall: float) -> dict[str, str]:
+        reset = now_wall + (self.capacity - self.level) / self.rate
+        return {
+            f"anthropic-ratelimit-{stem}-limit": f"{self.capacity:.0f}",
+            f"anthropic-ratelimit-{stem}-remaining": str(max(0, math.floor(self.level))),  # whole ones
+            f"anthropic-ratelimit-{stem}-reset": _rfc3339(datetime.fromtimestamp(reset, timezone.utc)),
+        }
+
+
+class _Limiter:
+    """Admits a request when every bucket holds its share, else says how long until it would."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.requests = _Bucket(limit.requests_per_s, max(1.0, limit.requests_per_s * limit.burst_s))
+        self.tokens = (
+            _Bucket(limit.input_tokens_per_s, limit.input_tokens_per_s * limit.burst_s)
+            if limit.input_tokens_per_s is not None
+            else None
+        )
+
+    def admit(self, tokens: int) -> tuple[float, dict[str, str]]:
+        """(0, headers) and the buckets charged, or (seconds to wait, headers) and nothing charged."""
+        now = time.monotonic()
+        buckets = [(self.requests, 1.0, "requests")]
+        if self.tokens is not None:
+            buckets.append((self.tokens, float(tokens), "input-tokens"))
+        for bucket, _, _ in buckets:
+            bucket.refill(now)
+        wait = max(bucket.wait_for(amount) for bucket, amount, _ in buckets)
+        if wait <= 0:
+            for bucket, amount, _ in buckets:
+                bucket.level -= amount
+        headers: dict[str, str] = {}
+        for bucket, _, stem in buckets:
+            headers.update(bucket.headers(stem, time.time()))
+        return wait, headers
+
+
 # --------------------------------------------------------------------------- batches
 
 
@@ -829,6 +912,10 @@ class StubServer:
         answer_model: str | None = None,
         strict: Strict = "accept",
         plain_text: bool = False,
+        models: Sequence[str] | None = None,
+        revoke_key_after: int | None = None,
+        rate_limit: RateLimit | None = None,
+        log_limit: int = DEFAULT_LOG_LIMIT,
     ) -> None:
         if sampling not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, not {sampling!r}")
@@ -844,7 +931,13 @@ class StubServer:
         self.strict: Strict = strict
         self.plain_text = plain_text
         self._lock = threading.Lock()
-        self._log: list[LoggedRequest] = []
+        self.models = frozenset(models) if models is not None else None
+        self.revoke_key_after = revoke_key_after
+        self.rate_limit = rate_limit
+        self._limiter = _Limiter(rate_limit) if rate_limit is not None else None
+        self._message_calls = 0
+        # Bounded: a long load test must not grow the stub without limit.
+        self._log: deque[LoggedRequest] = deque(maxlen=log_limit)
         self._attempts: dict[tuple[str | None, str | None], int] = {}
         self._cache: dict[str, float] = {}  # prefix key -> when the entry becomes readable
         self._batches: dict[str, _Batch] = {}
@@ -1004,13 +1097,21 @@ class StubServer:
                     self._error(400, "invalid_request_error", "request body is not valid JSON"),
                     {},
                 )
-        if not self._authorized(headers):
+        if not self._authorized(headers) or self._revoked(method, path):
             return body, self._error(401, "authentication_error", "invalid x-api-key"), {}
         if method == "POST" and not isinstance(body, dict):
             return body, self._error(400, "invalid_request_error", "request body must be a JSON object"), {}
         api_version = headers.get("anthropic-version")
+        if method == "GET" and (model := _MODEL_RE.match(path)):
+            return body, self._model(model.group(1)), {}
         if method == "POST" and path == "/v1/messages":
+            if self.models is not None and body.get("model") not in self.models:
+                return body, self._error(404, "not_found_error", f"model: {body.get('model')}"), {}
+            limited, limit_headers = self._rate_limited(body)
+            if limited is not None:
+                return body, limited, {"reply": "rate_limited"}
             response, entry = self._messages(body, api_version)
+            response.headers.update(limit_headers)
             return body, response, entry
         if method == "POST" and path == "/v1/messages/batches":
             return body, self._create_batch(body, api_version), {}
@@ -1021,6 +1122,34 @@ class StubServer:
             batch_id, results = match.group(1), bool(match.group(2))
             return body, (self._batch_results(batch_id) if results else self._retrieve_batch(batch_id)), {}
         return body, self._error(404, "not_found_error", f"{method} {path}: not found"), {}
+
+    def _revoked(self, method: str, path: str) -> bool:
+        """After `revoke_key_after` message calls the key is rejected (a key revoked mid-run)."""
+        if self.revoke_key_after is None or not (method == "POST" and path == "/v1/messages"):
+            return False
+        with self._lock:
+            self._message_calls += 1
+            return self._message_calls > self.revoke_key_after
+
+    def _model(self, model: str) -> _Response:
+        if self.models is not None and model not in self.models:
+            return self._error(404, "not_found_error", f"model: {model}")
+        info = {"type": "model", "id": model, "display_name": model, "created_at": "2026-01-01T00:00:00Z"}
+        return _json_response(200, info, **{"request-id": _new_id("req")})
+
+    def _rate_limited(self, body: Mapping[str, Any]) -> tuple[_Response | None, dict[str, str]]:
+        """(None, rate-limit headers) when the request is admitted, else (a 429, headers)."""
+        if self._limiter is None:
+            return None, {}
+        tokens = sum(_block_tokens(b) for b in _prompt_blocks(body))
+        with self._lock:
+            wait, headers = self._limiter.admit(tokens)
+        if wait <= 0:
+            return None, headers
+        # Honest: the seconds until the bucket holds this request, rounded up to the millisecond.
+        response = self._error(429, "rate_limit_error", "stub: rate limit exceeded", math.ceil(wait * 1000) / 1000)
+        response.headers.update(headers)
+        return response, headers
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         if self.require_key is None:

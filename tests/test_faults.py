@@ -1,0 +1,217 @@
+"""Operating under real faults, end to end: the real SDK over HTTP to the stub.
+
+A wrong key, an unknown model or a dead endpoint ends the session before the project's
+tests are collected, in one line with exit code 75; a key revoked mid-run stops the calls
+and reports once; a rate-limited endpoint is ridden out by the run's shared pacer.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from conftest import API_KEY, CLEAN_DIFF, validate_report, write_diff
+
+from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
+from pytest_swarmgate.testing import RateLimit, Reply
+
+# A conftest that records any collection, and a test module that cannot even be imported:
+# a session that ends before collection touches neither.
+COLLECTION_WITNESS = """
+import pathlib
+
+def pytest_collectstart(collector):
+    pathlib.Path(__file__).with_name("collected.txt").write_text("collection started")
+"""
+UNIMPORTABLE = "raise RuntimeError('the project was collected')\n"
+
+
+def many_files_diff(paths: list[str]) -> str:
+    """One small modified Python file per path: one section each."""
+    out = []
+    for i, path in enumerate(paths):
+        out.append(
+            f"diff --git a/{path} b/{path}\nindex {i:07x}..{i + 1:07x} 100644\n--- a/{path}\n+++ b/{path}\n"
+            f"@@ -1,2 +1,3 @@\n import os\n x = {i}\n+y = os.getcwd()\n"
+        )
+    return "".join(out)
+
+
+def project(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(COLLECTION_WITNESS)
+    pytester.makepyfile(test_project=UNIMPORTABLE)
+
+
+def run_gate(pytester: pytest.Pytester, diff: str, *args: str) -> pytest.RunResult:
+    path = write_diff(pytester.path, diff)
+    return pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "-p", "no:cacheprovider", *args)
+
+
+def assert_ended_before_collection(pytester: pytest.Pytester, result: pytest.RunResult, cause: str) -> str:
+    """Exit 75, one line that names the cause, nothing collected; returns that line."""
+    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str() + result.stderr.str()
+    lines = [line for line in result.stderr.lines + result.stdout.lines if "swarmgate:" in line]
+    assert len(lines) == 1, lines
+    assert cause in lines[0] and "[exit 75]" in lines[0], lines[0]
+    assert not (pytester.path / "collected.txt").exists()
+    assert "collected" not in result.stdout.str()
+    assert API_KEY not in result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    return lines[0]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- preflight ------------------------------------------------------------------------
+
+
+def test_a_rejected_key_ends_the_session_before_collection(pytester, serve) -> None:
+    stub = serve(require_key="sk-ant-the-right-one")
+    project(pytester)
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-json=report.json")
+    line = assert_ended_before_collection(pytester, result, "HTTP 401 authentication_error: invalid x-api-key")
+    assert "review not started" in line
+    assert [r.path for r in stub.requests] == ["/v1/models/claude-sonnet-5-5"]  # one cheap call, no vote
+    report = json.loads((pytester.path / "report.json").read_text())
+    validate_report(report)
+    assert report["status"]["completed"] is False
+    assert report["status"]["stopped"]["cause"] == "preflight"
+    assert report["gate"] == {**report["gate"], "outcome": "NOT_REVIEWED", "passed": False}
+
+
+def test_an_unknown_model_ends_the_session_before_collection(pytester, serve) -> None:
+    stub = serve(models=["claude-sonnet-5-5"])
+    project(pytester)
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-models=claude-sonnet-5-5,claude-nonesuch-1")
+    assert_ended_before_collection(pytester, result, "HTTP 404 not_found_error: model: claude-nonesuch-1")
+    # Each model of the panel once, however many voters share it.
+    assert sorted(r.path for r in stub.requests) == ["/v1/models/claude-nonesuch-1", "/v1/models/claude-sonnet-5-5"]
+
+
+def test_a_closed_port_ends_the_session_before_collection(pytester, monkeypatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    project(pytester)
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-max-retries=0")
+    assert_ended_before_collection(pytester, result, "connection error")
+
+
+def test_a_run_served_from_the_vote_cache_needs_no_preflight(pytester, stub, tmp_path) -> None:
+    cache = f"--swarm-cache-dir={tmp_path / 'votes'}"
+    assert run_gate(pytester, CLEAN_DIFF, cache).ret == pytest.ExitCode.OK
+    stub.clear_log()
+    stub.require_key = "sk-ant-another-key"  # any call now would be rejected
+    result = run_gate(pytester, CLEAN_DIFF, cache)
+    assert result.ret == pytest.ExitCode.OK
+    assert stub.requests == []
+
+
+def test_swarm_preflight_checks_the_set_up_and_stops(pytester, serve) -> None:
+    stub = serve()
+    project(pytester)
+    result = pytester.runpytest("--swarm-review", "--swarm-preflight", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK
+    assert "swarmgate: preflight passed: 1 model(s) answered" in result.stderr.str()
+    assert not (pytester.path / "collected.txt").exists()
+    assert [r.path for r in stub.requests] == ["/v1/models/claude-sonnet-5-5"]
+    stub.require_key = "sk-ant-the-right-one"
+    failed = pytester.runpytest("--swarm-review", "--swarm-preflight", "-p", "no:cacheprovider")
+    assert_ended_before_collection(pytester, failed, "HTTP 401 authentication_error")
+
+
+# --- a run-wide fault mid-run -------------------------------------------------------------
+
+
+def test_a_key_revoked_mid_run_stops_the_remaining_calls_and_reports_once(pytester, serve) -> None:
+    stub = serve(revoke_key_after=3)
+    diff = many_files_diff([f"app/m{i}.py" for i in range(4)])
+    result = run_gate(pytester, diff, "--swarm-concurrency=1", "--swarm-json=report.json", "-m", "swarm_review")
+    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str()
+    stop = "review stopped: HTTP 401 authentication_error: invalid x-api-key (4 of 20 calls sent)"
+    # Once in the summary (the gate line) and once as the gate item's failure; no vote repeats it.
+    assert result.stdout.str().count("authentication_error") == 2, result.stdout.str()
+    result.stdout.fnmatch_lines([f"*gate: NOT_REVIEWED - {stop}*"])
+    result.assert_outcomes(failed=1, skipped=4)  # the gate fails; the sections were not reviewed
+    assert len([r for r in stub.requests if r.path == "/v1/messages"]) == 4  # 3 answered, 1 rejected, then none
+    report = json.loads((pytester.path / "report.json").read_text())
+    validate_report(report)
+    assert report["status"]["stopped"] == {
+        "cause": "fault",
+        "message": "HTTP 401 authentication_error: invalid x-api-key",
+        "calls_sent": 4,
+        "calls_total": 20,
+    }
+    assert report["status"]["line"] == stop
+
+
+def test_a_per_call_fault_stays_one_error_vote(pytester, stub, script) -> None:
+    script.on(section="*", voter="v2", reply=Reply.status(500))
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-max-retries=0", "-v")
+    assert result.ret == pytest.ExitCode.OK  # 4 of 5 SAFE still reaches K=4
+    result.stdout.fnmatch_lines(["*v2 * ERROR * error: HTTP 500 api_error*", "*gate: SAFE*"])
+
+
+# --- rate limits ----------------------------------------------------------------------
+
+
+def test_forty_calls_at_twenty_per_second_give_no_error_vote(pytester, serve) -> None:
+    stub = serve(rate_limit=RateLimit(requests_per_s=20))
+    diff = many_files_diff([f"src/f{i}.py" for i in range(8)])
+    result = run_gate(pytester, diff, "--swarm-json=report.json", "-m", "swarm_review")
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["totals"]["error_votes"] == 0, [v["error"] for v in report["run"]["results"][0]["votes"]]
+    assert report["totals"]["votes"] == 40
+    assert result.ret == pytest.ExitCode.OK
+    assert len([r for r in stub.requests if r.is_call]) == 40
+
+
+@pytest.mark.parametrize("status", [429, 529])
+def test_rate_limits_past_the_sdk_retries_wait_on_the_pacer_not_an_error(pytester, stub, script, status) -> None:
+    limited = Reply.status(status, retry_after=0.05)
+    script.on(section="*", reply=Reply.sequence(limited, limited, limited, limited, Reply.verdict("SAFE")))
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-max-retries=2")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    # 4 rate-limited answers and the SAFE one per voter; before, the SDK's 2 retries ran out into an ERROR.
+    assert sorted(r.attempt for r in stub.calls(voter="v1")) == [1, 2, 3, 4, 5]
+    # Each one a first try as the SDK counts them: the run's pacer sent them again, not the SDK.
+    assert {r.headers.get("x-stainless-retry-count") for r in stub.calls()} == {"0"}
+
+
+def test_a_rate_limit_outlasting_the_deadline_stops_the_run(pytester, stub, script) -> None:
+    script.on(section="*", reply=Reply.status(429, retry_after=30))
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-deadline=1", "--swarm-json=report.json")
+    assert result.ret == REVIEW_INCOMPLETE
+    result.stdout.fnmatch_lines(["*gate: NOT_REVIEWED - review stopped: rate limit: the run's deadline*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    validate_report(report)
+    assert report["status"]["stopped"]["cause"] == "deadline"
+
+
+# --- the ceiling ------------------------------------------------------------------------
+
+
+def test_a_diff_over_the_ceiling_writes_the_report_and_names_the_crowded_directory(pytester, stub, monkeypatch) -> None:
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    paths = [f"vendor/typeshed/stdlib/m{i}.pyi" for i in range(5)] + ["app/main.py", "app/util.py"]
+    project(pytester)
+    result = run_gate(
+        pytester, many_files_diff(paths), "--swarm-max-sections=3", "--swarm-json=report.json", "--swarm-sarif=r.sarif"
+    )
+    line = assert_ended_before_collection(pytester, result, "has 7 sections (35 calls), over --swarm-max-sections=3")
+    assert "5 of 7 sections under vendor/: --swarm-exclude='vendor/**'" in line
+    assert stub.requests == []
+    report = json.loads((pytester.path / "report.json").read_text())
+    validate_report(report)
+    assert report["status"]["stopped"]["cause"] == "ceiling"
+    assert report["gate"]["outcome"] == "NOT_REVIEWED"
+    assert "not reviewed" in summary.read_text()
+    sarif = json.loads((pytester.path / "r.sarif").read_text())["runs"][0]
+    assert sarif["results"] == [] and sarif["invocations"][0]["executionSuccessful"] is False
+    assert "over --swarm-max-sections=3" in sarif["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"]
