@@ -346,9 +346,15 @@ class ReviewController(ControllerRun, ReviewItems):
         if self.run is None:
             if not self.config.option.collectonly:
                 # Planned but never reviewed (pytest.exit, another runner): never a pass.
-                self.published = ["swarmgate: the review did not run in this session, so the gate fails (fail closed)"]
-                if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+                # Not 1: nothing was judged UNSAFE; the review could not be completed.
+                self.published = [
+                    f"swarmgate: the review did not run in this session, so the gate fails (fail closed) "
+                    f"[exit {REVIEW_INCOMPLETE}]"
+                ]
+                if session.exitstatus in (
+                    pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED, pytest.ExitCode.TESTS_FAILED
+                ):
+                    session.exitstatus = REVIEW_INCOMPLETE
             return
         published = write_reports(
             self.run,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
 from conftest import CLEAN_DIFF, validate_report, write_diff
 
 from pathlib import Path
@@ -158,7 +160,7 @@ def test_a_review_that_never_ran_is_never_a_pass(pytester, stub, script) -> None
         "import pytest\n\ndef pytest_collection_finish(session):\n    pytest.exit('bye', returncode=0)\n"
     )
     result = run(pytester, CLEAN_DIFF)
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.ret == REVIEW_INCOMPLETE  # not 1: nothing was judged, the review did not complete
     result.stdout.fnmatch_lines(["*the review did not run in this session, so the gate fails*"])
 
 
