@@ -94,9 +94,8 @@ def generated_diff(files: int = SECTIONS) -> str:
             f"    return os.path.join('/srv/data', name + '.{i}.json')\n",
         ]
         new_len = 2 + len(added)
-        hunk = (
-            f"@@ -1,4 +1,{new_len} @@\n import os\n \n-def handler_{i}(request):\n-    return None\n"
-            + "".join("+" + line for line in added)
+        hunk = f"@@ -1,4 +1,{new_len} @@\n import os\n \n-def handler_{i}(request):\n-    return None\n" + "".join(
+            "+" + line for line in added
         )
         out.append(
             f"diff --git a/{path} b/{path}\nindex {i:07x}..{i + 1:07x} 100644\n--- a/{path}\n+++ b/{path}\n{hunk}"
@@ -155,8 +154,9 @@ class ReviewRun:
     gc: GcWatch
 
 
-def review_once(stub: Any, sections: Sequence[Any], panel: Sequence[Any], k: int, concurrency: int,
-                cache: Any = None) -> ReviewRun:
+def review_once(
+    stub: Any, sections: Sequence[Any], panel: Sequence[Any], k: int, concurrency: int, cache: Any = None
+) -> ReviewRun:
     from pytest_swarmgate.core.engine import review
     from pytest_swarmgate.core.voters import (
         DEFAULT_MAX_TOKENS,
@@ -219,7 +219,8 @@ def usage_line(run: ReviewRun) -> str:
     total_in = sum(v.usage.input_tokens for v in votes)
     total_out = sum(v.usage.output_tokens for v in votes)
     return (
-        f"cache_write {total_w:>7,} tok in {len(writes):>3} calls | cache_read {total_r:>7,} tok in {len(reads):>3} calls"
+        f"cache_write {total_w:>7,} tok in {len(writes):>3} calls | cache_read {total_r:>7,} tok in {len(reads):>3} "
+        "calls"
         f" | uncached input {total_in:,} | output {total_out:,}"
     )
 
@@ -233,8 +234,17 @@ def e2e_pytest(stub_url: str, diff_text: str) -> dict[str, Any]:
         (root / "pr.diff").write_text(diff_text)
         report = root / "report.json"
         cmd = [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--swarm-review",
-            "--swarm-diff=pr.diff", f"--swarm-concurrency={FAST}", "--swarm-no-cache", f"--swarm-json={report}",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--swarm-review",
+            "--swarm-diff=pr.diff",
+            f"--swarm-concurrency={FAST}",
+            "--swarm-no-cache",
+            f"--swarm-json={report}",
         ]
         env = clean_env(ANTHROPIC_BASE_URL=stub_url, ANTHROPIC_API_KEY="stub-key")
         env.pop("ANTHROPIC_AUTH_TOKEN", None)
@@ -245,8 +255,15 @@ def e2e_pytest(stub_url: str, diff_text: str) -> dict[str, Any]:
             return {"error": f"exit {proc.returncode}: {(proc.stdout + proc.stderr).strip().splitlines()[-1:]}"}
         data = json.loads(report.read_text())
     cold_import = subprocess.run(
-        [sys.executable, "-c", "import time; t = time.perf_counter(); import anthropic; print(time.perf_counter() - t)"],
-        env=clean_env(), capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-c",
+            "import time; t = time.perf_counter(); import anthropic; print(time.perf_counter() - t)",
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return {
         "elapsed": elapsed,
@@ -273,10 +290,14 @@ def bench_review(runs: int) -> list[str]:
     floor16 = math.ceil(calls / DEFAULT_CONCURRENCY) * LATENCY
     lines: list[str] = []
     out = lines.append
-    out(f"REVIEW  {VOTERS} voters x {SECTIONS} sections = {calls} calls, stub latency {LATENCY:.2f} s/call, "
-        f"K={k}, vote cache off, {runs} runs per row")
-    out("  real path: engine.review -> AnthropicVoter -> anthropic.AsyncAnthropic (make_client) -> HTTP -> "
-        "StubServer on 127.0.0.1 (in this process)")
+    out(
+        f"REVIEW  {VOTERS} voters x {SECTIONS} sections = {calls} calls, stub latency {LATENCY:.2f} s/call, "
+        f"K={k}, vote cache off, {runs} runs per row"
+    )
+    out(
+        "  real path: engine.review -> AnthropicVoter -> anthropic.AsyncAnthropic (make_client) -> HTTP -> "
+        "StubServer on 127.0.0.1 (in this process)"
+    )
 
     problems: list[str] = []
     with StubServer(latency=LATENCY) as stub, env_vars(ANTHROPIC_BASE_URL=stub.url, ANTHROPIC_API_KEY="stub-key"):
@@ -287,7 +308,7 @@ def bench_review(runs: int) -> list[str]:
             for conc in (FAST, DEFAULT_CONCURRENCY):
                 for _ in range(runs):
                     run = review_once(stub, sections, panel, k, conc)
-                    if (p := check_votes(run, calls)):
+                    if p := check_votes(run, calls):
                         problems.append(f"concurrency {conc}: {p}")
                     rows[conc].append(run)
             with tempfile.TemporaryDirectory(prefix="swarmgate-bench-votes-") as tmp:
@@ -303,39 +324,58 @@ def bench_review(runs: int) -> list[str]:
     out("  concurrency   min     median  max     floor   target")
     lo, med, hi = spread([r.wall for r in rows[FAST]])
     verdict = "ok" if med <= TARGET_WALL else "OVER"
-    out(f"  {FAST:<11}   {fmt_s(lo)}   {fmt_s(med)}   {fmt_s(hi)}   {LATENCY:.3f}   <= {TARGET_WALL} s  {verdict} (median)")
+    out(
+        f"  {FAST:<11}   {fmt_s(lo)}   {fmt_s(med)}   {fmt_s(hi)}   {LATENCY:.3f}   <= {TARGET_WALL} s  {verdict} "
+        "(median)"
+    )
     lo, med16, hi = spread([r.wall for r in rows[DEFAULT_CONCURRENCY]])
-    out(f"  {DEFAULT_CONCURRENCY:<11}   {fmt_s(lo)}   {fmt_s(med16)}   {fmt_s(hi)}   {floor16:.3f}   "
-        f"(floor = ceil({calls}/{DEFAULT_CONCURRENCY}) x {LATENCY} s)")
+    out(
+        f"  {DEFAULT_CONCURRENCY:<11}   {fmt_s(lo)}   {fmt_s(med16)}   {fmt_s(hi)}   {floor16:.3f}   "
+        f"(floor = ceil({calls}/{DEFAULT_CONCURRENCY}) x {LATENCY} s)"
+    )
     out(f"  sequential    {calls} calls x {LATENCY} s = {calls * LATENCY:.1f} s (arithmetic, not measured)")
-    out(f"  speed-up at {FAST}: {calls * LATENCY / med:.0f}x over sequential; "
-        f"{med16 / med:.1f}x over the default concurrency {DEFAULT_CONCURRENCY}")
+    out(
+        f"  speed-up at {FAST}: {calls * LATENCY / med:.0f}x over sequential; "
+        f"{med16 / med:.1f}x over the default concurrency {DEFAULT_CONCURRENCY}"
+    )
     cpu = statistics.median(r.cpu for r in rows[FAST])
     over = statistics.median(r.wall - LATENCY for r in rows[FAST])
-    out(f"  where the time over {LATENCY} s goes at {FAST} (medians): {over * 1000:.0f} ms over the floor; "
-        f"process CPU in review() {cpu * 1000:.0f} ms = {cpu / calls * 1000:.2f} ms/call (SDK + httpx2 + stub, one GIL)")
-    out(f"    requests reached the stub {statistics.median(r.first_in for r in rows[FAST]) * 1000:.0f}-"
+    out(
+        f"  where the time over {LATENCY} s goes at {FAST} (medians): {over * 1000:.0f} ms over the floor; "
+        f"process CPU in review() {cpu * 1000:.0f} ms = {cpu / calls * 1000:.2f} ms/call (SDK + httpx2 + stub, one GIL)"
+    )
+    out(
+        f"    requests reached the stub {statistics.median(r.first_in for r in rows[FAST]) * 1000:.0f}-"
         f"{statistics.median(r.last_in for r in rows[FAST]) * 1000:.0f} ms after review() started; "
         f"make_client() {statistics.median(r.client_s for r in rows[FAST]) * 1000:.0f} ms (outside these walls); "
-        f"warm-up run (not counted) {fmt_s(warm.wall)} s")
+        f"warm-up run (not counted) {fmt_s(warm.wall)} s"
+    )
     gc_n = [sum(r.gc.count[g] for r in rows[FAST]) for g in range(3)]
     gc_ms = [sum(r.gc.seconds[g] for r in rows[FAST]) * 1000 for g in range(3)]
-    out(f"    cyclic GC inside the {runs} timed runs at {FAST} (each run starts after gc.collect()): "
-        + ", ".join(f"gen{g} {gc_n[g]}x {gc_ms[g]:.0f} ms" for g in range(3)))
+    out(
+        f"    cyclic GC inside the {runs} timed runs at {FAST} (each run starts after gc.collect()): "
+        + ", ".join(f"gen{g} {gc_n[g]}x {gc_ms[g]:.0f} ms" for g in range(3))
+    )
     out("  prompt cache, stub usage of one run (an entry is readable once the call that wrote it has answered;")
     out("  these sections are below the prewarm size, so calls in flight together all write):")
     out(f"    concurrency {FAST:<3} {usage_line(rows[FAST][0])}")
     out(f"    concurrency {DEFAULT_CONCURRENCY:<3} {usage_line(rows[DEFAULT_CONCURRENCY][0])}")
-    out(f"  vote cache on (temp dir): first run {first.calls} calls {fmt_s(first.wall)} s; "
-        f"rerun on the same diff {rerun.calls} calls, {cached_votes}/{calls} votes from cache, {fmt_s(rerun.wall)} s")
+    out(
+        f"  vote cache on (temp dir): first run {first.calls} calls {fmt_s(first.wall)} s; "
+        f"rerun on the same diff {rerun.calls} calls, {cached_votes}/{calls} votes from cache, {fmt_s(rerun.wall)} s"
+    )
     if "error" in e2e:
         problems.append(f"end-to-end pytest run failed: {e2e['error']}")
     else:
-        out(f"  end-to-end `pytest --swarm-review --swarm-concurrency={FAST} --swarm-no-cache` (fresh process): "
+        out(
+            f"  end-to-end `pytest --swarm-review --swarm-concurrency={FAST} --swarm-no-cache` (fresh process): "
             f"report wall_time_s {e2e['wall_time_s']:.3f} s, {e2e['calls']} calls, {e2e['errors']} errors, "
-            f"process {e2e['elapsed']:.2f} s")
-        out(f"    wall_time_s spans make_client(), whose lazy `import anthropic` costs {e2e['import_anthropic']:.3f} s "
-            "cold, then review()")
+            f"process {e2e['elapsed']:.2f} s"
+        )
+        out(
+            f"    wall_time_s spans make_client(), whose lazy `import anthropic` costs {e2e['import_anthropic']:.3f} s "
+            "cold, then review()"
+        )
     if rerun.calls != 0:
         problems.append(f"vote-cache rerun made {rerun.calls} calls, expected 0")
     for p in problems:
@@ -365,20 +405,28 @@ print("@@MODULES@@" + json.dumps({{"rc": int(rc), "loaded": {{m: m in sys.module
 def module_check(root: Path, env: dict[str, str], extra: list[str]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-c", MODULE_PROBE, "--co", "-q", "-p", "no:cacheprovider", *extra],
-        cwd=root, env=env, capture_output=True, text=True, check=False,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     for line in proc.stdout.splitlines():
         if line.startswith("@@MODULES@@"):
-            result: dict[str, Any] = json.loads(line[len("@@MODULES@@"):])
+            result: dict[str, Any] = json.loads(line[len("@@MODULES@@") :])
             return result
     raise RuntimeError(f"module probe failed: {proc.stdout[-500:]}{proc.stderr[-500:]}")
 
 
 def plugin_import_ms(env: dict[str, str], n: int = 5) -> float:
-    code = ("import time, pytest; t = time.perf_counter(); import pytest_swarmgate.plugin; "
-            "print((time.perf_counter() - t) * 1000)")
-    xs = [float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False).stdout)
-          for _ in range(n)]
+    code = (
+        "import time, pytest; t = time.perf_counter(); import pytest_swarmgate.plugin; "
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    xs = [
+        float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False).stdout)
+        for _ in range(n)
+    ]
     return statistics.median(xs)
 
 
@@ -391,8 +439,14 @@ def time_collect(root: Path, env: dict[str, str], extra: list[str]) -> tuple[flo
     """(wall, CPU) seconds of one `pytest --co` subprocess; CPU is user+sys of that child alone."""
     cpu0 = child_cpu()
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, *PYTEST_BASE, *extra], cwd=root, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        [sys.executable, *PYTEST_BASE, *extra],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"pytest --co exited {proc.returncode} with {extra}")
@@ -423,7 +477,7 @@ def startup_condition(root: Path, env: dict[str, str], reps: int) -> Startup:
         time_collect(root, env, ["-p", "no:swarmgate"])
     for i in range(reps):
         order: tuple[tuple[list[tuple[float, float]], list[str]], ...] = ((on, []), (off, ["-p", "no:swarmgate"]))
-        for bucket, extra in (order if i % 2 == 0 else order[::-1]):
+        for bucket, extra in order if i % 2 == 0 else order[::-1]:
             bucket.append(time_collect(root, env, extra))
     med = statistics.median
     return Startup(med(w for w, _ in on), med(w for w, _ in off), med(c for _, c in on), med(c for _, c in off))
@@ -442,23 +496,31 @@ def bench_startup(reps: int) -> list[str]:
         if os.environ.get("PYTHONDONTWRITEBYTECODE"):
             conditions.append(("PYTHONDONTWRITEBYTECODE=1 as inherited", clean_env()))
 
-        out(f"STARTUP  `python -m pytest --co -q -p no:cacheprovider` on {TESTS_FILES} files x {TESTS_PER_FILE} tests "
+        out(
+            f"STARTUP  `python -m pytest --co -q -p no:cacheprovider` on {TESTS_FILES} files x {TESTS_PER_FILE} tests "
             f"= {TESTS_FILES * TESTS_PER_FILE} tests; sys.executable, PYTEST_*/PYTHONPATH cleared; "
-            f"{reps} runs each, interleaved, alternating order; medians")
+            f"{reps} runs each, interleaved, alternating order; medians"
+        )
         out("  condition                                 wall: flag off  -p no:swarmgate  ratio   | CPU ratio  target")
         for name, env in conditions:
             r = startup_condition(root, env, reps)
             verdict = "ok" if r.ratio <= TARGET_RATIO else "OVER"
-            out(f"  {name:<40}  {fmt_s(r.wall_on)} s         {fmt_s(r.wall_off)} s          {r.ratio:.3f}   | "
-                f"{r.cpu_ratio:.3f}      <= {TARGET_RATIO} (wall)  {verdict}")
+            out(
+                f"  {name:<40}  {fmt_s(r.wall_on)} s         {fmt_s(r.wall_off)} s          {r.ratio:.3f}   | "
+                f"{r.cpu_ratio:.3f}      <= {TARGET_RATIO} (wall)  {verdict}"
+            )
         on = module_check(root, cached_env, [])
         off = module_check(root, cached_env, ["-p", "no:swarmgate"])
         loaded = on["loaded"]
         ok = loaded["pytest_swarmgate.plugin"] and not loaded["anthropic"] and not loaded["unidiff"]
         listed = ", ".join(f"{m} {'yes' if v else 'no'}" for m, v in loaded.items())
         out(f"  imported with the flag off (sys.modules after pytest.main): {listed}  -> {'ok' if ok else 'PROBLEM'}")
-        out(f"  with -p no:swarmgate: pytest_swarmgate.plugin {'yes' if off['loaded']['pytest_swarmgate.plugin'] else 'no'}"
-            f"; `import pytest_swarmgate.plugin` after pytest: {plugin_import_ms(cached_env):.1f} ms (median of 5 fresh processes)")
+        out(
+            "  with -p no:swarmgate: pytest_swarmgate.plugin "
+            f"{'yes' if off['loaded']['pytest_swarmgate.plugin'] else 'no'}"
+            f"; `import pytest_swarmgate.plugin` after pytest: {plugin_import_ms(cached_env):.1f} ms (median of 5 "
+            "fresh processes)"
+        )
     return lines
 
 
@@ -494,8 +556,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(flush=True)
         for line in bench_startup(args.reps):
             print(line, flush=True)
-    print(f"\nbench time {time.perf_counter() - started:.0f} s; load average at end "
-          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(
+        f"\nbench time {time.perf_counter() - started:.0f} s; load average at end "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
     return 0
 
 

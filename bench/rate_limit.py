@@ -60,8 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls = len(sections) * VOTERS
     floor = calls / args.rps
     script = Script(default=Reply.verdict("SAFE"))
-    with StubServer(script, latency=args.latency, rate_limit=RateLimit(args.rps)) as stub, env_vars(
-        ANTHROPIC_BASE_URL=stub.url, ANTHROPIC_API_KEY="stub"
+    with (
+        StubServer(script, latency=args.latency, rate_limit=RateLimit(args.rps)) as stub,
+        env_vars(ANTHROPIC_BASE_URL=stub.url, ANTHROPIC_API_KEY="stub"),
     ):
         wall, results, control = asyncio.run(one_run(sections, args.concurrency))
         log = stub.requests
@@ -70,12 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     limited = sum(r.status == 429 for r in log)
     answered = sum(r.status == 200 for r in log)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"RATE LIMIT  {len(sections)} sections x {VOTERS} voters = {calls} calls, stub limit {args.rps:g} requests/s "
-          f"(bucket of 1 s), latency {args.latency:g} s, concurrency {args.concurrency}, load average {load}")
-    print(f"  wall {wall:.2f} s   floor {floor:.2f} s ({calls} / {args.rps:g})   ratio {wall / floor:.3f}   "
-          f"target <= {TARGET_RATIO}  {'ok' if wall / floor <= TARGET_RATIO else 'OVER'}")
-    print(f"  ERROR votes {len(errors)} (must be 0)  {'ok' if not errors else 'PROBLEM'}   votes {len(votes)}   "
-          f"stub answers: {answered} x 200, {limited} x 429 (retry-after), {len(log)} requests")
+    print(
+        f"RATE LIMIT  {len(sections)} sections x {VOTERS} voters = {calls} calls, stub limit {args.rps:g} requests/s "
+        f"(bucket of 1 s), latency {args.latency:g} s, concurrency {args.concurrency}, load average {load}"
+    )
+    print(
+        f"  wall {wall:.2f} s   floor {floor:.2f} s ({calls} / {args.rps:g})   ratio {wall / floor:.3f}   "
+        f"target <= {TARGET_RATIO}  {'ok' if wall / floor <= TARGET_RATIO else 'OVER'}"
+    )
+    print(
+        f"  ERROR votes {len(errors)} (must be 0)  {'ok' if not errors else 'PROBLEM'}   votes {len(votes)}   "
+        f"stub answers: {answered} x 200, {limited} x 429 (retry-after), {len(log)} requests"
+    )
     seen = control.pacer.rate_limited
     print(f"  pacer: {seen} rate-limited answers seen, calls sent {control.sent} of {control.total}")
     if errors:

@@ -34,7 +34,8 @@ import json
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
 
 import pytest
 
@@ -172,8 +173,10 @@ def mismatch_lines(run: FixtureRun, gate: Gate, blocked: bool, *, verbose: bool 
 def unjudged_lines(run: FixtureRun, gate: Gate, reason: str) -> list[str]:
     """The failure text of a fixture the panel did not judge: INCONCLUSIVE, with every vote."""
     f = run.fixture
-    lines = [f"{terminal(f.id)}: expected {f.expected}, but the gate at K={gate.k} of N={gate.n} is INCONCLUSIVE: "
-             f"not scored ({terminal(reason)})"]
+    lines = [
+        f"{terminal(f.id)}: expected {f.expected}, but the gate at K={gate.k} of N={gate.n} is INCONCLUSIVE: "
+        f"not scored ({terminal(reason)})"
+    ]
     for result in run.results or ():
         lines.extend("  " + line for line in section_lines(result))
     return lines
@@ -296,7 +299,8 @@ class CalibrationController(ControllerRun, CalibrationItems):
                 self.report_base.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise pytest.UsageError(
-                    f"swarmgate: cannot write the calibration report under {self.report_base.parent}: {exc.strerror or exc}"
+                    f"swarmgate: cannot write the calibration report under {self.report_base.parent}: "
+                    f"{exc.strerror or exc}"
                 ) from None
         self.corpus = corpus_directory(config)
         fixtures = load_fixtures(self.corpus)
@@ -343,8 +347,13 @@ class CalibrationController(ControllerRun, CalibrationItems):
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         via = ", through the Message Batches API" if self.batch else ""
         held, self.held_lines = self.held_lines or [], None
-        return [(f"swarmgate calibration: {self.settings.describe_panel()}, corpus: {self.corpus}, "
-                 f"{plural(len(self.runs), 'fixture')}, {plural(self.sections, 'section')}{via}"), *held]
+        return [
+            (
+                f"swarmgate calibration: {self.settings.describe_panel()}, corpus: {self.corpus}, "
+                f"{plural(len(self.runs), 'fixture')}, {plural(self.sections, 'section')}{via}"
+            ),
+            *held,
+        ]
 
     def run_once(self) -> None:
         """Run the panel over every fixture and build the report."""
@@ -356,15 +365,19 @@ class CalibrationController(ControllerRun, CalibrationItems):
         plans = [p for p, keep in zip(self.plans, self.chosen, strict=True) if keep]
         if self.config.pluginmanager.has_plugin("dsession") and not self.batch:
             self.held_lines = []
-        self._write(f"swarmgate: calibrating on {len(plans)} of {plural(len(self.runs), 'fixture')}: "
-                    f"{plural(sum(len(p.sections) for p in plans), 'section')} x {plural(self.settings.n, 'voter')} ...")
+        self._write(
+            f"swarmgate: calibrating on {len(plans)} of {plural(len(self.runs), 'fixture')}: "
+            f"{plural(sum(len(p.sections) for p in plans), 'section')} x {plural(self.settings.n, 'voter')} ..."
+        )
         self.review = self._execute(plans)
         if self.review.stopped is not None:
             # Scores over calls never sent would be noise: say why, with the review-incomplete code.
             from .exitcodes import REVIEW_INCOMPLETE
 
-            pytest.exit(f"swarmgate: calibration {self.review.stopped.line()} [exit {REVIEW_INCOMPLETE}]",
-                        returncode=REVIEW_INCOMPLETE)
+            pytest.exit(
+                f"swarmgate: calibration {self.review.stopped.line()} [exit {REVIEW_INCOMPLETE}]",
+                returncode=REVIEW_INCOMPLETE,
+            )
         # The engine keeps section order, and fixtures' sections were queued fixture by fixture.
         results = iter(self.review.results)
         self.runs = tuple(
@@ -441,9 +454,12 @@ class CalibrationController(ControllerRun, CalibrationItems):
         cached = review.cached_votes
         via = " through the Message Batches API" if self.batch else ""
         lines = [
-            (f"corpus {self.corpus}: {len(self.ran)} of {plural(len(self.runs), 'fixture')} run{self._narrowed()}, "
-             f"{plural(len(review.results), 'section')} x {plural(self.settings.n, 'voter')}: "
-             f"{plural(review.calls, 'call')}{via}, {plural(cached, 'vote')} from cache, wall {review.wall_time_s:.1f}s"),
+            (
+                f"corpus {self.corpus}: {len(self.ran)} of {plural(len(self.runs), 'fixture')} run{self._narrowed()}, "
+                f"{plural(len(review.results), 'section')} x {plural(self.settings.n, 'voter')}: "
+                f"{plural(review.calls, 'call')}{via}, {plural(cached, 'vote')} from cache, wall "
+                f"{review.wall_time_s:.1f}s"
+            ),
         ]
         lines.extend(f"note: {terminal(note, 300)}" for note in review.notes)
         for run in self.ran:
@@ -497,9 +513,13 @@ class CalibrationController(ControllerRun, CalibrationItems):
             },
             "report": report.to_dict(),
             "fixtures": [
-                {**run.to_dict(), "blocked": run.blocked(self.gate), "not_scored": run.not_scored(self.gate),
-                 "agrees": run.not_scored(self.gate) is None
-                 and run.blocked(self.gate) == (run.fixture.expected == "UNSAFE")}
+                {
+                    **run.to_dict(),
+                    "blocked": run.blocked(self.gate),
+                    "not_scored": run.not_scored(self.gate),
+                    "agrees": run.not_scored(self.gate) is None
+                    and run.blocked(self.gate) == (run.fixture.expected == "UNSAFE"),
+                }
                 for run in self.ran
             ],
         }
@@ -507,8 +527,10 @@ class CalibrationController(ControllerRun, CalibrationItems):
     def _write_reports(self, base: Path, report: CalibrationReport) -> list[str]:
         """Write BASE.json, BASE.md and (with matplotlib) BASE.png; the lines to show about them."""
         json_path, md_path, png_path = (Path(f"{base}{suffix}") for suffix in (".json", ".md", ".png"))
-        heading = (f"# Swarm calibration\n\ncorpus `{self.corpus}`, {self.settings.describe_panel()} in force"
-                   f"{', Message Batches' if self.batch else ''}\n\n")
+        heading = (
+            f"# Swarm calibration\n\ncorpus `{self.corpus}`, {self.settings.describe_panel()} in force"
+            f"{', Message Batches' if self.batch else ''}\n\n"
+        )
         try:
             write_text_atomic(json_path, json.dumps(self.document(report), indent=2, ensure_ascii=False) + "\n")
             write_text_atomic(md_path, heading + report.render_markdown())
@@ -525,4 +547,3 @@ class CalibrationController(ControllerRun, CalibrationItems):
 def write_plot(report: CalibrationReport, target: Path) -> bool:
     """plot_k_curve, atomically: False (and no file) when matplotlib is not installed."""
     return write_atomic(target, lambda tmp: plot_k_curve(report, tmp))
-

@@ -8,7 +8,8 @@ import shlex
 from dataclasses import dataclass
 from itertools import cycle, islice
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -22,10 +23,25 @@ from .options import EFFORTS
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
-    {"panel", "threshold", "on_inconclusive", "concurrency", "timeout", "max_retries", "max_tokens", "prewarm",
-     "deadline",
-     "cache_ttl", "section_budget", "max_sections", "include", "exclude", "max_section_chars", "max_input_tokens",
-     *PANEL_KEYS}
+    {
+        "panel",
+        "threshold",
+        "on_inconclusive",
+        "concurrency",
+        "timeout",
+        "max_retries",
+        "max_tokens",
+        "prewarm",
+        "deadline",
+        "cache_ttl",
+        "section_budget",
+        "max_sections",
+        "include",
+        "exclude",
+        "max_section_chars",
+        "max_input_tokens",
+        *PANEL_KEYS,
+    }
 )
 
 
@@ -193,7 +209,7 @@ def build_panel(
         raise ValueError(f"the panel needs at least one voter, got {n}")
     if not models:
         raise ValueError("the panel needs at least one model")
-    rows = zip(_cycled(models, n), _cycled(temperatures, n), _cycled(efforts, n), _cycled(lenses, n))
+    rows = zip(_cycled(models, n), _cycled(temperatures, n), _cycled(efforts, n), _cycled(lenses, n), strict=True)
     return [
         Voter(
             id=f"v{i}",

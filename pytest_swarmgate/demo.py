@@ -39,17 +39,31 @@ def demo_script() -> Script:
 
 def pytest_command(diff: Path, scratch: Path, extra: Sequence[str] = ()) -> list[str]:
     return [
-        sys.executable, "-m", "pytest", "-c", str(scratch / "pytest.ini"), "--rootdir", str(scratch),
-        "--noconftest", "-p", "no:cacheprovider", "--swarm-review", "--swarm-only",
-        f"--swarm-diff={diff}", "--swarm-no-cache", *extra,
+        sys.executable,
+        "-m",
+        "pytest",
+        "-c",
+        str(scratch / "pytest.ini"),
+        "--rootdir",
+        str(scratch),
+        "--noconftest",
+        "-p",
+        "no:cacheprovider",
+        "--swarm-review",
+        "--swarm-only",
+        f"--swarm-diff={diff}",
+        "--swarm-no-cache",
+        *extra,
     ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     extra = list(sys.argv[1:] if argv is None else argv)  # e.g. -v, -q, --color=yes
-    with tempfile.TemporaryDirectory(prefix="swarmgate-demo-") as tmp, \
-            as_file(files("pytest_swarmgate") / "testing" / "sample.diff") as diff, \
-            StubServer(demo_script(), port=0) as stub:
+    with (
+        tempfile.TemporaryDirectory(prefix="swarmgate-demo-") as tmp,
+        as_file(files("pytest_swarmgate") / "testing" / "sample.diff") as diff,
+        StubServer(demo_script(), port=0) as stub,
+    ):
         scratch = Path(tmp)
         (scratch / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -74,7 +75,9 @@ class SectionItem(ReviewItem):
             raise SectionFailed([section_line(result), SEE_SUMMARY])
         if run.gate.warns(result.outcome):
             # The warnings summary prints the message raw: the file name is the pull request's.
-            warnings.warn(pytest.PytestWarning(f"swarm review of {terminal(self.section.id)} is {result.tally()}"))
+            warnings.warn(
+                pytest.PytestWarning(f"swarm review of {terminal(self.section.id)} is {result.tally()}"), stacklevel=2
+            )
 
 
 class NotReviewedItem(ReviewItem):

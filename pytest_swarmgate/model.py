@@ -18,6 +18,18 @@ from .core.model import (
 )
 
 __all__ = [
-    "OUTCOMES", "SEVERITIES", "VERDICTS", "Finding", "NotReviewed", "Outcome", "RunResult", "Section",
-    "SectionResult", "Settings", "Usage", "Verdict", "Vote", "Voter",
+    "OUTCOMES",
+    "SEVERITIES",
+    "VERDICTS",
+    "Finding",
+    "NotReviewed",
+    "Outcome",
+    "RunResult",
+    "Section",
+    "SectionResult",
+    "Settings",
+    "Usage",
+    "Verdict",
+    "Vote",
+    "Voter",
 ]

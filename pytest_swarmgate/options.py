@@ -6,7 +6,8 @@ Standard library and pytest only: this module is imported on every pytest start.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -23,7 +24,7 @@ class Option:
 
     # A plain class, not a dataclass: this module is imported on every pytest start, and
     # generating dataclass methods costs more than the rest of the module.
-    __slots__ = ("name", "help", "default", "convert", "ini_type", "flag", "metavar")
+    __slots__ = ("convert", "default", "flag", "help", "ini_type", "metavar", "name")
     # ini_type None: command line only (a setting the pull request's ini file must not give).
 
     def __init__(
@@ -100,66 +101,199 @@ def split_list(text: str) -> list[str]:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("review", "Review the diff with the swarm panel and fail the session on an UNSAFE section", False, bool_value, "bool", flag=True),
+    Option(
+        "review",
+        "Review the diff with the swarm panel and fail the session on an UNSAFE section",
+        False,
+        bool_value,
+        "bool",
+        flag=True,
+    ),
     Option(
         "only",
         "Run only the review (or calibration): collect none of the project's tests, import none of its modules "
         "(conftest.py files still load unless --noconftest)",
-        False, bool_value, "bool", flag=True,
+        False,
+        bool_value,
+        "bool",
+        flag=True,
     ),
     Option("diff", "Diff to review: a patch file, or - for stdin (write --swarm-diff=PATH)", metavar="PATH"),
     Option("base", "Review `git diff BASE...HEAD` (default: origin/$GITHUB_BASE_REF in GitHub Actions)", metavar="REF"),
     Option("voters", "Panel size N", 5, _positive_int, metavar="N"),
-    Option("threshold", "SAFE votes needed for a SAFE outcome, 1 <= K <= N (default 4 of 5; ceil(0.8 N) for other N)", 4, _positive_int, metavar="K"),
-    Option("models", f"Comma list of models, cycled over the voters (default {DEFAULT_MODEL})", DEFAULT_MODEL, metavar="LIST"),
-    Option("temperatures", "Comma list of temperatures 0.0-1.0, cycled over the voters; sent only where the endpoint accepts them", "", metavar="LIST"),
+    Option(
+        "threshold",
+        "SAFE votes needed for a SAFE outcome, 1 <= K <= N (default 4 of 5; ceil(0.8 N) for other N)",
+        4,
+        _positive_int,
+        metavar="K",
+    ),
+    Option(
+        "models",
+        f"Comma list of models, cycled over the voters (default {DEFAULT_MODEL})",
+        DEFAULT_MODEL,
+        metavar="LIST",
+    ),
+    Option(
+        "temperatures",
+        "Comma list of temperatures 0.0-1.0, cycled over the voters; sent only where the endpoint accepts them",
+        "",
+        metavar="LIST",
+    ),
     Option("effort", f"Comma list of efforts ({', '.join(EFFORTS)}), cycled over the voters", "", metavar="LIST"),
     # A lens per voter by default: five copies of one reviewer would vote without independence.
-    Option("lenses", "Comma list of review lenses, cycled over the voters (none for no lens)", DEFAULT_LENSES, metavar="LIST"),
-    Option("panel", "Whole panel, one voter per line: MODEL [temperature=T] [effort=E] [lens=L] (ini only)", "", ini_type="linelist"),
-    Option("on-inconclusive", "What an INCONCLUSIVE section does to the session: fail, warn or pass", "fail", _choice(INCONCLUSIVE_POLICIES), metavar="POLICY"),
+    Option(
+        "lenses",
+        "Comma list of review lenses, cycled over the voters (none for no lens)",
+        DEFAULT_LENSES,
+        metavar="LIST",
+    ),
+    Option(
+        "panel",
+        "Whole panel, one voter per line: MODEL [temperature=T] [effort=E] [lens=L] (ini only)",
+        "",
+        ini_type="linelist",
+    ),
+    Option(
+        "on-inconclusive",
+        "What an INCONCLUSIVE section does to the session: fail, warn or pass",
+        "fail",
+        _choice(INCONCLUSIVE_POLICIES),
+        metavar="POLICY",
+    ),
     Option("concurrency", "Calls in flight at once, over all sections and voters", 16, _positive_int, metavar="N"),
-    Option("timeout", "Seconds one vote may take, the SDK's retries included, before it is an ERROR vote", 120.0, _positive_float, metavar="SECONDS"),
-    Option("max-retries",
-           "Retries the anthropic SDK makes on 5xx and connection errors (a 429 or 529 waits on the run's pacer instead)", 2, _non_negative_int, metavar="N"),
-    Option("deadline",
-           "Seconds the whole review may wait on the endpoint's rate limit; after that a call still waiting is an ERROR vote",
-           1200.0, _positive_float, metavar="SECONDS"),
-    Option("preflight",
-           "Only check the set-up: the credentials, the endpoint and every model of the panel, one cheap call each; "
-           "no review, no tests; command line only",
-           False, bool_value, None, flag=True),
+    Option(
+        "timeout",
+        "Seconds one vote may take, the SDK's retries included, before it is an ERROR vote",
+        120.0,
+        _positive_float,
+        metavar="SECONDS",
+    ),
+    Option(
+        "max-retries",
+        "Retries the anthropic SDK makes on 5xx and connection errors (a 429 or 529 waits on the run's pacer instead)",
+        2,
+        _non_negative_int,
+        metavar="N",
+    ),
+    Option(
+        "deadline",
+        "Seconds the whole review may wait on the endpoint's rate limit; after that a call still waiting is an ERROR "
+        "vote",
+        1200.0,
+        _positive_float,
+        metavar="SECONDS",
+    ),
+    Option(
+        "preflight",
+        "Only check the set-up: the credentials, the endpoint and every model of the panel, one cheap call each; "
+        "no review, no tests; command line only",
+        False,
+        bool_value,
+        None,
+        flag=True,
+    ),
     Option("max-tokens", "Output token limit of one vote", 4096, _positive_int, metavar="N"),
-    Option("prewarm", "Write each large section into the prompt cache before its voters read it: auto (sections of 4000+ characters), on or off", "auto", _choice(PREWARM_MODES), metavar="MODE"),
-    Option("cache-ttl", "Prompt cache lifetime of the policy: 5m, or 1h where the endpoint offers it (writes cost 2x input instead of 1.25x; reads 0.1x either way)", "5m", _choice(CACHE_TTLS), metavar="TTL"),
-    Option("max-sections", "Most sections one review may send (a cost ceiling): a larger diff is a usage error", 200, _positive_int, metavar="N"),
-    Option("section-budget", "Characters of diff in one section; a larger file is split along hunks", 60_000, _positive_int, metavar="CHARS"),
+    Option(
+        "prewarm",
+        "Write each large section into the prompt cache before its voters read it: auto (sections of 4000+ "
+        "characters), on or off",
+        "auto",
+        _choice(PREWARM_MODES),
+        metavar="MODE",
+    ),
+    Option(
+        "cache-ttl",
+        "Prompt cache lifetime of the policy: 5m, or 1h where the endpoint offers it (writes cost 2x input instead "
+        "of 1.25x; reads 0.1x either way)",
+        "5m",
+        _choice(CACHE_TTLS),
+        metavar="TTL",
+    ),
+    Option(
+        "max-sections",
+        "Most sections one review may send (a cost ceiling): a larger diff is a usage error",
+        200,
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
+        "section-budget",
+        "Characters of diff in one section; a larger file is split along hunks",
+        60_000,
+        _positive_int,
+        metavar="CHARS",
+    ),
     Option(
         "max-section-chars",
         "Largest section sent to the panel (a cost ceiling): a larger one (a single hunk no split can cut) "
         "is held for a human, never sent",
-        200_000, _positive_int, metavar="CHARS",
+        200_000,
+        _positive_int,
+        metavar="CHARS",
     ),
     Option(
         "max-input-tokens",
         "Most input tokens one review may send, estimated before any call at 1 token per 3 characters "
         "of every call's prompt: a larger diff is a usage error",
-        2_000_000, _positive_int, metavar="N",
+        2_000_000,
+        _positive_int,
+        metavar="N",
     ),
     Option("include", "Comma list of path globs to review (default: all)", "", metavar="GLOBS"),
     Option("exclude", "Comma list of path globs not to review", "", metavar="GLOBS"),
-    Option("cache-dir", "Vote cache directory (default: ~/.cache/pytest-swarmgate/votes, outside the checkout)", metavar="DIR"),
-    Option("allow-empty", "Let an empty diff from a file or stdin pass as nothing to review (an empty git diff always may); command line only", False, bool_value, None, flag=True),
+    Option(
+        "cache-dir",
+        "Vote cache directory (default: ~/.cache/pytest-swarmgate/votes, outside the checkout)",
+        metavar="DIR",
+    ),
+    Option(
+        "allow-empty",
+        "Let an empty diff from a file or stdin pass as nothing to review (an empty git diff always may); command "
+        "line only",
+        False,
+        bool_value,
+        None,
+        flag=True,
+    ),
     Option("no-cache", "Do not read or write the vote cache", False, bool_value, "bool", flag=True),
-    Option("allow-held", "Release the changes held for a human (what steers the gate's run, unreadable code) for the one diff whose sha256 is SHA (64 hex digits, at least 32); command line only", None, str, None, metavar="SHA"),
+    Option(
+        "allow-held",
+        "Release the changes held for a human (what steers the gate's run, unreadable code) for the one diff whose "
+        "sha256 is SHA (64 hex digits, at least 32); command line only",
+        None,
+        str,
+        None,
+        metavar="SHA",
+    ),
     Option("json", "Write the full JSON report to PATH", metavar="PATH"),
     Option("sarif", "Write SARIF 2.1.0 to PATH", metavar="PATH"),
     Option("annotations-max", "Most GitHub annotations written in one run", 50, _non_negative_int, metavar="N"),
     Option("calibrate", "Score the gate on a labeled corpus directory (default: the bundled one)", metavar="PATH"),
-    Option("calibration-report", "Write the calibration report to PATH.json and PATH.md (and PATH.png with matplotlib)", metavar="PATH"),
-    Option("target-fpr", "False positive rate the recommended K must stay at or under", 0.05, _fraction, metavar="RATE"),
-    Option("min-scored", "Share of the fixtures run that the panel must judge at some K before any K is recommended; below it the calibration fails", 0.8, _fraction, metavar="RATE"),
-    Option("batch", "Send calibration calls through the Message Batches API (half price, slower)", False, bool_value, "bool", flag=True),
+    Option(
+        "calibration-report",
+        "Write the calibration report to PATH.json and PATH.md (and PATH.png with matplotlib)",
+        metavar="PATH",
+    ),
+    Option(
+        "target-fpr", "False positive rate the recommended K must stay at or under", 0.05, _fraction, metavar="RATE"
+    ),
+    Option(
+        "min-scored",
+        "Share of the fixtures run that the panel must judge at some K before any K is recommended; below it the "
+        "calibration fails",
+        0.8,
+        _fraction,
+        metavar="RATE",
+    ),
+    Option(
+        "batch",
+        "Send calibration calls through the Message Batches API (half price, slower)",
+        False,
+        bool_value,
+        "bool",
+        flag=True,
+    ),
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}

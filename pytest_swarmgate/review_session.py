@@ -54,8 +54,12 @@ def diff_source(config: pytest.Config) -> tuple[str | None, str | None]:
     return (str(diff), None) if diff else (None, str(base) if base else None)
 
 
-INFO_MODES = {"collectonly": ("--collect-only", "--co"), "showfixtures": ("--fixtures",),
-              "show_fixtures_per_test": ("--fixtures-per-test",), "markers": ("--markers",)}
+INFO_MODES = {
+    "collectonly": ("--collect-only", "--co"),
+    "showfixtures": ("--fixtures",),
+    "show_fixtures_per_test": ("--fixtures-per-test",),
+    "markers": ("--markers",),
+}
 
 
 def refuse_untyped_info_modes(config: pytest.Config) -> None:
@@ -152,8 +156,10 @@ class Progress:
             return ""
         retries = self.stats.retries
         in_flight = self.stats.in_flight
-        return (f"; {in_flight} {'call' if in_flight == 1 else 'calls'} in flight, "
-                f"{retries} {'retry' if retries == 1 else 'retries'}")
+        return (
+            f"; {in_flight} {'call' if in_flight == 1 else 'calls'} in flight, "
+            f"{retries} {'retry' if retries == 1 else 'retries'}"
+        )
 
     def calls(self, progress: CallProgress) -> None:
         """Between sections: say when the run waits on the rate limit, and speak up after a silence."""
@@ -162,8 +168,10 @@ class Progress:
         told = progress.rate_limited <= self.limits_told
         if progress.waiting and not told and now - self.last_limit_line >= self.LIMIT_NOTE_S:
             self.limits_told, self.last_limit_line = progress.rate_limited, now
-            self.line(f"swarmgate: waiting on the rate limit ({progress.rate_limited} rate-limited answers so far) - "
-                      + describe_calls(progress, waiting=False))
+            self.line(
+                f"swarmgate: waiting on the rate limit ({progress.rate_limited} rate-limited answers so far) - "
+                + describe_calls(progress, waiting=False)
+            )
         elif now - self.last_line >= self.QUIET_S and progress.done < progress.total:
             self.line(f"swarmgate: {describe_calls(progress)}")
 
@@ -352,7 +360,9 @@ class ReviewController(ControllerRun, ReviewItems):
                     f"[exit {REVIEW_INCOMPLETE}]"
                 ]
                 if session.exitstatus in (
-                    pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED, pytest.ExitCode.TESTS_FAILED
+                    pytest.ExitCode.OK,
+                    pytest.ExitCode.NO_TESTS_COLLECTED,
+                    pytest.ExitCode.TESTS_FAILED,
                 ):
                     session.exitstatus = REVIEW_INCOMPLETE
             return
@@ -374,7 +384,9 @@ class ReviewController(ControllerRun, ReviewItems):
             # An output CI relies on is missing: never let that look like a clean pass.
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if self.run.stopped is not None and session.exitstatus in (
-            pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED, pytest.ExitCode.TESTS_FAILED
+            pytest.ExitCode.OK,
+            pytest.ExitCode.NO_TESTS_COLLECTED,
+            pytest.ExitCode.TESTS_FAILED,
         ):
             # "The review could not be completed", never read as "the code is unsafe".
             session.exitstatus = REVIEW_INCOMPLETE

@@ -10,7 +10,8 @@ import inspect
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Coroutine, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Coroutine
 
 import pytest
 
@@ -103,7 +104,9 @@ def plan(
         held=tuple(
             sorted(
                 {
-                    *held_changes(everything, unread, texts=_texts(base, tree, everything), ci_files=ci_files(os.environ)),
+                    *held_changes(
+                        everything, unread, texts=_texts(base, tree, everything), ci_files=ci_files(os.environ)
+                    ),
                     *(f"{i}: {r}" for i, r in oversized.items()),
                 }
             )
@@ -166,8 +169,15 @@ def over_ceiling(plan: Plan, settings: GateSettings) -> str | None:
 def stopped_run(plan: Plan, settings: GateSettings, stopped: Stopped) -> RunResult:
     """The result of a review that could not be completed: no votes, and why."""
     return RunResult(
-        plan.source, plan.diff_sha256, settings.panel, settings.gate, (), plan.not_reviewed,
-        held=plan.held, released=plan.released, stopped=stopped,
+        plan.source,
+        plan.diff_sha256,
+        settings.panel,
+        settings.gate,
+        (),
+        plan.not_reviewed,
+        held=plan.held,
+        released=plan.released,
+        stopped=stopped,
     )
 
 
@@ -262,7 +272,12 @@ def execute(
     panel = settings.panel
     if not plan.sections:
         return RunResult(
-            plan.source, plan.diff_sha256, tuple(panel), settings.gate, (), plan.not_reviewed,
+            plan.source,
+            plan.diff_sha256,
+            tuple(panel),
+            settings.gate,
+            (),
+            plan.not_reviewed,
             held=plan.held,
             released=plan.released,
         )

@@ -83,7 +83,9 @@ class SessionItems:
         raise NotImplementedError
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         # tryfirst: our items must exist before -m / -k deselection runs.
         prepend_collected(session, self.collector(session), items)
 

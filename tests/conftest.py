@@ -6,7 +6,8 @@ import json
 import textwrap
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import anthropic  # noqa: F401 - imported once here: pytester in-process runs would re-import it each time
 import jsonschema
@@ -16,6 +17,7 @@ from pytest_swarmgate.output import json_report as report_json
 from pytest_swarmgate.testing import Reply, Script, StubServer
 
 API_KEY = "sk-ant-test-0000-SECRET-must-never-be-printed"
+
 
 def _orders_diff(index: str, query: str, call: str) -> str:
     # Written line by line: a context line for an empty line is a single space, which
@@ -40,8 +42,8 @@ def _orders_diff(index: str, query: str, call: str) -> str:
     )
 
 
-SQL_DIFF = _orders_diff("2222222", "\"SELECT id, total FROM orders WHERE customer = '\" + customer + \"'\"", "query")
-CLEAN_DIFF = _orders_diff("3333333", "\"SELECT id, total FROM orders WHERE customer = ?\"", "query, (customer,)")
+SQL_DIFF = _orders_diff("2222222", '"SELECT id, total FROM orders WHERE customer = \'" + customer + "\'"', "query")
+CLEAN_DIFF = _orders_diff("3333333", '"SELECT id, total FROM orders WHERE customer = ?"', "query, (customer,)")
 
 README_DIFF = (
     "diff --git a/docs/README.md b/docs/README.md\n"
@@ -58,10 +60,26 @@ README_DIFF = (
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No test sees the developer's or CI's credentials, cache or GitHub variables."""
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_PROFILE",
-                 "ANTHROPIC_CONFIG_DIR", "GITHUB_ACTIONS", "GITHUB_BASE_REF", "GITHUB_STEP_SUMMARY",
-                 "PYTEST_ADDOPTS", "GITHUB_WORKFLOW_REF", "GITLAB_CI", "CI_CONFIG_PATH", "CIRCLECI", "BUILDKITE",
-                 "JENKINS_URL", "TF_BUILD", "TRAVIS", "BITBUCKET_BUILD_NUMBER"):
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_PROFILE",
+        "ANTHROPIC_CONFIG_DIR",
+        "GITHUB_ACTIONS",
+        "GITHUB_BASE_REF",
+        "GITHUB_STEP_SUMMARY",
+        "PYTEST_ADDOPTS",
+        "GITHUB_WORKFLOW_REF",
+        "GITLAB_CI",
+        "CI_CONFIG_PATH",
+        "CIRCLECI",
+        "BUILDKITE",
+        "JENKINS_URL",
+        "TF_BUILD",
+        "TRAVIS",
+        "BITBUCKET_BUILD_NUMBER",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     # The SDK would otherwise look for a profile in the real home directory.
@@ -101,7 +119,7 @@ def write_diff(directory: Path, text: str, name: str = "pr.patch") -> Path:
     return path
 
 
-def unsafe_finding(path: str = "app/orders.py", line: int = 7) -> dict:
+def unsafe_finding(path: str = "app/orders.py", line: int = 7) -> dict[str, Any]:
     return {
         "path": path,
         "line": line,
@@ -138,6 +156,5 @@ def custom_voter_conftest(cast_body: str, extra: str = "") -> str:
         "def pytest_swarmgate_make_voter(config, settings, client):\n"
         "    async def cast(section, voter, fence):\n"
         f"{body}\n"
-        "    return cast\n"
-        + textwrap.dedent(extra)
+        "    return cast\n" + textwrap.dedent(extra)
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Literal
+from collections.abc import Iterable
 
 # Loaded here, in the outer process: pytester's in-process runs drop the modules they import
 # when they end, so anthropic would be imported afresh (about a second) by every run, and
@@ -46,7 +47,9 @@ def query_diff(path: str, safe: bool) -> str:
     """A lookup that is parameterised (safe) or built by concatenation (unsafe)."""
     if safe:
         return module_diff(path, ["def find(db, key):", '    return db.execute("SELECT v FROM t WHERE k = ?", (key,))'])
-    return module_diff(path, ["def find(db, key):", '    return db.execute("SELECT v FROM t WHERE k = \'" + key + "\'")'])
+    return module_diff(
+        path, ["def find(db, key):", '    return db.execute("SELECT v FROM t WHERE k = \'" + key + "\'")']
+    )
 
 
 def write_corpus(directory: Path, fixtures: list[dict[str, Any]]) -> Path:
@@ -66,22 +69,32 @@ def fixture(name: str, path: str, expected: str, category: str = "sql-injection"
     label = "bad" if expected == "UNSAFE" else "good"
     text = extra.pop("text", None) or query_diff(path, safe=expected == "SAFE")
     flaw = {"path": path, "line": 3} if expected == "UNSAFE" else None
-    return {"diff": f"diffs/{name}.{label}.diff", "expected": expected, "category": category, "flaw": flaw,
-            "text": text, **extra}
+    return {
+        "diff": f"diffs/{name}.{label}.diff",
+        "expected": expected,
+        "category": category,
+        "flaw": flaw,
+        "text": text,
+        **extra,
+    }
 
 
 def small_corpus(directory: Path) -> Path:
     """Four fixtures; two share the path app/shared.py (the engine must keep them apart)."""
-    return write_corpus(directory, [
-        fixture("caught", "app/shared.py", "UNSAFE", why="concatenated SQL whybadmarker"),
-        fixture("clean", "app/shared.py", "SAFE", category="category-zeta"),
-        fixture("missed", "app/missed.py", "UNSAFE"),
-        fixture("false-alarm", "app/alarm.py", "SAFE"),
-    ])
+    return write_corpus(
+        directory,
+        [
+            fixture("caught", "app/shared.py", "UNSAFE", why="concatenated SQL whybadmarker"),
+            fixture("clean", "app/shared.py", "SAFE", category="category-zeta"),
+            fixture("missed", "app/missed.py", "UNSAFE"),
+            fixture("false-alarm", "app/alarm.py", "SAFE"),
+        ],
+    )
 
 
 def script_small(script: Script) -> Script:
     """`missed` is missed by everyone, `false-alarm` draws one UNSAFE vote, the rest are right."""
+
     def rule(ctx: CallContext) -> Reply | None:
         if ctx.path == "app/alarm.py":
             return Reply.verdict("UNSAFE") if ctx.voter == "v1" else Reply.verdict("SAFE")
@@ -121,13 +134,17 @@ def test_k_table_counts_exactly_the_votes_the_panel_cast(pytester, stub, script)
     order = list(range(2 * per_label))
     random.Random(7).shuffle(order)  # file paths say nothing about the label
     # The voters' answer key, built from what the manifest says: file path -> label.
-    label = {f"pkg/mod{order[i]:03d}.py": "UNSAFE" if i < per_label else "SAFE" for i in range(2 * per_label)}
+    label: dict[str, Literal["SAFE", "UNSAFE"]] = {
+        f"pkg/mod{order[i]:03d}.py": "UNSAFE" if i < per_label else "SAFE" for i in range(2 * per_label)
+    }
     fixtures = [
-        fixture(f"case{i:03d}", path, expected, category=("sql-injection", "path-traversal", "command-injection")[i % 3])
+        fixture(
+            f"case{i:03d}", path, expected, category=("sql-injection", "path-traversal", "command-injection")[i % 3]
+        )
         for i, (path, expected) in enumerate(label.items())
     ]
 
-    def verdict(path: str, voter: str) -> str:
+    def verdict(path: str, voter: str) -> Literal["SAFE", "UNSAFE"]:
         right = random.Random(f"{path}|{voter}").random() < accuracy
         return label[path] if right else ("SAFE" if label[path] == "UNSAFE" else "UNSAFE")
 
@@ -152,20 +169,22 @@ def test_k_table_counts_exactly_the_votes_the_panel_cast(pytester, stub, script)
         tpr = sum(flags[p][voter["voter_id"]] for p in label if label[p] == "UNSAFE") / per_label
         fpr = sum(flags[p][voter["voter_id"]] for p in label if label[p] == "SAFE") / per_label
         assert (voter["tpr"], voter["fpr"]) == (pytest.approx(tpr), pytest.approx(fpr)), voter
-    pairs = [(a, b) for i, a in enumerate(voters) for b in voters[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(voters) for b in voters[i + 1 :]]
     agreement = sum(flags[p][a] == flags[p][b] for a, b in pairs for p in label) / (len(pairs) * len(label))
     assert report["agreement"]["mean"] == pytest.approx(agreement)
-    result.stdout.fnmatch_lines([
-        "*= swarm calibration =*",
-        "Threshold K (N=5; 20 fixtures: 10 UNSAFE, 10 SAFE; INCONCLUSIVE counts as flagged; rates over the "
-        "fixtures scored at each K)",
-        "*K* (target FPR <= 15.0%)",
-        "mean pairwise agreement *; within-label Fleiss' kappa *",
-        "line accuracy: *",
-        "tokens: * input, * output, *; cost $*",
-        "per-voter, per-category and pairwise tables: -v or --swarm-calibration-report",
-        "K=4 in force: * of 20 scored fixtures disagree with their label*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= swarm calibration =*",
+            "Threshold K (N=5; 20 fixtures: 10 UNSAFE, 10 SAFE; INCONCLUSIVE counts as flagged; rates over the "
+            "fixtures scored at each K)",
+            "*K* (target FPR <= 15.0%)",
+            "mean pairwise agreement *; within-label Fleiss' kappa *",
+            "line accuracy: *",
+            "tokens: * input, * output, *; cost $*",
+            "per-voter, per-category and pairwise tables: -v or --swarm-calibration-report",
+            "K=4 in force: * of 20 scored fixtures disagree with their label*",
+        ]
+    )
     assert "Voters (" not in result.stdout.str()
     markdown = out.with_suffix(".md").read_text()
     for heading in ("### Voters (", "### Categories at K=", "### Agreement between voters"):
@@ -185,36 +204,44 @@ def test_items_fail_where_the_gate_disagrees_with_the_label(pytester, stub, scri
     result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=3", "-v")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=2)
-    result.stdout.fnmatch_lines_random([
-        "*swarm-calibrate::diffs/caught.bad.diff PASSED*",
-        "*swarm-calibrate::diffs/clean.good.diff PASSED*",
-        "*swarm-calibrate::diffs/missed.bad.diff FAILED*",
-        "*swarm-calibrate::diffs/false-alarm.good.diff FAILED*",
-    ])
-    result.stdout.fnmatch_lines([
-        "*swarm calibration of diffs/false-alarm.good.diff*",
-        "diffs/false-alarm.good.diff: expected SAFE, but the gate at K=3 of N=3 blocks it (UNSAFE)",
-        "  category sql-injection",
-        "  app/alarm.py: UNSAFE 1/3 (K=3) - app/alarm.py:* Untrusted input*",
-        "    v1 * UNSAFE *app/alarm.py:* Untrusted input*",
-        "    v2 * SAFE *",
-    ])
-    result.stdout.fnmatch_lines([
-        "diffs/missed.bad.diff: expected UNSAFE, but the gate at K=3 of N=3 lets it through (SAFE)",
-        "  category sql-injection, flaw at app/missed.py:3",
-        "  app/missed.py: SAFE 3/3 (K=3)",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            "*swarm-calibrate::diffs/caught.bad.diff PASSED*",
+            "*swarm-calibrate::diffs/clean.good.diff PASSED*",
+            "*swarm-calibrate::diffs/missed.bad.diff FAILED*",
+            "*swarm-calibrate::diffs/false-alarm.good.diff FAILED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*swarm calibration of diffs/false-alarm.good.diff*",
+            "diffs/false-alarm.good.diff: expected SAFE, but the gate at K=3 of N=3 blocks it (UNSAFE)",
+            "  category sql-injection",
+            "  app/alarm.py: UNSAFE 1/3 (K=3) - app/alarm.py:* Untrusted input*",
+            "    v1 * UNSAFE *app/alarm.py:* Untrusted input*",
+            "    v2 * SAFE *",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "diffs/missed.bad.diff: expected UNSAFE, but the gate at K=3 of N=3 lets it through (SAFE)",
+            "  category sql-injection, flaw at app/missed.py:3",
+            "  app/missed.py: SAFE 3/3 (K=3)",
+        ]
+    )
     assert "Traceback" not in result.stdout.str()
     assert len(stub.calls()) == 4 * 3  # sections x voters; the shared path was sent once per fixture
     # Without -v a failed fixture is its headline and a line per section, no votes.
     compact = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=3")
-    compact.stdout.fnmatch_lines([
-        "*swarm calibration of diffs/false-alarm.good.diff*",
-        "diffs/false-alarm.good.diff: expected SAFE, but the gate at K=3 of N=3 blocks it (UNSAFE)"
-        " - category sql-injection",
-        "  app/alarm.py: UNSAFE 1/3 (K=3) - app/alarm.py:* Untrusted input*",
-        "*swarm calibration of diffs/missed.bad.diff*",
-    ])
+    compact.stdout.fnmatch_lines(
+        [
+            "*swarm calibration of diffs/false-alarm.good.diff*",
+            "diffs/false-alarm.good.diff: expected SAFE, but the gate at K=3 of N=3 blocks it (UNSAFE)"
+            " - category sql-injection",
+            "  app/alarm.py: UNSAFE 1/3 (K=3) - app/alarm.py:* Untrusted input*",
+            "*swarm calibration of diffs/missed.bad.diff*",
+        ]
+    )
     assert "    v1 " not in compact.stdout.str()
     assert len(stub.calls(section="app/shared.py")) == 2 * 3
 
@@ -234,8 +261,9 @@ def test_xdist_gives_the_same_result_and_sends_no_fixture_twice(pytester, stub, 
 
     assert outcomes(parallel) == outcomes(serial) and len(outcomes(serial)) == 4
     assert len(stub.calls()) == 4 * 3
-    parallel.stdout.fnmatch_lines(["*swarm calibration*",
-                                   "K=3 in force: 2 of 4 scored fixtures disagree with their label*"])
+    parallel.stdout.fnmatch_lines(
+        ["*swarm calibration*", "K=3 in force: 2 of 4 scored fixtures disagree with their label*"]
+    )
 
 
 # --- reports ------------------------------------------------------------------------------
@@ -245,8 +273,9 @@ def test_both_report_files_and_the_plot_are_written(pytester, stub, script) -> N
     pytest.importorskip("matplotlib")
     script_small(script)
     out = pytester.path / "reports" / "cal"
-    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=3",
-                       f"--swarm-calibration-report={out}")
+    result = calibrate(
+        pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=3", f"--swarm-calibration-report={out}"
+    )
     result.stdout.fnmatch_lines([f"calibration report written: {out}.json, {out}.md, {out}.png"])
     data = json.loads(Path(f"{out}.json").read_text())
     assert data["report"]["n"] == 3 and data["k"] == 3
@@ -254,11 +283,14 @@ def test_both_report_files_and_the_plot_are_written(pytester, stub, script) -> N
     assert len(votes) == 4 * 3
     # Every vote, nothing lost: the JSON holds exactly what the stub answered.
     assert sorted(v.verdict for v in votes) == sorted(
-        ["UNSAFE"] * 3 + ["SAFE"] * 3 + ["SAFE"] * 3 + ["UNSAFE"] + ["SAFE"] * 2)
+        ["UNSAFE"] * 3 + ["SAFE"] * 3 + ["SAFE"] * 3 + ["UNSAFE"] + ["SAFE"] * 2
+    )
     assert all(v.usage.total > 0 and v.summary for v in votes)
     assert {f["fixture"]["id"]: f["agrees"] for f in data["fixtures"]} == {
-        "diffs/caught.bad.diff": True, "diffs/clean.good.diff": True,
-        "diffs/false-alarm.good.diff": False, "diffs/missed.bad.diff": False,
+        "diffs/caught.bad.diff": True,
+        "diffs/clean.good.diff": True,
+        "diffs/false-alarm.good.diff": False,
+        "diffs/missed.bad.diff": False,
     }
     markdown = Path(f"{out}.md").read_text()
     assert "### Threshold K (N=3;" in markdown and "| K | scored | not scored | TP |" in markdown
@@ -270,12 +302,15 @@ def test_without_matplotlib_the_plot_is_skipped_with_one_line(pytester, stub, sc
     pytester.makeconftest("import sys\nsys.modules['matplotlib'] = None  # as if it were not installed\n")
     script_small(script)
     out = pytester.path / "cal"
-    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=3",
-                       f"--swarm-calibration-report={out}")
-    result.stdout.fnmatch_lines([
-        f"calibration report written: {out}.json, {out}.md",
-        "plot skipped: matplotlib is not installed; pip install 'pytest-swarmgate[[]plot]'",
-    ])
+    result = calibrate(
+        pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=3", f"--swarm-calibration-report={out}"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            f"calibration report written: {out}.json, {out}.md",
+            "plot skipped: matplotlib is not installed; pip install 'pytest-swarmgate[[]plot]'",
+        ]
+    )
     assert Path(f"{out}.json").is_file() and Path(f"{out}.md").is_file()
     assert not Path(f"{out}.png").exists()
 
@@ -310,11 +345,15 @@ def manifest_without_label(corpus: Path) -> None:
     [
         (manifest_without_label, "fixture 2 (diffs/clean.good.diff): missing label 'expected'"),
         (lambda c: (c / "diffs" / "missed.bad.diff").unlink(), "'diff' file diffs/missed.bad.diff does not exist"),
-        (lambda c: (c / "diffs" / "extra.diff").write_text(query_diff("x.py", True)),
-         "diffs/extra.diff has no manifest entry in"),
+        (
+            lambda c: (c / "diffs" / "extra.diff").write_text(query_diff("x.py", True)),
+            "diffs/extra.diff has no manifest entry in",
+        ),
         (lambda c: (c / "manifest.json").write_text("{"), "manifest.json: invalid JSON at line 1"),
-        (lambda c: (c / "diffs" / "clean.good.diff").write_text("not a diff\n"),
-         "diffs/clean.good.diff: input is not a unified diff"),
+        (
+            lambda c: (c / "diffs" / "clean.good.diff").write_text("not a diff\n"),
+            "diffs/clean.good.diff: input is not a unified diff",
+        ),
     ],
     ids=["missing-label", "listed-file-missing", "unlisted-diff", "bad-json", "not-a-diff"],
 )
@@ -336,13 +375,23 @@ def test_a_missing_corpus_directory(pytester) -> None:
 def test_the_prompt_never_names_the_fixture_or_its_label(pytester, stub, script, monkeypatch, batch) -> None:
     monkeypatch.setenv("SWARMGATE_BATCH_POLL_SECONDS", "0.01")
     script_small(script)
-    calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", *(["--swarm-batch"] if batch else []))
+    calibrate(
+        pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", *(["--swarm-batch"] if batch else [])
+    )
     calls = stub.calls()
     assert len(calls) == 4 * 2
     for call in calls:
         sent = json.dumps(call.body)
-        for telling in (".bad.diff", ".good.diff", "diffs/", "caught", "false-alarm", "whybadmarker",
-                        "category-zeta", '"expected"'):
+        for telling in (
+            ".bad.diff",
+            ".good.diff",
+            "diffs/",
+            "caught",
+            "false-alarm",
+            "whybadmarker",
+            "category-zeta",
+            '"expected"',
+        ):
             assert telling not in sent, (telling, call.section)
 
 
@@ -352,7 +401,9 @@ def test_the_prompt_never_names_the_fixture_or_its_label(pytester, stub, script,
 def votes_by_fixture(path: Path) -> dict[str, list[tuple[str, str, str]]]:
     data = json.loads(path.read_text())
     return {
-        f["fixture"]["id"]: [(r["section"]["id"], v["voter_id"], v["verdict"]) for r in f["results"] for v in r["votes"]]
+        f["fixture"]["id"]: [
+            (r["section"]["id"], v["voter_id"], v["verdict"]) for r in f["results"] for v in r["votes"]
+        ]
         for f in data["fixtures"]
     }
 
@@ -361,25 +412,44 @@ def test_batch_mode_gives_the_same_verdicts_through_the_batches_api(pytester, st
     monkeypatch.setenv("SWARMGATE_BATCH_POLL_SECONDS", "0.01")
     script_small(script)
     corpus = small_corpus(pytester.path / "corpus")
-    direct = calibrate(pytester, corpus, "--swarm-voters=3", "--swarm-no-cache", f"--swarm-calibration-report={pytester.path / 'direct'}")
+    direct = calibrate(
+        pytester,
+        corpus,
+        "--swarm-voters=3",
+        "--swarm-no-cache",
+        f"--swarm-calibration-report={pytester.path / 'direct'}",
+    )
     stub.clear_log()
-    batched = calibrate(pytester, corpus, "--swarm-voters=3", "--swarm-no-cache", "--swarm-batch", f"--swarm-calibration-report={pytester.path / 'batch'}")
+    batched = calibrate(
+        pytester,
+        corpus,
+        "--swarm-voters=3",
+        "--swarm-no-cache",
+        "--swarm-batch",
+        f"--swarm-calibration-report={pytester.path / 'batch'}",
+    )
 
     assert batched.ret == direct.ret == pytest.ExitCode.TESTS_FAILED
     batched.assert_outcomes(passed=2, failed=2)
     assert votes_by_fixture(pytester.path / "batch.json") == votes_by_fixture(pytester.path / "direct.json")
     batch_report = json.loads((pytester.path / "batch.json").read_text())
     assert batch_report["report"]["cost"]["batch"] is True
-    assert all(v["usage"]["output_tokens"] > 0 for f in batch_report["fixtures"] for r in f["results"] for v in r["votes"])
-    batched.stdout.fnmatch_lines([
-        "swarmgate: batch msgbatch_* created: 12 requests",
-        "swarmgate: batch msgbatch_* in_progress: 0/12 done",
-        "swarmgate: batch msgbatch_* ended: 12/12 done (12 succeeded, 0 errored, 0 canceled, 0 expired)",
-    ])
+    assert all(
+        v["usage"]["output_tokens"] > 0 for f in batch_report["fixtures"] for r in f["results"] for v in r["votes"]
+    )
+    batched.stdout.fnmatch_lines(
+        [
+            "swarmgate: batch msgbatch_* created: 12 requests",
+            "swarmgate: batch msgbatch_* in_progress: 0/12 done",
+            "swarmgate: batch msgbatch_* ended: 12/12 done (12 succeeded, 0 errored, 0 canceled, 0 expired)",
+        ]
+    )
     batched.stdout.fnmatch_lines(["*12 calls through the Message Batches API*", "*with the 50% batch discount*"])
     paths = {r.path for r in stub.requests}
     assert "/v1/messages" not in paths
-    creates = [r for r in stub.requests if r.method == "POST" and r.path == "/v1/messages/batches" and r.custom_id is None]
+    creates = [
+        r for r in stub.requests if r.method == "POST" and r.path == "/v1/messages/batches" and r.custom_id is None
+    ]
     assert len(creates) == 1
     assert sorted(r["custom_id"] for r in creates[0].body["requests"]) == sorted(f"swarmgate-{i}" for i in range(12))
     assert len(stub.calls()) == 12
@@ -401,15 +471,27 @@ def test_batch_mode_drops_a_rejected_temperature_and_says_so(pytester, script, s
     monkeypatch.setenv("SWARMGATE_BATCH_POLL_SECONDS", "0")
     server = serve(script_small(script), sampling="reject")
     out = pytester.path / "cal"
-    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", "--swarm-threshold=1",
-                       "--swarm-temperatures=0.3", "--swarm-batch", f"--swarm-calibration-report={out}")
+    result = calibrate(
+        pytester,
+        small_corpus(pytester.path / "corpus"),
+        "--swarm-voters=2",
+        "--swarm-threshold=1",
+        "--swarm-temperatures=0.3",
+        "--swarm-batch",
+        f"--swarm-calibration-report={out}",
+    )
     answered = [r for r in server.calls() if r.status == 200]
     # SDK version, then the legacy version, then no temperature: one batch per rung.
-    result.stdout.fnmatch_lines(["*created: 8 requests", "*created: 8 requests under anthropic-version 2023-06-01",
-                                 "*created: 8 requests"])
+    result.stdout.fnmatch_lines(
+        ["*created: 8 requests", "*created: 8 requests under anthropic-version 2023-06-01", "*created: 8 requests"]
+    )
     assert len(answered) == 8 and not any(r.temperature_received for r in answered)
-    votes = [Vote.from_dict(v) for f in json.loads(Path(f"{out}.json").read_text())["fixtures"]
-             for r in f["results"] for v in r["votes"]]
+    votes = [
+        Vote.from_dict(v)
+        for f in json.loads(Path(f"{out}.json").read_text())["fixtures"]
+        for r in f["results"]
+        for v in r["votes"]
+    ]
     assert {v.verdict for v in votes} <= {"SAFE", "UNSAFE"}
     assert all(v.settings.temperature is None for v in votes)
     assert all("temperature 0.3 requested, not applied" in v.settings.notes[0] for v in votes)
@@ -418,8 +500,16 @@ def test_batch_mode_drops_a_rejected_temperature_and_says_so(pytester, script, s
 def test_batch_mode_applies_a_temperature_under_the_version_that_takes_it(pytester, script, serve, monkeypatch) -> None:
     monkeypatch.setenv("SWARMGATE_BATCH_POLL_SECONDS", "0")
     server = serve(script_small(script), sampling="legacy")
-    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=1", "--swarm-threshold=1",
-                       "--swarm-temperatures=0.4", "--swarm-batch", "-rA", "-v")
+    result = calibrate(
+        pytester,
+        small_corpus(pytester.path / "corpus"),
+        "--swarm-voters=1",
+        "--swarm-threshold=1",
+        "--swarm-temperatures=0.4",
+        "--swarm-batch",
+        "-rA",
+        "-v",
+    )
     answered = [r for r in server.calls() if r.status == 200]
     assert [(r.temperature, r.api_version) for r in answered] == [(0.4, "2023-06-01")] * 4
     result.assert_outcomes(passed=2, failed=2)
@@ -437,10 +527,18 @@ def test_batch_errors_are_error_votes(pytester, stub, script, monkeypatch) -> No
     # still decided (blocked); where v1 said SAFE it decided nothing: INCONCLUSIVE, not scored, and
     # the known-bad fixture the panel missed does not pass on v2's errors.
     result.assert_outcomes(passed=1, failed=3)
-    result.stdout.fnmatch_lines(["*ended: 8/8 done (4 succeeded, 4 errored, 0 canceled, 0 expired)",
-                                 "*v2 * ERROR * error: batch errored: api_error: boom*"])
-    result.stdout.fnmatch_lines(["diffs/missed.bad.diff: expected UNSAFE, but the gate at K=2 of N=2 is INCONCLUSIVE: "
-                                 "not scored (errors: INCONCLUSIVE at K=2, 1 of 2 votes were errors or missing*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*ended: 8/8 done (4 succeeded, 4 errored, 0 canceled, 0 expired)",
+            "*v2 * ERROR * error: batch errored: api_error: boom*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "diffs/missed.bad.diff: expected UNSAFE, but the gate at K=2 of N=2 is INCONCLUSIVE: "
+            "not scored (errors: INCONCLUSIVE at K=2, 1 of 2 votes were errors or missing*"
+        ]
+    )
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR, "half the corpus judged: no K can be recommended"
 
 
@@ -472,8 +570,13 @@ def test_a_bad_poll_interval_is_a_usage_error(pytester, monkeypatch) -> None:
 
 
 def test_batch_params_are_the_direct_call_without_its_sdk_options() -> None:
-    direct = {"model": "m", "max_tokens": 5, "messages": [], "extra_body": {"temperature": 0.3},
-              "extra_headers": {"anthropic-version": "2023-06-01"}}
+    direct = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [],
+        "extra_body": {"temperature": 0.3},
+        "extra_headers": {"anthropic-version": "2023-06-01"},
+    }
     assert batch_params(direct) == {"model": "m", "max_tokens": 5, "messages": [], "temperature": 0.3}
     assert "extra_body" in direct  # the caller's dict is left alone
 

@@ -8,7 +8,8 @@ import math
 import random
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Literal
+from collections.abc import Iterable, Sequence
 
 import pytest
 
@@ -28,17 +29,42 @@ from pytest_swarmgate.model import Finding, Usage, Vote
 MODEL = "claude-sonnet-4-5"
 
 
-def fixture(fid: str, expected: str = "UNSAFE", category: str = "sqli",
-            flaw: tuple[str, int | None] | None = None) -> Fixture:
-    return Fixture(id=fid, diff_path=Path(fid), expected=expected, category=category,  # type: ignore[arg-type]
-                   cwe=None, flaw_path=flaw[0] if flaw else None, flaw_line=flaw[1] if flaw else None,
-                   why="", adversarial=False, language=None)
+def fixture(
+    fid: str,
+    expected: Literal["SAFE", "UNSAFE"] = "UNSAFE",
+    category: str = "sqli",
+    flaw: tuple[str, int | None] | None = None,
+) -> Fixture:
+    return Fixture(
+        id=fid,
+        diff_path=Path(fid),
+        expected=expected,
+        category=category,
+        cwe=None,
+        flaw_path=flaw[0] if flaw else None,
+        flaw_line=flaw[1] if flaw else None,
+        why="",
+        adversarial=False,
+        language=None,
+    )
 
 
-def vote(voter: str, verdict: str, section: str = "s1", model: str = MODEL,
-         findings: Iterable[Finding] = (), usage: Usage | None = None) -> Vote:
-    return Vote(section_id=section, voter_id=voter, model=model, verdict=verdict,  # type: ignore[arg-type]
-                findings=tuple(findings), usage=usage or Usage())
+def vote(
+    voter: str,
+    verdict: str,
+    section: str = "s1",
+    model: str = MODEL,
+    findings: Iterable[Finding] = (),
+    usage: Usage | None = None,
+) -> Vote:
+    return Vote(
+        section_id=section,
+        voter_id=voter,
+        model=model,
+        verdict=verdict,  # type: ignore[arg-type]
+        findings=tuple(findings),
+        usage=usage or Usage(),
+    )
 
 
 def finding(path: str, line: int | None) -> Finding:
@@ -179,8 +205,7 @@ def test_multi_section_fixture_flagged_when_any_section_unsafe() -> None:
 
 def test_missing_vote_excludes_fixture_from_that_voter() -> None:
     fx = fixture("bad.diff")
-    fv = FixtureVotes(fx, (("s1", (vote("v0", "UNSAFE"), vote("v1", "UNSAFE"))),
-                           ("s2", (vote("v0", "UNSAFE", "s2"),))))
+    fv = FixtureVotes(fx, (("s1", (vote("v0", "UNSAFE"), vote("v1", "UNSAFE"))), ("s2", (vote("v0", "UNSAFE", "s2"),))))
     report = calibrate([fv], 2)
     assert [(v.voter_id, v.excluded, v.tpr) for v in report.voters] == [("v0", 0, 1.0), ("v1", 1, None)]
     assert report.agreement.pairs[0].fixtures == 0
@@ -230,10 +255,10 @@ def test_line_accuracy_counts_flagging_voters_within_three_lines() -> None:
     flaw = ("app/x.py", 42)
     fx = fixture("bad.diff", flaw=flaw)
     votes_s1 = (
-        vote("v0", "UNSAFE", findings=[finding("app/x.py", 45)]),   # hit: 3 lines away
-        vote("v1", "UNSAFE", findings=[finding("app/x.py", 46)]),   # miss: 4 lines away
-        vote("v2", "UNSAFE", findings=[finding("app/y.py", 42)]),   # miss: wrong file
-        vote("v3", "SAFE", findings=[finding("app/x.py", 42)]),     # not counted: did not flag
+        vote("v0", "UNSAFE", findings=[finding("app/x.py", 45)]),  # hit: 3 lines away
+        vote("v1", "UNSAFE", findings=[finding("app/x.py", 46)]),  # miss: 4 lines away
+        vote("v2", "UNSAFE", findings=[finding("app/y.py", 42)]),  # miss: wrong file
+        vote("v3", "SAFE", findings=[finding("app/x.py", 42)]),  # not counted: did not flag
         vote("v4", "UNSAFE", findings=[finding("./app/x.py", 39)]),  # hit: './' is the same file
     )
     votes_s2 = (vote("v4", "UNSAFE", "s2"),)  # v4 flags twice, still one chance for one flaw
@@ -253,8 +278,9 @@ def test_line_accuracy_none_without_flaw_lines() -> None:
 
 def test_cost_list_prices_batch_and_unknown_model() -> None:
     million = Usage(input_tokens=10**6, output_tokens=10**6, cache_read_tokens=10**6, cache_write_tokens=10**6)
-    fv = FixtureVotes(fixture("bad.diff"), (("s1", (vote("v0", "UNSAFE", usage=million),
-                                                    vote("v1", "SAFE", usage=million))),))
+    fv = FixtureVotes(
+        fixture("bad.diff"), (("s1", (vote("v0", "UNSAFE", usage=million), vote("v1", "SAFE", usage=million))),)
+    )
     full = calibrate([fv], 2).cost
     assert full.usage == million + million
     assert full.usd == pytest.approx(2 * (3.00 + 15.00 + 3.75 + 0.30))
@@ -264,8 +290,10 @@ def test_cost_list_prices_batch_and_unknown_model() -> None:
     custom = calibrate([fv], 2, prices={"sonnet": (1.0, 1.0, 1.0, 1.0)}).cost
     assert custom.usd == pytest.approx(8.0)
 
-    other = FixtureVotes(fixture("bad.diff"), (("s1", (vote("v0", "UNSAFE", model="mystery-7b", usage=million),
-                                                       vote("v1", "SAFE", usage=million))),))
+    other = FixtureVotes(
+        fixture("bad.diff"),
+        (("s1", (vote("v0", "UNSAFE", model="mystery-7b", usage=million), vote("v1", "SAFE", usage=million))),),
+    )
     unknown = calibrate([other], 2)
     assert unknown.cost.usd is None
     assert "no price for model mystery-7b" in unknown.cost.note
@@ -281,15 +309,29 @@ def test_price_lookup_longest_match_wins() -> None:
 
 
 def test_renderers_show_every_k_row_and_sections() -> None:
-    data = [panel(fixture("bad.diff"), ["UNSAFE", "UNSAFE", "SAFE"]),
-            panel(fixture("good.diff", "SAFE", category="xss"), ["SAFE", "SAFE", "UNSAFE"])]
+    data = [
+        panel(fixture("bad.diff"), ["UNSAFE", "UNSAFE", "SAFE"]),
+        panel(fixture("good.diff", "SAFE", category="xss"), ["SAFE", "SAFE", "UNSAFE"]),
+    ]
     report = calibrate(data, 3)
     text = report.render_text()
     lines = text.splitlines()
     header = next(line for line in lines if line.split()[:2] == ["K", "scored"])
-    assert header.split() == ["K", "scored", "not", "scored", "TP", "FN", "FP", "TN",
-                              "recall", "FPR", "precision", "score"]
-    k_rows = [line.split() for line in lines[lines.index(header) + 1:][:3]]
+    assert header.split() == [
+        "K",
+        "scored",
+        "not",
+        "scored",
+        "TP",
+        "FN",
+        "FP",
+        "TN",
+        "recall",
+        "FPR",
+        "precision",
+        "score",
+    ]
+    k_rows = [line.split() for line in lines[lines.index(header) + 1 :][:3]]
     assert [r[0] for r in k_rows] == ["1", "2", "3"]
     assert k_rows[1] == ["2", "2", "0", "1", "0", "0", "1", "100.0%", "0.0%", "100.0%", "1.000"]
     for needle in ("recommended K=2", "Voters", "Categories at K=2", "mean pairwise agreement", "tokens:"):
@@ -335,8 +377,10 @@ def test_invalid_input(data: list[FixtureVotes], n: int, kwargs: dict[str, Any],
 
 
 def test_too_many_distinct_voters() -> None:
-    data = [panel(fixture("a.diff"), ["SAFE", "SAFE"]),
-            FixtureVotes(fixture("b.diff"), (("s1", (vote("v9", "SAFE"),)),))]
+    data = [
+        panel(fixture("a.diff"), ["SAFE", "SAFE"]),
+        FixtureVotes(fixture("b.diff"), (("s1", (vote("v9", "SAFE"),)),)),
+    ]
     with pytest.raises(ValueError, match="3 distinct voters exceed a panel of N=2"):
         calibrate(data, 2)
 
@@ -373,9 +417,16 @@ def test_an_all_error_corpus_scores_nothing_and_recommends_no_k() -> None:
     assert report.recommendation.startswith("no K can be recommended: at most 0 of 5 fixtures (0%) were judged")
     assert "under the 80% needed" in report.recommendation and "5 errors" in report.recommendation
     assert [(c.category, c.bad, c.tp, c.good, c.fp, c.not_scored) for c in report.categories] == [
-        ("sqli", 0, 0, 0, 0, 3), ("xss", 0, 0, 0, 0, 2)]
+        ("sqli", 0, 0, 0, 0, 3),
+        ("xss", 0, 0, 0, 0, 2),
+    ]
     assert [x.fixture_id for x in report.not_scored] == [
-        "bad0.diff", "bad1.diff", "bad2.diff", "good0.diff", "good1.diff"]
+        "bad0.diff",
+        "bad1.diff",
+        "bad2.diff",
+        "good0.diff",
+        "good1.diff",
+    ]
     assert all(x.reason.startswith("errors: INCONCLUSIVE at K=3, 3 of 3 votes") for x in report.not_scored)
     assert [(v.tp, v.fn, v.fp, v.tn, v.errors, v.excluded) for v in report.voters] == [(0, 0, 0, 0, 5, 5)] * 3
     assert report.agreement.pairs[0].fixtures == 0 and report.agreement.kappa is None
@@ -406,14 +457,17 @@ def test_enough_scored_fixtures_recommend_over_the_scored_ones_with_their_count(
     report = calibrate(data, 3)
     assert report.judged_enough and report.recommended_k == 3
     assert report.recommendation == (
-        "recommended K=3: recall 100.0% at FPR 0.0% over 8 scored fixtures (target FPR <= 5.0%)")
+        "recommended K=3: recall 100.0% at FPR 0.0% over 8 scored fixtures (target FPR <= 5.0%)"
+    )
     assert calibrate(data, 3, min_scored=0.95).recommended_k is None
 
 
 def test_an_unsafe_section_decides_a_fixture_whatever_errors_leave_open() -> None:
     fx = fixture("multi.diff")
-    sections = (("a.py", tuple(vote(f"v{i}", "ERROR", "a.py") for i in range(3))),
-                ("b.py", tuple(vote(f"v{i}", "UNSAFE", "b.py") for i in range(3))))
+    sections = (
+        ("a.py", tuple(vote(f"v{i}", "ERROR", "a.py") for i in range(3))),
+        ("b.py", tuple(vote(f"v{i}", "UNSAFE", "b.py") for i in range(3))),
+    )
     report = calibrate([FixtureVotes(fx, sections)], 3)
     assert [(r.tp, r.not_scored) for r in report.rows] == [(1, 0)] * 3
 

@@ -17,7 +17,9 @@ from conftest import (
 
 from pytest_swarmgate.testing import Reply
 
-BINARY = "diff --git a/logo.png b/logo.png\nindex 1111111..2222222 100644\nBinary files a/logo.png and b/logo.png differ\n"
+BINARY = (
+    "diff --git a/logo.png b/logo.png\nindex 1111111..2222222 100644\nBinary files a/logo.png and b/logo.png differ\n"
+)
 
 
 @pytest.fixture
@@ -32,11 +34,19 @@ def github_env(pytester, monkeypatch):
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_one_run_writes_all_four_outputs_naming_the_flawed_line(pytester, stub, script, github_env, workers) -> None:
     for voter in ("v1", "v2", "v3", "v4"):
-        script.on(section="app/orders.py", voter=voter, reply=Reply.verdict("UNSAFE", findings=[unsafe_finding(line=7)]))
+        script.on(
+            section="app/orders.py", voter=voter, reply=Reply.verdict("UNSAFE", findings=[unsafe_finding(line=7)])
+        )
     path = write_diff(pytester.path, README_DIFF + SQL_DIFF + BINARY)
     result = pytester.runpytest(
-        "--swarm-review", f"--swarm-diff={path}", "--swarm-json=out/report.json", "--swarm-sarif=out/report.sarif",
-        "--junitxml=out/junit.xml", "-p", "no:cacheprovider", *workers,
+        "--swarm-review",
+        f"--swarm-diff={path}",
+        "--swarm-json=out/report.json",
+        "--swarm-sarif=out/report.sarif",
+        "--junitxml=out/junit.xml",
+        "-p",
+        "no:cacheprovider",
+        *workers,
     )
     assert result.ret == 1
 
@@ -59,7 +69,7 @@ def test_one_run_writes_all_four_outputs_naming_the_flawed_line(pytester, stub, 
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     props = {p.get("name"): p.get("value") for p in cases["app/orders.py"].iter("property")}
     assert props["swarm_outcome"] == "UNSAFE" and props["swarm_tally"] == "UNSAFE 4/5 (K=4)"
-    votes = json.loads(props["swarm_votes"])
+    votes = json.loads(str(props["swarm_votes"]))
     assert [v["verdict"] for v in votes] == ["UNSAFE"] * 4 + ["SAFE"]
     assert votes[0]["top_finding"].startswith("app/orders.py:7 ")
 
@@ -71,16 +81,30 @@ def test_one_run_writes_all_four_outputs_naming_the_flawed_line(pytester, stub, 
 
 def test_reports_cover_inconclusive_and_dissent(pytester, stub, script, github_env) -> None:
     script.on(section="app/orders.py", voter="v1", reply=Reply.status(500, "api_error", "down"))
-    script.on(section="docs/README.md", voter="v2", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding("docs/README.md", 3)]))
+    script.on(
+        section="docs/README.md",
+        voter="v2",
+        reply=Reply.verdict("UNSAFE", findings=[unsafe_finding("docs/README.md", 3)]),
+    )
     path = write_diff(pytester.path, README_DIFF + SQL_DIFF)
     result = pytester.runpytest(
-        "--swarm-review", f"--swarm-diff={path}", "--swarm-json=r.json", "--swarm-sarif=r.sarif",
-        "--swarm-voters=3", "--swarm-threshold=3", "--swarm-max-retries=0", "-p", "no:cacheprovider",
+        "--swarm-review",
+        f"--swarm-diff={path}",
+        "--swarm-json=r.json",
+        "--swarm-sarif=r.sarif",
+        "--swarm-voters=3",
+        "--swarm-threshold=3",
+        "--swarm-max-retries=0",
+        "-p",
+        "no:cacheprovider",
     )
     assert result.ret == 1
     report = json.loads((pytester.path / "r.json").read_text())
     validate_report(report)
-    assert {o["section_id"]: o["outcome"] for o in report["outcomes"]} == {"app/orders.py": "INCONCLUSIVE", "docs/README.md": "UNSAFE"}
+    assert {o["section_id"]: o["outcome"] for o in report["outcomes"]} == {
+        "app/orders.py": "INCONCLUSIVE",
+        "docs/README.md": "UNSAFE",
+    }
     errors = [v for r in report["run"]["results"] for v in r["votes"] if v["verdict"] == "ERROR"]
     assert [e["error"] for e in errors] == ["HTTP 500 api_error: down"]
     official_sarif_validator().validate(json.loads((pytester.path / "r.sarif").read_text()))

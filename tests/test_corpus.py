@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -15,22 +16,38 @@ DIFF = "--- a/app/x.py\n+++ b/app/x.py\n@@ -1 +1 @@\n-a\n+b\n"
 
 
 def bad_entry(**overrides: Any) -> dict[str, Any]:
-    entry = {"diff": "diffs/sqli.bad.diff", "expected": "UNSAFE", "category": "sql-injection", "cwe": "CWE-89",
-             "flaw": {"path": "app/reports.py", "line": 42}, "why": "string-built query",
-             "twin": "diffs/sqli.good.diff", "language": "python", "adversarial": False}
+    entry = {
+        "diff": "diffs/sqli.bad.diff",
+        "expected": "UNSAFE",
+        "category": "sql-injection",
+        "cwe": "CWE-89",
+        "flaw": {"path": "app/reports.py", "line": 42},
+        "why": "string-built query",
+        "twin": "diffs/sqli.good.diff",
+        "language": "python",
+        "adversarial": False,
+    }
     entry.update(overrides)
     return entry
 
 
 def good_entry(**overrides: Any) -> dict[str, Any]:
-    entry = {"diff": "diffs/sqli.good.diff", "expected": "SAFE", "category": "sql-injection", "cwe": "CWE-89",
-             "flaw": None, "why": "parameterised", "twin": "diffs/sqli.bad.diff"}
+    entry = {
+        "diff": "diffs/sqli.good.diff",
+        "expected": "SAFE",
+        "category": "sql-injection",
+        "cwe": "CWE-89",
+        "flaw": None,
+        "why": "parameterised",
+        "twin": "diffs/sqli.bad.diff",
+    }
     entry.update(overrides)
     return entry
 
 
-def write_corpus(root: Path, entries: list[Any], files: tuple[str, ...] = ("diffs/sqli.bad.diff",
-                                                                        "diffs/sqli.good.diff")) -> Path:
+def write_corpus(
+    root: Path, entries: list[Any], files: tuple[str, ...] = ("diffs/sqli.bad.diff", "diffs/sqli.good.diff")
+) -> Path:
     for rel in files:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(DIFF)
@@ -51,12 +68,26 @@ def test_valid_corpus_loads_sorted(tmp_path: Path) -> None:
     fixtures = load_corpus(str(root))
     assert [f.id for f in fixtures] == ["diffs/sqli.bad.diff", "diffs/sqli.good.diff"]
     bad, good = fixtures
-    assert bad == Fixture(id="diffs/sqli.bad.diff", diff_path=root / "diffs/sqli.bad.diff", expected="UNSAFE",
-                          category="sql-injection", cwe="CWE-89", flaw_path="app/reports.py", flaw_line=42,
-                          why="string-built query", adversarial=False, language="python",
-                          twin="diffs/sqli.good.diff")
-    assert (good.expected, good.flaw_path, good.flaw_line, good.language, good.adversarial) == \
-        ("SAFE", None, None, None, False)
+    assert bad == Fixture(
+        id="diffs/sqli.bad.diff",
+        diff_path=root / "diffs/sqli.bad.diff",
+        expected="UNSAFE",
+        category="sql-injection",
+        cwe="CWE-89",
+        flaw_path="app/reports.py",
+        flaw_line=42,
+        why="string-built query",
+        adversarial=False,
+        language="python",
+        twin="diffs/sqli.good.diff",
+    )
+    assert (good.expected, good.flaw_path, good.flaw_line, good.language, good.adversarial) == (
+        "SAFE",
+        None,
+        None,
+        None,
+        False,
+    )
     assert bad.text() == DIFF
 
 
@@ -147,8 +178,7 @@ def test_unlisted_diff_file(tmp_path: Path) -> None:
 
 def test_twin_must_be_listed(tmp_path: Path) -> None:
     root = write_corpus(tmp_path, [bad_entry()], files=("diffs/sqli.bad.diff", "diffs/sqli.good.txt"))
-    (root / "manifest.json").write_text(json.dumps(
-        {"version": 1, "fixtures": [bad_entry(twin="diffs/sqli.good.txt")]}))
+    (root / "manifest.json").write_text(json.dumps({"version": 1, "fixtures": [bad_entry(twin="diffs/sqli.good.txt")]}))
     assert "twin diffs/sqli.good.txt is not another manifest entry" in load_error(root)
 
 

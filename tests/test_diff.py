@@ -264,7 +264,9 @@ def test_added_and_removed_submodule() -> None:
 
 
 def test_submodule_mode_cannot_hide_code_from_review() -> None:
-    sneaky = SUBMODULE.replace("+Subproject commit 89abcdef0123456789abcdef0123456789abcdef\n", "+import os; os.system('x')\n")
+    sneaky = SUBMODULE.replace(
+        "+Subproject commit 89abcdef0123456789abcdef0123456789abcdef\n", "+import os; os.system('x')\n"
+    )
     (s,), skipped = parse_sections(sneaky)
     assert skipped == []
     assert s.path == "vendor/lib"
@@ -290,7 +292,9 @@ def test_copy_with_changes_is_an_added_file_that_names_its_source() -> None:
 
 
 def test_mode_change_with_content_is_reviewed_and_shows_the_mode() -> None:
-    text = MODIFIED.replace("index 1111111..2222222 100644\n", "old mode 100644\nnew mode 100755\nindex 1111111..2222222\n")
+    text = MODIFIED.replace(
+        "index 1111111..2222222 100644\n", "old mode 100644\nnew mode 100755\nindex 1111111..2222222\n"
+    )
     (s,), skipped = parse_sections(text)
     assert skipped == []
     assert "new mode 100755\n" in s.text
@@ -316,7 +320,11 @@ def test_plain_unified_diff_without_git_header() -> None:
 
 
 def test_format_patch_mail_and_signature_stay_out_of_sections() -> None:
-    text = "From abc Mon Sep 17 00:00:00 2001\nSubject: [PATCH] x\n\n---\n src/app.py | 2 +-\n\n" + MODIFIED + "-- \n2.39.5\n\n"
+    text = (
+        "From abc Mon Sep 17 00:00:00 2001\nSubject: [PATCH] x\n\n---\n src/app.py | 2 +-\n\n"
+        + MODIFIED
+        + "-- \n2.39.5\n\n"
+    )
     (s,), _ = parse_sections(text)
     assert s.text == MODIFIED
 
@@ -659,8 +667,14 @@ def test_git_diff_against_base(repo: Path) -> None:
 
 @needs_git
 def test_git_diff_pins_options_that_config_could_change(repo: Path) -> None:
-    for key, value in [("diff.noprefix", "true"), ("color.diff", "always"), ("diff.external", "false"),
-                       ("diff.relative", "true"), ("core.quotepath", "true"), ("diff.renames", "false")]:
+    for key, value in [
+        ("diff.noprefix", "true"),
+        ("color.diff", "always"),
+        ("diff.external", "false"),
+        ("diff.relative", "true"),
+        ("core.quotepath", "true"),
+        ("diff.renames", "false"),
+    ]:
         git(repo, "config", key, value)
     (repo / "sub").mkdir()
     text = git_diff("main", repo / "sub")  # diff.relative would drop every file outside sub/
@@ -764,7 +778,9 @@ def test_git_made_changes_without_text_lines_are_all_judged(quiet_repo: Path) ->
             " (similarity 100%)",
         ),
         "run.sh": (
-            "modified", None, "# swarmgate: no line of text changed; file mode 100644 -> 100755 (made executable)"
+            "modified",
+            None,
+            "# swarmgate: no line of text changed; file mode 100644 -> 100755 (made executable)",
         ),
         "settings.ini": ("modified", None, "# swarmgate: symbolic link target 'config/dev.ini' -> '/etc/passwd'"),
         "pkg/__init__.py": ("added", None, "# swarmgate: no line of text changed; adds an empty file (mode 100644)"),
@@ -928,7 +944,7 @@ def test_a_merge_commits_combined_diff_is_a_one_line_error(quiet_repo: Path) -> 
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "main side")
     git_out(repo, "merge", "-q", "feature", check=False)  # conflicts, resolved by hand below
-    (repo / "run.sh").write_text("echo merged\ntouch \"${TMPDIR:-/tmp}/swarmgate-marker\"\n")
+    (repo / "run.sh").write_text('echo merged\ntouch "${TMPDIR:-/tmp}/swarmgate-marker"\n')
     git(repo, "commit", "-qam", "merge")
     shown = git_out(repo, "show", "HEAD")
     assert "diff --cc run.sh" in shown

@@ -67,7 +67,9 @@ def test_a_pure_rename_is_a_section_the_panel_judges(pytester, stub, script, ren
     validate_report(report)
     [section] = report["run"]["results"]
     assert (section["section"]["path"], section["section"]["change"], len(section["votes"])) == (
-        "docs/authz_check.py.bak", "renamed", 5,
+        "docs/authz_check.py.bak",
+        "renamed",
+        5,
     )
     assert report["run"]["not_reviewed"] == []
 

@@ -18,7 +18,7 @@ def test_fixture_reviews_text_and_paths_with_the_marker_panel(pytester, stub, sc
     script.on(section="app/orders.py", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding()]))
     write_diff(pytester.path, SQL_DIFF, "bad.patch")
     pytester.makepyfile(
-        test_user_gate=f'''
+        test_user_gate=f"""
         import pytest
 
         CLEAN = {CLEAN_DIFF!r}
@@ -34,7 +34,7 @@ def test_fixture_reviews_text_and_paths_with_the_marker_panel(pytester, stub, sc
         def test_overrides_beat_the_marker(swarm_review):
             result = swarm_review(CLEAN.replace("?", "' + customer + '"), voters=1, threshold=1)
             assert result.outcome == "UNSAFE" and len(result.votes) == 1
-        '''
+        """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
@@ -91,7 +91,7 @@ def test_custom_voter_hook_replaces_the_llm(pytester) -> None:
 
 def test_fixture_overrides_pass_the_same_checks_as_options(pytester) -> None:
     pytester.makepyfile(
-        test_user_overrides='''
+        test_user_overrides="""
         import pytest
 
         @pytest.mark.parametrize("bad, message", [
@@ -105,7 +105,7 @@ def test_fixture_overrides_pass_the_same_checks_as_options(pytester) -> None:
         def test_bad(swarm_review, bad, message):
             with pytest.raises(pytest.UsageError, match=message):
                 swarm_review("diff --git a/x b/x\\n", **bad)
-        '''
+        """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=6)

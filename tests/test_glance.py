@@ -96,26 +96,28 @@ def two_file_review(pytester: pytest.Pytester, script: Script, *args: str) -> py
 def test_default_report_is_a_line_per_section_with_detail_only_where_needed(pytester, stub, script) -> None:
     result = two_file_review(pytester, script)
     out = result.stdout.str()
-    summary = out[out.index("= swarm review ="):]
-    result.stdout.fnmatch_lines([
-        "*= swarm review =*",
-        "app/orders.py: UNSAFE 4/5 (K=4) - app/orders.py:7 SQL built by string concatenation",
-        "  v1 *UNSAFE conf=0.90 [[]*",
-        "  v5 *SAFE   conf=0.90 [[]*",
-        "  dissent (SAFE) from v5: *",
-        "  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v1, v2, v3, v4)",
-        "        customer flows into the query text",
-        "docs/README.md: SAFE 5/5 (K=4)",
-        "totals: 2 sections x 5 voters, 10 calls*",
-        "gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections (K=4 of N=5)",
-        "*short test summary info*",
-    ])
+    summary = out[out.index("= swarm review =") :]
+    result.stdout.fnmatch_lines(
+        [
+            "*= swarm review =*",
+            "app/orders.py: UNSAFE 4/5 (K=4) - app/orders.py:7 SQL built by string concatenation",
+            "  v1 *UNSAFE conf=0.90 [[]*",
+            "  v5 *SAFE   conf=0.90 [[]*",
+            "  dissent (SAFE) from v5: *",
+            "  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v1, v2, v3, v4)",
+            "        customer flows into the query text",
+            "docs/README.md: SAFE 5/5 (K=4)",
+            "totals: 2 sections x 5 voters, 10 calls*",
+            "gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections (K=4 of N=5)",
+            "*short test summary info*",
+        ]
+    )
     # The finding once, not once per voter; no voter lines for the SAFE section; no summaries.
     assert summary.count("SQL built by string concatenation") == 2  # the section line and the merged finding
     assert summary.count("  v1 ") == 1
     assert "summary:" not in summary
     # The failed item points at the summary rather than repeating the votes.
-    failures = out[out.index("= FAILURES ="):out.index("= swarm review =")]
+    failures = out[out.index("= FAILURES =") : out.index("= swarm review =")]
     assert "conf=" not in failures and "customer flows" not in failures
     assert "votes and findings: in the swarm review summary below" in failures
     assert len(out.splitlines()) <= 40
@@ -124,29 +126,33 @@ def test_default_report_is_a_line_per_section_with_detail_only_where_needed(pyte
 def test_quiet_report_keeps_what_fails_and_the_gate_line(pytester, stub, script) -> None:
     result = two_file_review(pytester, script, "-q")
     out = result.stdout.str()
-    summary = out[out.index("= swarm review ="):]
-    result.stdout.fnmatch_lines([
-        "*= swarm review =*",
-        "app/orders.py: UNSAFE 4/5 (K=4) - app/orders.py:7 SQL built by string concatenation",
-        "gate: UNSAFE*",
-    ])
+    summary = out[out.index("= swarm review =") :]
+    result.stdout.fnmatch_lines(
+        [
+            "*= swarm review =*",
+            "app/orders.py: UNSAFE 4/5 (K=4) - app/orders.py:7 SQL built by string concatenation",
+            "gate: UNSAFE*",
+        ]
+    )
     assert "docs/README.md" not in summary and "totals:" not in summary and "conf=" not in summary
     assert "swarmgate: reviewing" not in out  # no progress lines either
 
 
 def test_verbose_report_shows_every_vote(pytester, stub, script) -> None:
     result = two_file_review(pytester, script, "-v")
-    result.stdout.fnmatch_lines([
-        "*= swarm review =*",
-        "app/orders.py: UNSAFE 4/5 (K=4) - *",
-        "  v1 *UNSAFE conf=0.90 app/orders.py:7 SQL built by string concatenation [[]*",
-        "  HIGH CWE-89 app/orders.py:7: * (v1, v2, v3, v4)",
-        "  [[]v1] summary: *",
-        "docs/README.md: SAFE 5/5 (K=4)",
-        "  v1 *SAFE   conf=0.90 [[]*",
-        "  v5 *SAFE   conf=0.90 [[]*",
-        "gate: UNSAFE*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= swarm review =*",
+            "app/orders.py: UNSAFE 4/5 (K=4) - *",
+            "  v1 *UNSAFE conf=0.90 app/orders.py:7 SQL built by string concatenation [[]*",
+            "  HIGH CWE-89 app/orders.py:7: * (v1, v2, v3, v4)",
+            "  [[]v1] summary: *",
+            "docs/README.md: SAFE 5/5 (K=4)",
+            "  v1 *SAFE   conf=0.90 [[]*",
+            "  v5 *SAFE   conf=0.90 [[]*",
+            "gate: UNSAFE*",
+        ]
+    )
 
 
 def test_a_safe_section_with_dissent_shows_its_detail(pytester, stub, script) -> None:
@@ -154,15 +160,17 @@ def test_a_safe_section_with_dissent_shows_its_detail(pytester, stub, script) ->
     script.on(section="app/orders.py", voter="v2", reply=dissent)
     result = review(pytester, SQL_DIFF + README_DIFF)
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines([
-        "app/orders.py: SAFE 4/5 (K=4), 1 dissenting vote",
-        "  v1 *",
-        "  dissent from v2: maybe",
-        "  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v2)",
-        "docs/README.md: SAFE 5/5 (K=4)",
-        "totals:*",
-        "gate: SAFE*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "app/orders.py: SAFE 4/5 (K=4), 1 dissenting vote",
+            "  v1 *",
+            "  dissent from v2: maybe",
+            "  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v2)",
+            "docs/README.md: SAFE 5/5 (K=4)",
+            "totals:*",
+            "gate: SAFE*",
+        ]
+    )
 
 
 def test_colours_follow_the_outcome_with_color_yes(pytester, stub, script) -> None:
@@ -191,22 +199,26 @@ def test_unsafe_outranks_held_and_no_release_is_asked_for(pytester, stub, script
     result = review(pytester, SQL_DIFF + CONFTEST_DIFF)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
-    result.stdout.fnmatch_lines([
-        "held for a human: conftest.py*",
-        "releasing them would not pass the gate: the sections above fail on their own",
-        "gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections (K=4 of N=5); 1 change held for a human",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "held for a human: conftest.py*",
+            "releasing them would not pass the gate: the sections above fail on their own",
+            "gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections (K=4 of N=5); 1 change held for a human",
+        ]
+    )
     assert "--swarm-allow-held" not in out
 
 
 def test_held_alone_is_the_headline_and_asks_for_a_release(pytester, stub) -> None:
     result = review(pytester, CLEAN_DIFF + CONFTEST_DIFF)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines([
-        "held for a human: conftest.py*",
-        "review these by hand, then rerun with --swarm-allow-held=*",
-        "gate: HELD - 0 UNSAFE, 0 INCONCLUSIVE, 2 SAFE of 2 sections (K=4 of N=5); 1 change held for a human",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "held for a human: conftest.py*",
+            "review these by hand, then rerun with --swarm-allow-held=*",
+            "gate: HELD - 0 UNSAFE, 0 INCONCLUSIVE, 2 SAFE of 2 sections (K=4 of N=5); 1 change held for a human",
+        ]
+    )
 
 
 # --- failures that explain themselves --------------------------------------------------------------
@@ -215,7 +227,7 @@ def test_held_alone_is_the_headline_and_asks_for_a_release(pytester, stub) -> No
 def test_a_failed_outcome_assertion_shows_the_tally_votes_and_findings(pytester, stub, script) -> None:
     unsafe_orders(script)
     pytester.makepyfile(
-        test_user=f'''
+        test_user=f"""
         import pytest
 
         DIFF = {SQL_DIFF!r}
@@ -231,24 +243,28 @@ def test_a_failed_outcome_assertion_shows_the_tally_votes_and_findings(pytester,
 
         def test_unrelated_strings_are_left_alone():
             assert "UNSAFE" == "SAFE"
-        '''
+        """
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "-vv")
     result.assert_outcomes(failed=3)
-    result.stdout.fnmatch_lines([
-        "*def test_outcome*",
-        "E       AssertionError: assert 'UNSAFE' == 'SAFE'",
-        "E         gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 0 SAFE of 1 section (K=3 of N=3)",
-        "E         app/orders.py: UNSAFE 3/3 (K=3) - app/orders.py:7 SQL built by string concatenation",
-        "E           votes: v1 UNSAFE 0.90, v2 UNSAFE 0.90, v3 UNSAFE 0.90",
-        "E           HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v1, v2, v3)",
-    ])
-    result.stdout.fnmatch_lines([
-        "*def test_section*",
-        "E       AssertionError: assert <SectionResult> == 'anything'",
-        "E         app/orders.py: UNSAFE 3/3 (K=3) - *",
-        "E           votes: v1 UNSAFE 0.90, v2 UNSAFE 0.90, v3 UNSAFE 0.90",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*def test_outcome*",
+            "E       AssertionError: assert 'UNSAFE' == 'SAFE'",
+            "E         gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 0 SAFE of 1 section (K=3 of N=3)",
+            "E         app/orders.py: UNSAFE 3/3 (K=3) - app/orders.py:7 SQL built by string concatenation",
+            "E           votes: v1 UNSAFE 0.90, v2 UNSAFE 0.90, v3 UNSAFE 0.90",
+            "E           HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v1, v2, v3)",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*def test_section*",
+            "E       AssertionError: assert <SectionResult> == 'anything'",
+            "E         app/orders.py: UNSAFE 3/3 (K=3) - *",
+            "E           votes: v1 UNSAFE 0.90, v2 UNSAFE 0.90, v3 UNSAFE 0.90",
+        ]
+    )
     # A test that made no review: pytest's own text.
     unrelated = result.stdout.str().split("def test_unrelated_strings_are_left_alone")[1].split("short test summary")[0]
     assert "gate:" not in unrelated and "votes:" not in unrelated
@@ -274,16 +290,34 @@ def test_a_missing_diff_file_is_one_message_from_the_tests_own_line(pytester, st
 # --- clear words ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, ini, message", [
-    (["--swarm-threshold=abc"], "", "swarmgate: --swarm-threshold: expected a whole number of at least 1, got 'abc'"),
-    (["--swarm-voters=0"], "", "swarmgate: --swarm-voters: expected a whole number of at least 1, got '0'"),
-    (["--swarm-timeout=soon"], "", "swarmgate: --swarm-timeout: expected a finite number above 0, got 'soon'"),
-    (["--swarm-max-retries=-1"], "", "swarmgate: --swarm-max-retries: expected a whole number of at least 0, got '-1'"),
-    (["--swarm-on-inconclusive=maybe"], "",
-     "swarmgate: --swarm-on-inconclusive: expected one of fail, warn, pass, got 'maybe'"),
-    ([], "swarm_section_budget = lots\n",
-     "swarmgate: ini swarm_section_budget: expected a whole number, as --swarm-section-budget takes"),
-], ids=["threshold", "voters", "timeout", "retries", "policy", "ini"])
+@pytest.mark.parametrize(
+    "args, ini, message",
+    [
+        (
+            ["--swarm-threshold=abc"],
+            "",
+            "swarmgate: --swarm-threshold: expected a whole number of at least 1, got 'abc'",
+        ),
+        (["--swarm-voters=0"], "", "swarmgate: --swarm-voters: expected a whole number of at least 1, got '0'"),
+        (["--swarm-timeout=soon"], "", "swarmgate: --swarm-timeout: expected a finite number above 0, got 'soon'"),
+        (
+            ["--swarm-max-retries=-1"],
+            "",
+            "swarmgate: --swarm-max-retries: expected a whole number of at least 0, got '-1'",
+        ),
+        (
+            ["--swarm-on-inconclusive=maybe"],
+            "",
+            "swarmgate: --swarm-on-inconclusive: expected one of fail, warn, pass, got 'maybe'",
+        ),
+        (
+            [],
+            "swarm_section_budget = lots\n",
+            "swarmgate: ini swarm_section_budget: expected a whole number, as --swarm-section-budget takes",
+        ),
+    ],
+    ids=["threshold", "voters", "timeout", "retries", "policy", "ini"],
+)
 def test_option_value_errors_name_the_option_and_what_it_expects(pytester, args, ini, message) -> None:
     if ini:
         pytester.makeini("[pytest]\n" + ini)
@@ -322,7 +356,9 @@ def test_the_stub_cli_on_a_free_port_writes_an_env_file_and_says_how_to_stop_it(
     env_file = tmp_path / "stub.env"
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest_swarmgate.testing", "--port", "0", "--env-file", str(env_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -331,8 +367,12 @@ def test_the_stub_cli_on_a_free_port_writes_an_env_file_and_says_how_to_stop_it(
         url = line.split()[4]
         # The file exists once the server listens: `. stub.env` then points the SDK at it.
         assert env_file.read_text() == f"export ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=stub-not-a-secret\n"
-        done = subprocess.run(["bash", "-c", f". {env_file} && printf %s \"$ANTHROPIC_BASE_URL\""],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            ["bash", "-c", f'. {env_file} && printf %s "$ANTHROPIC_BASE_URL"'],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert done.stdout == url
     finally:
         proc.terminate()
@@ -344,8 +384,16 @@ def test_calibration_progress_follows_the_session_header_under_xdist(pytester, s
     from test_calibrate import small_corpus
 
     corpus = small_corpus(pytester.path / "corpus")
-    result = pytester.runpytest(f"--swarm-calibrate={corpus}", "--swarm-only", "-p", "no:cacheprovider", "-n", "2",
-                                "--swarm-voters=1", "--swarm-threshold=1")
+    result = pytester.runpytest(
+        f"--swarm-calibrate={corpus}",
+        "--swarm-only",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+        "--swarm-voters=1",
+        "--swarm-threshold=1",
+    )
     lines = result.stdout.lines
     header = next(i for i, line in enumerate(lines) if "test session starts" in line)
     ours = [i for i, line in enumerate(lines) if line.startswith("swarmgate")]

@@ -157,8 +157,11 @@ def test_the_package_imports_point_down_only() -> None:
 
 def test_every_module_opens_with_a_docstring_that_says_its_job() -> None:
     root = Path(pytest_swarmgate.__file__).parent
-    silent = [str(f.relative_to(root)) for f in sorted(root.rglob("*.py"))
-              if not (ast.get_docstring(ast.parse(f.read_text(encoding="utf-8"))) or "").strip()]
+    silent = [
+        str(f.relative_to(root))
+        for f in sorted(root.rglob("*.py"))
+        if not (ast.get_docstring(ast.parse(f.read_text(encoding="utf-8"))) or "").strip()
+    ]
     assert silent == []
 
 
@@ -195,8 +198,11 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
         ("core/voting.py", "def f():\n    import pytest\n", "core.voting:2 imports pytest (core/ never imports pytest"),
         ("core/voting.py", "import _pytest.config\n", "imports _pytest.config (core/ never imports pytest"),
         ("core/voting.py", "from pluggy import HookimplMarker\n", "imports pluggy (core/ never imports pytest"),
-        ("core/voting.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..output import terminal\n",
-         "core.voting:3 imports pytest_swarmgate.output.terminal (core/ imports neither"),
+        (
+            "core/voting.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..output import terminal\n",
+            "core.voting:3 imports pytest_swarmgate.output.terminal (core/ imports neither",
+        ),
         ("core/voting.py", "from pytest_swarmgate.items import Item\n", "imports pytest_swarmgate.items (core/"),
         ("core/voting.py", "from .. import options\n", "imports pytest_swarmgate.options (core/"),
         ("output/terminal.py", "async def f():\n    from ..items import Item\n", "pytest_swarmgate.items (output/"),

@@ -25,8 +25,9 @@ def review(pytester: pytest.Pytester, diff: str, *args: str) -> tuple[pytest.Run
     """Run the gate on `diff` and return the result with its JSON report (validated)."""
     path = write_diff(pytester.path, diff)
     out = pytester.path / "report.json"
-    result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", f"--swarm-json={out}",
-                                "-p", "no:cacheprovider", *args)
+    result = pytester.runpytest(
+        "--swarm-review", f"--swarm-diff={path}", f"--swarm-json={out}", "-p", "no:cacheprovider", *args
+    )
     report = json.loads(out.read_text())
     validate_report(report)
     return result, report
@@ -43,30 +44,42 @@ def test_an_all_error_calibration_scores_nothing_passes_nothing_and_fails_in_one
     """The endpoint answers in plain text: no fixture is judged, none passes, no K is recommended."""
     serve(plain_text=True)
     out = pytester.path / "cal"
-    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=3",
-                       f"--swarm-calibration-report={out}", "-rA", "-v")
+    result = calibrate(
+        pytester,
+        small_corpus(pytester.path / "corpus"),
+        "--swarm-voters=3",
+        f"--swarm-calibration-report={out}",
+        "-rA",
+        "-v",
+    )
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
     result.assert_outcomes(failed=4)  # the two known-bad fixtures do not pass on errors
     text = result.stdout.str()
     assert "blocks it (UNSAFE)" not in text and "lets it through" not in text
-    result.stdout.fnmatch_lines([
-        "diffs/caught.bad.diff: expected UNSAFE, but the gate at K=3 of N=3 is INCONCLUSIVE: not scored "
-        "(errors: INCONCLUSIVE at K=3, 3 of 3 votes were errors or missing (1 of 1 sections undecided))",
-    ])
-    result.stdout.fnmatch_lines([
-        "*swarm calibration*",
-        "Threshold K (N=3; 4 fixtures: 2 UNSAFE, 2 SAFE;*",
-        "K  scored  not scored  TP  FN  FP  TN  recall  FPR  precision  score",
-        "1       0           4   0   0   0   0       -    -          -      -",
-        "*",
-        "*",
-        "no K can be recommended: at most 0 of 4 fixtures (0%) were judged at any K, under the 80% needed "
-        "(not scored at K=1: 4 errors)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "diffs/caught.bad.diff: expected UNSAFE, but the gate at K=3 of N=3 is INCONCLUSIVE: not scored "
+            "(errors: INCONCLUSIVE at K=3, 3 of 3 votes were errors or missing (1 of 1 sections undecided))",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*swarm calibration*",
+            "Threshold K (N=3; 4 fixtures: 2 UNSAFE, 2 SAFE;*",
+            "K  scored  not scored  TP  FN  FP  TN  recall  FPR  precision  score",
+            "1       0           4   0   0   0   0       -    -          -      -",
+            "*",
+            "*",
+            "no K can be recommended: at most 0 of 4 fixtures (0%) were judged at any K, under the 80% needed "
+            "(not scored at K=1: 4 errors)",
+        ]
+    )
     result.stdout.fnmatch_lines(["Not scored at K=3 (4 of 4 fixtures: the panel did not judge them)"])
     errors = [line for line in result.stdout.lines if line.startswith("swarmgate: calibration failed:")]
-    assert errors == ["swarmgate: calibration failed: no K can be recommended: at most 0 of 4 fixtures (0%) were "
-                      "judged at any K, under the 80% needed (not scored at K=1: 4 errors)"]
+    assert errors == [
+        "swarmgate: calibration failed: no K can be recommended: at most 0 of 4 fixtures (0%) were "
+        "judged at any K, under the 80% needed (not scored at K=1: 4 errors)"
+    ]
     data = json.loads(Path(f"{out}.json").read_text())
     assert [r["scored"] for r in data["report"]["rows"]] == [0, 0, 0]
     assert all(r["recall"] is None and r["fpr"] is None for r in data["report"]["rows"])
@@ -80,8 +93,13 @@ def test_an_all_error_calibration_scores_nothing_passes_nothing_and_fails_in_one
 @pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
 @pytest.mark.parametrize(
     "select",
-    [("-k", "caught or clean"), ("--deselect=swarm-calibrate::diffs/missed.bad.diff",
-                                  "--deselect=swarm-calibrate::diffs/false-alarm.good.diff")],
+    [
+        ("-k", "caught or clean"),
+        (
+            "--deselect=swarm-calibrate::diffs/missed.bad.diff",
+            "--deselect=swarm-calibrate::diffs/false-alarm.good.diff",
+        ),
+    ],
     ids=["k", "deselect"],
 )
 def test_selecting_items_limits_the_calls_to_the_selected_fixtures(pytester, stub, script, select, xdist) -> None:
@@ -92,11 +110,13 @@ def test_selecting_items_limits_the_calls_to_the_selected_fixtures(pytester, stu
     result = calibrate(pytester, small_corpus(pytester.path / "corpus"), *args)
     result.assert_outcomes(passed=2, deselected=0 if xdist else 2)  # xdist's controller does not count them
     assert {c.section_path for c in stub.calls()} == {"app/shared.py"} and len(stub.calls()) == 2 * 3
-    result.stdout.fnmatch_lines([
-        "swarmgate: calibrating on 2 of 4 fixtures: 2 sections x 3 voters ...",
-        "corpus *: 2 of 4 fixtures run (selected with -k, -m or --deselect), 2 sections x 3 voters: 6 calls*",
-        "Threshold K (N=3; 2 fixtures: 1 UNSAFE, 1 SAFE;*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "swarmgate: calibrating on 2 of 4 fixtures: 2 sections x 3 voters ...",
+            "corpus *: 2 of 4 fixtures run (selected with -k, -m or --deselect), 2 sections x 3 voters: 6 calls*",
+            "Threshold K (N=3; 2 fixtures: 1 UNSAFE, 1 SAFE;*",
+        ]
+    )
     assert result.ret == 0
 
 
@@ -111,8 +131,10 @@ def test_votes_are_credited_to_the_model_that_answered(pytester, serve) -> None:
     assert len(votes) == 4 and {(v["model"], v["answered_model"]) for v in votes} == {("claude-sonnet-5-5", "smol")}
     assert all("answered by model smol, not claude-sonnet-5-5 as requested" in v["settings"]["notes"] for v in votes)
     swaps = [line for line in result.stdout.lines if line.startswith("note: model swap:")]
-    assert swaps == ["note: model swap: claude-sonnet-5-5 was requested and smol answered (4 votes, credited to the "
-                     "model that answered)"]
+    assert swaps == [
+        "note: model swap: claude-sonnet-5-5 was requested and smol answered (4 votes, credited to the "
+        "model that answered)"
+    ]
     result.stdout.fnmatch_lines(["  v1   smol * SAFE *"])
 
 
@@ -135,8 +157,9 @@ def test_calibration_tables_use_the_answering_model(pytester, serve, script) -> 
 def test_the_timeout_bounds_the_whole_vote_retries_included(pytester, stub, script) -> None:
     """Before: the SDK retried each timed-out attempt, so a 1 s timeout gave a vote of 3 s and more."""
     script.on(voter="v1", reply=Reply.slow(30.0))
-    result, report = review(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1",
-                            "--swarm-timeout=1", "--swarm-max-retries=2")
+    result, report = review(
+        pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1", "--swarm-timeout=1", "--swarm-max-retries=2"
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     [vote] = votes_of(report)
     assert vote["verdict"] == "ERROR"
@@ -149,8 +172,9 @@ def test_the_timeout_bounds_the_whole_vote_retries_included(pytester, stub, scri
 def test_the_error_names_every_attempt_and_what_the_last_one_got(pytester, stub, script) -> None:
     # A 500 (the SDK retries it); a 429 or 529 waits on the run's pacer, bounded by --swarm-deadline.
     script.on(voter="v1", reply=Reply.status(500, "api_error", "busy", retry_after=0.6))
-    _, report = review(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1",
-                       "--swarm-timeout=1", "--swarm-max-retries=5")
+    _, report = review(
+        pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1", "--swarm-timeout=1", "--swarm-max-retries=5"
+    )
     [vote] = votes_of(report)
     # 500 at 0 s, retry after 0.6 s, 500 again, the next wait runs past the 1 s budget.
     assert vote["error"].startswith("timeout: no reply within 1s, the vote's whole budget (2 attempts, ")
@@ -163,17 +187,19 @@ def test_the_progress_line_shows_calls_in_flight_and_retries(pytester, stub, scr
     script.on("docs/README.md", reply=Reply.sequence(Reply.status(500, retry_after=0), Reply.slow(4.0)))
     result, _ = review(pytester, CLEAN_DIFF + README_DIFF, "--swarm-voters=1", "--swarm-threshold=1")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "swarmgate: [[]1/2] app/orders.py: SAFE 1/1 (K=1)*; 1 call in flight, 1 retry",
-        "swarmgate: [[]2/2] docs/README.md: SAFE 1/1 (K=1)*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "swarmgate: [[]1/2] app/orders.py: SAFE 1/1 (K=1)*; 1 call in flight, 1 retry",
+            "swarmgate: [[]2/2] docs/README.md: SAFE 1/1 (K=1)*",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- 5. a policy the cache keeps
 
 
 def tokens(report: dict[str, Any]) -> dict[str, int]:
-    return report["totals"]["tokens"]
+    return dict(report["totals"]["tokens"])
 
 
 def test_a_rerun_of_the_same_diff_reads_the_policy_from_the_prompt_cache(pytester, stub) -> None:
@@ -213,10 +239,13 @@ def test_the_stub_reads_the_longest_cached_prefix_up_to_any_breakpoint() -> None
 
     def ask(client: Any, section: str) -> Any:
         text = f"section: {section}\n" + "s" * 800
-        content = [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}},
-                   {"type": "text", "text": "voter: v1"}]
-        return client.messages.create(model="m", max_tokens=10, system=policy,
-                                      messages=[{"role": "user", "content": content}]).usage
+        content = [
+            {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "voter: v1"},
+        ]
+        return client.messages.create(
+            model="m", max_tokens=10, system=policy, messages=[{"role": "user", "content": content}]
+        ).usage
 
     with StubServer(Script()) as server:
         client = sdk.Anthropic(base_url=server.url, api_key="stub", max_retries=0)
@@ -238,36 +267,48 @@ def test_the_verdict_tool_is_sent_strict(pytester, stub) -> None:
 
 def test_an_endpoint_that_refuses_strict_gets_it_dropped_once_per_model(pytester, serve) -> None:
     server = serve(strict="reject")
-    result, report = review(pytester, CLEAN_DIFF + README_DIFF, "--swarm-voters=2", "--swarm-threshold=2",
-                            "--swarm-concurrency=1", "-v")
+    result, report = review(
+        pytester, CLEAN_DIFF + README_DIFF, "--swarm-voters=2", "--swarm-threshold=2", "--swarm-concurrency=1", "-v"
+    )
     assert result.ret == 0
     sent = [(r.status, "strict" in r.body["tools"][0]) for r in server.requests if r.path == "/v1/messages"]
     assert sent == [(400, True), *[(200, False)] * 4], "one refusal for the model, then never strict again"
     assert all(v["settings"]["strict"] is False for v in votes_of(report))
-    assert all("strict tool schema not applied: endpoint rejects it for claude-sonnet-5-5" in v["settings"]["notes"]
-               for v in votes_of(report))
+    assert all(
+        "strict tool schema not applied: endpoint rejects it for claude-sonnet-5-5" in v["settings"]["notes"]
+        for v in votes_of(report)
+    )
     result.stdout.fnmatch_lines(["*note: strict tool schema not applied: endpoint rejects it for claude-sonnet-5-5*"])
 
 
 def test_strict_refusal_in_a_batch_steps_down_too(pytester, serve, script, monkeypatch) -> None:
     monkeypatch.setenv("SWARMGATE_BATCH_POLL_SECONDS", "0")
     serve(script_small(script), strict="reject")
-    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-voters=2", "--swarm-batch",
-                       "--swarm-threshold=1", "-v")
+    result = calibrate(
+        pytester,
+        small_corpus(pytester.path / "corpus"),
+        "--swarm-voters=2",
+        "--swarm-batch",
+        "--swarm-threshold=1",
+        "-v",
+    )
     result.assert_outcomes(passed=3, failed=1)  # only missed.bad.diff, which every voter misses
     result.stdout.fnmatch_lines(["v1 * 0         0", "v2 * 0         0"])  # no voter erred, none excluded
     result.stdout.fnmatch_lines(["*note: strict tool schema not applied: endpoint rejects it for claude-sonnet-5-5*"])
-
 
 
 def test_a_prewarm_refused_for_strict_steps_down_and_still_warms_the_section(pytester, serve) -> None:
     from test_calibrate import module_diff
 
     server = serve(strict="reject")
-    big = module_diff("app/big.py", [f"VALUE_{i} = {i}  # a line long enough to make the section large" for i in range(80)])
+    big = module_diff(
+        "app/big.py", [f"VALUE_{i} = {i}  # a line long enough to make the section large" for i in range(80)]
+    )
     result, report = review(pytester, big, "--swarm-voters=2", "--swarm-threshold=2")
     assert result.ret == 0 and "prewarm" not in " ".join(report["run"]["notes"])
-    prewarms = [(r.status, "strict" in r.body["tools"][0]) for r in server.requests if r.body and r.body.get("max_tokens") == 0]
+    prewarms = [
+        (r.status, "strict" in r.body["tools"][0]) for r in server.requests if r.body and r.body.get("max_tokens") == 0
+    ]
     assert prewarms == [(400, True), (200, False)]
     assert report["run"]["prewarm_calls"] == 1
     # The voters send the tool as the prewarm wrote it, so they read the section from the cache.
@@ -279,8 +320,9 @@ def test_deselecting_every_fixture_makes_no_call_and_no_verdict(pytester, stub, 
     if xdist:
         pytest.importorskip("xdist")
     pytester.makepyfile(test_other="def test_other():\n    pass\n")
-    result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "-m", "not swarm_calibration",
-                       *(["-n", "2"] if xdist else []))
+    result = calibrate(
+        pytester, small_corpus(pytester.path / "corpus"), "-m", "not swarm_calibration", *(["-n", "2"] if xdist else [])
+    )
     assert result.ret == 0 and stub.calls() == []
     result.assert_outcomes(passed=1, deselected=0 if xdist else 4)
     result.stdout.fnmatch_lines(["swarmgate: no calibration fixture selected of 4: no calls made"])

@@ -179,6 +179,7 @@ def test_the_control_stops_once_and_sends_nothing_after_a_run_wide_fault() -> No
             async def call() -> Vote:
                 sent.append(voter.id)
                 raise RunFault(f"HTTP 401 from {voter.id}")
+
             return call
 
         votes = [await control.call(send(v), section, v, error_vote) for v in voters]

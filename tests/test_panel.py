@@ -19,7 +19,9 @@ def test_lists_are_cycled_over_the_voters() -> None:
     assert [v.lens for v in panel] == ["security", "correctness", "security", "correctness", "security"]
 
 
-@pytest.mark.parametrize("bad, message", [("1.2", "outside 0.0-1.0"), ("-0.1", "outside"), ("hot", "not a number"), ("nan", "outside")])
+@pytest.mark.parametrize(
+    "bad, message", [("1.2", "outside 0.0-1.0"), ("-0.1", "outside"), ("hot", "not a number"), ("nan", "outside")]
+)
 def test_temperatures_outside_the_anthropic_range_are_errors(bad: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_panel(1, ["m"], [bad])

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from collections.abc import Mapping
+
 import pytest
 from conftest import CLEAN_DIFF, write_diff
 
@@ -26,7 +28,7 @@ def git(repo: Path, *args: str) -> str:
 
 
 def branch(
-    repo: Path, base: dict[str, str], change: dict[str, str | None], *, renames: dict[str, str] | None = None
+    repo: Path, base: Mapping[str, str], change: Mapping[str, str | None], *, renames: Mapping[str, str] | None = None
 ) -> None:
     """A git repository at `repo` with a `main` commit of `base` and a `feature` commit that applies `change`."""
     git(repo, "init", "-q", "-b", "main")
@@ -39,12 +41,12 @@ def branch(
     for old, new in (renames or {}).items():
         (repo / new).parent.mkdir(parents=True, exist_ok=True)
         git(repo, "mv", old, new)
-    for path, text in change.items():
-        if text is None:
+    for path, new_text in change.items():
+        if new_text is None:
             (repo / path).unlink()
         else:
             (repo / path).parent.mkdir(parents=True, exist_ok=True)
-            (repo / path).write_text(text)
+            (repo / path).write_text(new_text)
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "feature")
 

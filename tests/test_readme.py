@@ -67,10 +67,14 @@ def fresh_venv(target: Path) -> Path:
     project in this environment) must not be read, or the copy would not be the one tested.
     """
     subprocess.run([sys.executable, "-m", "venv", str(target)], check=True, capture_output=True)
-    purelib = Path(subprocess.run(
-        [str(target / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [str(target / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     ours = [p for p in dict.fromkeys([*site.getsitepackages(), sysconfig.get_paths()["purelib"]]) if Path(p).is_dir()]
     (purelib / "_swarmgate_test_parent.pth").write_text("".join(p + "\n" for p in ours))
     return target
@@ -79,10 +83,17 @@ def fresh_venv(target: Path) -> Path:
 def test_the_first_command_blocks_the_sample_diff_in_a_fresh_venv(tmp_path) -> None:
     tree = clean_copy(tmp_path / "clone")
     venv = fresh_venv(tmp_path / "venv")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ANTHROPIC_", "PYTHON", "PIP_REQUIRE", "VIRTUAL_ENV", "PYTEST_"))}
-    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(venv), HOME=str(tmp_path),
-               PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ANTHROPIC_", "PYTHON", "PIP_REQUIRE", "VIRTUAL_ENV", "PYTEST_"))
+    }
+    env.update(
+        PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        VIRTUAL_ENV=str(venv),
+        HOME=str(tmp_path),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+    )
     command = first_commands()[0]
     done = subprocess.run(["bash", "-c", command], cwd=tree, env=env, capture_output=True, text=True, timeout=900)
     out = done.stdout
@@ -122,10 +133,14 @@ def test_the_no_key_snippet_runs_as_written_and_stops_its_stub(tmp_path) -> None
     assert any("--port 0" in line for line in lines) and lines[-1].startswith("kill ")
     (tmp_path / "my.patch").write_text(SQL_DIFF + README_DIFF)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "PYTEST_", "GITHUB_"))}
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", HOME=str(tmp_path),
-               XDG_CACHE_HOME=str(tmp_path / "cache"))
-    done = subprocess.run(["bash", "-c", "\n".join(lines)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        HOME=str(tmp_path),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+    )
+    done = subprocess.run(
+        ["bash", "-c", "\n".join(lines)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr  # the last line, kill, found its job
     assert "stub Anthropic server on http://127.0.0.1:" in done.stdout
     assert re.search(r"^gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections", done.stdout, flags=re.M)

@@ -32,8 +32,13 @@ from pytest_swarmgate.output import json_report as report_json
 N, K = 5, 4
 PANEL = tuple(Voter(f"v{i}", "claude-test", temperature=0.2 * i, lens="security") for i in range(1, N + 1))
 SQLI = Finding("app/orders.py", 7, "high", "CWE-89", "SQL injection", "customer is concatenated into the query")
-RACE = Finding("app/cache.py", None, "medium", "race condition", "Check-then-act on the cache", "two writers can interleave")
+RACE = Finding(
+    "app/cache.py", None, "medium", "race condition", "Check-then-act on the cache", "two writers can interleave"
+)
 INFO = Finding("app/util.py", 3, "info", "style", "Unused import", "os is never used")
+
+
+VOTE_USAGE = Usage(1000, 200, 800, 50)
 
 
 def section(path: str) -> Section:
@@ -47,7 +52,7 @@ def vote(
     *findings: Finding,
     cached: bool = False,
     latency: float = 1.25,
-    usage: Usage = Usage(1000, 200, 800, 50),
+    usage: Usage = VOTE_USAGE,
 ) -> Vote:
     return Vote(
         section_id=path,
@@ -61,7 +66,9 @@ def vote(
         latency_s=latency,
         usage=Usage() if verdict == "ERROR" else usage,
         error="HTTP 529 overloaded after 2 retries" if verdict == "ERROR" else None,
-        settings=Settings(temperature=None, lens="security", api_version="2026-10-21", notes=("temperature not applied",)),
+        settings=Settings(
+            temperature=None, lens="security", api_version="2026-10-21", notes=("temperature not applied",)
+        ),
         cached=cached,
     )
 
@@ -163,8 +170,12 @@ def test_sums_are_computed_once_and_match_the_votes() -> None:
     run = mixed_run()
     assert run.usage is run.usage and run.votes is run.votes, "cached on the frozen result"
     paid = [v for v in run.votes if not v.cached]
-    assert run.usage == Usage(*(sum(getattr(v.usage, f) for v in paid) for f in (
-        "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")))
+    assert run.usage == Usage(
+        *(
+            sum(getattr(v.usage, f) for v in paid)
+            for f in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+        )
+    )
     assert (run.calls, run.cached_votes) == (len(paid), 1)
     assert dict(run.counts) == {"SAFE": 1, "UNSAFE": 1, "INCONCLUSIVE": 1}
     with_prewarm = replace(run, prewarm_calls=2, prewarm_usage=Usage(10, 0, 0, 5))
@@ -296,7 +307,11 @@ def test_rules_carry_cwe_tags_and_the_worst_security_severity() -> None:
     assert rule["properties"]["tags"] == ["security", "external/cwe/cwe-89"]
     assert rule["properties"]["security-severity"] == "7.0"
     assert rule["helpUri"] == "https://cwe.mitre.org/data/definitions/89.html"
-    assert set(rule["help"]) == {"text", "markdown"} and rule["shortDescription"]["text"] and rule["fullDescription"]["text"]
+    assert (
+        set(rule["help"]) == {"text", "markdown"}
+        and rule["shortDescription"]["text"]
+        and rule["fullDescription"]["text"]
+    )
     for result in log["runs"][0]["results"]:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
 
@@ -306,7 +321,9 @@ def test_free_form_categories_become_swarmgate_rules() -> None:
     assert reports.rule_id("cwe-0079: XSS") == "CWE-79"
     assert reports.rule_id("CWE89") == "CWE-89"
     assert reports.rule_id("") == "swarmgate/uncategorized"
-    rules = sarif.sarif_report(run_of(safe_with_dissent()), plugin_version="0.1.0")["runs"][0]["tool"]["driver"]["rules"]
+    rules = sarif.sarif_report(run_of(safe_with_dissent()), plugin_version="0.1.0")["runs"][0]["tool"]["driver"][
+        "rules"
+    ]
     assert rules[0]["id"] == "swarmgate/race-condition"
     assert rules[0]["properties"]["tags"] == ["security"]
 
@@ -335,8 +352,9 @@ def test_dissent_is_a_note_and_inconclusive_findings_are_warnings() -> None:
 def test_error_votes_are_tool_notifications_not_results() -> None:
     log = sarif.sarif_report(run_of(inconclusive()), plugin_version="0.1.0")
     notes = log["runs"][0]["invocations"][0]["toolExecutionNotifications"]
-    assert [n["message"]["text"] for n in notes] == ["v1 on app/files.py: HTTP 529 overloaded after 2 retries"] + [
-        "v2 on app/files.py: HTTP 529 overloaded after 2 retries"
+    assert [n["message"]["text"] for n in notes] == [
+        "v1 on app/files.py: HTTP 529 overloaded after 2 retries",
+        "v2 on app/files.py: HTTP 529 overloaded after 2 retries",
     ]
     assert [r["ruleId"] for r in log["runs"][0]["results"]] == ["CWE-22"]
 
@@ -416,7 +434,10 @@ def test_fingerprints_differ_for_different_findings() -> None:
     run = run_of(
         judged(
             "app/orders.py",
-            *(vote("app/orders.py", f"v{i}", "UNSAFE", SQLI, other_rule, other_file, second_same_rule) for i in range(1, 6)),
+            *(
+                vote("app/orders.py", f"v{i}", "UNSAFE", SQLI, other_rule, other_file, second_same_rule)
+                for i in range(1, 6)
+            ),
         )
     )
     prints = [r["partialFingerprints"]["swarmgateFinding/v1"] for r in sarif_results(run)]
@@ -430,7 +451,10 @@ def test_fingerprints_differ_for_different_findings() -> None:
 def test_workflow_command_escaping_matches_the_toolkit() -> None:
     assert escape.workflow_data("100% done\r\nnext: a,b") == "100%25 done%0D%0Anext: a,b"
     assert escape.workflow_property("100% done\r\nnext: a,b") == "100%25 done%0D%0Anext%3A a%2Cb"
-    assert github.workflow_command("error", "m", file="a,b:c.py", line=None, title="t") == "::error file=a%2Cb%3Ac.py,title=t::m"
+    assert (
+        github.workflow_command("error", "m", file="a,b:c.py", line=None, title="t")
+        == "::error file=a%2Cb%3Ac.py,title=t::m"
+    )
     assert github.workflow_command("notice", "plain") == "::notice::plain"
 
 
@@ -512,8 +536,14 @@ def test_step_summary_has_every_part() -> None:
     assert text.startswith("## Swarm review: ❌ UNSAFE\n")
     assert "gate: UNSAFE - 1 UNSAFE, 1 INCONCLUSIVE, 1 SAFE of 3 sections (K=4 of N=5)" in text
     assert "| app/orders.py | UNSAFE | UNSAFE 4/5 (K=4) | v5 |" in text
-    assert "| app/files.py | v4 | claude-test | t=default lens=security (temperature not applied) | SAFE (cached) | 0.80 | - |" in text
-    assert "| app/files.py | v1 | claude-test | t=default lens=security (temperature not applied) | ERROR | - | error: HTTP 529 overloaded after 2 retries |" in text
+    assert (
+        "| app/files.py | v4 | claude-test | t=default lens=security (temperature not applied) | SAFE (cached) | "
+        "0.80 | - |" in text
+    )
+    assert (
+        "| app/files.py | v1 | claude-test | t=default lens=security (temperature not applied) | ERROR | - | error: "
+        "HTTP 529 overloaded after 2 retries |" in text
+    )
     assert "- **error** high CWE-89 app/orders.py:7: SQL injection (UNSAFE 4/5 (K=4); raised by v1, v2, v3, v4)" in text
     assert "- assets/logo.png: binary file" in text
     assert "| 14 | 1 | 12000 | 2400 | 9600 | 600 | 9.50s |" in text
@@ -552,7 +582,10 @@ def test_step_summary_fits_max_bytes_by_dropping_detail() -> None:
 @pytest.mark.parametrize("max_bytes", [200_000, 20_000, 3_000, 700])
 def test_step_summary_never_cuts_a_row_or_a_character(max_bytes: int) -> None:
     sections = [
-        judged(f"src/模块_{i}.py", *(vote(f"src/模块_{i}.py", f"v{j}", "UNSAFE", replace(SQLI, path=f"src/模块_{i}.py")) for j in range(1, 6)))
+        judged(
+            f"src/模块_{i}.py",
+            *(vote(f"src/模块_{i}.py", f"v{j}", "UNSAFE", replace(SQLI, path=f"src/模块_{i}.py")) for j in range(1, 6)),
+        )
         for i in range(400)
     ]
     text = github.step_summary(run_of(*sections), max_bytes=max_bytes)

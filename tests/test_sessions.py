@@ -43,8 +43,14 @@ def test_review_workers_read_the_controllers_gate(pytester: pytest.Pytester, pol
     pytester.makeconftest(custom_voter_conftest(TWO_ERRORS, RECORD_ROLES))
     path = write_diff(pytester.path, SQL_DIFF)
     result = pytester.runpytest(
-        "--swarm-review", f"--swarm-diff={path}", "--swarm-no-cache", f"--swarm-on-inconclusive={policy}",
-        "-p", "no:cacheprovider", "-n", "2",
+        "--swarm-review",
+        f"--swarm-diff={path}",
+        "--swarm-no-cache",
+        f"--swarm-on-inconclusive={policy}",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
     )
     assert result.ret == exit_code
     # The items ran on the workers, which judged them by the gate that came with the run.

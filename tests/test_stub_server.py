@@ -9,7 +9,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, cast
+from collections.abc import Iterator
 
 import anthropic
 import pytest
@@ -134,7 +135,10 @@ def test_sampling_modes(sampling: str, version: str | None, accepted: bool) -> N
     with StubServer(sampling=sampling) as server:  # type: ignore[arg-type]
 
         def create() -> anthropic.types.Message:
-            return client(server).messages.create(**params(), extra_body={"temperature": 0.5}, extra_headers=headers)
+            message: anthropic.types.Message = client(server).messages.create(
+                **params(), extra_body={"temperature": 0.5}, extra_headers=headers
+            )
+            return message
 
         if accepted:
             assert create().content[0].type == "tool_use"
@@ -142,7 +146,7 @@ def test_sampling_modes(sampling: str, version: str | None, accepted: bool) -> N
             with pytest.raises(anthropic.BadRequestError) as info:
                 create()
             assert "temperature: sampling parameters are not supported" in str(info.value)
-            assert info.value.body["error"]["type"] == "invalid_request_error"
+            assert cast(Any, info.value.body)["error"]["type"] == "invalid_request_error"
         (logged,) = server.requests
     assert logged.temperature_received and logged.temperature == 0.5
     assert logged.api_version == (version or CURRENT_API_VERSION)
@@ -177,7 +181,7 @@ def test_faults_map_to_sdk_errors(stub: StubServer, reply: Reply, error: type[Ex
         client(stub).messages.create(**params())
     if isinstance(info.value, anthropic.APIStatusError):
         assert info.value.response.headers["request-id"].startswith("req_")
-        assert info.value.body["type"] == "error"
+        assert cast(Any, info.value.body)["type"] == "error"
 
 
 def test_slow_reply_times_out_the_client(stub: StubServer) -> None:
@@ -226,7 +230,9 @@ def test_calls_in_flight_together_all_write_the_prompt_cache() -> None:
     """As with the real API, an entry is readable only once the call that wrote it has answered."""
     with StubServer(latency=0.3) as server:
         with ThreadPoolExecutor(3) as pool:
-            together = list(pool.map(lambda v: client(server).messages.create(**params(voter=v)).usage, ["v1", "v2", "v3"]))
+            together = list(
+                pool.map(lambda v: client(server).messages.create(**params(voter=v)).usage, ["v1", "v2", "v3"])
+            )
         later = client(server).messages.create(**params(voter="v4")).usage
     assert all(u.cache_creation_input_tokens > 0 and u.cache_read_input_tokens == 0 for u in together)
     assert later.cache_read_input_tokens > 0 and later.cache_creation_input_tokens == 0
@@ -241,13 +247,13 @@ def test_batches_round_trip_through_the_sdk() -> None:
             for section in ("app/db.py", "flaky.py")
             for voter in ("v1", "v2")
         ]
-        created = batches.create(requests=requests)
+        created = batches.create(requests=cast(Any, requests))
         assert created.processing_status == "in_progress" and created.request_counts.processing == 4
         assert batches.retrieve(created.id).processing_status == "in_progress"
         ended = batches.retrieve(created.id)
         assert ended.processing_status == "ended" and ended.results_url
         assert (ended.request_counts.succeeded, ended.request_counts.errored) == (2, 2)
-        results = {r.custom_id: r.result for r in batches.results(created.id)}
+        results: dict[str, Any] = {r.custom_id: r.result for r in batches.results(created.id)}
         assert [b.id for b in batches.list()] == [created.id]
         assert len(server.calls()) == 4 and {r.custom_id for r in server.calls()} == set(results)
     assert results["app/db.py|v1"].type == "succeeded"
@@ -320,6 +326,7 @@ def test_script_from_json() -> None:
     ]
     ctx = CallContext("slow.py", "slow.py", "v1", {}, 1)
     assert script.reply_for(ctx).render(ctx).delay == 2.0
+    bad: Any
     for bad in ({"rules": [{"reply": "MAYBE"}]}, {"rules": [{"section": "x"}]}, {"default": {"slow": "x"}}, []):
         with pytest.raises(ScriptError):
             Script.from_json(bad)

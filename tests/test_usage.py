@@ -81,7 +81,7 @@ def repo(pytester):
     git(pytester.path, "commit", "-qm", "base")
     git(pytester.path, "checkout", "-qb", "feature")
     (pytester.path / "app" / "orders.py").write_text(
-        "import sqlite3\n\ndef find(db, c):\n    return db.execute(\"SELECT * FROM o WHERE c = '\" + c + \"'\")\n"
+        'import sqlite3\n\ndef find(db, c):\n    return db.execute("SELECT * FROM o WHERE c = \'" + c + "\'")\n'
     )
     git(pytester.path, "commit", "-qam", "feature")
     return pytester.path
@@ -101,7 +101,9 @@ def test_github_base_ref_is_the_default_base(pytester, repo, stub, monkeypatch) 
 
 
 def test_an_unknown_git_ref(pytester, repo) -> None:
-    assert_usage_error(pytester.runpytest("--swarm-review", "--swarm-base=no-such-branch"), "unknown git ref 'no-such-branch'")
+    assert_usage_error(
+        pytester.runpytest("--swarm-review", "--swarm-base=no-such-branch"), "unknown git ref 'no-such-branch'"
+    )
 
 
 def test_without_the_flag_there_is_no_output_and_no_anthropic_import(pytester) -> None:
@@ -147,7 +149,9 @@ def test_strict_markers_stay_clean(pytester, stub) -> None:
         """
     )
     path = write_diff(pytester.path, CLEAN_DIFF)
-    result = pytester.runpytest("--strict-markers", "--swarm-review", f"--swarm-diff={path}", "-m", "swarm_review or not swarm_review")
+    result = pytester.runpytest(
+        "--strict-markers", "--swarm-review", f"--swarm-diff={path}", "-m", "swarm_review or not swarm_review"
+    )
     assert result.ret == 0
     result.assert_outcomes(passed=3)
 
@@ -176,7 +180,13 @@ def test_ini_panel_lines(pytester, stub) -> None:
 
 def test_stdin_diff(pytester, stub) -> None:
     result = pytester.run(
-        sys.executable, "-m", "pytest", "--swarm-review", "--swarm-diff=-", "-p", "no:cacheprovider",
+        sys.executable,
+        "-m",
+        "pytest",
+        "--swarm-review",
+        "--swarm-diff=-",
+        "-p",
+        "no:cacheprovider",
         stdin=SQL_DIFF.encode(),
     )
     assert result.ret == 0
@@ -238,9 +248,12 @@ def test_native_toml_numbers_and_lists(pytester, stub) -> None:
     if pytest.version_tuple < (9,):
         pytest.skip("the native [tool.pytest] table is pytest 9")
     pytester.makepyprojecttoml(
-        '[tool.pytest]\nswarm_voters = 3\nswarm_threshold = 2\nswarm_models = ["m-a", "m-b"]\nswarm_exclude = ["docs/**"]\n'
+        '[tool.pytest]\nswarm_voters = 3\nswarm_threshold = 2\nswarm_models = ["m-a", "m-b"]\nswarm_exclude = '
+        '["docs/**"]\n'
     )
     path = write_diff(pytester.path, CLEAN_DIFF + README_DIFF)
     result = pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "-p", "no:cacheprovider")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*panel of 3 (m-a, m-b), K=2*", "*docs/README.md: not reviewed (excluded by exclude glob 'docs/**')*"])
+    result.stdout.fnmatch_lines(
+        ["*panel of 3 (m-a, m-b), K=2*", "*docs/README.md: not reviewed (excluded by exclude glob 'docs/**')*"]
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_swarmgate.core.verdict import (
@@ -12,12 +14,19 @@ from pytest_swarmgate.core.verdict import (
 )
 from pytest_swarmgate.model import Finding
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "verdict": "UNSAFE",
     "confidence": 0.9,
     "summary": "query built by concatenation",
     "findings": [
-        {"path": "app/db.py", "line": 12, "severity": "high", "category": "CWE-89", "title": "SQL injection", "rationale": "r"}
+        {
+            "path": "app/db.py",
+            "line": 12,
+            "severity": "high",
+            "category": "CWE-89",
+            "title": "SQL injection",
+            "rationale": "r",
+        }
     ],
 }
 
@@ -102,10 +111,16 @@ def test_an_unsafe_vote_keeps_its_verdict_and_drops_a_malformed_finding(finding,
 
 def test_an_unsafe_vote_with_too_many_findings_stays_unsafe_and_says_what_was_dropped() -> None:
     """A PR that plants one finding per line must not turn UNSAFE votes into ERROR votes."""
-    findings = [{**FINDING, "line": i} for i in range(1, MAX_FINDINGS + 13)] + [{"line": 1}, 7, {**FINDING, "line": "x"}]
+    findings = [{**FINDING, "line": i} for i in range(1, MAX_FINDINGS + 13)] + [
+        {"line": 1},
+        7,
+        {**FINDING, "line": "x"},
+    ]
     parsed = parse_tool_input({**GOOD, "findings": findings})
     assert parsed.verdict == "UNSAFE"
-    assert [f.line for f in parsed.findings] == list(range(1, MAX_FINDINGS + 1)), "the first findings are kept, in order"
+    assert [f.line for f in parsed.findings] == list(range(1, MAX_FINDINGS + 1)), (
+        "the first findings are kept, in order"
+    )
     assert parsed.summary == (
         "query built by concatenation [swarmgate: 3 malformed findings dropped, "
         f"12 findings over the limit of {MAX_FINDINGS} dropped]"
@@ -115,7 +130,9 @@ def test_an_unsafe_vote_with_too_many_findings_stays_unsafe_and_says_what_was_dr
 def test_an_unsafe_vote_within_the_limits_keeps_its_summary_unchanged() -> None:
     parsed = parse_tool_input({**GOOD, "findings": [FINDING] * MAX_FINDINGS})
     assert len(parsed.findings) == MAX_FINDINGS and parsed.summary == GOOD["summary"]
-    assert parse_tool_input({**GOOD, "summary": "", "findings": [7]}).summary == "[swarmgate: 1 malformed finding dropped]"
+    assert (
+        parse_tool_input({**GOOD, "summary": "", "findings": [7]}).summary == "[swarmgate: 1 malformed finding dropped]"
+    )
 
 
 def test_null_line_is_allowed() -> None:

@@ -39,11 +39,7 @@ def test_decided_never_disagrees_with_the_final_outcome(n: int) -> None:
             if pending < 0:
                 continue
             early = decided(safe, unsafe, errors, n, k)
-            finals = {
-                outcome(safe + s, unsafe + u, n, k)
-                for s in range(pending + 1)
-                for u in range(pending + 1 - s)
-            }
+            finals = {outcome(safe + s, unsafe + u, n, k) for s in range(pending + 1) for u in range(pending + 1 - s)}
             if early is not None:
                 assert finals == {early}
             else:

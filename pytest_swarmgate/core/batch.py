@@ -32,7 +32,8 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from .model import Section, Vote, Voter
 from .voters import (
@@ -137,14 +138,14 @@ class BatchVoter:
         ids = [f"swarmgate-{self._sent + i}" for i in range(len(parked))]
         self._sent += len(parked)
         try:
-            answers = await self._run_batch(version, dict(zip(ids, (p.params for p in parked))))
-        except Exception as exc:  # noqa: BLE001 - a parked call must never wait forever
+            answers = await self._run_batch(version, dict(zip(ids, (p.params for p in parked), strict=True)))
+        except Exception as exc:
             # The engine re-raises MissingCredentials and makes anything else each call's ERROR vote.
             for p in parked:
                 if not p.answer.done():
                     p.answer.set_exception(exc)
             return
-        for custom_id, p in zip(ids, parked):
+        for custom_id, p in zip(ids, parked, strict=True):
             if not p.answer.done():
                 p.answer.set_result(answers[custom_id])
 
@@ -170,7 +171,7 @@ class BatchVoter:
             async for line in await batches.results(batch.id, extra_headers=headers, timeout=self.timeout):
                 answers[line.custom_id] = self._answer(line.result)
         except TypeError as exc:
-            raise missing_credentials(exc) or exc
+            raise (missing_credentials(exc) or exc) from None
         except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
             failed = _Answer(error="batch failed: " + redact(describe_error(exc, self.timeout), self.client))
             return dict.fromkeys(requests, failed)
@@ -186,7 +187,9 @@ class BatchVoter:
             error = getattr(getattr(result, "error", None), "error", None)
             error_type = getattr(error, "type", "error")
             message = redact(str(getattr(error, "message", "") or "no message"), self.client)
-            return _Answer(error=f"batch errored: {error_type}: {message}", rejected=error_type == "invalid_request_error")
+            return _Answer(
+                error=f"batch errored: {error_type}: {message}", rejected=error_type == "invalid_request_error"
+            )
         if kind == "canceled":
             return _Answer(error="batch request canceled before it was processed")
         if kind == "expired":
@@ -212,6 +215,8 @@ def progress_line(batch: Any) -> str:
     done = counts.succeeded + counts.errored + counts.canceled + counts.expired
     line = f"swarmgate: batch {batch.id} {batch.processing_status}: {done}/{done + counts.processing} done"
     if batch.processing_status == "ended":
-        line += (f" ({counts.succeeded} succeeded, {counts.errored} errored, {counts.canceled} canceled,"
-                 f" {counts.expired} expired)")
+        line += (
+            f" ({counts.succeeded} succeeded, {counts.errored} errored, {counts.canceled} canceled,"
+            f" {counts.expired} expired)"
+        )
     return line

@@ -205,14 +205,28 @@ def _entry_vote(text: str, key: str, mac: Any, section: Section, voter: Voter) -
 
 _OPTIONAL_STR = (str, type(None))
 _VOTE_TYPES: dict[str, tuple[type, ...]] = {
-    "section_id": (str,), "voter_id": (str,), "model": (str,), "verdict": (str,), "summary": (str,),
-    "stop_reason": _OPTIONAL_STR, "error": _OPTIONAL_STR, "latency_s": (int, float), "cached": (bool,),
-    "findings": (list,), "usage": (dict,), "settings": (dict,), "confidence": (int, float),
+    "section_id": (str,),
+    "voter_id": (str,),
+    "model": (str,),
+    "verdict": (str,),
+    "summary": (str,),
+    "stop_reason": _OPTIONAL_STR,
+    "error": _OPTIONAL_STR,
+    "latency_s": (int, float),
+    "cached": (bool,),
+    "findings": (list,),
+    "usage": (dict,),
+    "settings": (dict,),
+    "confidence": (int, float),
     "answered_model": _OPTIONAL_STR,
 }
 _SETTINGS_TYPES: dict[str, tuple[type, ...]] = {
-    "temperature": (int, float, type(None)), "effort": _OPTIONAL_STR, "lens": _OPTIONAL_STR,
-    "api_version": _OPTIONAL_STR, "notes": (list,), "strict": (bool, type(None)),
+    "temperature": (int, float, type(None)),
+    "effort": _OPTIONAL_STR,
+    "lens": _OPTIONAL_STR,
+    "api_version": _OPTIONAL_STR,
+    "notes": (list,),
+    "strict": (bool, type(None)),
 }
 
 

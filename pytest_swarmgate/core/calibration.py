@@ -31,10 +31,11 @@ Per K, for K = 1..N.
     and FPR both grow (weakly) with K.
 
 Recommended K.
-    Among the K that score at least `min_scored` of the fixtures and whose FPR <= target_fpr, the one with the highest recall; ties go to the
-    lower FPR (which, as flags grow with K, is the smaller K); if recall and FPR both tie,
-    to the larger K - the corpus cannot tell them apart and a security gate prefers the
-    more sensitive threshold. None, with the statement "no K meets FPR <= 5.0%", when no K
+    Among the K that score at least `min_scored` of the fixtures and whose FPR <= target_fpr,
+    the one with the highest recall; ties go to the lower FPR (which, as flags grow with K, is
+    the smaller K); if recall and FPR both tie, to the larger K - the corpus cannot tell them
+    apart and a security gate prefers the more sensitive threshold. None, with the statement
+    "no K meets FPR <= 5.0%", when no K
     qualifies, and None when the corpus has no SAFE fixture (FPR unmeasurable).
 
 Per voter.
@@ -80,7 +81,8 @@ from dataclasses import dataclass
 from collections import Counter
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .corpus import Fixture
 from .model import Usage, Vote
@@ -167,9 +169,17 @@ class KRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "k": self.k, "tp": self.tp, "fn": self.fn, "fp": self.fp, "tn": self.tn,
-            "scored": self.scored, "not_scored": self.not_scored,
-            "recall": self.recall, "fpr": self.fpr, "precision": self.precision, "score": self.score,
+            "k": self.k,
+            "tp": self.tp,
+            "fn": self.fn,
+            "fp": self.fp,
+            "tn": self.tn,
+            "scored": self.scored,
+            "not_scored": self.not_scored,
+            "recall": self.recall,
+            "fpr": self.fpr,
+            "precision": self.precision,
+            "score": self.score,
         }
 
 
@@ -196,9 +206,16 @@ class VoterRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "voter_id": self.voter_id, "model": self.model, "tp": self.tp, "fn": self.fn,
-            "fp": self.fp, "tn": self.tn, "tpr": self.tpr, "fpr": self.fpr,
-            "errors": self.errors, "excluded": self.excluded,
+            "voter_id": self.voter_id,
+            "model": self.model,
+            "tp": self.tp,
+            "fn": self.fn,
+            "fp": self.fp,
+            "tn": self.tn,
+            "tpr": self.tpr,
+            "fpr": self.fpr,
+            "errors": self.errors,
+            "excluded": self.excluded,
         }
 
 
@@ -223,8 +240,14 @@ class CategoryRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "category": self.category, "bad": self.bad, "good": self.good, "tp": self.tp,
-            "fp": self.fp, "not_scored": self.not_scored, "recall": self.recall, "fpr": self.fpr,
+            "category": self.category,
+            "bad": self.bad,
+            "good": self.good,
+            "tp": self.tp,
+            "fp": self.fp,
+            "not_scored": self.not_scored,
+            "recall": self.recall,
+            "fpr": self.fpr,
         }
 
 
@@ -242,8 +265,7 @@ class PairAgreement:
         return _rate(self.agree, self.fixtures)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "agree": self.agree, "fixtures": self.fixtures,
-                "agreement": self.agreement}
+        return {"a": self.a, "b": self.b, "agree": self.agree, "fixtures": self.fixtures, "agreement": self.agreement}
 
 
 @dataclass(frozen=True)
@@ -257,8 +279,13 @@ class Agreement:
     warning: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pairs": [p.to_dict() for p in self.pairs], "mean": self.mean, "kappa": self.kappa,
-                "kappa_fixtures": self.kappa_fixtures, "warning": self.warning}
+        return {
+            "pairs": [p.to_dict() for p in self.pairs],
+            "mean": self.mean,
+            "kappa": self.kappa,
+            "kappa_fixtures": self.kappa_fixtures,
+            "warning": self.warning,
+        }
 
 
 @dataclass(frozen=True)
@@ -274,8 +301,7 @@ class LineAccuracy:
         return _rate(self.hits, self.total)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"hits": self.hits, "total": self.total, "tolerance": self.tolerance,
-                "accuracy": self.accuracy}
+        return {"hits": self.hits, "total": self.total, "tolerance": self.tolerance, "accuracy": self.accuracy}
 
 
 @dataclass(frozen=True)
@@ -436,8 +462,10 @@ def not_scored_reason(fv: FixtureVotes, gate: Gate) -> str | None:
     valid = sum(sum(count(votes)[:2]) for _, votes in fv.sections)
     asked = gate.n * len(fv.sections)
     open_ = [section_id for (section_id, _), o in zip(fv.sections, outcomes, strict=True) if o == "INCONCLUSIVE"]
-    return (f"errors: INCONCLUSIVE at K={gate.k}, {asked - valid} of {asked} votes were errors or missing "
-            f"({len(open_)} of {len(fv.sections)} sections undecided)")
+    return (
+        f"errors: INCONCLUSIVE at K={gate.k}, {asked - valid} of {asked} votes were errors or missing "
+        f"({len(open_)} of {len(fv.sections)} sections undecided)"
+    )
 
 
 def _enough(row: KRow, fixtures: int, min_scored: float) -> bool:
@@ -484,8 +512,13 @@ def _k_row(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> KRow:
 
 
 def _recommend(
-    rows: Sequence[KRow], target: float, bad: int, good: int, min_scored: float,
-    fixture_votes: Sequence[FixtureVotes], gate: Gate,
+    rows: Sequence[KRow],
+    target: float,
+    bad: int,
+    good: int,
+    min_scored: float,
+    fixture_votes: Sequence[FixtureVotes],
+    gate: Gate,
 ) -> tuple[int | None, str]:
     """The recommended K and a one-line statement of why (or why none)."""
     goal = f"FPR <= {target:.1%}"
@@ -501,8 +534,9 @@ def _recommend(
         return None, f"no K meets {goal} (lowest FPR {_pct(lowest.fpr)} at K={lowest.k})"
     best = max(eligible, key=lambda r: (r.recall if r.recall is not None else -1.0, -(r.fpr or 0.0), r.k))
     recall = f"recall {_pct(best.recall)}" if bad else "recall unmeasured (no UNSAFE fixture)"
-    return best.k, (f"recommended K={best.k}: {recall} at FPR {_pct(best.fpr)} over {best.scored} scored "
-                    f"fixtures (target {goal})")
+    return best.k, (
+        f"recommended K={best.k}: {recall} at FPR {_pct(best.fpr)} over {best.scored} scored fixtures (target {goal})"
+    )
 
 
 def _too_few_scored(
@@ -517,8 +551,10 @@ def _too_few_scored(
         if (reason := not_scored_reason(fv, gate.at(best.k))) is not None
     )
     why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
-    return (f"no K can be recommended: at most {best.scored} of {fixtures} fixtures ({share:.0%}) were judged "
-            f"at any K, under the {min_scored:.0%} needed (not scored at K={best.k}: {why or 'none'})")
+    return (
+        f"no K can be recommended: at most {best.scored} of {fixtures} fixtures ({share:.0%}) were judged "
+        f"at any K, under the {min_scored:.0%} needed (not scored at K={best.k}: {why or 'none'})"
+    )
 
 
 def _voter_flag(fv: FixtureVotes, voter_id: str) -> bool | None:
@@ -538,7 +574,7 @@ def _voter_flag(fv: FixtureVotes, voter_id: str) -> bool | None:
 def _voter_row(voter_id: str, fixture_votes: Sequence[FixtureVotes], flags: Sequence[bool | None]) -> VoterRow:
     """One voter's own rates over the fixtures it answered."""
     tp = fn = fp = tn = 0
-    for fv, flag in zip(fixture_votes, flags):
+    for fv, flag in zip(fixture_votes, flags, strict=True):
         if flag is None:
             continue
         if fv.fixture.expected == "UNSAFE":
@@ -548,8 +584,16 @@ def _voter_row(voter_id: str, fixture_votes: Sequence[FixtureVotes], flags: Sequ
     mine = [v for fv in fixture_votes for v in fv.votes() if v.voter_id == voter_id]
     models = sorted({v.credited_model for v in mine})
     _, _, errors = count(mine)
-    return VoterRow(voter_id=voter_id, model=", ".join(models), tp=tp, fn=fn, fp=fp, tn=tn,
-                    errors=errors, excluded=sum(f is None for f in flags))
+    return VoterRow(
+        voter_id=voter_id,
+        model=", ".join(models),
+        tp=tp,
+        fn=fn,
+        fp=fp,
+        tn=tn,
+        errors=errors,
+        excluded=sum(f is None for f in flags),
+    )
 
 
 def _category_rows(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> tuple[CategoryRow, ...]:
@@ -578,13 +622,18 @@ def _agreement(voters: Sequence[str], flags: Mapping[str, Sequence[bool | None]]
     complete = [(label, [flags[v][i] for v in voters]) for i, label in enumerate(labels)]
     complete = [(label, fs) for label, fs in complete if all(f is not None for f in fs)]
     kappa = _kappa([(label, sum(bool(f) for f in fs)) for label, fs in complete], len(voters))
-    return Agreement(pairs=pairs, mean=mean, kappa=kappa, kappa_fixtures=len(complete) if len(voters) > 1 else 0,
-                     warning=_independence_warning(mean, kappa))
+    return Agreement(
+        pairs=pairs,
+        mean=mean,
+        kappa=kappa,
+        kappa_fixtures=len(complete) if len(voters) > 1 else 0,
+        warning=_independence_warning(mean, kappa),
+    )
 
 
 def _pair(a: str, b: str, fa: Sequence[bool | None], fb: Sequence[bool | None]) -> PairAgreement:
     """Agreement of voters a and b over the fixtures both answered."""
-    both = [(x, y) for x, y in zip(fa, fb) if x is not None and y is not None]
+    both = [(x, y) for x, y in zip(fa, fb, strict=True) if x is not None and y is not None]
     return PairAgreement(a=a, b=b, agree=sum(x == y for x, y in both), fixtures=len(both))
 
 
@@ -612,11 +661,15 @@ def _independence_warning(mean: float | None, kappa: float | None) -> str | None
     """A warning when the voters look like one voter, naming which signal fired."""
     kappa_text = "undefined" if kappa is None else f"{kappa:.2f}"
     if kappa is not None and kappa >= KAPPA_WARN:
-        return (f"voters are not independent: within-label kappa {kappa_text} >= {KAPPA_WARN} - they make "
-                "the same mistakes, so voting adds little; vary model, effort or lens")
+        return (
+            f"voters are not independent: within-label kappa {kappa_text} >= {KAPPA_WARN} - they make "
+            "the same mistakes, so voting adds little; vary model, effort or lens"
+        )
     if mean is not None and mean >= AGREEMENT_WARN:
-        return (f"voters agree on {_pct(mean)} of fixtures (>= {AGREEMENT_WARN:.0%}): voting adds little on "
-                f"this corpus (within-label kappa {kappa_text}); vary model, effort or lens, or add harder fixtures")
+        return (
+            f"voters agree on {_pct(mean)} of fixtures (>= {AGREEMENT_WARN:.0%}): voting adds little on "
+            f"this corpus (within-label kappa {kappa_text}); vary model, effort or lens, or add harder fixtures"
+        )
     return None
 
 
@@ -668,7 +721,8 @@ def _cost(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bool
     cached = sum(v.cached for v in votes)
     if cached:
         notes.append(
-            f"{plural(cached, 'vote')} came from the cache and cost nothing in this run; the figure is the uncached cost"
+            f"{plural(cached, 'vote')} came from the cache and cost nothing in this run; the figure is the uncached "
+            "cost"
         )
     return Cost(usage=usage, usd=None if unknown else usd, batch=batch, note="; ".join(notes))
 
@@ -683,8 +737,12 @@ def price_for(model: str, prices: Mapping[str, Price] = PRICES) -> Price | None:
 def _vote_cost(usage: Usage, price: Price) -> float:
     """USD for one vote's usage at a (input, output, cache write, cache read) price per MTok."""
     p_in, p_out, p_write, p_read = price
-    return (usage.input_tokens * p_in + usage.output_tokens * p_out
-            + usage.cache_write_tokens * p_write + usage.cache_read_tokens * p_read) / 1_000_000
+    return (
+        usage.input_tokens * p_in
+        + usage.output_tokens * p_out
+        + usage.cache_write_tokens * p_write
+        + usage.cache_read_tokens * p_read
+    ) / 1_000_000
 
 
 # --- rendering: rows are built once (_blocks), formatted twice (text, markdown) ----------
@@ -715,43 +773,87 @@ def _blocks(r: CalibrationReport, *, brief: bool = False) -> list[_Table | str]:
             f"Threshold K (N={r.n}; {plural(r.fixtures, 'fixture')}: {r.bad} UNSAFE, {r.good} SAFE; {policy}; "
             "rates over the fixtures scored at each K)",
             ("K", "scored", "not scored", "TP", "FN", "FP", "TN", "recall", "FPR", "precision", "score"),
-            tuple((str(x.k), str(x.scored), str(x.not_scored), str(x.tp), str(x.fn), str(x.fp), str(x.tn),
-                   _pct(x.recall), _pct(x.fpr), _pct(x.precision), _num(x.score)) for x in r.rows),
+            tuple(
+                (
+                    str(x.k),
+                    str(x.scored),
+                    str(x.not_scored),
+                    str(x.tp),
+                    str(x.fn),
+                    str(x.fp),
+                    str(x.tn),
+                    _pct(x.recall),
+                    _pct(x.fpr),
+                    _pct(x.precision),
+                    _num(x.score),
+                )
+                for x in r.rows
+            ),
         ),
         r.recommendation,
         _Table(
             "Voters (fixtures where the voter had an ERROR are excluded from its rates)",
             ("voter", "model", "TP", "FN", "FP", "TN", "TPR", "FPR", "errors", "excluded"),
-            tuple((v.voter_id, v.model, str(v.tp), str(v.fn), str(v.fp), str(v.tn), _pct(v.tpr), _pct(v.fpr),
-                   str(v.errors), str(v.excluded)) for v in r.voters),
+            tuple(
+                (
+                    v.voter_id,
+                    v.model,
+                    str(v.tp),
+                    str(v.fn),
+                    str(v.fp),
+                    str(v.tn),
+                    _pct(v.tpr),
+                    _pct(v.fpr),
+                    str(v.errors),
+                    str(v.excluded),
+                )
+                for v in r.voters
+            ),
             left=2,
         ),
         _Table(
             f"Categories at K={r.category_k} (scored fixtures)",
             ("category", "UNSAFE", "caught", "recall", "SAFE", "FP", "FPR", "not scored"),
-            tuple((c.category, str(c.bad), str(c.tp), _pct(c.recall), str(c.good), str(c.fp), _pct(c.fpr),
-                   str(c.not_scored)) for c in r.categories),
+            tuple(
+                (
+                    c.category,
+                    str(c.bad),
+                    str(c.tp),
+                    _pct(c.recall),
+                    str(c.good),
+                    str(c.fp),
+                    _pct(c.fpr),
+                    str(c.not_scored),
+                )
+                for c in r.categories
+            ),
             left=1,
         ),
     ]
     if r.not_scored:
-        blocks.append(_Table(
-            f"Not scored at K={r.category_k} ({len(r.not_scored)} of {r.fixtures} fixtures: "
-            "the panel did not judge them)",
-            ("fixture", "label", "reason"),
-            tuple((x.fixture_id, x.expected, x.reason) for x in r.not_scored),
-            left=3,
-        ))
+        blocks.append(
+            _Table(
+                f"Not scored at K={r.category_k} ({len(r.not_scored)} of {r.fixtures} fixtures: "
+                "the panel did not judge them)",
+                ("fixture", "label", "reason"),
+                tuple((x.fixture_id, x.expected, x.reason) for x in r.not_scored),
+                left=3,
+            )
+        )
     blocks.extend(_agreement_blocks(r.agreement))
     if brief:
         blocks = [b for b in blocks if not isinstance(b, _Table) or b.title.startswith("Threshold K")]
     la, cost = r.line_accuracy, r.cost
-    blocks.append(f"line accuracy: {_pct(la.accuracy)} ({la.hits}/{la.total} flagging voters pointed within "
-                  f"{la.tolerance} lines of the known flaw)")
+    blocks.append(
+        f"line accuracy: {_pct(la.accuracy)} ({la.hits}/{la.total} flagging voters pointed within "
+        f"{la.tolerance} lines of the known flaw)"
+    )
     usd = "unknown" if cost.usd is None else f"${cost.usd:.4f}"
     u = cost.usage
-    blocks.append(f"tokens: {u.input_tokens} input, {u.output_tokens} output, {u.cache_write_tokens} cache write, "
-                  f"{u.cache_read_tokens} cache read; cost {usd} ({cost.note})")
+    blocks.append(
+        f"tokens: {u.input_tokens} input, {u.output_tokens} output, {u.cache_write_tokens} cache write, "
+        f"{u.cache_read_tokens} cache read; cost {usd} ({cost.note})"
+    )
     return blocks
 
 
@@ -760,10 +862,16 @@ def _agreement_blocks(a: Agreement) -> list[_Table | str]:
     if not a.pairs:
         return ["agreement: needs at least two voters"]
     blocks: list[_Table | str] = [
-        _Table("Agreement between voters (per-fixture flags)", ("voter", "voter", "agreement", "fixtures"),
-               tuple((p.a, p.b, _pct(p.agreement), str(p.fixtures)) for p in a.pairs), left=2),
-        (f"mean pairwise agreement {_pct(a.mean)}; within-label Fleiss' kappa "
-         f"{'undefined' if a.kappa is None else f'{a.kappa:.3f}'} over {plural(a.kappa_fixtures, 'fixture')}"),
+        _Table(
+            "Agreement between voters (per-fixture flags)",
+            ("voter", "voter", "agreement", "fixtures"),
+            tuple((p.a, p.b, _pct(p.agreement), str(p.fixtures)) for p in a.pairs),
+            left=2,
+        ),
+        (
+            f"mean pairwise agreement {_pct(a.mean)}; within-label Fleiss' kappa "
+            f"{'undefined' if a.kappa is None else f'{a.kappa:.3f}'} over {plural(a.kappa_fixtures, 'fixture')}"
+        ),
     ]
     if a.warning:
         blocks.append(f"WARNING: {a.warning}")
@@ -777,17 +885,19 @@ def _render(blocks: Iterable[_Table | str], table: Callable[[_Table], str], line
 
 def _text_table(t: _Table) -> str:
     """Title, then columns padded to their widest cell; text left, numbers right."""
-    widths = [max(len(c) for c in col) for col in zip(t.headers, *t.rows)]
+    widths = [max(len(c) for c in col) for col in zip(t.headers, *t.rows, strict=True)]
 
     def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i < t.left else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i < t.left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     return "\n".join([t.title, fmt(t.headers), *(fmt(row) for row in t.rows), ""])
 
 
 def _markdown_table(t: _Table) -> str:
     """A heading and a GitHub markdown table; numbers right-aligned."""
+
     def fmt(cells: Sequence[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
@@ -816,13 +926,19 @@ def plot_k_curve(report: CalibrationReport, path: str | Path) -> bool:
     # Recall wide and solid with large open circles, FPR thin and dashed with small squares on
     # top: where the two coincide, both stay visible (the legend says so).
     curves: list[tuple[str, list[float | None], dict[str, Any]]] = [
-        ("recall", [r.recall for r in report.rows], {"linestyle": "-", "linewidth": 4, "marker": "o",
-                                                     "markersize": 11, "markerfacecolor": "none", "zorder": 2}),
-        ("FPR (dashed, drawn on top)", [r.fpr for r in report.rows],
-         {"linestyle": "--", "linewidth": 1.5, "marker": "s", "markersize": 5, "zorder": 3}),
+        (
+            "recall",
+            [r.recall for r in report.rows],
+            {"linestyle": "-", "linewidth": 4, "marker": "o", "markersize": 11, "markerfacecolor": "none", "zorder": 2},
+        ),
+        (
+            "FPR (dashed, drawn on top)",
+            [r.fpr for r in report.rows],
+            {"linestyle": "--", "linewidth": 1.5, "marker": "s", "markersize": 5, "zorder": 3},
+        ),
     ]
     for label, values, style in curves:
-        points = [(k, v) for k, v in zip(ks, values) if v is not None]
+        points = [(k, v) for k, v in zip(ks, values, strict=True) if v is not None]
         if points:
             ax.plot([k for k, _ in points], [v for _, v in points], label=label, **style)
     ax.axhline(report.target_fpr, color="grey", linestyle=":", label=f"target FPR {report.target_fpr:.1%}")

@@ -89,9 +89,7 @@ class RunControl:
             return None
         return f"{self.stopped} ({self.sent} of {self.total} calls sent)"
 
-    async def call(
-        self, send: Callable[[], Awaitable[Vote]], section: Section, voter: Voter, error: MakeError
-    ) -> Vote:
+    async def call(self, send: Callable[[], Awaitable[Vote]], section: Section, voter: Voter, error: MakeError) -> Vote:
         """One vote through the pacer, again after each rate limit, never after a stop."""
         start = time.monotonic()
         first = True

@@ -21,7 +21,8 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
+from collections.abc import Mapping
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1

@@ -520,7 +520,7 @@ def _build(entry: _Entry, raw: list[str], prefixes: tuple[str, str]) -> FileDiff
     info = entry.info
     moved, kind = _moved(entry)
     written_old, written_new = _written_names(entry, moved)
-    old, new = (moved if moved else (_strip(written_old, prefixes[0]), _strip(written_new, prefixes[1])))
+    old, new = moved if moved else (_strip(written_old, prefixes[0]), _strip(written_new, prefixes[1]))
     if entry.git is not None:
         old = None if "new file mode" in info or entry.minus == DEV_NULL else old
         new = None if "deleted file mode" in info or entry.plus == DEV_NULL else new

@@ -24,7 +24,8 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Coroutine, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 
 from .cache import VoteCache, implementation_name, vote_key
 from .control import RunControl
@@ -113,7 +114,7 @@ async def review(
                 stats.prewarm_calls += 1
             except MissingCredentials:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a failed prewarm costs a cache read, not a verdict
+            except Exception as exc:
                 stats.notes.append(f"prewarm of {section.id} for {voter.model} failed: {type(exc).__name__}: {exc}")
             finally:
                 stats.in_flight -= 1
@@ -138,7 +139,9 @@ async def review(
             async with limit:
                 stats.in_flight += 1
                 try:
-                    vote = await control.call(lambda: _isolated(cast, section, voter, fence), section, voter, error_vote)
+                    vote = await control.call(
+                        lambda: _isolated(cast, section, voter, fence), section, voter, error_vote
+                    )
                 finally:
                     stats.in_flight -= 1
             if cache:
@@ -187,7 +190,7 @@ async def _isolated(cast: CastVote, section: Section, voter: Voter, fence: str) 
         vote: object = await cast(section, voter, fence)
     except (MissingCredentials, RunFault, RateLimited):
         raise  # run-wide: the run stops, or its pacer sends the call again
-    except Exception as exc:  # noqa: BLE001 - isolation is the point: one bad call is one ERROR vote
+    except Exception as exc:
         return error_vote(section, voter, Settings(), f"{type(exc).__name__}: {exc}", time.monotonic() - start)
     if not isinstance(vote, Vote):
         problem = f"the voter returned {type(vote).__name__}, not a Vote"

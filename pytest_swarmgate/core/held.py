@@ -59,7 +59,6 @@ INI_CONFIG = {"pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg"}
 CHOSEN_BY_PRESENCE = {"pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "pyproject.toml"}
 
 
-
 def workflow_path(workflow_ref: str | None) -> str | None:
     """The repository path of the running GitHub workflow from `GITHUB_WORKFLOW_REF`, else None.
 

@@ -24,7 +24,9 @@ OUTCOMES: tuple[str, ...] = ("SAFE", "UNSAFE", "INCONCLUSIVE")
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 
 
-def describe_knobs(temperature: float | None, effort: str | None, lens: str | None, unset_temperature: str = "t=default") -> str:
+def describe_knobs(
+    temperature: float | None, effort: str | None, lens: str | None, unset_temperature: str = "t=default"
+) -> str:
     """`t=0.7 effort=high lens=security`: a voter's sampling, effort and lens settings."""
     parts = [f"t={temperature:g}" if temperature is not None else unset_temperature]
     parts += [f"effort={effort}"] if effort else []
@@ -107,7 +109,9 @@ class Voter:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Voter:
-        return cls(id=d["id"], model=d["model"], temperature=d.get("temperature"), effort=d.get("effort"), lens=d.get("lens"))
+        return cls(
+            id=d["id"], model=d["model"], temperature=d.get("temperature"), effort=d.get("effort"), lens=d.get("lens")
+        )
 
     def describe(self) -> str:
         return f"{self.model} {describe_knobs(self.temperature, self.effort, self.lens, unset_temperature='')}".strip()

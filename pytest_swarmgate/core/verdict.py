@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence, cast
+from typing import Any, Literal, cast
+from collections.abc import Mapping, Sequence
 
 from .model import SEVERITIES, Finding, Section
 from .prompt import TOOL_NAME, VERDICT_TOOL
@@ -79,8 +80,10 @@ def parse_tool_input(data: Any, section: Section | None = None) -> ParsedVerdict
     if verdict not in ("SAFE", "UNSAFE"):
         raise VerdictError(f"verdict must be SAFE or UNSAFE, got {_short(verdict)}")
     confidence = data.get("confidence")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not (
-        math.isfinite(confidence) and 0.0 <= confidence <= 1.0
+    if (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, (int, float))
+        or not (math.isfinite(confidence) and 0.0 <= confidence <= 1.0)
     ):
         raise VerdictError(f"confidence must be a number from 0 to 1, got {_short(confidence)}")
     summary = data["summary"]

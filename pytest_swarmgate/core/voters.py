@@ -26,7 +26,8 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
 
 from .faults import RATE_LIMIT_STATUS, RateLimited, RunFault, classify
 from .model import Section, Settings, Usage, Vote, Voter
@@ -116,9 +117,7 @@ def effective_settings(voter: Voter, rung: Rung) -> Settings:
     """What a call on `rung` really sends, with a note for each requested setting it drops."""
     notes = []
     if voter.temperature is not None and not rung.temperature:
-        notes.append(
-            f"temperature {voter.temperature:g} requested, not applied: endpoint rejects sampling parameters"
-        )
+        notes.append(f"temperature {voter.temperature:g} requested, not applied: endpoint rejects sampling parameters")
     elif rung.temperature and rung.api_version:
         notes.append(
             f"temperature {voter.temperature:g} applied under anthropic-version {rung.api_version}: "
@@ -363,7 +362,6 @@ class AnthropicVoter:
     def _error(self, exc: BaseException) -> str:
         return redact(describe_error(exc, self.timeout), self.client)
 
-
     def _run_wide(self, exc: Exception) -> RunFault | RateLimited | None:
         """The RunFault or RateLimited an SDK error stands for (None: a per-call fault)."""
         self.pacer.observe(getattr(getattr(exc, "response", None), "headers", None))
@@ -405,7 +403,7 @@ class AnthropicVoter:
         try:
             message = await self._prewarm_call(section, voter, fence, attempts)
         except TypeError as exc:
-            raise missing_credentials(exc) or exc
+            raise (missing_credentials(exc) or exc) from None
         except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
             # from None: the chained SDK exception still holds the unredacted text.
             raise RuntimeError(self._error(exc)) from None
@@ -453,7 +451,7 @@ class AnthropicVoter:
                     raise fault from None
                 return error_vote(section, voter, settings, self._error(exc), attempts.spent)
             except TypeError as exc:
-                raise missing_credentials(exc) or exc
+                raise (missing_credentials(exc) or exc) from None
             except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
                 if (fault := self._run_wide(exc)) is not None:
                     raise fault from None  # from None: the SDK's exception holds unredacted text

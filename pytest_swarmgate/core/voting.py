@@ -11,8 +11,15 @@ from .model import Outcome, RunResult, Section, SectionResult, Vote, Voter
 from .promise import InconclusivePolicy, broken
 
 __all__ = [
-    "INCONCLUSIVE_POLICIES", "Gate", "InconclusivePolicy", "check_threshold", "check_voter_ids", "count", "decided",
-    "judge", "outcome",
+    "INCONCLUSIVE_POLICIES",
+    "Gate",
+    "InconclusivePolicy",
+    "check_threshold",
+    "check_voter_ids",
+    "count",
+    "decided",
+    "judge",
+    "outcome",
 ]
 
 INCONCLUSIVE_POLICIES: tuple[InconclusivePolicy, ...] = get_args(InconclusivePolicy)

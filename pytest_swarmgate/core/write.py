@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 
 def write_atomic(path: str | os.PathLike[str], fill: Callable[[str], bool | None], *, mode: int | None = None) -> bool:

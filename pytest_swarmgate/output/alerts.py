@@ -191,8 +191,6 @@ def _clean(path: str) -> str | None:
     return None if clean in (".", "") else clean
 
 
-
-
 def held_entries(run: RunResult) -> list[tuple[str, str]]:
     """(path, reason) of each held change; the path is made safe like a voter's."""
     entries = []

@@ -12,7 +12,14 @@ import re
 from ..core.text import one_line
 
 __all__ = [
-    "collapsed", "junit_text", "markdown", "one_line", "sarif_text", "terminal", "visible", "workflow_data",
+    "collapsed",
+    "junit_text",
+    "markdown",
+    "one_line",
+    "sarif_text",
+    "terminal",
+    "visible",
+    "workflow_data",
     "workflow_property",
 ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..core.model import RunResult, SectionResult
 from ..core.write import write_text_atomic
@@ -21,13 +21,16 @@ from .terminal import gate_line, held_lines
 
 STEP_SUMMARY_LIMIT = 1_000_000  # GitHub takes at most 1 MiB per step summary file; stay under it
 CELL_CHARS = 200
-HEADLINE = {"SAFE": "✅ SAFE", "UNSAFE": "❌ UNSAFE", "INCONCLUSIVE": "⚠️ INCONCLUSIVE", "HELD": "✋ HELD for a human",
-            "NOT_REVIEWED": "⛔ not reviewed"}
+HEADLINE = {
+    "SAFE": "✅ SAFE",
+    "UNSAFE": "❌ UNSAFE",
+    "INCONCLUSIVE": "⚠️ INCONCLUSIVE",
+    "HELD": "✋ HELD for a human",
+    "NOT_REVIEWED": "⛔ not reviewed",
+}
 
 
 # --- annotations ------------------------------------------------------------------------
-
-
 
 
 def workflow_command(command: str, message: str, **properties: str | int | None) -> str:
@@ -64,10 +67,9 @@ def github_annotations(run: RunResult, *, limit: int) -> list[str]:
     kept = lines[: limit - 1]
     left_out = len(lines) - len(kept)
     notice = (
-        f"{left_out} more swarm review annotations left out (limit {limit}): "
-        "see the step summary, SARIF or JSON report"
+        f"{left_out} more swarm review annotations left out (limit {limit}): see the step summary, SARIF or JSON report"
     )
-    return kept + [workflow_command("notice", notice)]
+    return [*kept, workflow_command("notice", notice)]
 
 
 def _alert_annotation(alert: Alert) -> str:
@@ -169,7 +171,7 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
     """A Markdown table; cells must already be escaped (`_md`)."""
     head = list(header)
     body = ["| " + " | ".join(r) + " |" for r in rows]
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + body + [""]
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *body, ""]
 
 
 def _outcomes_table(run: RunResult, safe_rows: bool) -> list[str]:
@@ -178,12 +180,12 @@ def _outcomes_table(run: RunResult, safe_rows: bool) -> list[str]:
         for r in run.results
         if safe_rows or r.outcome != "SAFE"
     ]
-    return ["### Outcomes", ""] + _table(["section", "outcome", "tally", "dissent"], rows)
+    return ["### Outcomes", "", *_table(["section", "outcome", "tally", "dissent"], rows)]
 
 
 def _panel_table(run: RunResult) -> list[str]:
     rows = [[_md(v.id), _md(v.model), _md(v.describe())] for v in run.panel]
-    return [f"### Panel: K={run.k} of N={len(run.panel)}", ""] + _table(["voter", "model", "configured"], rows)
+    return [f"### Panel: K={run.k} of N={len(run.panel)}", "", *_table(["voter", "model", "configured"], rows)]
 
 
 def _votes_table(run: RunResult) -> list[str]:
@@ -195,9 +197,19 @@ def _votes_table(run: RunResult) -> list[str]:
             note = f"{top.severity} {top.where()} {top.title}" if top else (f"error: {v.error}" if v.error else "-")
             verdict = v.verdict + (" (cached)" if v.cached else "")
             conf = f"{v.confidence:.2f}" if v.confidence is not None else "-"
-            rows.append([_md(r.section.id), _md(v.voter_id), _md(v.credited_model), _md(settings), _md(verdict), conf, _md(note)])
+            rows.append(
+                [
+                    _md(r.section.id),
+                    _md(v.voter_id),
+                    _md(v.credited_model),
+                    _md(settings),
+                    _md(verdict),
+                    conf,
+                    _md(note),
+                ]
+            )
     header = ["section", "voter", "model", "effective settings", "verdict", "confidence", "top finding"]
-    return ["### Votes", ""] + _table(header, rows)
+    return ["### Votes", "", *_table(header, rows)]
 
 
 def _finding_items(found: tuple[Alert, ...]) -> list[str]:
@@ -224,11 +236,16 @@ def _not_reviewed_list(run: RunResult) -> list[str]:
 def _cost_table(run: RunResult) -> list[str]:
     u = run.usage
     row = [
-        str(run.calls), str(run.cached_votes), str(u.input_tokens), str(u.output_tokens),
-        str(u.cache_read_tokens), str(u.cache_write_tokens), f"{run.wall_time_s:.2f}s",
+        str(run.calls),
+        str(run.cached_votes),
+        str(u.input_tokens),
+        str(u.output_tokens),
+        str(u.cache_read_tokens),
+        str(u.cache_write_tokens),
+        f"{run.wall_time_s:.2f}s",
     ]
     header = ["calls", "cached votes", "input tokens", "output tokens", "cache read", "cache write", "wall time"]
-    return ["### Cost", ""] + _table(header, [row])
+    return ["### Cost", "", *_table(header, [row])]
 
 
 def _cuts(run: RunResult, found: tuple[Alert, ...], detail: _Detail) -> list[str]:
@@ -260,7 +277,7 @@ def _truncate(lines: list[str], cuts: list[str], max_bytes: int) -> str:
     count = len(lines)
     while count >= 0:
         kept = _drop_dangling(lines, count)
-        note = _cut_note(cuts + [f"the last {len(lines) - len(kept)} lines cut"], max_bytes)
+        note = _cut_note([*cuts, f"the last {len(lines) - len(kept)} lines cut"], max_bytes)
         room = max_bytes - _size(_join(note))
         if sizes[len(kept)] <= room:
             return _join(kept + note)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from .. import __version__
 from ..core.model import RunResult
@@ -57,8 +57,7 @@ def write_reports(
     """Write the requested report files, each independently of the others."""
     out = Published()
     if json_path:
-        report = json_report(run, started_at=started_at, plugin_version=__version__,
-                             sdk_version=sdk_version())
+        report = json_report(run, started_at=started_at, plugin_version=__version__, sdk_version=sdk_version())
         out.attempt("JSON report", base / json_path, lambda: write_json(base / json_path, report))
     if sarif_path:
         sarif = sarif_report(run, plugin_version=__version__)

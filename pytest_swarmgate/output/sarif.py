@@ -124,8 +124,14 @@ def _held_result(path: str, reason: str, rule_index: int, run: RunResult) -> dic
         "ruleId": HELD_RULE["id"],
         "ruleIndex": rule_index,
         "level": "error",
-        "message": {"text": escape.sarif_text(f"{reason}. Held for a human: rerun with --swarm-allow-held={run.diff_sha256} once reviewed.")},
-        "locations": [{"physicalLocation": {"artifactLocation": {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}}}],
+        "message": {
+            "text": escape.sarif_text(
+                f"{reason}. Held for a human: rerun with --swarm-allow-held={run.diff_sha256} once reviewed."
+            )
+        },
+        "locations": [
+            {"physicalLocation": {"artifactLocation": {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}}}
+        ],
         "partialFingerprints": {alerts.FINGERPRINT_KEY: hashlib.sha256(f"held\0{path}".encode()).hexdigest()[:32]},
     }
 
@@ -145,8 +151,6 @@ def _invocation(run: RunResult) -> dict[str, Any]:
 def _notification(vote: Vote) -> dict[str, Any]:
     text = f"{vote.voter_id} on {vote.section_id}: {vote.error or 'no verdict'}"
     return {"level": "error", "message": {"text": escape.sarif_text(text)}}
-
-
 
 
 def write_sarif(path: str | os.PathLike[str], sarif: dict[str, Any]) -> None:

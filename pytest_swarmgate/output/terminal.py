@@ -68,7 +68,8 @@ def finding_line(m: MergedFinding) -> str:
 def vote_line(vote: Vote, *, finding: bool = True) -> str:
     """One voter on one section: id, model that answered, effective settings, verdict, confidence, top finding, cost."""
     parts = [
-        f"{terminal(vote.voter_id):<4} {terminal(vote.credited_model):<20} {vote.settings.describe():<28} {vote.verdict:<6}"
+        f"{terminal(vote.voter_id):<4} {terminal(vote.credited_model):<20} {vote.settings.describe():<28} "
+        f"{vote.verdict:<6}"
     ]
     parts.append(f"conf={vote.confidence:.2f}" if vote.confidence is not None else "conf=-   ")
     top = vote.top_finding()
@@ -187,8 +188,7 @@ def report_lines(run: RunResult, *, verbosity: int = 0) -> list[Line]:
         lines.extend(Line(f"note: {terminal(note, 300)}") for note in run.notes)
         if verbosity == 0:
             lines.extend(Line(text) for text in settings_notes(run.votes))
-    lines.extend(Line(text, COLOURS["HELD"] if text.startswith("held") else None)
-                 for text in held_lines(run))
+    lines.extend(Line(text, COLOURS["HELD"] if text.startswith("held") else None) for text in held_lines(run))
     if verbosity >= 0 and run.results:
         lines.append(Line(totals_line(run)))
     lines.append(Line(gate_line(run), COLOURS.get(run.status), bold=True))

@@ -19,7 +19,8 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .server import DEFAULT_LOG_LIMIT, SAMPLING_MODES, STRICT_MODES, RateLimit, Reply, Script, ScriptError, StubServer
 
