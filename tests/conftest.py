@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
+import subprocess
+
 import json
 import textwrap
 from importlib.resources import files
@@ -158,3 +162,26 @@ def custom_voter_conftest(cast_body: str, extra: str = "") -> str:
         f"{body}\n"
         "    return cast\n" + textwrap.dedent(extra)
     )
+
+
+class StubProcess:
+    """The stub's command line, started on a free port: the process, its first line, then what it wrote to stderr."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest_swarmgate.testing", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.line = self.proc.stdout.readline()
+        self.url = self.line.split()[4] if self.line.startswith("stub Anthropic server on ") else ""
+        self.stderr = ""
+
+    def __enter__(self) -> StubProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        _, self.stderr = self.proc.communicate(timeout=5)

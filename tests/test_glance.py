@@ -351,33 +351,22 @@ def test_progress_follows_the_session_header_under_xdist(pytester, stub) -> None
 
 def test_the_stub_cli_on_a_free_port_writes_an_env_file_and_says_how_to_stop_it(tmp_path) -> None:
     import subprocess
-    import sys
+
+    from conftest import StubProcess
 
     env_file = tmp_path / "stub.env"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_swarmgate.testing", "--port", "0", "--env-file", str(env_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert f"kill {proc.pid}" in line, line
-        url = line.split()[4]
+    with StubProcess("--env-file", str(env_file)) as stub:
+        assert f"kill {stub.proc.pid}" in stub.line, stub.line
         # The file exists once the server listens: `. stub.env` then points the SDK at it.
-        assert env_file.read_text() == f"export ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=stub-not-a-secret\n"
+        assert env_file.read_text() == f"export ANTHROPIC_BASE_URL={stub.url} ANTHROPIC_API_KEY=stub-not-a-secret\n"
         done = subprocess.run(
             ["bash", "-c", f'. {env_file} && printf %s "$ANTHROPIC_BASE_URL"'],
             capture_output=True,
             text=True,
             check=True,
         )
-        assert done.stdout == url
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=5)
-    assert proc.returncode == 0
+        assert done.stdout == stub.url
+    assert stub.proc.returncode == 0
 
 
 def test_calibration_progress_follows_the_session_header_under_xdist(pytester, stub) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
+from conftest import StubProcess
+
 from pytest_swarmgate.testing import (
     CURRENT_API_VERSION,
     CallContext,
@@ -338,26 +340,14 @@ CLI = [sys.executable, "-m", "pytest_swarmgate.testing"]
 def test_cli_serves_until_terminated(tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"rules": [{"section": "app/*", "voter": "v3", "reply": "refusal"}]}))
-    proc = subprocess.Popen(
-        [*CLI, "--port", "0", "--script", str(script), "--unsafe", "app/*.py"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("stub Anthropic server on http://127.0.0.1:"), line
-        url = line.split()[4]
-        assert f"ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=stub" in line
-        c = anthropic.Anthropic(base_url=url, api_key="stub", max_retries=0)
+    with StubProcess("--script", str(script), "--unsafe", "app/*.py") as stub:
+        assert stub.line.startswith("stub Anthropic server on http://127.0.0.1:"), stub.line
+        assert f"ANTHROPIC_BASE_URL={stub.url} ANTHROPIC_API_KEY=stub" in stub.line
+        c = anthropic.Anthropic(base_url=stub.url, api_key="stub", max_retries=0)
         assert c.messages.create(**params("app/db.py", "v3")).content[0].input["verdict"] == "UNSAFE"
         assert c.messages.create(**params("app/README", "v3")).stop_reason == "refusal"
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=5)
-    assert proc.returncode == 0, err
-    assert err == ""
+    assert stub.proc.returncode == 0, stub.stderr
+    assert stub.stderr == ""
 
 
 def test_cli_rejects_a_bad_script_with_exit_2(tmp_path: Path) -> None:
