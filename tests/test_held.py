@@ -380,3 +380,14 @@ def test_the_promise_in_one_function() -> None:
     assert broken([], [NotReviewed("old.so", "binary file deleted")], []) == [], (
         "deleting unreadable bytes adds nothing"
     )
+
+
+def test_a_binary_is_media_only_by_every_path() -> None:
+    from pytest_swarmgate.core.model import NotReviewed
+    from pytest_swarmgate.core.promise import may_stay_unreviewed
+
+    assert may_stay_unreviewed(NotReviewed("logo.png", "binary file"))
+    assert may_stay_unreviewed(NotReviewed("logo.png", "binary file", old_path="old/logo.jpg"))
+    # A library renamed to an image name and changed stays code nobody read.
+    assert not may_stay_unreviewed(NotReviewed("logo.png", "binary file", old_path="tool.so"))
+    assert not may_stay_unreviewed(NotReviewed("tool.so", "binary file"))
