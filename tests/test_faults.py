@@ -151,6 +151,29 @@ def test_a_key_revoked_mid_run_stops_the_remaining_calls_and_reports_once(pytest
     assert report["status"]["line"] == stop
 
 
+def test_an_endpoint_that_goes_away_mid_run_stops_the_review_and_never_reads_as_unsafe(pytester, serve, script) -> None:
+    """Before: every call after the endpoint went away was an ERROR vote, INCONCLUSIVE, exit 1."""
+    import threading
+
+    calls: list[object] = []
+
+    def go_away_after_the_second_call(ctx: object) -> None:
+        calls.append(ctx)
+        if len(calls) == 2:
+            threading.Thread(target=stub.stop).start()  # not from the handler's own thread
+
+    script.on_call(go_away_after_the_second_call)
+    stub = serve(script)
+    diff = many_files_diff([f"app/m{i}.py" for i in range(4)])
+    result = run_gate(pytester, diff, "--swarm-concurrency=1", "--swarm-max-retries=0", "--swarm-json=report.json")
+    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str()
+    result.stdout.fnmatch_lines(["*gate: NOT_REVIEWED - review stopped: connection error: ConnectError:*calls sent)*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    validate_report(report)
+    assert report["status"]["stopped"]["cause"] == "fault"
+    assert report["status"]["stopped"]["calls_sent"] < 20
+
+
 def test_a_per_call_fault_stays_one_error_vote(pytester, stub, script) -> None:
     script.on(section="*", voter="v2", reply=Reply.status(500))
     result = run_gate(pytester, CLEAN_DIFF, "--swarm-max-retries=0", "-v")

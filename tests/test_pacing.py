@@ -274,3 +274,24 @@ def test_the_stub_request_log_is_bounded() -> None:
             post(stub.url, MESSAGE)
         assert len(stub.requests) == 3
         assert [r.attempt for r in stub.calls()] == [3, 4, 5]  # the newest are kept
+
+
+def test_a_refused_connection_is_run_wide_and_a_dropped_one_is_not() -> None:
+    """Raised by the real SDK: a refused connection means no call will reach the endpoint."""
+    import anthropic
+
+    from pytest_swarmgate.testing import Reply, Script
+
+    def raised(base_url: str) -> anthropic.APIConnectionError:
+        client = anthropic.Anthropic(base_url=base_url, api_key="stub-not-a-secret", max_retries=0)
+        with pytest.raises(anthropic.APIConnectionError) as info:
+            client.messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "x"}])
+        return info.value
+
+    with StubServer(Script(default=Reply.drop())) as server:
+        dropped = raised(server.url)
+        port = server.port
+    refused = raised(f"http://127.0.0.1:{port}")  # the stub has stopped: nothing listens there
+    assert classify(dropped, "connection error: dropped") is None
+    fault = classify(refused, "connection error: refused")
+    assert isinstance(fault, RunFault) and str(fault) == "connection error: refused"

@@ -15,7 +15,7 @@ exception by duck typing (status_code, body, response headers), so it needs no i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 # 402 is not in the SDK's table; it comes from some Anthropic-compatible endpoints.
@@ -41,6 +41,30 @@ class RateLimited(Exception):
 
 class DeadlineReached(Exception):
     """The run's deadline came before the rate limit let the call go."""
+
+
+def in_chain(exc: BaseException, matches: Callable[[BaseException], bool]) -> bool:
+    """Whether `exc`, or an exception it was raised from or while handling, matches.
+
+    The SDK wraps what the HTTP layer raised (a refused connection, a timeout) in its own class.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if matches(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The endpoint refused the connection (or its name did not resolve), after the SDK's retries.
+
+    Not one call's bad luck, as a dropped connection or a timeout can be: nothing answers at the
+    endpoint's address, so no other call will reach it either.
+    """
+    return in_chain(exc, lambda e: type(e).__name__ == "ConnectError")
 
 
 def _error_fields(exc: BaseException) -> tuple[str, str]:
@@ -73,9 +97,12 @@ def classify(exc: BaseException, description: str) -> RunFault | RateLimited | N
     """The run-wide fault an API error stands for, or None for a per-call fault.
 
     `description` is the redacted one-line text the caller would put in an ERROR vote; the
-    raised fault carries it. A 404 is run-wide: the one URL a vote calls exists, so a 404
-    means the model (or the endpoint's path) does not.
+    raised fault carries it. An endpoint that refuses connections is run-wide. A 404 is
+    run-wide: the one URL a vote calls exists, so a 404 means the model (or the endpoint's
+    path) does not.
     """
+    if unreachable(exc):
+        return RunFault(description)
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int):
         return None

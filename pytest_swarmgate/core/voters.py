@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from collections.abc import Awaitable, Callable
 
-from .faults import RATE_LIMIT_STATUS, RateLimited, RunFault, classify
+from .faults import RATE_LIMIT_STATUS, RunFault, classify, in_chain
 from .model import Section, Settings, Usage, Vote, Voter
 from .pacing import Pacer
 from .prompt import TOOL_NAME, messages, system_blocks, verdict_tool
@@ -254,14 +254,7 @@ def error_vote(section: Section, voter: Voter, settings: Settings, error: str | 
 
 def _is_timeout(exc: BaseException) -> bool:
     """A timeout anywhere in the exception chain, whatever class the HTTP layer wrapped it in."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if "timeout" in type(current).__name__.lower():
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    return in_chain(exc, lambda e: "timeout" in type(e).__name__.lower())
 
 
 @dataclass
@@ -321,6 +314,8 @@ class AnthropicVoter:
         self, client: Any, *, timeout: float, max_tokens: int = DEFAULT_MAX_TOKENS, cache_ttl: str = "5m"
     ) -> None:
         self.client = _counting(client, self._count_attempt)
+        # Built once: the job's secrets and the client's credentials, for every error text.
+        self._redact = Redactor.from_env(os.environ, client)
         self.timeout = timeout
         self.max_tokens = max_tokens
         self.cache_ttl = cache_ttl
@@ -340,7 +335,7 @@ class AnthropicVoter:
             response = await call_next(request)
         except Exception as exc:
             if attempts is not None:
-                attempts.last_error = "timed out" if _is_timeout(exc) else redact(describe_error(exc, 0), self.client)
+                attempts.last_error = "timed out" if _is_timeout(exc) else self._error(exc, 0)
             raise
         if attempts is not None and getattr(response, "status_code", 200) >= 400:
             attempts.last_error = await _status_line(response)
@@ -359,13 +354,17 @@ class AnthropicVoter:
         self.pacer.observe(raw.headers)
         return await raw.parse()
 
-    def _error(self, exc: BaseException) -> str:
-        return redact(describe_error(exc, self.timeout), self.client)
+    def _error(self, exc: BaseException, timeout: float | None = None) -> str:
+        """The redacted one-line description of an SDK error."""
+        return self._redact(describe_error(exc, self.timeout if timeout is None else timeout))
 
-    def _run_wide(self, exc: Exception) -> RunFault | RateLimited | None:
-        """The RunFault or RateLimited an SDK error stands for (None: a per-call fault)."""
+    def _failed(self, section: Section, voter: Voter, settings: Settings, exc: Exception, attempts: Attempts) -> Vote:
+        """An ERROR vote for a per-call fault; a run-wide fault or a rate limit is raised for the engine."""
+        text = self._error(exc)
         self.pacer.observe(getattr(getattr(exc, "response", None), "headers", None))
-        return classify(exc, redact(describe_error(exc, self.timeout), self.client))
+        if (fault := classify(exc, text)) is not None:
+            raise fault from None  # from None: the SDK's exception holds unredacted text
+        return error_vote(section, voter, settings, text, attempts.spent)
 
     async def preflight(self, models: list[str]) -> int:
         """One cheap call per model (retrieve it): the key, the endpoint and each model answer.
@@ -385,7 +384,7 @@ class AnthropicVoter:
             except TypeError as exc:
                 raise (missing_credentials(exc) or exc) from None
             except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
-                text = redact(describe_error(exc, min(self.timeout, 30.0)), self.client)
+                text = self._error(exc, min(self.timeout, 30.0))
                 unknown = getattr(exc, "status_code", None) == 404
                 raise RunFault(f"{text} (model {model})" if unknown else text) from None
         return len(checked)
@@ -447,19 +446,15 @@ class AnthropicVoter:
             except anthropic.BadRequestError as exc:
                 if self.ladder.step_down(voter, rung, describe_error(exc, self.timeout)):
                     continue
-                if (fault := self._run_wide(exc)) is not None:
-                    raise fault from None
-                return error_vote(section, voter, settings, self._error(exc), attempts.spent)
+                return self._failed(section, voter, settings, exc, attempts)
             except TypeError as exc:
                 raise (missing_credentials(exc) or exc) from None
             except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
-                if (fault := self._run_wide(exc)) is not None:
-                    raise fault from None  # from None: the SDK's exception holds unredacted text
-                return error_vote(section, voter, settings, self._error(exc), attempts.spent)
+                return self._failed(section, voter, settings, exc, attempts)
             except ValueError as exc:
                 # The SDK lets a 200 whose body is not JSON through as a bare JSONDecodeError.
                 error = f"malformed reply: {type(exc).__name__}: {exc}"
-                return error_vote(section, voter, settings, redact(error, self.client), attempts.spent)
+                return error_vote(section, voter, settings, self._redact(error), attempts.spent)
             vote = vote_from_message(section, voter, settings, message, attempts.spent)
             self.pacer.spent(vote.usage.input_tokens + vote.usage.cache_write_tokens)
             return vote
