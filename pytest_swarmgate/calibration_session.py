@@ -55,7 +55,7 @@ from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
 from .output.escape import terminal, terminal_block
 from .core.text import plural
-from .output.terminal import section_line, section_lines
+from .output.terminal import not_reviewed_line, section_line, section_lines
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, to_worker
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def mismatch_lines(run: FixtureRun, gate: Gate, blocked: bool, *, verbose: bool 
         shown = section_lines(result, detail=True) if verbose else [section_line(result)]
         lines.extend("  " + line for line in shown)
     for nr in run.not_reviewed:
-        lines.append(f"  {terminal(nr.path)}: not reviewed ({terminal(nr.reason)})")
+        lines.append("  " + not_reviewed_line(nr))
     if not run.results:
         lines.append("  no section of this diff was reviewed, so the gate had nothing to block")
     return lines
@@ -464,7 +464,7 @@ class CalibrationController(ControllerRun, CalibrationItems):
         lines.extend(f"note: {terminal(note, 300)}" for note in review.notes)
         for run in self.ran:
             for nr in run.not_reviewed:
-                lines.append(f"{terminal(run.fixture.id)}: {terminal(nr.path)} not reviewed ({terminal(nr.reason)})")
+                lines.append(f"{terminal(run.fixture.id)}: {not_reviewed_line(nr)}")
         verbose = self.config.get_verbosity() > 0
         lines.extend(terminal_block(line) for line in report.render_text(brief=not verbose).splitlines())
         if not verbose:

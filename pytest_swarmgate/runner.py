@@ -18,7 +18,7 @@ import pytest
 from .configuration import GateSettings
 from .core import diff
 from .core.budget import CHARS_PER_TOKEN, estimate_input_tokens, oversized_reason
-from .core.cache import NO_SECRET_NOTE, VoteCache, all_cached, cache_secret, implementation_name
+from .core.cache import all_cached, implementation_name, open_cache
 from .core.control import OnProgress, RunControl
 from .core.engine import ReviewStats, review, run_sync
 from .core.held import ci_files, held_changes
@@ -192,8 +192,7 @@ def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, 
     client, cast = choice.client, choice.cast
     try:
         check = getattr(cast, "preflight", None)
-        secret = cache_secret(os.environ) if settings.cache_dir else None
-        cache = VoteCache(settings.cache_dir, secret[0]) if settings.cache_dir and secret else None
+        cache, _ = open_cache(settings.cache_dir, os.environ)
         served = plan is not None and all_cached(
             cache, plan.sections, settings.panel, endpoint(client), implementation_name(cast)
         )
@@ -285,18 +284,15 @@ def execute(
     if problem:
         # Before any call: sent as a header, the key would come back quoted in every error.
         raise pytest.UsageError(f"swarmgate: {problem}")
-    secret = cache_secret(os.environ) if settings.cache_dir else None
-    cache = VoteCache(settings.cache_dir, secret[0]) if settings.cache_dir and secret else None
-
-    redact = Redactor.from_env(os.environ)
-
-    def on_section(result: SectionResult) -> None:
-        config.hook.pytest_swarmgate_section_result(config=config, result=redact.section_result(result))
-
+    cache, cache_off = open_cache(settings.cache_dir, os.environ)
     stats = stats if stats is not None else ReviewStats()
     choice = voter if voter is not None else hook_voter(config, settings)
     client, cast = choice.client, choice.cast
     redact = Redactor.from_env(os.environ, client)
+
+    def on_section(result: SectionResult) -> None:
+        config.hook.pytest_swarmgate_section_result(config=config, result=redact.section_result(result))
+
     control = RunControl(getattr(cast, "pacer", None), deadline_s=settings.deadline, on_progress=on_progress)
     try:
         # The clock starts after set-up: the first `import anthropic` is not review time.
@@ -322,12 +318,7 @@ def execute(
         )
     except MissingCredentials as exc:
         raise no_credentials(exc) from None
-    stopped = None
-    if control.stopped is not None:
-        stopped = Stopped(control.cause, control.stopped, control.sent, control.total)
-    notes = [*stats.notes, *filter(None, [cache.note() if cache else None])]
-    if settings.cache_dir and not secret:
-        notes.append(NO_SECRET_NOTE)
+    notes = [*stats.notes, *filter(None, [cache.note() if cache else None, cache_off])]
     run = RunResult(
         source=plan.source,
         diff_sha256=plan.diff_sha256,
@@ -341,7 +332,7 @@ def execute(
         notes=tuple(notes),
         held=plan.held,
         released=plan.released,
-        stopped=stopped,
+        stopped=control.result(),
     )
     # Every text that came from the HTTP layer, the SDK, a server or a custom voter, once more.
     return redact.run(run)

@@ -120,6 +120,16 @@ NO_SECRET_NOTE = (
 )
 
 
+def open_cache(directory: Path | None, env: Mapping[str, str]) -> tuple[VoteCache | None, str | None]:
+    """The run's vote cache (None when off), and the note that says why it is off for want of a secret."""
+    if directory is None:
+        return None, None
+    secret = cache_secret(env)
+    if secret is None:
+        return None, NO_SECRET_NOTE
+    return VoteCache(directory, secret[0]), None
+
+
 class VoteCache:
     """Votes stored one authenticated JSON file per key; writes are atomic so a crash leaves no half file."""
 

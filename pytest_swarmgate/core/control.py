@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
 
 from .faults import DeadlineReached, RateLimited, RunFault
-from .model import Section, Settings, Vote, Voter
+from .model import Section, Settings, StopCause, Stopped, Vote, Voter
 from .pacing import Pacer
 
 NOT_SENT = "not sent: the review stopped"
@@ -66,7 +66,7 @@ class RunControl:
         self.sent = 0
         self.done = 0
         self.stopped: str | None = None
-        self.cause = "fault"
+        self.cause: StopCause = "fault"
 
     def progress(self) -> CallProgress:
         return CallProgress(
@@ -77,10 +77,16 @@ class RunControl:
         if self.on_progress is not None:
             self.on_progress(self.progress())
 
-    def stop(self, reason: str, cause: str = "fault") -> None:
+    def stop(self, reason: str, cause: StopCause = "fault") -> None:
         """Stop the run once: the first fault names the cause, later ones add nothing."""
         if self.stopped is None:
             self.stopped, self.cause = reason, cause
+
+    def result(self) -> Stopped | None:
+        """Why the run stopped, as the run's result carries it; None when it did not."""
+        if self.stopped is None:
+            return None
+        return Stopped(self.cause, self.stopped, self.sent, self.total)
 
     @property
     def stop_line(self) -> str | None:

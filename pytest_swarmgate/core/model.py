@@ -314,7 +314,7 @@ class SectionResult:
         )
 
 
-STOP_CAUSES: tuple[str, ...] = ("preflight", "fault", "deadline", "ceiling")
+StopCause = Literal["preflight", "fault", "deadline", "ceiling"]
 
 
 @dataclass(frozen=True)
@@ -326,7 +326,7 @@ class Stopped:
     over --swarm-max-sections).
     """
 
-    cause: str
+    cause: StopCause
     message: str
     calls_sent: int = 0
     calls_total: int = 0

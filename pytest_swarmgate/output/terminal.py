@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..core.model import Finding, RunResult, SectionResult, Vote, severity_rank
+from ..core.model import Finding, NotReviewed, RunResult, SectionResult, Vote, severity_rank
 from ..core.text import plural
 from .escape import terminal
 
@@ -99,6 +99,11 @@ def section_line(result: SectionResult) -> str:
     return line
 
 
+def not_reviewed_line(item: NotReviewed) -> str:
+    """`logo.png: not reviewed (media file: ...)`."""
+    return f"{terminal(item.path)}: not reviewed ({terminal(item.reason)})"
+
+
 def needs_detail(result: SectionResult) -> bool:
     """Voter detail is shown by default only where the panel did not agree on SAFE."""
     return result.outcome != "SAFE" or bool(result.dissent)
@@ -161,7 +166,7 @@ def explain_lines(result: RunResult | SectionResult) -> list[str]:
         lines += ["  " + finding_line(m) for m in merged_findings(section.votes)]
     if isinstance(result, SectionResult):
         return lines
-    lines.extend(f"{terminal(nr.path)}: not reviewed ({terminal(nr.reason)})" for nr in result.not_reviewed)
+    lines.extend(not_reviewed_line(nr) for nr in result.not_reviewed)
     return lines + held_lines(result)
 
 
@@ -184,7 +189,7 @@ def report_lines(run: RunResult, *, verbosity: int = 0) -> list[Line]:
         if run.stopped is None and (verbosity > 0 or (verbosity == 0 and needs_detail(result))):
             lines.extend(Line(text) for text in detail_lines(result, verbose=verbosity > 0))
     if verbosity >= 0:
-        lines.extend(Line(f"{terminal(nr.path)}: not reviewed ({terminal(nr.reason)})") for nr in run.not_reviewed)
+        lines.extend(Line(not_reviewed_line(nr)) for nr in run.not_reviewed)
         lines.extend(Line(f"note: {terminal(note, 300)}") for note in run.notes)
         if verbosity == 0:
             lines.extend(Line(text) for text in settings_notes(run.votes))
