@@ -286,7 +286,11 @@ class ReviewController(ControllerRun, ReviewItems):
             checked = preflight(config, self.settings, None, force=True)
         except RunFault as exc:
             exit_incomplete(config, self.settings, None, Stopped("preflight", str(exc)))
-        endpoint = os.environ.get("ANTHROPIC_BASE_URL") or "the default endpoint"
+        # Without any user:password@ a base URL may carry: the line is printed and logged.
+        base_url = os.environ.get("ANTHROPIC_BASE_URL", "")
+        scheme, sep, rest = base_url.partition("://")
+        host, slash, path = rest.partition("/")
+        endpoint = f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if base_url else "the default endpoint"
         nothing = "nothing to check (a custom voter, or a client without a Models API)"
         what = f"{checked} model(s) answered" if checked else nothing
         pytest.exit(f"swarmgate: preflight passed: {what} at {terminal(endpoint)}", returncode=0)

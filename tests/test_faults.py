@@ -124,6 +124,15 @@ def test_swarm_preflight_checks_the_set_up_and_stops(pytester, serve) -> None:
     assert_ended_before_collection(pytester, failed, "HTTP 401 authentication_error")
 
 
+def test_swarm_preflight_does_not_print_credentials_in_the_base_url(pytester, serve, monkeypatch) -> None:
+    stub = serve()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url.replace("://", "://gate:hunter2-secret@"))
+    result = pytester.runpytest("--swarm-review", "--swarm-preflight", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK
+    assert f"preflight passed: 1 model(s) answered at {stub.url}" in result.stderr.str()
+    assert "hunter2" not in result.stdout.str() + result.stderr.str()
+
+
 # --- a run-wide fault mid-run -------------------------------------------------------------
 
 
