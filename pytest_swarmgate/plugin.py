@@ -219,7 +219,7 @@ def compared_results(config: pytest.Config, left: object, right: object) -> list
         return []
     found: list[Any] = []
     for run in config.stash.get(reviews_key, []):
-        if run.outcome in words or run.gate in words:
+        if run.outcome in words or run.status in words:
             found.append(run)
         else:
             found.extend(r for r in run.results if r.outcome in words)

@@ -272,6 +272,23 @@ def test_a_failed_outcome_assertion_shows_the_tally_votes_and_findings(pytester,
     assert "gate:" not in unrelated and "votes:" not in unrelated
 
 
+def test_a_failed_held_status_assertion_is_explained_too(pytester, stub) -> None:
+    """`result.status == "UNSAFE"` on a held run (its sections SAFE) leads back to the run by its status."""
+    held = (
+        "diff --git a/conftest.py b/conftest.py\nnew file mode 100644\nindex 0000000..1111111\n"
+        "--- /dev/null\n+++ b/conftest.py\n@@ -0,0 +1 @@\n+import os\n"
+    )
+    pytester.makepyfile(
+        test_user=f"""
+        def test_status(swarm_review):
+            assert swarm_review({held!r}).status == "UNSAFE"
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["E       AssertionError: assert 'HELD' == 'UNSAFE'", "E         gate: HELD - *"])
+
+
 def test_a_missing_diff_file_is_one_message_from_the_tests_own_line(pytester, stub) -> None:
     sub = pytester.mkdir("sub")
     write_diff(sub, CLEAN_DIFF, "ok.patch")
