@@ -93,11 +93,16 @@ def two_file_review(pytester: pytest.Pytester, script: Script, *args: str) -> py
     return review(pytester, SQL_DIFF + README_DIFF, *args)
 
 
+def swarm_summary(out: str) -> str:
+    """The swarm review section of the output, up to pytest's own short summary (which repeats
+    failure messages in full under CI=true)."""
+    return out[out.index("= swarm review =") :].split("short test summary info")[0]
+
+
 def test_default_report_is_a_line_per_section_with_detail_only_where_needed(pytester, stub, script) -> None:
     result = two_file_review(pytester, script)
     out = result.stdout.str()
-    # Up to pytest's own short summary, which repeats failure messages in full under CI=true.
-    summary = out[out.index("= swarm review =") :].split("short test summary info")[0]
+    summary = swarm_summary(out)
     result.stdout.fnmatch_lines(
         [
             "*= swarm review =*",
@@ -127,8 +132,7 @@ def test_default_report_is_a_line_per_section_with_detail_only_where_needed(pyte
 def test_quiet_report_keeps_what_fails_and_the_gate_line(pytester, stub, script) -> None:
     result = two_file_review(pytester, script, "-q")
     out = result.stdout.str()
-    # Up to pytest's own short summary, which repeats failure messages in full under CI=true.
-    summary = out[out.index("= swarm review =") :].split("short test summary info")[0]
+    summary = swarm_summary(out)
     result.stdout.fnmatch_lines(
         [
             "*= swarm review =*",
