@@ -391,3 +391,15 @@ def test_a_binary_is_media_only_by_every_path() -> None:
     # A library renamed to an image name and changed stays code nobody read.
     assert not may_stay_unreviewed(NotReviewed("logo.png", "binary file", old_path="tool.so"))
     assert not may_stay_unreviewed(NotReviewed("tool.so", "binary file"))
+
+
+def test_a_binary_renamed_to_a_media_name_is_held() -> None:
+    """Before: held by neither path check; `tool.so` -> `logo.png` with new bytes passed unread."""
+    text = (
+        "diff --git a/tool.so b/logo.png\nsimilarity index 50%\nrename from tool.so\nrename to logo.png\n"
+        "index 1111111..2222222 100644\nBinary files a/tool.so and b/logo.png differ\n"
+    )
+    sections, not_reviewed = parse_sections(text)
+    assert [(n.path, n.old_path, n.reason) for n in not_reviewed] == [("logo.png", "tool.so", "binary file")]
+    [line] = held_changes(sections, not_reviewed)
+    assert line.startswith("logo.png: a binary file that is not media")

@@ -451,6 +451,12 @@ def is_media(path: str) -> bool:
     return posixpath.splitext(path)[1].lower() in MEDIA_EXTENSIONS
 
 
+def media_only(*paths: str | None) -> bool:
+    """Whether every path named is a media file: a binary renamed from `tool.so` to `logo.png` is not."""
+    named = [p for p in paths if p]
+    return bool(named) and all(is_media(p) for p in named)
+
+
 def _mode(entry: _Entry, side: int) -> str | None:
     """The file mode of the old (0) or new (1) side, from git's header lines."""
     own = entry.info.get(("old mode", "new mode")[side]) or entry.info.get(("deleted file mode", "new file mode")[side])
@@ -497,8 +503,7 @@ def _facts(
         facts.append(what + (f" (mode {new_mode})" if old is None and new_mode else ""))
     if entry.is_binary and new is None:
         facts.append(f"deletes the binary file {one_line(old or '')} (its content is not shown)")
-    paths = [p for p in (old, new) if p]
-    media = bool(paths) and all(is_media(p) for p in paths)
+    media = media_only(old, new)
     if media and entry.is_binary:
         return facts, "media file: binary content is not reviewed"
     if media and textless and kind is not None and not mode_change:

@@ -25,7 +25,7 @@ from typing import Any
 
 import iniconfig
 
-from .diff import is_media
+from .diff import media_only
 from .model import NotReviewed, Section
 from .texts import NoTexts, Texts, Unknown
 
@@ -165,7 +165,7 @@ def _unjudged(entry: NotReviewed, texts: Texts) -> str | None:
     config = _config(entry.path, entry.old_path, _change_of(entry, texts), None, texts)
     if config:
         return config
-    if is_media(entry.path):
+    if media_only(entry.path, entry.old_path):
         return None
     if entry.reason.startswith("binary") and is_deleted(entry):
         # Removing bytes no voter could read adds nothing that runs; deleting code is a text diff.

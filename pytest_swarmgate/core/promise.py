@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from .diff import is_media
+from .diff import media_only
 from .held import is_deleted
 from .model import NotReviewed, SectionResult
 
@@ -24,9 +24,7 @@ UNREADABLE = ("binary", "submodule", "pure rename", "pure copy", "mode change", 
 
 def may_stay_unreviewed(entry: NotReviewed, released: Iterable[str] = ()) -> bool:
     """Media, a deleted binary, the configuration's choice, or released by a human for this diff."""
-    # Media by every path: a binary renamed from `tool.so` to `logo.png` is not media.
-    media = is_media(entry.path) and (entry.old_path is None or is_media(entry.old_path))
-    if media or not entry.reason.startswith(UNREADABLE):
+    if media_only(entry.path, entry.old_path) or not entry.reason.startswith(UNREADABLE):
         return True
     if entry.reason.startswith("binary") and is_deleted(entry):
         return True
