@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -358,3 +360,25 @@ def test_cli_rejects_a_bad_script_with_exit_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "rules[0].reply: unknown reply 'MAYBE'" in done.stderr
+
+
+def test_stub_command_line_stops_cleanly_on_sigterm_the_instant_it_is_ready() -> None:
+    # The ready line is a promise that SIGTERM stops the server cleanly; a handler installed
+    # after the line left a window in which the default action killed the process instead.
+    # Raw reads, so the signal goes out as soon as the line's bytes arrive.
+    for _ in range(30):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest_swarmgate.testing", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        seen = b""
+        while b"\n" not in seen:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            assert chunk, proc.stderr.read() if proc.stderr else b""
+            seen += chunk
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=5)
+        assert seen.startswith(b"stub Anthropic server on "), seen
+        assert proc.returncode == 0, stderr

@@ -113,23 +113,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         strict=args.strict,
         plain_text=args.plain_text,
     )
-    try:
-        server.start()
-    except OSError as exc:
-        print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    exports = f"export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=stub-not-a-secret"
-    if args.env_file:
-        # Written whole or not at all: a shell waiting for the file must not source half a line.
-        # (The stub uses the standard library only, so not the package's own writer.)
-        target = Path(args.env_file)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        partial.write_text(exports + "\n", encoding="utf-8")
-        os.replace(partial, target)
-    print(f"stub Anthropic server on {server.url} ({exports}); stop it with Ctrl-C or kill {os.getpid()}", flush=True)
+    # Handlers first: a caller may send SIGTERM the instant the ready line appears, and the
+    # default action would kill the process without stopping the server cleanly.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _raise_interrupt)
     try:
+        try:
+            server.start()
+        except OSError as exc:
+            print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        exports = f"export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=stub-not-a-secret"
+        if args.env_file:
+            # Written whole or not at all: a shell waiting for the file must not source half a line.
+            # (The stub uses the standard library only, so not the package's own writer.)
+            target = Path(args.env_file)
+            partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            partial.write_text(exports + "\n", encoding="utf-8")
+            os.replace(partial, target)
+        print(
+            f"stub Anthropic server on {server.url} ({exports}); stop it with Ctrl-C or kill {os.getpid()}", flush=True
+        )
         threading.Event().wait()
     except KeyboardInterrupt:
         return 0
