@@ -402,7 +402,7 @@ class CalibrationController(ControllerRun, CalibrationItems):
         return [run for run, keep in zip(self.runs, self.chosen, strict=True) if keep]
 
     def _execute(self, plans: list[Plan]) -> RunResult:
-        """Every section of every selected fixture in one engine run: gate.execute over one combined plan."""
+        """Every section of every selected fixture in one engine run: runner.execute over one combined plan."""
         from .core.diff import diff_sha256
         from .runner import Plan, execute
 

@@ -1,7 +1,7 @@
 """`--swarm-batch`: the built-in voter's calls sent through the Message Batches API (half price).
 
 `BatchVoter` is a CastVote, like `voters.AnthropicVoter`, so the engine, the vote cache and
-`gate.execute` work unchanged: cached votes are served before any request is made, and every
+`runner.execute` work unchanged: cached votes are served before any request is made, and every
 vote is judged and reported as in a direct run. Only the transport differs. Each call parks
 its request; once a pass of the event loop adds no new request (the engine starts every call
 of a run in the same pass when its concurrency limit allows it, and the calibration run sets

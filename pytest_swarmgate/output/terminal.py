@@ -200,11 +200,6 @@ def report_lines(run: RunResult, *, verbosity: int = 0) -> list[Line]:
     return lines
 
 
-def summary_lines(run: RunResult, *, verbosity: int = 0) -> list[str]:
-    """The terminal summary as plain text, without the gate line."""
-    return [line.text for line in report_lines(run, verbosity=verbosity)][:-1]
-
-
 def totals_line(run: RunResult) -> str:
     u = run.usage
     cached = run.cached_votes
