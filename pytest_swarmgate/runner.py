@@ -95,7 +95,9 @@ def plan(
     # Never sent, and held rather than INCONCLUSIVE: `--swarm-on-inconclusive=pass` must not
     # let a pull request skip review by making one hunk too large to read.
     oversized = {s.id: reason for s in sections if (reason := oversized_reason(s, settings.max_section_chars))}
-    not_reviewed += [NotReviewed(s.id, oversized[s.id], s.old_path) for s in sections if s.id in oversized]
+    not_reviewed += [
+        NotReviewed(s.id, oversized[s.id], s.old_path, "oversized", s.change) for s in sections if s.id in oversized
+    ]
     return Plan(
         source=source,
         diff_sha256=diff.diff_sha256(text),

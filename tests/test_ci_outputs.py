@@ -54,7 +54,13 @@ def test_one_run_writes_all_four_outputs_naming_the_flawed_line(pytester, stub, 
     validate_report(report)
     assert [o["outcome"] for o in report["outcomes"]] == ["UNSAFE", "SAFE"]
     assert report["run"]["not_reviewed"] == [
-        {"path": "logo.png", "reason": "media file: binary content is not reviewed", "old_path": None}
+        {
+            "path": "logo.png",
+            "reason": "media file: binary content is not reviewed",
+            "old_path": None,
+            "kind": "media",
+            "change": "modified",
+        }
     ]
     assert len(report["run"]["results"][0]["votes"]) == 5
     assert report["run"]["results"][0]["votes"][0]["findings"][0]["line"] == 7

@@ -182,7 +182,7 @@ def test_changes_without_text_lines_are_judged_with_a_note_saying_what_changed()
         " -> 89abcdef0123456789abcdef0123456789abcdef\n" + SUBMODULE
     )
     # only media stay unread, by the documented list
-    assert skipped == [NotReviewed("logo.png", "media file: binary content is not reviewed")]
+    assert skipped == [NotReviewed("logo.png", "media file: binary content is not reviewed", kind="media")]
 
 
 def test_a_pure_copy_is_a_new_file_that_names_its_source() -> None:
@@ -205,9 +205,15 @@ def test_pure_rename_with_mode_change_says_both() -> None:
 @pytest.mark.parametrize("media", ["logo.PNG", "clip.mp4", "font.woff2", "song.flac"])
 def test_media_stay_unread_only_by_their_extension(media: str) -> None:
     binary = BINARY.replace("logo.png", media)
-    assert parse_sections(binary) == ([], [NotReviewed(media, "media file: binary content is not reviewed")])
+    assert parse_sections(binary) == (
+        [],
+        [NotReviewed(media, "media file: binary content is not reviewed", kind="media")],
+    )
     moved = PURE_RENAME.replace("a.txt", "old.png").replace("b.txt", media)
-    assert parse_sections(moved) == ([], [NotReviewed(media, "media file: pure rename from old.png", "old.png")])
+    assert parse_sections(moved) == (
+        [],
+        [NotReviewed(media, "media file: pure rename from old.png", "old.png", kind="media", change="renamed")],
+    )
     # a media name on one side only, or a mode change, is judged
     assert parse_sections(PURE_RENAME.replace("b.txt", media))[0]
     assert parse_sections(moved.replace("similarity", "old mode 100644\nnew mode 100755\nsimilarity"))[0]
@@ -215,7 +221,7 @@ def test_media_stay_unread_only_by_their_extension(media: str) -> None:
 
 @pytest.mark.parametrize("name", ["doc.pdf", "logo.svgz", "tool.so", "data.bin", "noext"])
 def test_other_binaries_are_unread_binaries_for_the_hold(name: str) -> None:
-    assert parse_sections(BINARY.replace("logo.png", name)) == ([], [NotReviewed(name, "binary file")])
+    assert parse_sections(BINARY.replace("logo.png", name)) == ([], [NotReviewed(name, "binary file", kind="binary")])
 
 
 def test_a_deleted_binary_is_a_section_stating_the_deletion() -> None:
@@ -230,7 +236,8 @@ def test_a_deleted_binary_is_a_section_stating_the_deletion() -> None:
     assert (s.path, s.change) == ("tool.so", "deleted")
     assert s.text == "# swarmgate: deletes the binary file tool.so (its content is not shown)\n" + deleted
     media = deleted.replace("tool.so", "logo.png")
-    assert parse_sections(media) == ([], [NotReviewed("logo.png", "media file: binary content is not reviewed")])
+    gone = NotReviewed("logo.png", "media file: binary content is not reviewed", kind="media", change="deleted")
+    assert parse_sections(media) == ([], [gone])
 
 
 def test_git_binary_patch_is_not_reviewed() -> None:
@@ -245,7 +252,7 @@ def test_git_binary_patch_is_not_reviewed() -> None:
         HcmV?d00001
 
     """)
-    assert parse_sections(text) == ([], [NotReviewed("x.bin", "binary file")])
+    assert parse_sections(text) == ([], [NotReviewed("x.bin", "binary file", kind="binary")])
 
 
 def test_added_and_removed_submodule() -> None:
@@ -406,8 +413,8 @@ def test_exclude_and_include_filters_report_every_file() -> None:
     )
     assert [s.path for s in sections] == ["new.py", "src/app.py"]
     assert skipped == [
-        NotReviewed("auth.py", "excluded by exclude glob 'auth.py'"),
-        NotReviewed("new/name.py", "excluded by exclude glob '*/name.py'", old_path="old/name.py"),
+        NotReviewed("auth.py", "excluded by exclude glob 'auth.py'", kind="excluded", change="deleted"),
+        NotReviewed("new/name.py", "excluded by exclude glob '*/name.py'", "old/name.py", "excluded", "renamed"),
     ]
 
 
@@ -422,13 +429,13 @@ def test_a_rename_into_an_excluded_folder_is_still_reviewed() -> None:
 def test_not_matched_by_include() -> None:
     sections, skipped = parse_sections(MODIFIED + ADDED, include=["src/*"])
     assert [s.path for s in sections] == ["src/app.py"]
-    assert skipped == [NotReviewed("new.py", "not matched by any include glob")]
+    assert skipped == [NotReviewed("new.py", "not matched by any include glob", kind="excluded", change="added")]
 
 
 def test_exclude_wins_over_include() -> None:
     assert parse_sections(MODIFIED, include=["src/*"], exclude=["**/app.py"]) == (
         [],
-        [NotReviewed("src/app.py", "excluded by exclude glob '**/app.py'")],
+        [NotReviewed("src/app.py", "excluded by exclude glob '**/app.py'", kind="excluded")],
     )
 
 
@@ -661,7 +668,7 @@ def test_git_diff_against_base(repo: Path) -> None:
         ("keep.py", "modified", None),
         ("renamed.py", "renamed", "moved.py"),
     ]
-    assert skipped == [NotReviewed("logo.png", "media file: binary content is not reviewed")]
+    assert skipped == [NotReviewed("logo.png", "media file: binary content is not reviewed", kind="media")]
     assert text == git_diff("main", str(repo))  # str or PathLike
 
 

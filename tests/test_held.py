@@ -335,10 +335,11 @@ def test_the_workflow_path_from_github_workflow_ref() -> None:
 
 
 def test_deleted_binaries_are_never_held_for_being_binary() -> None:
-    assert held_changes([], [NotReviewed("fixtures/old.so", "binary file deleted")]) == []
-    assert held_changes([], [NotReviewed("fixtures/new.so", "binary file")])
+    deleted = NotReviewed("fixtures/old.so", "binary file", kind="binary", change="deleted")
+    assert held_changes([], [deleted]) == []
+    assert held_changes([], [NotReviewed("fixtures/new.so", "binary file", kind="binary")])
     # A config file nobody reads the text of is still held, so a human can release it.
-    assert held_changes([], [NotReviewed("setup.cfg", "mode change only: 100644 -> 100755")])
+    assert held_changes([], [NotReviewed("setup.cfg", "file mode 100644 -> 100755")])
 
 
 def test_the_patch_applies_to_the_tree_forwards_or_backwards(tmp_path: Path) -> None:
@@ -369,28 +370,37 @@ def section(path: str) -> Section:
 def test_the_promise_in_one_function() -> None:
     safe = SectionResult(section("a.py"), (Vote("a.py", "v1", "m", "SAFE"),), "SAFE", 1, 1)
     unsafe = SectionResult(section("b.py"), (Vote("b.py", "v1", "m", "UNSAFE"),), "UNSAFE", 1, 1)
-    assert broken([safe], [NotReviewed("logo.png", "binary file")], []) == []
+    media = NotReviewed("logo.png", "media file: binary content is not reviewed", kind="media")
+    assert broken([safe], [media], []) == []
     assert broken([safe, unsafe], [], []) == ["b.py: UNSAFE"]
     assert broken([safe], [], ["x.py: held"]) == ["held for a human: x.py: held"]
-    assert broken([], [NotReviewed("docs/a.md", "excluded by exclude glob 'docs/**'")], []) == []
-    unread = NotReviewed("lib.so", "binary file")
+    assert broken([], [NotReviewed("docs/a.md", "excluded by exclude glob 'docs/**'", kind="excluded")], []) == []
+    unread = NotReviewed("lib.so", "binary file", kind="binary")
     assert broken([], [unread], []) == ["lib.so: not reviewed (binary file), and only media may stay unreviewed"]
     assert broken([], [unread], [], released=["lib.so: a binary file that is not media"]) == []
-    assert broken([], [NotReviewed("vendor", "submodule bump: a -> b")], []) != []
-    assert broken([], [NotReviewed("old.so", "binary file deleted")], []) == [], (
+    assert broken([], [NotReviewed("big.py", "over --swarm-max-section-chars", kind="oversized")], []) != []
+    # The kind decides, never the words: a reason that reads like media changes nothing.
+    assert broken([], [NotReviewed("tool.so", media.reason, kind="binary")], []) != []
+    assert broken([], [NotReviewed("old.so", "binary file", kind="binary", change="deleted")], []) == [], (
         "deleting unreadable bytes adds nothing"
     )
 
 
 def test_a_binary_is_media_only_by_every_path() -> None:
-    from pytest_swarmgate.core.model import NotReviewed
     from pytest_swarmgate.core.promise import may_stay_unreviewed
 
-    assert may_stay_unreviewed(NotReviewed("logo.png", "binary file"))
-    assert may_stay_unreviewed(NotReviewed("logo.png", "binary file", old_path="old/logo.jpg"))
+    def unread(old: str, new: str) -> NotReviewed:
+        moved = f"similarity index 90%\nrename from {old}\nrename to {new}\n" if old != new else ""
+        binary = f"index 1111111..2222222 100644\nBinary files a/{old} and b/{new} differ\n"
+        diff = f"diff --git a/{old} b/{new}\n{moved}{binary}"
+        [entry] = parse_sections(diff)[1]
+        return entry
+
+    assert may_stay_unreviewed(unread("logo.png", "logo.png"))
+    assert may_stay_unreviewed(unread("old/logo.jpg", "logo.png"))
     # A library renamed to an image name and changed stays code nobody read.
-    assert not may_stay_unreviewed(NotReviewed("logo.png", "binary file", old_path="tool.so"))
-    assert not may_stay_unreviewed(NotReviewed("tool.so", "binary file"))
+    assert not may_stay_unreviewed(unread("tool.so", "logo.png"))
+    assert not may_stay_unreviewed(unread("tool.so", "tool.so"))
 
 
 def test_a_binary_renamed_to_a_media_name_is_held() -> None:

@@ -116,7 +116,7 @@ def mixed_run(*, wall: float = 9.5, **kw: Any) -> RunResult:
         unsafe_sqli(**kw),
         safe_with_dissent(**kw),
         inconclusive(**kw),
-        not_reviewed=(NotReviewed("assets/logo.png", "binary file"),),
+        not_reviewed=(NotReviewed("assets/logo.png", "binary file", kind="media"),),
         wall=wall,
     )
 
@@ -187,7 +187,9 @@ def test_json_report_keeps_every_vote_exactly() -> None:
     run = mixed_run()
     report = make_report(run)
     assert [v for r in report["run"]["results"] for v in r["votes"]] == [v.to_dict() for v in run.votes]
-    assert report["run"]["not_reviewed"] == [{"path": "assets/logo.png", "reason": "binary file", "old_path": None}]
+    assert report["run"]["not_reviewed"] == [
+        {"path": "assets/logo.png", "reason": "binary file", "old_path": None, "kind": "media", "change": "modified"}
+    ]
 
 
 def test_json_report_gate_outcomes_totals_and_timings() -> None:

@@ -26,9 +26,8 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
-from .model import NotReviewed, Section
+from .model import ChangeKind, NotReviewed, NotReviewedKind, Section
 from .text import one_line
 
 __all__ = [
@@ -440,10 +439,11 @@ class FileDiff:
 
     path: str
     old_path: str | None  # the other side's path when it differs (a rename or copy)
-    change: Literal["added", "modified", "deleted", "renamed"]
+    change: ChangeKind
     header: str  # the gate's note on what changed (when the lines do not say it), then the header lines
     hunks: tuple[tuple[str, int, int], ...]  # each hunk's text, lines added and lines removed
-    unread: str | None = None  # why it is never sent to the panel (media and binary files)
+    unread: str | None = None  # why it is never sent to the panel (media and binary files), in words
+    unread_kind: NotReviewedKind = "binary"  # the same for the gate's decisions
 
 
 def is_media(path: str) -> bool:
@@ -472,7 +472,7 @@ def _side_text(lines: list[str], sign: str) -> str:
 
 def _facts(
     entry: _Entry, raw: list[str], old: str | None, new: str | None, kind: str | None
-) -> tuple[list[str], str | None]:
+) -> tuple[list[str], tuple[NotReviewedKind, str] | None]:
     """What the entry changes that its text lines do not show, for the note; and why it is unread, if it is."""
     facts: list[str] = []
     old_mode, new_mode = _mode(entry, 0), _mode(entry, 1)
@@ -505,11 +505,11 @@ def _facts(
         facts.append(f"deletes the binary file {one_line(old or '')} (its content is not shown)")
     media = media_only(old, new)
     if media and entry.is_binary:
-        return facts, "media file: binary content is not reviewed"
+        return facts, ("media", "media file: binary content is not reviewed")
     if media and textless and kind is not None and not mode_change:
-        return facts, f"media file: pure {kind} from {old}"
+        return facts, ("media", f"media file: pure {kind} from {old}")
     if entry.is_binary and new is not None:
-        return facts, "binary file"
+        return facts, ("binary", "binary file")
     return facts, None
 
 
@@ -542,7 +542,7 @@ def _build(entry: _Entry, raw: list[str], prefixes: tuple[str, str]) -> FileDiff
     if kind == "rename" and old == new:
         kind = None
     path = new or old or ""
-    change: Literal["added", "modified", "deleted", "renamed"] = "modified"
+    change: ChangeKind = "modified"
     if old is None or kind == "copy":
         change = "added"  # a copy is a new file; its old_path names the source its diff is against
     elif new is None:
@@ -557,7 +557,8 @@ def _build(entry: _Entry, raw: list[str], prefixes: tuple[str, str]) -> FileDiff
         change=change,
         header=note + "".join(raw[entry.start : entry.head_end]),
         hunks=tuple(("".join(raw[h.start : h.end]), h.added, h.removed) for h in entry.hunks),
-        unread=unread,
+        unread=unread[1] if unread else None,
+        unread_kind=unread[0] if unread else "binary",
     )
 
 
@@ -641,11 +642,12 @@ def sections_of(
         paths = [p for p in (f.path, f.old_path) if p]
         excluded = next((p for p in exclude if all(glob_match(each, p) for each in paths)), None)
         if excluded is not None:
-            skipped.append(NotReviewed(f.path, f"excluded by exclude glob '{excluded}'", f.old_path))
+            reason = f"excluded by exclude glob '{excluded}'"
+            skipped.append(NotReviewed(f.path, reason, f.old_path, "excluded", f.change))
         elif include and not any(glob_match(each, p) for each in paths for p in include):
-            skipped.append(NotReviewed(f.path, "not matched by any include glob", f.old_path))
+            skipped.append(NotReviewed(f.path, "not matched by any include glob", f.old_path, "excluded", f.change))
         elif f.unread is not None:
-            skipped.append(NotReviewed(f.path, f.unread, f.old_path))
+            skipped.append(NotReviewed(f.path, f.unread, f.old_path, f.unread_kind, f.change))
         else:
             slices = _split(f.header, list(f.hunks), budget) if budget is not None else [list(f.hunks)]
             sections.extend(

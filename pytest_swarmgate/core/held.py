@@ -25,7 +25,6 @@ from typing import Any
 
 import iniconfig
 
-from .diff import media_only
 from .model import NotReviewed, Section
 from .texts import NoTexts, Texts, Unknown
 
@@ -165,33 +164,25 @@ def _unjudged(entry: NotReviewed, texts: Texts) -> str | None:
     config = _config(entry.path, entry.old_path, _change_of(entry, texts), None, texts)
     if config:
         return config
-    if media_only(entry.path, entry.old_path):
+    if entry.kind == "media":
         return None
-    if entry.reason.startswith("binary") and is_deleted(entry):
+    if entry.kind == "binary" and entry.change == "deleted":
         # Removing bytes no voter could read adds nothing that runs; deleting code is a text diff.
         return None
-    if entry.reason.startswith("binary"):
+    if entry.kind == "binary":
         return "a binary file that is not media: no voter could read it, and it may run"
     return f"not reviewed ({entry.reason}) and not media: no voter judged it"
 
 
 def _change_of(entry: NotReviewed, texts: Texts) -> str:
-    if is_deleted(entry):
-        return "deleted"
-    if entry.reason.endswith("added") or getattr(entry, "change", None) == "added":
-        return "added"
+    if entry.change in ("added", "deleted"):
+        return entry.change
     try:
         if texts.new(entry.path) is None and texts.old(entry.path) is not None:
             return "deleted"
     except Unknown:
         pass  # not knowable here: judged as modified, the stricter reading
     return "renamed" if entry.old_path and entry.old_path != entry.path else "modified"
-
-
-def is_deleted(entry: NotReviewed) -> bool:
-    """Whether the diff deletes this unread file, as the parser tells it (a `change` field, or its reason)."""
-    change = getattr(entry, "change", None)
-    return change == "deleted" if isinstance(change, str) else entry.reason.endswith("deleted")
 
 
 def _config_name(path: str) -> str | None:

@@ -56,6 +56,10 @@ class Finding:
         return f"{self.path}:{self.line}" if self.line is not None else self.path
 
 
+# What a change does to its file, as the parser read it.
+ChangeKind = Literal["added", "modified", "deleted", "renamed"]
+
+
 @dataclass(frozen=True)
 class Section:
     """The unit of review: one changed file, or one slice (`part` of `parts`) of a large one."""
@@ -63,7 +67,7 @@ class Section:
     id: str
     path: str
     old_path: str | None
-    change: Literal["added", "modified", "deleted", "renamed"]
+    change: ChangeKind
     text: str
     part: int = 1
     parts: int = 1
@@ -78,20 +82,38 @@ class Section:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
 
 
+# Why a changed file is not sent to the panel. The promise and the held check decide on this,
+# never on `reason`, which is display text: "media" (image, audio, video, font), "binary" (not
+# media, so no voter could read it), "oversized" (over --swarm-max-section-chars), "excluded"
+# (the include/exclude globs), "configured" (a filter hook's choice; the default, since the
+# configuration that makes it is itself held whenever a pull request changes it).
+NotReviewedKind = Literal["media", "binary", "oversized", "excluded", "configured"]
+# The kinds the gate's own configuration chooses; every other kind must be judged or released.
+CONFIGURED: tuple[NotReviewedKind, ...] = ("media", "excluded", "configured")
+
+
 @dataclass(frozen=True)
 class NotReviewed:
-    """A changed file that is deliberately not sent to the panel, and why."""
+    """A changed file that is deliberately not sent to the panel: its kind, and why in words."""
 
     path: str
     reason: str
     old_path: str | None = None
+    kind: NotReviewedKind = "configured"
+    change: ChangeKind = "modified"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NotReviewed:
-        return cls(path=d["path"], reason=d["reason"], old_path=d.get("old_path"))
+        return cls(
+            path=d["path"],
+            reason=d["reason"],
+            old_path=d.get("old_path"),
+            kind=d.get("kind", "configured"),
+            change=d.get("change", "modified"),
+        )
 
 
 @dataclass(frozen=True)

@@ -10,23 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from .diff import media_only
-from .held import is_deleted
-from .model import NotReviewed, SectionResult
+from .model import CONFIGURED, NotReviewed, SectionResult
 
 InconclusivePolicy = Literal["fail", "warn", "pass"]
-# Why the diff parser itself leaves a file unread (core/diff.py): none of these may pass unjudged.
-# Anything else in the not-reviewed list was left out by the configuration (include/exclude
-# globs, the filter hook), which is itself held whenever a pull request changes it.
-UNREADABLE = ("binary", "submodule", "pure rename", "pure copy", "mode change", "empty file", "no content change",
-              "symlink")  # fmt: skip
 
 
 def may_stay_unreviewed(entry: NotReviewed, released: Iterable[str] = ()) -> bool:
     """Media, a deleted binary, the configuration's choice, or released by a human for this diff."""
-    if media_only(entry.path, entry.old_path) or not entry.reason.startswith(UNREADABLE):
+    if entry.kind in CONFIGURED:
         return True
-    if entry.reason.startswith("binary") and is_deleted(entry):
+    if entry.kind == "binary" and entry.change == "deleted":
         return True
     return any(line.startswith(f"{entry.path}: ") for line in released)
 
