@@ -215,3 +215,11 @@ def test_ordinary_work_in_config_files_is_not_held(pytester, stub) -> None:
     result = review(pytester, "--swarm-base=main")
     assert result.ret == 0, result.stdout.str()
     assert "held for a human" not in result.stdout.str()
+
+
+def test_a_stopped_run_names_its_cause_once() -> None:
+    from pytest_swarmgate.core.model import Stopped
+    from pytest_swarmgate.core.promise import broken
+
+    line = Stopped("fault", "HTTP 401 authentication_error", 2, 10).line()
+    assert broken([], [], [], stopped=line) == ["review stopped: HTTP 401 authentication_error (2 of 10 calls sent)"]

@@ -35,10 +35,11 @@ def broken(
 ) -> list[str]:
     """Why this run may not exit 0, one line each; empty when the promise is kept.
 
-    `stopped`: why the review did not complete (a run-wide fault, the deadline, a ceiling).
+    `stopped`: the stop's own line (`Stopped.line()`, which already names the cause): a run-wide
+    fault, the deadline, a ceiling.
     """
     released = tuple(released)
-    why = [f"review stopped: {stopped}"] if stopped is not None else []
+    why = [stopped] if stopped is not None else []
     why += [f"held for a human: {line}" for line in held]
     for result in results:
         if result.outcome == "UNSAFE" or (result.outcome == "INCONCLUSIVE" and on_inconclusive == "fail"):
