@@ -442,8 +442,8 @@ class FileDiff:
     change: ChangeKind
     header: str  # the gate's note on what changed (when the lines do not say it), then the header lines
     hunks: tuple[tuple[str, int, int], ...]  # each hunk's text, lines added and lines removed
-    unread: str | None = None  # why it is never sent to the panel (media and binary files), in words
-    unread_kind: NotReviewedKind = "binary"  # the same for the gate's decisions
+    # why it is never sent to the panel (media and binary files): the kind the gate decides on, and its words
+    unread: tuple[NotReviewedKind, str] | None = None
 
 
 def is_media(path: str) -> bool:
@@ -557,8 +557,7 @@ def _build(entry: _Entry, raw: list[str], prefixes: tuple[str, str]) -> FileDiff
         change=change,
         header=note + "".join(raw[entry.start : entry.head_end]),
         hunks=tuple(("".join(raw[h.start : h.end]), h.added, h.removed) for h in entry.hunks),
-        unread=unread[1] if unread else None,
-        unread_kind=unread[0] if unread else "binary",
+        unread=unread,
     )
 
 
@@ -647,7 +646,8 @@ def sections_of(
         elif include and not any(glob_match(each, p) for each in paths for p in include):
             skipped.append(NotReviewed(f.path, "not matched by any include glob", f.old_path, "excluded", f.change))
         elif f.unread is not None:
-            skipped.append(NotReviewed(f.path, f.unread, f.old_path, f.unread_kind, f.change))
+            kind, reason = f.unread
+            skipped.append(NotReviewed(f.path, reason, f.old_path, kind, f.change))
         else:
             slices = _split(f.header, list(f.hunks), budget) if budget is not None else [list(f.hunks)]
             sections.extend(

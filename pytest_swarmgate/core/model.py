@@ -88,8 +88,8 @@ class Section:
 # (the include/exclude globs), "configured" (a filter hook's choice; the default, since the
 # configuration that makes it is itself held whenever a pull request changes it).
 NotReviewedKind = Literal["media", "binary", "oversized", "excluded", "configured"]
-# The kinds the gate's own configuration chooses; every other kind must be judged or released.
-CONFIGURED: tuple[NotReviewedKind, ...] = ("media", "excluded", "configured")
+# Media by the gate's own list, or left out by the configuration; every other kind must be judged or released.
+MAY_STAY_UNREVIEWED: tuple[NotReviewedKind, ...] = ("media", "excluded", "configured")
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,9 @@ class NotReviewed:
             path=d["path"],
             reason=d["reason"],
             old_path=d.get("old_path"),
-            kind=d.get("kind", "configured"),
-            change=d.get("change", "modified"),
+            # required: a missing kind must not default to one that may stay unreviewed
+            kind=d["kind"],
+            change=d["change"],
         )
 
 

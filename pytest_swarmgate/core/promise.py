@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from .model import CONFIGURED, NotReviewed, SectionResult
+from .model import MAY_STAY_UNREVIEWED, NotReviewed, SectionResult
 
 InconclusivePolicy = Literal["fail", "warn", "pass"]
 
 
 def may_stay_unreviewed(entry: NotReviewed, released: Iterable[str] = ()) -> bool:
     """Media, a deleted binary, the configuration's choice, or released by a human for this diff."""
-    if entry.kind in CONFIGURED:
+    if entry.kind in MAY_STAY_UNREVIEWED:
         return True
     if entry.kind == "binary" and entry.change == "deleted":
         return True
