@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from bench import env_vars, generated_diff  # the sibling bench.py: the same generated diff
 
-from pytest_swarmgate.configuration import build_panel
+from pytest_swarmgate.settings import build_panel
 from pytest_swarmgate.core.control import RunControl
 from pytest_swarmgate.core.diff import parse_sections
 from pytest_swarmgate.core.engine import review

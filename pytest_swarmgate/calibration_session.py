@@ -50,7 +50,7 @@ from .core.calibration import (
 )
 from .core.corpus import CorpusError, Fixture, load_corpus
 from .core.model import NotReviewed, SectionResult
-from .core.voting import Gate
+from .core.gate import Gate
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
 from .output.escape import terminal, terminal_block
@@ -59,7 +59,7 @@ from .output.terminal import not_reviewed_line, section_line, section_lines
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, to_worker
 
 if TYPE_CHECKING:
-    from .configuration import GateSettings
+    from .settings import GateSettings
     from .core.model import RunResult
     from .runner import Plan, VoterChoice
 
@@ -273,7 +273,7 @@ class CalibrationController(ControllerRun, CalibrationItems):
     """The calibration run of one pytest session (the xdist controller, or the only process without xdist)."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from .configuration import resolve
+        from .settings import resolve
         from .runner import plan, settle_panel
 
         self.config = config

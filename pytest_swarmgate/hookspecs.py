@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .configuration import GateSettings
+    from .settings import GateSettings
     from .core.model import NotReviewed, RunResult, Section, SectionResult, Voter
 
 

@@ -14,13 +14,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from .core.decision import run_passes, section_passes, status, warns
+from .stash import run_key
 from .core.model import NotReviewed, RunResult, Section, SectionResult, Vote
 from .output.escape import junit_text, terminal
 from .output.terminal import gate_line, section_line
 
 COLLECTOR_NAME = "swarm-review"
 SEE_SUMMARY = "  votes and findings: in the swarm review summary below (every vote with -v)"
-run_key = pytest.StashKey["RunResult | None"]()
 
 
 class SectionFailed(Exception):
@@ -70,10 +71,10 @@ class SectionItem(ReviewItem):
         if run.stopped is not None and result.outcome == "INCONCLUSIVE":
             # The votes it lacks were never sent: the gate item and the summary say why, once.
             pytest.skip(terminal(f"not reviewed: {run.stopped.line()}", 300))
-        if not run.gate.section_passes(result.outcome):
+        if not section_passes(run.gate, result.outcome):
             # The votes and findings are printed once, in the summary; not again here.
             raise SectionFailed([section_line(result), SEE_SUMMARY])
-        if run.gate.warns(result.outcome):
+        if warns(run.gate, result.outcome):
             # The warnings summary prints the message raw: the file name is the pull request's.
             warnings.warn(
                 pytest.PytestWarning(f"swarm review of {terminal(self.section.id)} is {result.tally()}"), stacklevel=2
@@ -99,8 +100,8 @@ class GateItem(ReviewItem):
 
     def runtest(self) -> None:
         run = self.run_result()
-        self.user_properties.append(("swarm_gate", run.status if run.results or run.held else "NOTHING_TO_REVIEW"))
-        if not run.passed:
+        self.user_properties.append(("swarm_gate", status(run) if run.results or run.held else "NOTHING_TO_REVIEW"))
+        if not run_passes(run):
             raise SectionFailed([gate_line(run)])
 
 

@@ -1,18 +1,17 @@
 """The public home of the data model that hooks receive; the types live in `core/model.py`."""
 
+from .core.choices import OUTCOMES, SEVERITIES, VERDICTS, Outcome, Verdict
+from .core.decision import run_passes, status
+from .core.gate import Gate
 from .core.model import (
-    OUTCOMES,
-    SEVERITIES,
-    VERDICTS,
     Finding,
+    Held,
     NotReviewed,
-    Outcome,
     RunResult,
     Section,
     SectionResult,
     Settings,
     Usage,
-    Verdict,
     Vote,
     Voter,
 )
@@ -22,6 +21,8 @@ __all__ = [
     "SEVERITIES",
     "VERDICTS",
     "Finding",
+    "Gate",
+    "Held",
     "NotReviewed",
     "Outcome",
     "RunResult",
@@ -32,4 +33,6 @@ __all__ = [
     "Verdict",
     "Vote",
     "Voter",
+    "run_passes",
+    "status",
 ]

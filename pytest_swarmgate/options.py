@@ -11,12 +11,10 @@ from collections.abc import Callable
 
 import pytest
 
+from .core.choices import CACHE_TTLS, EFFORTS, INCONCLUSIVE_POLICIES, PREWARM_MODES
+
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_LENSES = "security,correctness,data-flow,adversarial,concurrency"
-EFFORTS = ("low", "medium", "high", "xhigh", "max")
-INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
-PREWARM_MODES = ("auto", "on", "off")
-CACHE_TTLS = ("5m", "1h")
 
 
 class Option:

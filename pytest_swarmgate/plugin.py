@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import options
+from .stash import fail_session, gate_finished_key, gate_missing_key, reviews_key, stdin_key
 
 if TYPE_CHECKING:
-    from .configuration import GateSettings
+    from .settings import GateSettings
     from .core.model import RunResult
 
 MARKERS = (
@@ -28,13 +29,6 @@ MARKERS = (
 SESSION_PLUGIN = "swarmgate-session"
 CALIBRATION_PLUGIN = "swarmgate-calibration"
 ONLY_PLUGIN = "swarmgate-only"
-stdin_key = pytest.StashKey[bytes]()
-# Set by the session plugin when it reaches its end of session; checked here, in the entry
-# plugin, so that a session plugin blocked or removed by the pull request cannot pass quietly.
-gate_finished_key = pytest.StashKey[bool]()
-gate_missing_key = pytest.StashKey[str]()
-# The results the current test's swarm_review fixture returned, for pytest_assertrepr_compare.
-reviews_key = pytest.StashKey[list[Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -100,8 +94,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     line = f"swarmgate: the plugin {SESSION_PLUGIN} was removed before the end of the session, so no review decided"
     config.stash[gate_missing_key] = line
-    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
-        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+    fail_session(session, pytest.ExitCode.INTERNAL_ERROR)
     if config.pluginmanager.get_plugin("terminalreporter") is None:
         import sys
 
@@ -159,7 +152,7 @@ def swarm_review(request: pytest.FixtureRequest) -> Iterator[Callable[..., RunRe
 
     def review(diff: str | os.PathLike[str], **overrides: Any) -> RunResult:
         __tracebackhide__ = True  # a bad argument shows the test's line and the message, not our frames
-        from .configuration import resolve
+        from .settings import resolve
         from .runner import check_size, execute, plan, settle_panel
 
         settings = settle_panel(config, resolve(config, {**marker_settings, **overrides}))
@@ -214,12 +207,15 @@ def compared_results(config: pytest.Config, left: object, right: object) -> list
     direct = [x for x in (left, right) if isinstance(x, (model.RunResult, model.SectionResult))]
     if direct:
         return direct
-    words = {x for x in (left, right) if isinstance(x, str) and x in (*model.OUTCOMES, "HELD")}
+    from .core.choices import OUTCOMES  # loaded with the model: costs nothing now
+    from .core.decision import status
+
+    words = {x for x in (left, right) if isinstance(x, str) and x in (*OUTCOMES, "HELD")}
     if not words:
         return []
     found: list[Any] = []
     for run in config.stash.get(reviews_key, []):
-        if run.outcome in words or run.status in words:
+        if run.outcome in words or status(run) in words:
             found.append(run)
         else:
             found.extend(r for r in run.results if r.outcome in words)

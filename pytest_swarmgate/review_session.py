@@ -17,19 +17,20 @@ from typing import Any
 import pytest
 
 from . import options
-from .configuration import resolve
+from .settings import resolve
 from .core.control import CallProgress
+from .core.decision import run_passes
 from .core.engine import ReviewStats
 from .core.faults import RunFault
 from .core.model import NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.text import plural
-from .items import COLLECTOR_NAME, ReviewCollector, run_key
+from .items import COLLECTOR_NAME, ReviewCollector
 from .output.escape import terminal
-from .plugin import gate_finished_key
 from .output.publish import github_outputs, now_utc, write_reports
 from .exitcodes import REVIEW_INCOMPLETE
 from .output.terminal import Line, report_lines
 from .runner import Plan, execute, over_ceiling, plan, preflight, read_source, settle_panel, stopped_run
+from .stash import fail_session, gate_finished_key, run_key
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, to_worker
 
 WORKERINPUT_KEY = "swarmgate"
@@ -301,7 +302,7 @@ class ReviewController(ControllerRun, ReviewItems):
             f"swarmgate: {terminal(self.settings.describe_panel())}, diff: {terminal(self.source)}, "
             f"{plural(len(self.sections), 'section')}{skipped}"
         ]
-        lines += [f"swarmgate: released by hand: {terminal(c)}" for c in self.plan.released]
+        lines += [f"swarmgate: released by hand: {terminal(c.line())}" for c in self.plan.released]
         return lines + self.progress.release()
 
     def run_once(self) -> None:
@@ -363,12 +364,7 @@ class ReviewController(ControllerRun, ReviewItems):
                     f"swarmgate: the review did not run in this session, so the gate fails (fail closed) "
                     f"[exit {REVIEW_INCOMPLETE}]"
                 ]
-                if session.exitstatus in (
-                    pytest.ExitCode.OK,
-                    pytest.ExitCode.NO_TESTS_COLLECTED,
-                    pytest.ExitCode.TESTS_FAILED,
-                ):
-                    session.exitstatus = REVIEW_INCOMPLETE
+                fail_session(session, REVIEW_INCOMPLETE)
             return
         published = write_reports(
             self.run,
@@ -387,15 +383,10 @@ class ReviewController(ControllerRun, ReviewItems):
         if published.failed:
             # An output CI relies on is missing: never let that look like a clean pass.
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-        if self.run.stopped is not None and session.exitstatus in (
-            pytest.ExitCode.OK,
-            pytest.ExitCode.NO_TESTS_COLLECTED,
-            pytest.ExitCode.TESTS_FAILED,
-        ):
+        if self.run.stopped is not None:
             # "The review could not be completed", never read as "the code is unsafe".
-            session.exitstatus = REVIEW_INCOMPLETE
-            return
-        # The gate does not depend on which items ran: deselecting a failing section item
-        # with -k or -m does not let an UNSAFE diff through.
-        if not self.run.passed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            fail_session(session, REVIEW_INCOMPLETE)
+        elif not run_passes(self.run):
+            # The gate does not depend on which items ran: deselecting a failing section item
+            # with -k or -m does not let an UNSAFE diff through.
+            fail_session(session, pytest.ExitCode.TESTS_FAILED)

@@ -15,14 +15,14 @@ from collections.abc import Coroutine
 
 import pytest
 
-from .configuration import GateSettings
+from .settings import GateSettings
 from .core import diff
 from .core.budget import CHARS_PER_TOKEN, estimate_input_tokens, oversized_reason
 from .core.cache import all_cached, implementation_name, open_cache
 from .core.control import OnProgress, RunControl
 from .core.engine import ReviewStats, review, run_sync
 from .core.held import ci_files, held_changes
-from .core.model import NotReviewed, RunResult, Section, SectionResult, Stopped
+from .core.model import Held, NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.redact import Redactor, credential_problem
 from .core.texts import GitTexts, NoTexts, PatchTexts, Texts, merge_base
 from .core.voters import BadCredentials, CastVote, MissingCredentials
@@ -42,8 +42,8 @@ class Plan:
     diff_sha256: str
     sections: tuple[Section, ...]
     not_reviewed: tuple[NotReviewed, ...]
-    held: tuple[str, ...] = ()
-    released: tuple[str, ...] = ()
+    held: tuple[Held, ...] = ()
+    released: tuple[Held, ...] = ()
 
 
 def read_source(
@@ -109,8 +109,9 @@ def plan(
                     *held_changes(
                         everything, unread, texts=_texts(base, tree, everything), ci_files=ci_files(os.environ)
                     ),
-                    *(f"{i}: {r}" for i, r in oversized.items()),
-                }
+                    *(Held(i, "oversized", r) for i, r in oversized.items()),
+                },
+                key=Held.line,
             )
         ),
     )

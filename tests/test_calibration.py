@@ -23,7 +23,7 @@ from pytest_swarmgate.core.calibration import (
     price_for,
 )
 from pytest_swarmgate.core.corpus import Fixture
-from pytest_swarmgate.core.voting import Gate
+from pytest_swarmgate.core.gate import Gate
 from pytest_swarmgate.model import Finding, Usage, Vote
 
 MODEL = "claude-sonnet-4-5"

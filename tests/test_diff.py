@@ -923,7 +923,9 @@ def test_diff_ruN_trees_resolve_to_repository_paths_and_change_kinds(tmp_path: P
     ]
     from pytest_swarmgate.core.held import held_changes
 
-    assert held_changes(sections, skipped) == [".github/workflows/tests.yaml: CI configuration that may run the gate"]
+    assert [h.line() for h in held_changes(sections, skipped)] == [
+        ".github/workflows/tests.yaml: CI configuration that may run the gate"
+    ]
     included = parse_sections(text, include=["src/**"])[0]
     assert [s.path for s in included] == ["src/added.py", "src/gone.py", "src/same.py"]
     # without -N diff leaves added and deleted files out: an error that says so, not a pass

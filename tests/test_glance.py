@@ -277,15 +277,17 @@ def test_a_failed_outcome_assertion_shows_the_tally_votes_and_findings(pytester,
 
 
 def test_a_failed_held_status_assertion_is_explained_too(pytester, stub) -> None:
-    """`result.status == "UNSAFE"` on a held run (its sections SAFE) leads back to the run by its status."""
+    """`status(result) == "UNSAFE"` on a held run (its sections SAFE) leads back to the run by its status."""
     held = (
         "diff --git a/conftest.py b/conftest.py\nnew file mode 100644\nindex 0000000..1111111\n"
         "--- /dev/null\n+++ b/conftest.py\n@@ -0,0 +1 @@\n+import os\n"
     )
     pytester.makepyfile(
         test_user=f"""
+        from pytest_swarmgate.model import status
+
         def test_status(swarm_review):
-            assert swarm_review({held!r}).status == "UNSAFE"
+            assert status(swarm_review({held!r})) == "UNSAFE"
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "-vv")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pytest_swarmgate.core.diff import diff_sha256, parse_sections
 from pytest_swarmgate.core.held import ci_files, held_changes, workflow_path
-from pytest_swarmgate.core.model import NotReviewed, Section, SectionResult, Vote
-from pytest_swarmgate.core.promise import broken
+from pytest_swarmgate.core.model import Held, NotReviewed, Section, SectionResult, Vote
+from pytest_swarmgate.core.decision import broken
 from pytest_swarmgate.core.texts import PatchTexts, Unknown
 
 
@@ -28,7 +28,7 @@ def file_diff(path: str, *changed: str, new: bool = False, context: str = "[pyte
 
 
 def held(text: str) -> list[str]:
-    return held_changes(*parse_sections(text))
+    return [h.line() for h in held_changes(*parse_sections(text))]
 
 
 def test_dedicated_config_files_are_held_whatever_the_change() -> None:
@@ -113,7 +113,7 @@ def test_a_human_releases_held_changes_for_one_exact_diff_typed_by_hand(pytester
     assert released.ret == 0
     released.stdout.fnmatch_lines(["swarmgate: released by hand: tests/conftest.py*"])
     assert json.loads((pytester.path / "r.json").read_text())["run"]["released"] == [
-        "tests/conftest.py: pytest runs this code in the gate's process"
+        {"path": "tests/conftest.py", "kind": "steering", "reason": "pytest runs this code in the gate's process"}
     ]
     wrong = run(pytester, diff, "--swarm-allow-held=0123456789ab")
     assert wrong.ret == pytest.ExitCode.USAGE_ERROR
@@ -205,7 +205,7 @@ def held_edit(path: str, old: str | None, new: str | None, **kw: object) -> list
     """The held lines for one file edited from `old` to `new` (the diff text itself is not read)."""
     change = "added" if old is None else "deleted" if new is None else "modified"
     section = Section(id=path, path=path, old_path=None, change=change, text="")  # type: ignore[arg-type]
-    return held_changes([section], [], texts=Texts({path: old}, {path: new}), **kw)  # type: ignore[arg-type]
+    return [h.line() for h in held_changes([section], [], texts=Texts({path: old}, {path: new}), **kw)]  # type: ignore[arg-type]
 
 
 BASE_TOML = '[project]\nname = "x"\ndependencies = ["a>=1"]\n\n[tool.pytest.ini_options]\nmarkers = ["slow"]\n'
@@ -373,11 +373,11 @@ def test_the_promise_in_one_function() -> None:
     media = NotReviewed("logo.png", "media file: binary content is not reviewed", kind="media")
     assert broken([safe], [media], []) == []
     assert broken([safe, unsafe], [], []) == ["b.py: UNSAFE"]
-    assert broken([safe], [], ["x.py: held"]) == ["held for a human: x.py: held"]
+    assert broken([safe], [], [Held("x.py", "config", "held")]) == ["held for a human: x.py: held"]
     assert broken([], [NotReviewed("docs/a.md", "excluded by exclude glob 'docs/**'", kind="excluded")], []) == []
     unread = NotReviewed("lib.so", "binary file", kind="binary")
     assert broken([], [unread], []) == ["lib.so: not reviewed (binary file), and only media may stay unreviewed"]
-    assert broken([], [unread], [], released=["lib.so: a binary file that is not media"]) == []
+    assert broken([], [unread], [], released=[Held("lib.so", "unreadable", "a binary file that is not media")]) == []
     assert broken([], [NotReviewed("big.py", "over --swarm-max-section-chars", kind="oversized")], []) != []
     # The kind decides, never the words: a reason that reads like media changes nothing.
     assert broken([], [NotReviewed("tool.so", media.reason, kind="binary")], []) != []
@@ -387,7 +387,7 @@ def test_the_promise_in_one_function() -> None:
 
 
 def test_a_binary_is_media_only_by_every_path() -> None:
-    from pytest_swarmgate.core.promise import may_stay_unreviewed
+    from pytest_swarmgate.core.decision import may_stay_unreviewed
 
     def unread(old: str, new: str) -> NotReviewed:
         moved = f"similarity index 90%\nrename from {old}\nrename to {new}\n" if old != new else ""
@@ -411,5 +411,5 @@ def test_a_binary_renamed_to_a_media_name_is_held() -> None:
     )
     sections, not_reviewed = parse_sections(text)
     assert [(n.path, n.old_path, n.reason) for n in not_reviewed] == [("logo.png", "tool.so", "binary file")]
-    [line] = held_changes(sections, not_reviewed)
-    assert line.startswith("logo.png: a binary file that is not media")
+    [held] = held_changes(sections, not_reviewed)
+    assert held.kind == "unreadable" and held.line().startswith("logo.png: a binary file that is not media")

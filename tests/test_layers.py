@@ -119,7 +119,41 @@ def violations(root: Path) -> list[str]:
             rank = (ours, len(imp.target) if ours else -len(imp.target))
             if why and ((module, imp.line) not in found or rank > found[(module, imp.line)][0]):
                 found[(module, imp.line)] = (rank, f"{module}:{imp.line} imports {imp.target} ({why})")
-    return [text for _, text in found.values()] + _plugin_imports(root, table)
+    return [text for _, text in found.values()] + _plugin_imports(root, table) + _cycles(root, table)
+
+
+def _cycles(root: Path, table: dict[str, list[Import]]) -> list[str]:
+    """Every circle of imports between our modules, one line each: a circle means neither can be read first."""
+    graph = {
+        module: sorted({imp.target for imp in imports if imp.target != module and _is_module(root, imp.target)})
+        for module, imports in table.items()
+    }
+    found: list[str] = []
+    done: set[str] = set()
+    for start in sorted(graph):
+        path = _path_back(graph, start, start, [start], set())
+        if path and not done & set(path):
+            found.append("import cycle: " + " -> ".join(path))
+            done |= set(path)
+    return found
+
+
+def _path_back(graph: dict[str, list[str]], start: str, here: str, path: list[str], seen: set[str]) -> list[str]:
+    """A path from `here` back to `start` (depth first), or [] when there is none."""
+    for target in graph.get(here, []):
+        if target == start:
+            return [*path, start]
+        if target not in seen:
+            seen.add(target)
+            found = _path_back(graph, start, target, [*path, target], seen)
+            if found:
+                return found
+    return []
+
+
+def _is_module(root: Path, target: str) -> bool:
+    """A module file of ours (not a package: importing a package's __init__ is no edge of a circle)."""
+    return _within(target, PACKAGE) and root.joinpath(*target.split(".")).with_suffix(".py").is_file()
 
 
 def _stdlib(target: str) -> bool:
@@ -179,7 +213,8 @@ CLEAN = {
     "options.py": "import pytest\n",
     "items.py": "import pytest\nfrom .core.model import Vote\nfrom .output.terminal import lines\nclass Item: ...\n",
     "core/__init__.py": "",
-    "core/model.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .voting import Gate\n",
+    "core/model.py": "from .gate import Gate\n",
+    "core/gate.py": "from dataclasses import dataclass\n",
     "core/voting.py": "from .model import Vote\n",
     "output/__init__.py": "",
     "output/terminal.py": "from ..core.model import Vote\nfrom .. import __version__\n",
@@ -210,8 +245,22 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
         ("plugin.py", "import pytest\nimport anthropic\n", "plugin:2 imports anthropic at module level"),
         ("options.py", "import unidiff\n", "options:1 imports unidiff at module level, and plugin.py imports"),
         ("testing/server.py", "import anthropic\n", "imports anthropic (testing/ uses the standard library only)"),
+        (
+            "core/gate.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .voting import Gate\n",
+            "import cycle: pytest_swarmgate.core.gate -> pytest_swarmgate.core.voting -> pytest_swarmgate.core.model "
+            "-> pytest_swarmgate.core.gate",
+        ),
+        (
+            "items.py",
+            "import pytest\n\ndef f():\n    from .plugin import key\n",
+            "import cycle: pytest_swarmgate.items -> pytest_swarmgate.plugin -> pytest_swarmgate.items",
+        ),
     ],
 )
 def test_a_planted_violation_is_found(tmp_path: Path, name: str, text: str, expected: str) -> None:
     problems = violations(plant(tmp_path, {**CLEAN, name: text}))
-    assert len(problems) == 1 and expected in problems[0], problems
+    assert problems and expected in problems[0], problems
+    # An upward import may close a circle with a downward one: reported too, and nothing else.
+    planted = f"{PACKAGE}.{name[:-3].replace('/', '.')}"
+    assert all(p.startswith("import cycle: ") and planted in p for p in problems[1:]), problems

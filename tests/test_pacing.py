@@ -183,7 +183,8 @@ def test_the_control_stops_once_and_sends_nothing_after_a_run_wide_fault() -> No
             return call
 
         votes = [await control.call(send(v), section, v, error_vote) for v in voters]
-        assert control.stop_line == "HTTP 401 from v0 (1 of 4 calls sent)"
+        stopped = control.result()
+        assert stopped is not None and stopped.line() == "review stopped: HTTP 401 from v0 (1 of 4 calls sent)"
         return votes
 
     votes = asyncio.run(main())

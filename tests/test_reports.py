@@ -13,7 +13,9 @@ import jsonschema
 import pytest
 from conftest import official_sarif_validator, validate_report
 
-from pytest_swarmgate.core.voting import Gate, InconclusivePolicy, judge
+from pytest_swarmgate.core.choices import InconclusivePolicy
+from pytest_swarmgate.core.gate import Gate
+from pytest_swarmgate.core.voting import judge
 from pytest_swarmgate.model import (
     Finding,
     NotReviewed,

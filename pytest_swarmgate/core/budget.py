@@ -21,8 +21,6 @@ from .prompt import section_block, system_blocks, voter_block
 
 # Real code and prose run at 3.5-4 characters per token; 3 over-estimates, which is what a ceiling wants.
 CHARS_PER_TOKEN = 3
-DEFAULT_MAX_SECTION_CHARS = 200_000
-DEFAULT_MAX_INPUT_TOKENS = 2_000_000
 # A fence of the length `prompt.new_fence` draws, so the estimate counts its characters too.
 _FENCE = "=" * len("=====SWARMGATE-" + "0" * 24 + "=====")
 

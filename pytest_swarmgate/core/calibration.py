@@ -87,7 +87,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from .corpus import Fixture
 from .model import Usage, Vote
 from .text import plural
-from .voting import Gate, InconclusivePolicy, count
+from .choices import InconclusivePolicy
+from .decision import sections_pass
+from .gate import Gate
+from .voting import count
 
 DEFAULT_TARGET_FPR = 0.05
 # Below this share of scored fixtures, a K's rates describe too little of the corpus to choose by.
@@ -445,7 +448,7 @@ def calibrate(
 
 def fixture_flagged(fv: FixtureVotes, gate: Gate) -> bool:
     """Whether the gate blocks this fixture (see the module docstring)."""
-    return not gate.sections_pass(gate.outcome(*count(votes)[:2]) for _, votes in fv.sections)
+    return not sections_pass(gate, (gate.outcome(*count(votes)[:2]) for _, votes in fv.sections))
 
 
 def not_scored_reason(fv: FixtureVotes, gate: Gate) -> str | None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
 
 from .faults import DeadlineReached, RateLimited, RunFault
-from .model import Section, Settings, StopCause, Stopped, Vote, Voter
+from .choices import StopCause
+from .model import Section, Settings, Stopped, Vote, Voter
 from .pacing import Pacer
 
 NOT_SENT = "not sent: the review stopped"
@@ -87,13 +88,6 @@ class RunControl:
         if self.stopped is None:
             return None
         return Stopped(self.cause, self.stopped, self.sent, self.total)
-
-    @property
-    def stop_line(self) -> str | None:
-        """`HTTP 401 authentication_error: ... (18 of 100 calls sent)`, once stopped."""
-        if self.stopped is None:
-            return None
-        return f"{self.stopped} ({self.sent} of {self.total} calls sent)"
 
     async def call(self, send: Callable[[], Awaitable[Vote]], section: Section, voter: Voter, error: MakeError) -> Vote:
         """One vote through the pacer, again after each rate limit, never after a stop."""

@@ -27,7 +27,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .model import ChangeKind, NotReviewed, NotReviewedKind, Section
+from .choices import ChangeKind, NotReviewedKind
+from .model import NotReviewed, Section
 from .text import one_line
 
 __all__ = [

@@ -5,7 +5,7 @@ call becomes an ERROR vote for that voter on that section and cancels nothing el
 does a voter that answers with anything but a valid Vote; a vote always belongs to the
 section and voter it was cast for.
 
-The engine waits for every vote even once a section's outcome is decided (`voting.decided`):
+The engine waits for every vote even once the votes still pending could not change a section's outcome:
 the report shows every voter's verdict and findings, dissent included, and calibration needs
 every vote to score each K, so stopping early would save little and lose what they show.
 
@@ -30,11 +30,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from .cache import VoteCache, implementation_name, vote_key
 from .control import RunControl
 from .faults import RateLimited, RunFault
-from .model import VERDICTS, Section, SectionResult, Settings, Usage, Vote, Voter
+from .choices import VERDICTS
+from .model import Section, SectionResult, Settings, Usage, Vote, Voter
 from .prompt import new_fence
 from .text import one_line
 from .voters import CastVote, MissingCredentials, error_vote
-from .voting import Gate, check_voter_ids
+from .gate import Gate
+from .voting import check_voter_ids, judge
 
 T = TypeVar("T")
 OnSection = Callable[[SectionResult], None]
@@ -152,7 +154,7 @@ async def review(
         cast_votes.append(vote)
         if len(cast_votes) == len(panel):
             ordered = sorted(cast_votes, key=lambda v: order.get(v.voter_id, len(order)))
-            results[index] = gate.judge(section, ordered)
+            results[index] = judge(section, ordered, gate.n, gate.k)
             if on_section:
                 on_section(results[index])
 

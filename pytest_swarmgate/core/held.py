@@ -25,7 +25,8 @@ from typing import Any
 
 import iniconfig
 
-from .model import NotReviewed, Section
+from .choices import HeldKind
+from .model import Held, NotReviewed, Section
 from .texts import NoTexts, Texts, Unknown
 
 # The TOML parser pytest itself uses: tomllib, or on Python 3.10 tomli (a pytest dependency there).
@@ -107,8 +108,8 @@ def held_changes(
     *,
     texts: Texts | None = None,
     ci_files: Sequence[str] | None = None,
-) -> list[str]:
-    """One line `path: why` per changed file the gate holds for a human, sorted.
+) -> list[Held]:
+    """One Held per changed file the gate holds for a human, sorted by path.
 
     `sections` and `not_reviewed` are the whole diff before any include/exclude glob or hook.
     `texts` gives the full old and new text of a file where known (else the hunks are judged
@@ -120,19 +121,28 @@ def held_changes(
     by_path: dict[str, list[Section]] = {}
     for section in sections:
         by_path.setdefault(section.path, []).append(section)
-    found: set[str] = set()
+    found: set[Held] = set()
     for path, parts in by_path.items():
         first = parts[0]
-        reason = _steering(path, first.old_path, ci_files) or _config(
-            path, first.old_path, first.change, "".join(s.text for s in sorted(parts, key=lambda s: s.part)), texts
+        text = "".join(s.text for s in sorted(parts, key=lambda s: s.part))
+        why = _as("steering", _steering(path, first.old_path, ci_files)) or _as(
+            "config", _config(path, first.old_path, first.change, text, texts)
         )
-        if reason:
-            found.add(f"{path}: {reason}")
+        if why:
+            found.add(Held(path, *why))
     for entry in not_reviewed:
-        reason = _steering(entry.path, entry.old_path, ci_files) or _unjudged(entry, texts)
-        if reason:
-            found.add(f"{entry.path}: {reason}")
-    return sorted(found)
+        why = _as("steering", _steering(entry.path, entry.old_path, ci_files)) or _unjudged(entry, texts)
+        if why:
+            found.add(Held(entry.path, *why))
+    return sorted(found, key=Held.line)
+
+
+# Why a change is held: its kind and the words that say why.
+Why = tuple[HeldKind, str]
+
+
+def _as(kind: HeldKind, reason: str | None) -> Why | None:
+    return (kind, reason) if reason else None
 
 
 def _steering(path: str, old_path: str | None, ci_files: Sequence[str] | None) -> str | None:
@@ -159,19 +169,19 @@ def _in_metadata(path: str) -> bool:
     return parent.endswith((".dist-info", ".egg-info"))
 
 
-def _unjudged(entry: NotReviewed, texts: Texts) -> str | None:
+def _unjudged(entry: NotReviewed, texts: Texts) -> Why | None:
     """Why a file the panel does not see must be held, or None (media, a deleted binary, a config no-op)."""
     config = _config(entry.path, entry.old_path, _change_of(entry, texts), None, texts)
     if config:
-        return config
+        return "config", config
     if entry.kind == "media":
         return None
     if entry.kind == "binary" and entry.change == "deleted":
         # Removing bytes no voter could read adds nothing that runs; deleting code is a text diff.
         return None
     if entry.kind == "binary":
-        return "a binary file that is not media: no voter could read it, and it may run"
-    return f"not reviewed ({entry.reason}) and not media: no voter judged it"
+        return "unreadable", "a binary file that is not media: no voter could read it, and it may run"
+    return "unreadable", f"not reviewed ({entry.reason}) and not media: no voter judged it"
 
 
 def _change_of(entry: NotReviewed, texts: Texts) -> str:

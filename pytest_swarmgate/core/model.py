@@ -11,17 +11,10 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-if TYPE_CHECKING:
-    from .voting import Gate
-
-Verdict = Literal["SAFE", "UNSAFE", "ERROR"]
-Outcome = Literal["SAFE", "UNSAFE", "INCONCLUSIVE"]
-
-VERDICTS: tuple[str, ...] = ("SAFE", "UNSAFE", "ERROR")
-OUTCOMES: tuple[str, ...] = ("SAFE", "UNSAFE", "INCONCLUSIVE")
-SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
+from .choices import ChangeKind, HeldKind, NotReviewedKind, Outcome, StopCause, Verdict, severity_rank
+from .gate import Gate
 
 
 def describe_knobs(
@@ -56,10 +49,6 @@ class Finding:
         return f"{self.path}:{self.line}" if self.line is not None else self.path
 
 
-# What a change does to its file, as the parser read it.
-ChangeKind = Literal["added", "modified", "deleted", "renamed"]
-
-
 @dataclass(frozen=True)
 class Section:
     """The unit of review: one changed file, or one slice (`part` of `parts`) of a large one."""
@@ -80,16 +69,6 @@ class Section:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Section:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
-
-
-# Why a changed file is not sent to the panel. The promise and the held check decide on this,
-# never on `reason`, which is display text: "media" (image, audio, video, font), "binary" (not
-# media, so no voter could read it), "oversized" (over --swarm-max-section-chars), "excluded"
-# (the include/exclude globs), "configured" (a filter hook's choice; the default, since the
-# configuration that makes it is itself held whenever a pull request changes it).
-NotReviewedKind = Literal["media", "binary", "oversized", "excluded", "configured"]
-# Media by the gate's own list, or left out by the configuration; every other kind must be judged or released.
-MAY_STAY_UNREVIEWED: tuple[NotReviewedKind, ...] = ("media", "excluded", "configured")
 
 
 @dataclass(frozen=True)
@@ -115,6 +94,25 @@ class NotReviewed:
             kind=d["kind"],
             change=d["change"],
         )
+
+
+@dataclass(frozen=True)
+class Held:
+    """A change held for a human (see core/held.py): its path, its kind, and why in words."""
+
+    path: str
+    kind: HeldKind
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Held:
+        return cls(path=d["path"], kind=d["kind"], reason=d["reason"])
 
 
 @dataclass(frozen=True)
@@ -267,14 +265,7 @@ class Vote:
         """The most severe finding, first in the voter's order among equals."""
         if not self.findings:
             return None
-        return min(self.findings, key=lambda f: _severity_rank(f.severity))
-
-
-def _severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
-
-
-severity_rank = _severity_rank  # 0 for critical; an unknown severity ranks last
+        return min(self.findings, key=lambda f: severity_rank(f.severity))
 
 
 @dataclass(frozen=True)
@@ -337,9 +328,6 @@ class SectionResult:
         )
 
 
-StopCause = Literal["preflight", "fault", "deadline", "ceiling"]
-
-
 @dataclass(frozen=True)
 class Stopped:
     """Why a review could not be completed: the gate fails with its own exit code, never as UNSAFE.
@@ -386,9 +374,9 @@ class RunResult:
     prewarm_usage: Usage = field(default_factory=Usage)
     notes: tuple[str, ...] = ()
     # Changes held for a human (see core/held.py): any fails the gate.
-    held: tuple[str, ...] = ()
+    held: tuple[Held, ...] = ()
     # Held changes a human allowed for this diff on the command line.
-    released: tuple[str, ...] = ()
+    released: tuple[Held, ...] = ()
     # Set when the review could not be completed (see Stopped): the gate fails, not as UNSAFE.
     stopped: Stopped | None = None
 
@@ -446,20 +434,6 @@ class RunResult:
     def findings(self) -> tuple[Finding, ...]:
         return tuple(f for v in self.votes for f in v.findings)
 
-    @property
-    def status(self) -> str:
-        """The run as the gate sees it, the worst first: NOT_REVIEWED when it stopped; UNSAFE outranks
-        HELD (a change waiting for a human), which outranks the other outcomes, so nobody is asked to
-        release a diff that fails anyway."""
-        if self.stopped is not None:
-            return "NOT_REVIEWED"
-        return "HELD" if self.held and self.outcome != "UNSAFE" else self.outcome
-
-    @property
-    def passed(self) -> bool:
-        """Whether the gate lets this run through (`Gate.run_passes`)."""
-        return self.gate.run_passes(self)
-
     def result_for(self, section_id: str) -> SectionResult | None:
         return next((r for r in self.results if r.section.id == section_id), None)
 
@@ -476,15 +450,13 @@ class RunResult:
             "prewarm_calls": self.prewarm_calls,
             "prewarm_usage": self.prewarm_usage.to_dict(),
             "notes": list(self.notes),
-            "held": list(self.held),
-            "released": list(self.released),
+            "held": [h.to_dict() for h in self.held],
+            "released": [h.to_dict() for h in self.released],
             "stopped": self.stopped.to_dict() if self.stopped is not None else None,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
-        from .voting import Gate  # voting imports this module
-
         panel = tuple(Voter.from_dict(v) for v in d["panel"])
         return cls(
             source=d["source"],
@@ -498,7 +470,7 @@ class RunResult:
             prewarm_calls=int(d.get("prewarm_calls") or 0),
             prewarm_usage=Usage.from_dict(d.get("prewarm_usage") or {}),
             notes=tuple(d.get("notes") or ()),
-            held=tuple(d.get("held") or ()),
-            released=tuple(d.get("released") or ()),
+            held=tuple(Held.from_dict(h) for h in d.get("held") or ()),
+            released=tuple(Held.from_dict(h) for h in d.get("released") or ()),
             stopped=Stopped.from_dict(d["stopped"]) if d.get("stopped") else None,
         )

@@ -18,7 +18,8 @@ import secrets
 from typing import Any
 from collections.abc import Iterable
 
-from .model import SEVERITIES, Section, Voter
+from .choices import CACHE_TTLS, SEVERITIES
+from .model import Section, Voter
 from .text import one_line
 
 # Bump when the policy, the tool schema or the cache key's material changes: it is part of the
@@ -26,7 +27,6 @@ from .text import one_line
 # 2: metadata lines escaped; the key names the voter implementation.
 # 3: the fence moved out of the policy into the section block; the tool may go strict; CI injection is a finding.
 PROMPT_VERSION = "3"
-CACHE_TTLS: tuple[str, ...] = ("5m", "1h")
 
 TOOL_NAME = "submit_verdict"
 

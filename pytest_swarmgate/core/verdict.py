@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 from collections.abc import Mapping, Sequence
 
-from .model import SEVERITIES, Finding, Section
+from .choices import SEVERITIES
+from .model import Finding, Section
 from .prompt import TOOL_NAME, VERDICT_TOOL
 from .text import one_line
 

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 # The newest API version that still takes `temperature` on models that accept it.
 LEGACY_API_VERSION = "2023-06-01"
-SAMPLING_WORDS = ("temperature", "top_p", "top_k", "sampling")
+# Words of a refusal that mean the temperature (not the effort) is what the model refuses.
+TEMPERATURE_WORDS = ("temperature", "top_p", "top_k", "sampling")
 EFFORT_WORDS = ("effort", "output_config")
 STRICT_WORDS = ("strict",)
 DEFAULT_MAX_TOKENS = 4096
@@ -104,7 +105,7 @@ class Ladder:
             return True
         # Under the legacy version, a refused effort means that version is the problem: effort
         # works on the current one, temperature does not, so give up the legacy rung instead.
-        if used.temperature and (effort_refused or any(w in lowered for w in SAMPLING_WORDS)):
+        if used.temperature and (effort_refused or any(w in lowered for w in TEMPERATURE_WORDS)):
             current = self.temperature_rung.get(voter.model, 0)
             used_index = self.VERSIONS.index(used.api_version) if used.api_version else 0
             # Concurrent calls may have stepped already: never step back up.

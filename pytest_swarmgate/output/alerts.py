@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from ..core.model import Finding, RunResult, SectionResult, Vote, _severity_rank
+from ..core.choices import severity_rank
+from ..core.model import Finding, RunResult, SectionResult, Vote
 
 # Why an alert is reported: the section is UNSAFE, or it is SAFE and this is dissent, or it
 # is INCONCLUSIVE. The kind decides the SARIF level and the annotation command.
@@ -87,7 +88,7 @@ class Alert:
 
     def sort_key(self) -> tuple[int, int, str, int, str]:
         """Most severe first: UNSAFE sections, then INCONCLUSIVE, then dissent; by severity within."""
-        return (KIND_ORDER.index(self.kind), _severity_rank(self.severity), self.path, self.line or 0, self.rule_id)
+        return (KIND_ORDER.index(self.kind), severity_rank(self.severity), self.path, self.line or 0, self.rule_id)
 
 
 def alerts(run: RunResult) -> tuple[Alert, ...]:
@@ -108,13 +109,13 @@ def _section_alerts(result: SectionResult) -> list[Alert]:
             key = (safe_path(finding.path, result.section.path), finding.line or None, rule_id(finding.category))
             group = groups.setdefault(key, {})
             earlier = group.get(vote.voter_id)
-            if earlier is None or _severity_rank(finding.severity) < _severity_rank(earlier[1].severity):
+            if earlier is None or severity_rank(finding.severity) < severity_rank(earlier[1].severity):
                 group[vote.voter_id] = (vote, finding)
     out = []
     for (path, line, rule), by_voter in groups.items():
         raised_by = tuple(by_voter.values())
         # The most severe finding speaks for the group; among equals, the first voter's.
-        lead = min((f for _, f in raised_by), key=lambda f: _severity_rank(f.severity))
+        lead = min((f for _, f in raised_by), key=lambda f: severity_rank(f.severity))
         out.append(
             Alert(result, kind, path, line, rule, lead.category, lead.severity, lead.title, lead.rationale, raised_by)
         )
@@ -193,8 +194,4 @@ def _clean(path: str) -> str | None:
 
 def held_entries(run: RunResult) -> list[tuple[str, str]]:
     """(path, reason) of each held change; the path is made safe like a voter's."""
-    entries = []
-    for line in run.held:
-        path, _, reason = line.partition(": ")
-        entries.append((safe_path(path, "."), reason or line))
-    return entries
+    return [(safe_path(h.path, "."), h.reason) for h in run.held]

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from collections.abc import Iterable
 
+from ..core.decision import section_passes, status
 from ..core.model import RunResult, SectionResult
 from ..core.write import write_text_atomic
 from . import alerts
@@ -133,7 +134,7 @@ class _Parts:
 
     def __init__(self, run: RunResult, found: tuple[Alert, ...]) -> None:
         self.run = run
-        self.head = [f"## Swarm review: {HEADLINE[run.status]}", "", _gate_text(run), "", *_held_list(run)]
+        self.head = [f"## Swarm review: {HEADLINE[status(run)]}", "", _gate_text(run), "", *_held_list(run)]
         self.findings = _finding_items(found)
         self._outcomes: dict[bool, list[str]] = {}
         self._votes: list[str] | None = None
@@ -162,7 +163,7 @@ class _Parts:
 
 def _gate_text(run: RunResult) -> str:
     text = f"{gate_line(run)}. Diff: {_md(run.source)}, sha256 {run.diff_sha256}."
-    if run.status == "INCONCLUSIVE" and run.gate.inconclusive_passes:
+    if status(run) == "INCONCLUSIVE" and section_passes(run.gate, "INCONCLUSIVE"):
         text += f" INCONCLUSIVE is allowed here (on-inconclusive={_md(run.gate.on_inconclusive)})."
     return text
 

@@ -12,6 +12,7 @@ import os
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
+from ..core.decision import run_passes, status
 from ..core.model import RunResult, SectionResult
 from ..core.write import write_text_atomic
 
@@ -61,7 +62,7 @@ def json_report(
 
 
 def _gate(run: RunResult) -> dict[str, Any]:
-    return {"outcome": run.status, "passed": run.passed, **run.gate.to_dict(), "sections": dict(run.counts)}
+    return {"outcome": status(run), "passed": run_passes(run), **run.gate.to_dict(), "sections": dict(run.counts)}
 
 
 def _outcome(result: SectionResult) -> dict[str, Any]:

@@ -17,7 +17,8 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from ..core.model import RunResult, Vote, _severity_rank
+from ..core.choices import severity_rank
+from ..core.model import RunResult, Vote
 from ..core.write import write_text_atomic
 from . import alerts
 from . import escape
@@ -59,7 +60,7 @@ def sarif_report(run: RunResult, *, plugin_version: str) -> dict[str, Any]:
 def _rule(rule_id: str, found: list[Alert]) -> dict[str, Any]:
     """A reportingDescriptor per category; its security-severity is the worst of its findings."""
     label = escape.collapsed(found[0].category, 200) or rule_id
-    worst = min((a.severity for a in found), key=_severity_rank)
+    worst = min((a.severity for a in found), key=severity_rank)
     cwe = alerts.cwe_number(rule_id)
     tags = ["security"] + ([f"external/cwe/cwe-{cwe}"] if cwe is not None else [])
     full = (

@@ -14,7 +14,9 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..core.model import Finding, NotReviewed, RunResult, SectionResult, Vote, severity_rank
+from ..core.decision import release_helps, section_passes, status
+from ..core.choices import severity_rank
+from ..core.model import Finding, NotReviewed, RunResult, SectionResult, Vote
 from ..core.text import plural
 from .escape import terminal
 
@@ -181,7 +183,7 @@ def report_lines(run: RunResult, *, verbosity: int = 0) -> list[Line]:
     if not run.results and not run.not_reviewed:
         lines.append(Line(f"nothing to review: {terminal(run.source)} has no changed files"))
     for result in run.results:
-        if verbosity < 0 and run.gate.section_passes(result.outcome):
+        if verbosity < 0 and section_passes(run.gate, result.outcome):
             continue
         # A stopped run: the tally only, since each section's top error would repeat the fault.
         text = section_line(result) if run.stopped is None else f"{terminal(result.section.id)}: {result.tally()}"
@@ -196,7 +198,7 @@ def report_lines(run: RunResult, *, verbosity: int = 0) -> list[Line]:
     lines.extend(Line(text, COLOURS["HELD"] if text.startswith("held") else None) for text in held_lines(run))
     if verbosity >= 0 and run.results:
         lines.append(Line(totals_line(run)))
-    lines.append(Line(gate_line(run), COLOURS.get(run.status), bold=True))
+    lines.append(Line(gate_line(run), COLOURS.get(status(run)), bold=True))
     return lines
 
 
@@ -218,19 +220,14 @@ def gate_line(run: RunResult) -> str:
     counts = run.counts
     held = f"; {plural(len(run.held), 'change')} held for a human" if run.held else ""
     return (
-        f"gate: {run.status} - {counts['UNSAFE']} UNSAFE, {counts['INCONCLUSIVE']} INCONCLUSIVE, "
+        f"gate: {status(run)} - {counts['UNSAFE']} UNSAFE, {counts['INCONCLUSIVE']} INCONCLUSIVE, "
         f"{counts['SAFE']} SAFE of {plural(len(run.results), 'section')} (K={run.k} of N={len(run.panel)}){held}"
     )
 
 
-def release_helps(run: RunResult) -> bool:
-    """Whether releasing the held changes would let the run pass: else asking a human is pointless."""
-    return bool(run.held) and run.gate.sections_pass(r.outcome for r in run.results)
-
-
 def held_lines(run: RunResult) -> list[str]:
     """What the gate held for a human, how to release it (only when that would change the result), what was released."""
-    lines = [f"held for a human: {terminal(h)}" for h in run.held]
+    lines = [f"held for a human: {terminal(h.line())}" for h in run.held]
     if release_helps(run):
         lines.append(
             "review these by hand, then rerun with --swarm-allow-held="
@@ -238,4 +235,4 @@ def held_lines(run: RunResult) -> list[str]:
         )
     elif run.held:
         lines.append("releasing them would not pass the gate: the sections above fail on their own")
-    return lines + [f"released by hand: {terminal(r)}" for r in run.released]
+    return lines + [f"released by hand: {terminal(r.line())}" for r in run.released]

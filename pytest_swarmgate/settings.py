@@ -1,4 +1,4 @@
-"""The configuration of a review: every setting resolved once (marker > command line > env > ini >
+"""The settings of a review, resolved from the raw input of `options.py` once (marker > command line > env > ini >
 default), and the panel built from lists or explicit lines (errors there are ValueError)."""
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from . import options
-from .core.budget import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_SECTION_CHARS
 from .core.cache import default_directory
+from .core.choices import EFFORTS, CacheTtl, PrewarmMode
 from .core.model import Voter
 from .core.prompt import LENSES
-from .core.voting import Gate
-from .options import EFFORTS
+from .core.gate import Gate
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
@@ -55,17 +54,17 @@ class GateSettings:
     timeout: float
     max_retries: int
     max_tokens: int
-    prewarm: str
+    prewarm: PrewarmMode
     section_budget: int
     max_sections: int
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     cache_dir: Path | None
-    max_section_chars: int = DEFAULT_MAX_SECTION_CHARS
-    max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
-    cache_ttl: str = "5m"
+    max_section_chars: int
+    max_input_tokens: int
+    cache_ttl: CacheTtl
     # Seconds the run may wait on the endpoint's rate limit (see core/pacing.py).
-    deadline: float = 1200.0
+    deadline: float
 
     @property
     def n(self) -> int:

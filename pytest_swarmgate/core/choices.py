@@ -1,0 +1,46 @@
+"""Every closed set of words the gate knows, once: the data model, the option table and the
+settings all use these. Standard library only: the option table imports it on every pytest start."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# A voter's answer; anything but SAFE or UNSAFE (a refusal, a timeout, a bad reply) is an ERROR.
+Verdict = Literal["SAFE", "UNSAFE", "ERROR"]
+# A section's outcome under K of N.
+Outcome = Literal["SAFE", "UNSAFE", "INCONCLUSIVE"]
+# A run as the gate sees it, the worst first (see core/decision.py for the ranking).
+RunStatus = Literal["NOT_REVIEWED", "UNSAFE", "HELD", "INCONCLUSIVE", "SAFE"]
+Severity = Literal["critical", "high", "medium", "low", "info"]
+# What a change does to its file, as the parser read it.
+ChangeKind = Literal["added", "modified", "deleted", "renamed"]
+# Why a changed file is not sent to the panel. The promise and the held check decide on this,
+# never on a reason's words: "media" (image, audio, video, font), "binary" (not media, so no
+# voter could read it), "oversized" (over --swarm-max-section-chars), "excluded" (the
+# include/exclude globs), "configured" (a filter hook's choice; the default, since the
+# configuration that makes it is itself held whenever a pull request changes it).
+NotReviewedKind = Literal["media", "binary", "oversized", "excluded", "configured"]
+# Why a change is held for a human: it steers the gate's run (CI, CODEOWNERS, start-up files),
+# it reconfigures pytest or the gate, no voter could read it, or it is over the section ceiling.
+HeldKind = Literal["steering", "config", "unreadable", "oversized"]
+# Why a review could not be completed: a check before collection failed, a run-wide fault
+# stopped the calls, the rate limit outlasted --swarm-deadline, the diff is over --swarm-max-sections.
+StopCause = Literal["preflight", "fault", "deadline", "ceiling"]
+InconclusivePolicy = Literal["fail", "warn", "pass"]
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
+PrewarmMode = Literal["auto", "on", "off"]
+CacheTtl = Literal["5m", "1h"]
+
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
+INCONCLUSIVE_POLICIES: tuple[InconclusivePolicy, ...] = get_args(InconclusivePolicy)
+EFFORTS: tuple[Effort, ...] = get_args(Effort)
+PREWARM_MODES: tuple[PrewarmMode, ...] = get_args(PrewarmMode)
+CACHE_TTLS: tuple[CacheTtl, ...] = get_args(CacheTtl)
+
+
+def severity_rank(severity: str) -> int:
+    """0 for critical; an unknown severity ranks last."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
