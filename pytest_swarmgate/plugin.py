@@ -49,9 +49,13 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = hasattr(config, "workerinput")
     if options.get(config, "review"):
         refuse_blocked(config, SESSION_PLUGIN)
-        from .review_session import ReviewController, ReviewWorker
+        from .review_session import ReviewController, ReviewWorker, prepare
 
-        review = ReviewWorker(config) if worker else ReviewController(config, config.stash.get(stdin_key, None))
+        review = (
+            ReviewWorker(config)
+            if worker
+            else ReviewController(config, prepare(config, config.stash.get(stdin_key, None)))
+        )
         register(config, review, SESSION_PLUGIN)
         if not worker:  # the controller decides the exit status; it says when its end of session ran
             config.stash[gate_finished_key] = False

@@ -9,16 +9,14 @@ them the result; a worker never calls the API.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import os
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from . import options
-from .settings import resolve
-from .core.control import CallProgress
+from .settings import GateSettings, resolve
 from .core.decision import run_passes
 from .core.engine import ReviewStats
 from .core.faults import RunFault
@@ -28,6 +26,7 @@ from .items import COLLECTOR_NAME, ReviewCollector
 from .output.escape import terminal
 from .output.publish import github_outputs, now_utc, write_reports
 from .exitcodes import REVIEW_INCOMPLETE
+from .output.progress import Progress
 from .output.terminal import Line, report_lines
 from .runner import Plan, execute, over_ceiling, plan, preflight, read_source, settle_panel, stopped_run
 from .stash import fail_session, gate_finished_key, run_key
@@ -101,85 +100,6 @@ def release_held(plan: Plan, allowed: str | None) -> Plan:
     return dataclasses.replace(plan, held=(), released=plan.held)
 
 
-class Progress:
-    """A line per section as its last vote arrives, during the session's own review only.
-
-    A real review takes as long as the slowest call; silence for a minute looks like a hang.
-    Reviews a test makes through the `swarm_review` fixture are not shown. Under pytest-xdist
-    the review runs before pytest prints its session header, so the lines are held (`held`)
-    and printed under the header instead of above it.
-    """
-
-    # Seconds of silence before a line on the calls alone, and between two rate-limit lines.
-    QUIET_S, LIMIT_NOTE_S = 10.0, 5.0
-
-    def __init__(
-        self,
-        reporter: Any,
-        total: int,
-        stats: ReviewStats | None = None,
-        *,
-        hold: bool = False,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.reporter, self.total, self.done = reporter, total, 0
-        self.stats = stats
-        self.held: list[str] | None = [] if hold else None
-        self.clock = clock
-        self.latest: CallProgress | None = None
-        self.last_line = self.last_limit_line = clock()
-        self.limits_told = 0
-
-    def line(self, text: str) -> None:
-        if self.reporter is None or not self.total:
-            return
-        if self.held is not None:
-            self.held.append(text)
-        else:
-            self.reporter.write_line(text)
-            self.last_line = self.clock()
-
-    def release(self) -> list[str]:
-        """The lines held so far (once)."""
-        lines, self.held = self.held or [], None
-        return lines
-
-    def section(self, result: SectionResult) -> None:
-        if self.done < self.total:
-            self.done += 1
-            where = f"[{self.done}/{self.total}] {terminal(result.section.id)}"
-            calls = f" - {describe_calls(self.latest)}" if self.latest is not None else ""
-            self.line(f"swarmgate: {where}: {result.tally()}{calls}{self.waiting()}")
-
-    def waiting(self) -> str:
-        """`; 3 calls in flight, 1 retry`: what the run still waits for, while it waits."""
-        if self.stats is None or self.done >= self.total:
-            return ""
-        retries = self.stats.retries
-        in_flight = self.stats.in_flight
-        return (
-            f"; {in_flight} {'call' if in_flight == 1 else 'calls'} in flight, "
-            f"{retries} {'retry' if retries == 1 else 'retries'}"
-        )
-
-    def calls(self, progress: CallProgress) -> None:
-        """Between sections: say when the run waits on the rate limit, and speak up after a silence."""
-        self.latest = progress
-        now = self.clock()
-        told = progress.rate_limited <= self.limits_told
-        if progress.waiting and not told and now - self.last_limit_line >= self.LIMIT_NOTE_S:
-            self.limits_told, self.last_limit_line = progress.rate_limited, now
-            self.line(
-                f"swarmgate: waiting on the rate limit ({progress.rate_limited} rate-limited answers so far) - "
-                + describe_calls(progress, waiting=False)
-            )
-        elif now - self.last_line >= self.QUIET_S and progress.done < progress.total:
-            self.line(f"swarmgate: {describe_calls(progress)}")
-
-    def stop(self) -> None:
-        self.total = 0
-
-
 def write_line(terminalreporter: Any, line: Line) -> None:
     """A summary line in its colour, through pytest's terminal writer (which honours --color)."""
     markup = {line.colour: True} if line.colour else {}
@@ -208,18 +128,7 @@ class ReviewWorker(ReviewItems):
         config.stash[run_key] = RunResult.from_dict(data["run"]) if data["run"] is not None else None
 
 
-def describe_calls(progress: CallProgress, *, waiting: bool = True) -> str:
-    """`calls 120/500, 19.8/s, about 19 s left (waiting on the rate limit, 3 rate-limited answers)`."""
-    text = f"calls {progress.done}/{progress.total}, {progress.rate:.1f}/s"
-    eta = progress.eta_s
-    if eta is not None and progress.done < progress.total:
-        text += f", about {eta:.0f} s left"
-    if waiting and progress.waiting:
-        text += f" (waiting on the rate limit, {progress.rate_limited} rate-limited answers so far)"
-    return text
-
-
-def exit_incomplete(config: pytest.Config, settings: Any, review_plan: Plan | None, stopped: Stopped) -> None:
+def exit_incomplete(config: pytest.Config, settings: GateSettings, review_plan: Plan | None, stopped: Stopped) -> None:
     """End the session before collection: the reports say why, and one line with the exit code."""
     note = ""
     if review_plan is not None:
@@ -240,61 +149,81 @@ def exit_incomplete(config: pytest.Config, settings: Any, review_plan: Plan | No
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the controller knows before collection: the settings, the plan, and where the diff came from."""
+
+    settings: GateSettings
+    plan: Plan
+    source: str
+
+
+def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
+    """Everything before collection: check the options, settle the panel, read and plan the diff, preflight.
+
+    Ends the session when the review cannot run: a UsageError for bad input, `pytest.exit` with
+    REVIEW_INCOMPLETE (and the reports) when the endpoint or a ceiling stops it.
+    """
+    check_rootdir(config, "--swarm-diff")
+    options.get(config, "annotations-max")  # checked now, not after the review was paid for
+    refuse_untyped_info_modes(config)
+    for name in ("json", "sarif"):
+        target = options.get(config, name)
+        if target and (config.invocation_params.dir / target).is_dir():
+            raise pytest.UsageError(f"swarmgate: --swarm-{name}={target} is a directory; give a file path")
+    settings = settle_panel(config, resolve(config))
+    if options.typed_by_hand(config, "preflight") is not None:
+        preflight_only(config, settings)
+    diff_arg, base = diff_source(config)
+    source, text = read_source(config, diff_arg, base, stdin)
+    if diff_arg and not text.strip() and options.typed_by_hand(config, "allow-empty") is None:
+        # Fail closed: `git diff ... | pytest --swarm-diff=-` gives empty input when git fails.
+        raise pytest.UsageError(
+            f"swarmgate: the diff from {source} is empty; if nothing changed, pass --swarm-allow-empty "
+            "(or review with --swarm-base, where an empty diff is git's own answer)"
+        )
+    review_plan = plan(config, settings, source, text, base=base, tree=config.invocation_params.dir)
+    ceiling = over_ceiling(review_plan, settings)
+    if ceiling:
+        exit_incomplete(config, settings, review_plan, Stopped("ceiling", ceiling))
+    review_plan = release_held(review_plan, options.typed_by_hand(config, "allow-held"))
+    try:
+        # Before collection: a wrong key or a dead endpoint costs seconds, not the project's collection.
+        # Not in a mode that reviews nothing (--collect-only, --fixtures, ...).
+        if not any(getattr(config.option, attr, False) for attr in INFO_MODES):
+            preflight(config, settings, review_plan)
+    except RunFault as exc:
+        exit_incomplete(config, settings, review_plan, Stopped("preflight", str(exc)))
+    return Prepared(settings, review_plan, source)
+
+
+def preflight_only(config: pytest.Config, settings: GateSettings) -> None:
+    """--swarm-preflight: check the set-up, say so in one line, and end the session."""
+    try:
+        checked = preflight(config, settings, None, force=True)
+    except RunFault as exc:
+        exit_incomplete(config, settings, None, Stopped("preflight", str(exc)))
+    # Without any user:password@ a base URL may carry: the line is printed and logged.
+    base_url = os.environ.get("ANTHROPIC_BASE_URL", "")
+    scheme, sep, rest = base_url.partition("://")
+    host, slash, path = rest.partition("/")
+    endpoint = f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if base_url else "the default endpoint"
+    nothing = "nothing to check (a custom voter, or a client without a Models API)"
+    what = f"{checked} model(s) answered" if checked else nothing
+    pytest.exit(f"swarmgate: preflight passed: {what} at {terminal(endpoint)}", returncode=0)
+
+
 class ReviewController(ControllerRun, ReviewItems):
     """The gate for one pytest session (the xdist controller, or the only process without xdist)."""
 
-    def __init__(self, config: pytest.Config, stdin: bytes | None = None) -> None:
+    def __init__(self, config: pytest.Config, ready: Prepared) -> None:
         self.config = config
+        self.settings, self.plan, self.source = ready.settings, ready.plan, ready.source
+        self.sections, self.not_reviewed = ready.plan.sections, ready.plan.not_reviewed
         self.run: RunResult | None = None
         self.published: list[str] = []
         self.started_at = ""
         self.progress = Progress(None, 0)
-        check_rootdir(config, "--swarm-diff")
-        options.get(config, "annotations-max")  # checked now, not after the review was paid for
-        refuse_untyped_info_modes(config)
-        for name in ("json", "sarif"):
-            target = options.get(config, name)
-            if target and (config.invocation_params.dir / target).is_dir():
-                raise pytest.UsageError(f"swarmgate: --swarm-{name}={target} is a directory; give a file path")
-        self.settings = settle_panel(config, resolve(config))
-        if options.typed_by_hand(config, "preflight") is not None:
-            self.preflight_only(config)
-        diff_arg, base = diff_source(config)
-        source, text = read_source(config, diff_arg, base, stdin)
-        if diff_arg and not text.strip() and options.typed_by_hand(config, "allow-empty") is None:
-            # Fail closed: `git diff ... | pytest --swarm-diff=-` gives empty input when git fails.
-            raise pytest.UsageError(
-                f"swarmgate: the diff from {source} is empty; if nothing changed, pass --swarm-allow-empty "
-                "(or review with --swarm-base, where an empty diff is git's own answer)"
-            )
-        self.plan: Plan = plan(config, self.settings, source, text, base=base, tree=config.invocation_params.dir)
-        ceiling = over_ceiling(self.plan, self.settings)
-        if ceiling:
-            exit_incomplete(config, self.settings, self.plan, Stopped("ceiling", ceiling))
-        self.plan = release_held(self.plan, options.typed_by_hand(config, "allow-held"))
-        try:
-            # Before collection: a wrong key or a dead endpoint costs seconds, not the project's collection.
-            # Not in a mode that reviews nothing (--collect-only, --fixtures, ...).
-            if not any(getattr(config.option, attr, False) for attr in INFO_MODES):
-                preflight(config, self.settings, self.plan)
-        except RunFault as exc:
-            exit_incomplete(config, self.settings, self.plan, Stopped("preflight", str(exc)))
-        self.sections, self.not_reviewed, self.source = self.plan.sections, self.plan.not_reviewed, source
-
-    def preflight_only(self, config: pytest.Config) -> None:
-        """--swarm-preflight: check the set-up, say so in one line, and end the session."""
-        try:
-            checked = preflight(config, self.settings, None, force=True)
-        except RunFault as exc:
-            exit_incomplete(config, self.settings, None, Stopped("preflight", str(exc)))
-        # Without any user:password@ a base URL may carry: the line is printed and logged.
-        base_url = os.environ.get("ANTHROPIC_BASE_URL", "")
-        scheme, sep, rest = base_url.partition("://")
-        host, slash, path = rest.partition("/")
-        endpoint = f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if base_url else "the default endpoint"
-        nothing = "nothing to check (a custom voter, or a client without a Models API)"
-        what = f"{checked} model(s) answered" if checked else nothing
-        pytest.exit(f"swarmgate: preflight passed: {what} at {terminal(endpoint)}", returncode=0)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         skipped = f", {len(self.not_reviewed)} not reviewed" if self.not_reviewed else ""

@@ -17,7 +17,7 @@ from pytest_swarmgate.core.faults import DeadlineReached, RateLimited, RunFault,
 from pytest_swarmgate.core.model import Section, Vote, Voter
 from pytest_swarmgate.core.pacing import Pacer
 from pytest_swarmgate.core.voters import error_vote
-from pytest_swarmgate.review_session import Progress, describe_calls
+from pytest_swarmgate.output.progress import Progress, describe_calls
 from pytest_swarmgate.testing import RateLimit, StubServer
 
 
