@@ -84,35 +84,91 @@ async def review(
     Sections are told apart by position, not id: a calibration run reviews many diffs
     whose sections may share a path. Voters are told apart by id, so ids must not repeat.
     """
-    gate = Gate(len(panel), k)  # only judges outcomes here: the policy is the caller's
     check_voter_ids(panel)
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    fence = new_fence(sections)
-    limit = asyncio.Semaphore(concurrency)
-    stats = stats if stats is not None else ReviewStats()
-    stats.retry_source = cast
-    votes: list[list[Vote]] = [[] for _ in sections]
-    results: dict[int, SectionResult] = {}
-    order = {v.id: i for i, v in enumerate(panel)}
-    impl = implementation_name(cast)
-    keys = {(i, v.id): vote_key(s, v, endpoint, impl) for i, s in enumerate(sections) for v in panel} if cache else {}
-    voters = {v.id: v for v in panel}
-    hits = {
-        (i, voter_id): vote
-        for (i, voter_id), key in keys.items()
-        if cache and (vote := cache.get(key, sections[i], voters[voter_id])) is not None
-    }
-    if control is None:
-        control = RunControl(getattr(cast, "pacer", None))
-    control.total = len(sections) * len(panel) - len(hits)
+    run = _Run(
+        sections,
+        panel,
+        Gate(len(panel), k),  # only judges outcomes here: the policy is the caller's
+        cast,
+        asyncio.Semaphore(concurrency),
+        cache,
+        endpoint,
+        on_section,
+        stats if stats is not None else ReviewStats(),
+        control if control is not None else RunControl(getattr(cast, "pacer", None)),
+    )
+    return await run.all(prewarm, prewarm_min_chars)
 
-    async def warm(write: Prewarm, index: int, voter: Voter) -> None:
-        section = sections[index]
-        async with limit:
+
+class _Run:
+    """One review's state: what the cache already holds, the votes so far, the results."""
+
+    def __init__(
+        self,
+        sections: Sequence[Section],
+        panel: Sequence[Voter],
+        gate: Gate,
+        cast: CastVote,
+        limit: asyncio.Semaphore,
+        cache: VoteCache | None,
+        endpoint: str,
+        on_section: OnSection | None,
+        stats: ReviewStats,
+        control: RunControl,
+    ) -> None:
+        self.sections, self.panel, self.gate, self.cast, self.limit = sections, panel, gate, cast, limit
+        self.cache, self.on_section, self.stats, self.control = cache, on_section, stats, control
+        self.fence = new_fence(sections)
+        stats.retry_source = cast
+        self.votes: list[list[Vote]] = [[] for _ in sections]
+        self.results: dict[int, SectionResult] = {}
+        self.order = {v.id: i for i, v in enumerate(panel)}
+        impl = implementation_name(cast)
+        self.keys = (
+            {(i, v.id): vote_key(s, v, endpoint, impl) for i, s in enumerate(sections) for v in panel} if cache else {}
+        )
+        self.hits = {
+            (i, voter.id): vote
+            for i, section in enumerate(sections)
+            for voter in panel
+            if cache and (vote := cache.get(self.keys[(i, voter.id)], section, voter)) is not None
+        }
+        control.total = len(sections) * len(panel) - len(self.hits)
+        self.warming: dict[tuple[int, str], asyncio.Future[None]] = {}
+
+    async def all(self, prewarm: Prewarm | None, prewarm_min_chars: int) -> list[SectionResult]:
+        if prewarm is not None:
+            self.start_warming(prewarm, prewarm_min_chars)
+        # Voter-major order: under a tight limit every section's first call goes out before any
+        # second one, so the section prefix is already in the prompt cache for the later voters.
+        tasks = [asyncio.ensure_future(self.one(i, v)) for v in self.panel for i in range(len(self.sections))]
+        try:
+            await asyncio.gather(*tasks, *self.warming.values())
+        finally:
+            for t in [*tasks, *self.warming.values()]:
+                t.cancel()
+        self.stats.notes.extend(swap_notes(v for row in self.votes for v in row))
+        return [self.results[i] for i in range(len(self.sections))]
+
+    def start_warming(self, prewarm: Prewarm, min_chars: int) -> None:
+        """One prewarm per (section, model) that two or more uncached voters share."""
+        for i, section in enumerate(self.sections):
+            if len(section.text) < min_chars:
+                continue
+            waiting = [v for v in self.panel if (i, v.id) not in self.hits]
+            for model in dict.fromkeys(v.model for v in waiting):
+                sharing = [v for v in waiting if v.model == model]
+                if len(sharing) >= 2:
+                    self.warming[(i, model)] = asyncio.ensure_future(self.warm(prewarm, i, sharing[0]))
+
+    async def warm(self, write: Prewarm, index: int, voter: Voter) -> None:
+        section, stats = self.sections[index], self.stats
+        async with self.limit:
             stats.in_flight += 1
             try:
-                stats.prewarm_usage = stats.prewarm_usage + await write(section, voter, fence)
+                stats.prewarm_usage = stats.prewarm_usage + await write(section, voter, self.fence)
                 stats.prewarm_calls += 1
             except MissingCredentials:
                 raise
@@ -121,53 +177,40 @@ async def review(
             finally:
                 stats.in_flight -= 1
 
-    warming: dict[tuple[int, str], asyncio.Future[None]] = {}
-    if prewarm is not None:
-        for i, section in enumerate(sections):
-            waiting = [v for v in panel if (i, v.id) not in hits]
-            for model in dict.fromkeys(v.model for v in waiting):
-                sharing = [v for v in waiting if v.model == model]
-                if len(sharing) >= 2 and len(section.text) >= prewarm_min_chars:
-                    warming[(i, model)] = asyncio.ensure_future(warm(prewarm, i, sharing[0]))
+    async def one(self, index: int, voter: Voter) -> None:
+        vote = self.hits.get((index, voter.id))
+        self.record(
+            index, dataclasses.replace(vote, cached=True) if vote is not None else await self.call(index, voter)
+        )
 
-    async def one(index: int, voter: Voter) -> None:
-        section = sections[index]
-        vote = hits.get((index, voter.id))
-        if vote is not None:
-            vote = dataclasses.replace(vote, cached=True)
-        else:
-            if (index, voter.model) in warming:
-                await warming[(index, voter.model)]
-            async with limit:
-                stats.in_flight += 1
-                try:
-                    vote = await control.call(
-                        lambda: _isolated(cast, section, voter, fence), section, voter, error_vote
-                    )
-                finally:
-                    stats.in_flight -= 1
-            if cache:
-                problem = cache.put(keys[(index, voter.id)], vote, section, voter)
-                if problem and problem not in stats.notes:
-                    stats.notes.append(problem)
-        cast_votes = votes[index]
+    async def call(self, index: int, voter: Voter) -> Vote:
+        """Ask one voter about one section (after its prewarm), and keep the answer in the cache."""
+        section = self.sections[index]
+        if (index, voter.model) in self.warming:
+            await self.warming[(index, voter.model)]
+        async with self.limit:
+            self.stats.in_flight += 1
+            try:
+                vote = await self.control.call(
+                    lambda: _isolated(self.cast, section, voter, self.fence), section, voter, error_vote
+                )
+            finally:
+                self.stats.in_flight -= 1
+        if self.cache:
+            problem = self.cache.put(self.keys[(index, voter.id)], vote, section, voter)
+            if problem and problem not in self.stats.notes:
+                self.stats.notes.append(problem)
+        return vote
+
+    def record(self, index: int, vote: Vote) -> None:
+        """Add a vote; the section's last vote judges it, in panel order."""
+        cast_votes = self.votes[index]
         cast_votes.append(vote)
-        if len(cast_votes) == len(panel):
-            ordered = sorted(cast_votes, key=lambda v: order.get(v.voter_id, len(order)))
-            results[index] = judge(section, ordered, gate.n, gate.k)
-            if on_section:
-                on_section(results[index])
-
-    # Voter-major order: under a tight limit every section's first call goes out before any
-    # second one, so the section prefix is already in the prompt cache for the later voters.
-    tasks = [asyncio.ensure_future(one(i, v)) for v in panel for i in range(len(sections))]
-    try:
-        await asyncio.gather(*tasks, *warming.values())
-    finally:
-        for t in [*tasks, *warming.values()]:
-            t.cancel()
-    stats.notes.extend(swap_notes(v for row in votes for v in row))
-    return [results[i] for i in range(len(sections))]
+        if len(cast_votes) == len(self.panel):
+            ordered = sorted(cast_votes, key=lambda v: self.order.get(v.voter_id, len(self.order)))
+            self.results[index] = result = judge(self.sections[index], ordered, self.gate.n, self.gate.k)
+            if self.on_section:
+                self.on_section(result)
 
 
 def swap_notes(votes: Iterable[Vote]) -> list[str]:

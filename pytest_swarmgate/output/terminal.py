@@ -183,22 +183,29 @@ def report_lines(run: RunResult, *, verbosity: int = 0) -> list[Line]:
     if not run.results and not run.not_reviewed:
         lines.append(Line(f"nothing to review: {terminal(run.source)} has no changed files"))
     for result in run.results:
-        if verbosity < 0 and section_passes(run.gate, result.outcome):
-            continue
-        # A stopped run: the tally only, since each section's top error would repeat the fault.
-        text = section_line(result) if run.stopped is None else f"{terminal(result.section.id)}: {result.tally()}"
-        lines.append(Line(text, COLOURS[result.outcome]))
-        if run.stopped is None and (verbosity > 0 or (verbosity == 0 and needs_detail(result))):
-            lines.extend(Line(text) for text in detail_lines(result, verbose=verbosity > 0))
+        if verbosity >= 0 or not section_passes(run.gate, result.outcome):
+            lines.extend(_section_lines(run, result, verbosity))
     if verbosity >= 0:
         lines.extend(Line(not_reviewed_line(nr)) for nr in run.not_reviewed)
         lines.extend(Line(f"note: {terminal(note, 300)}") for note in run.notes)
         if verbosity == 0:
             lines.extend(Line(text) for text in settings_notes(run.votes))
-    lines.extend(Line(text, COLOURS["HELD"] if text.startswith("held") else None) for text in held_lines(run))
+    # held_lines opens with one line per held change: those are the ones to colour.
+    lines.extend(Line(text, COLOURS["HELD"] if i < len(run.held) else None) for i, text in enumerate(held_lines(run)))
     if verbosity >= 0 and run.results:
         lines.append(Line(totals_line(run)))
     lines.append(Line(gate_line(run), COLOURS.get(status(run)), bold=True))
+    return lines
+
+
+def _section_lines(run: RunResult, result: SectionResult, verbosity: int) -> list[Line]:
+    """One section's line, then its voter detail where the verbosity asks for it."""
+    if run.stopped is not None:
+        # A stopped run: the tally only, since each section's top error would repeat the fault.
+        return [Line(f"{terminal(result.section.id)}: {result.tally()}", COLOURS[result.outcome])]
+    lines = [Line(section_line(result), COLOURS[result.outcome])]
+    if verbosity > 0 or (verbosity == 0 and needs_detail(result)):
+        lines.extend(Line(text) for text in detail_lines(result, verbose=verbosity > 0))
     return lines
 
 
