@@ -3,7 +3,7 @@
     python bench/bench.py [--runs N] [--reps N] [--only review|startup]
 
 review   One review of 5 voters x 20 sections (100 calls) through the real path: the
-         engine's `review`, `AnthropicVoter`, `make_client` (the real `anthropic`
+         engine's `review`, `AnthropicCaster`, `make_client` (the real `anthropic`
          AsyncAnthropic client) over real HTTP to `StubServer(latency=0.5)` on 127.0.0.1,
          vote cache off. At concurrency 100 (target <= 0.7 s, physical floor 0.5 s) and 16
          (the default), the stub's prompt-cache usage, a rerun with the vote cache on, and
@@ -160,7 +160,7 @@ def review_once(
     from pytest_swarmgate.core.engine import review
     from pytest_swarmgate.core.voters import (
         DEFAULT_MAX_TOKENS,
-        AnthropicVoter,
+        AnthropicCaster,
         make_client,
     )
     from pytest_swarmgate.options import BY_NAME
@@ -171,7 +171,7 @@ def review_once(
     c0 = time.perf_counter()
     # The same construction as the plugin's pytest_swarmgate_make_client / make_voter hooks.
     client = make_client(timeout=timeout, max_retries=int(BY_NAME["max-retries"].default))
-    cast = AnthropicVoter(client, timeout=timeout, max_tokens=DEFAULT_MAX_TOKENS)
+    cast = AnthropicCaster(client, timeout=timeout, max_tokens=DEFAULT_MAX_TOKENS)
     client_s = time.perf_counter() - c0
     watch = GcWatch()
 
@@ -295,7 +295,7 @@ def bench_review(runs: int) -> list[str]:
         f"K={k}, vote cache off, {runs} runs per row"
     )
     out(
-        "  real path: engine.review -> AnthropicVoter -> anthropic.AsyncAnthropic (make_client) -> HTTP -> "
+        "  real path: engine.review -> AnthropicCaster -> anthropic.AsyncAnthropic (make_client) -> HTTP -> "
         "StubServer on 127.0.0.1 (in this process)"
     )
 

@@ -2,7 +2,7 @@
 
     python bench/rate_limit.py [--sections 100] [--rps 20] [--latency 0.5] [--concurrency 16]
 
-The real path: `engine.review` -> `AnthropicVoter` -> `make_client()` (the real
+The real path: `engine.review` -> `AnthropicCaster` -> `make_client()` (the real
 `anthropic.AsyncAnthropic`) -> HTTP -> `StubServer(rate_limit=RateLimit(20))` on 127.0.0.1.
 The stub's token bucket holds one second of requests; a request that finds it empty is
 answered 429 with an honest `retry-after`, and every response carries the
@@ -28,7 +28,7 @@ from pytest_swarmgate.settings import build_panel
 from pytest_swarmgate.core.control import RunControl
 from pytest_swarmgate.core.diff import parse_sections
 from pytest_swarmgate.core.engine import review
-from pytest_swarmgate.core.voters import AnthropicVoter, make_client
+from pytest_swarmgate.core.voters import AnthropicCaster, make_client
 from pytest_swarmgate.options import DEFAULT_LENSES, DEFAULT_MODEL
 from pytest_swarmgate.testing import RateLimit, Reply, Script, StubServer
 
@@ -38,7 +38,7 @@ VOTERS = 5
 
 async def one_run(sections: Sequence[object], concurrency: int) -> tuple[float, list[object], RunControl]:
     client = make_client(timeout=120.0, max_retries=2)
-    cast = AnthropicVoter(client, timeout=120.0)
+    cast = AnthropicCaster(client, timeout=120.0)
     panel = build_panel(VOTERS, [DEFAULT_MODEL], lenses=DEFAULT_LENSES.split(","))
     control = RunControl(cast.pacer, deadline_s=1200.0)
     start = time.perf_counter()

@@ -17,7 +17,7 @@ fails closed, since its fixture did not run. The report says how many of the cor
 
 plugin.py registers CalibrationController in the main process (or the xdist controller) and
 CalibrationWorker in an xdist worker. With --swarm-batch the controller hands `runner.execute`
-a BatchVoter around the hooks' voter.
+a BatchCaster around the hooks' voter.
 
 A fixture's sections are sent exactly as a normal review of that diff would send them: the
 section's own path and content, nothing else. The fixture's file name and its label never
@@ -414,25 +414,27 @@ class CalibrationController(ControllerRun, CalibrationItems):
         )
         if not self.batch or not combined.sections:
             return execute(self.config, self.settings, combined)
-        # One batch for the run: the engine must start every call at once (see batch.BatchVoter).
+        # One batch for the run: the engine must start every call at once (see batch.BatchCaster).
         calls = len(combined.sections) * self.settings.n
         settings = dataclasses.replace(self.settings, concurrency=max(self.settings.concurrency, calls))
         return execute(self.config, settings, combined, self._batch_voter(settings))
 
     def _batch_voter(self, settings: GateSettings) -> VoterChoice:
         """The hooks' voter, sending its calls as Message Batches (--swarm-batch)."""
-        from .core.batch import BatchVoter
-        from .core.voters import AnthropicVoter
+        from .core.batch import BatchCaster
+        from .core.voters import AnthropicCaster
         from .runner import VoterChoice, hook_voter
 
         choice = hook_voter(self.config, settings)
-        if not isinstance(choice.cast, AnthropicVoter):
+        if not isinstance(choice.cast, AnthropicCaster):
             raise pytest.UsageError(
                 "swarmgate: --swarm-batch sends the built-in voter's calls through the Message Batches API, but "
                 f"pytest_swarmgate_make_voter returned a {type(choice.cast).__name__}: drop --swarm-batch or the "
                 "custom voter"
             )
-        return VoterChoice(choice.client, BatchVoter(choice.cast, poll_seconds=self.poll_seconds, progress=self._write))
+        return VoterChoice(
+            choice.client, BatchCaster(choice.cast, poll_seconds=self.poll_seconds, progress=self._write)
+        )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

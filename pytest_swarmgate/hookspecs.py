@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 @pytest.hookspec(firstresult=True)
 def pytest_swarmgate_make_client(config: pytest.Config, settings: GateSettings) -> Any:
-    """Return the Anthropic-compatible async client the built-in voter calls.
+    """Return the Anthropic-compatible async client the built-in caster (`voters.AnthropicCaster`) calls.
 
     The built-in implementation (trylast) builds `anthropic.AsyncAnthropic`, which reads
     ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL itself; return e.g. an `AsyncAnthropicBedrock`

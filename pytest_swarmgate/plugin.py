@@ -133,9 +133,9 @@ def pytest_swarmgate_make_client(config: pytest.Config, settings: GateSettings) 
 
 @pytest.hookimpl(trylast=True)
 def pytest_swarmgate_make_voter(config: pytest.Config, settings: GateSettings, client: Any) -> Any:
-    from .core.voters import AnthropicVoter
+    from .core.voters import AnthropicCaster
 
-    return AnthropicVoter(
+    return AnthropicCaster(
         client, timeout=settings.timeout, max_tokens=settings.max_tokens, cache_ttl=settings.cache_ttl
     )
 

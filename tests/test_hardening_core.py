@@ -24,15 +24,15 @@ from conftest import (
 )
 
 from pytest_swarmgate.core import engine
-from pytest_swarmgate.core.batch import BatchVoter
+from pytest_swarmgate.core.batch import BatchCaster
 from pytest_swarmgate.core.cache import (
-    BUILTIN_VOTER,
+    BUILTIN_CASTER,
     VoteCache,
     implementation_name,
     vote_key,
 )
 from pytest_swarmgate.core.prompt import new_fence, section_block
-from pytest_swarmgate.core.voters import AnthropicVoter
+from pytest_swarmgate.core.voters import AnthropicCaster
 from pytest_swarmgate.model import Section, SectionResult, Vote, Voter
 from pytest_swarmgate.testing import Reply, Script
 
@@ -143,16 +143,16 @@ def test_implementation_names() -> None:
     def local(section: Section, voter: Voter, fence: str) -> None: ...
 
     assert implementation_name(local) == f"{__name__}.test_implementation_names.<locals>.local"
-    # The built-in voter's two transports send the same requests: their votes are the same.
-    builtin = AnthropicVoter(object(), timeout=1.0)
-    assert implementation_name(builtin) == BUILTIN_VOTER
-    assert implementation_name(BatchVoter(builtin, poll_seconds=0, progress=print)) == BUILTIN_VOTER
+    # The built-in caster's two transports send the same requests: their votes are the same.
+    builtin = AnthropicCaster(object(), timeout=1.0)
+    assert implementation_name(builtin) == BUILTIN_CASTER
+    assert implementation_name(BatchCaster(builtin, poll_seconds=0, progress=print)) == BUILTIN_CASTER
 
 
 def test_the_vote_key_covers_the_implementation() -> None:
     voter = Voter("v1", "m")
     assert vote_key(SECTION, voter, "http://x", "a.cast") == vote_key(SECTION, voter, "http://x", "a.cast")
-    assert vote_key(SECTION, voter, "http://x", "a.cast") != vote_key(SECTION, voter, "http://x", BUILTIN_VOTER)
+    assert vote_key(SECTION, voter, "http://x", "a.cast") != vote_key(SECTION, voter, "http://x", BUILTIN_CASTER)
 
 
 def test_votes_of_one_implementation_are_never_served_to_another(tmp_path: Path) -> None:

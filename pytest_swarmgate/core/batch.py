@@ -1,6 +1,6 @@
-"""`--swarm-batch`: the built-in voter's calls sent through the Message Batches API (half price).
+"""`--swarm-batch`: the built-in caster's calls sent through the Message Batches API (half price).
 
-`BatchVoter` is a CastVote, like `voters.AnthropicVoter`, so the engine, the vote cache and
+`BatchCaster` is a CastVote, like `voters.AnthropicCaster`, so the engine, the vote cache and
 `runner.execute` work unchanged: cached votes are served before any request is made, and every
 vote is judged and reported as in a direct run. Only the transport differs. Each call parks
 its request; once a pass of the event loop adds no new request (the engine starts every call
@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 
 from .model import Section, Vote, Voter
 from .voters import (
-    AnthropicVoter,
+    AnthropicCaster,
     Rung,
     describe_error,
     effective_settings,
@@ -86,15 +86,15 @@ class _Parked:
     answer: asyncio.Future[_Answer]
 
 
-class BatchVoter:
-    """Casts votes through Message Batches with the client, limits and Ladder of an AnthropicVoter."""
+class BatchCaster:
+    """Casts votes through Message Batches with the client, limits and Ladder of an AnthropicCaster."""
 
-    def __init__(self, voter: AnthropicVoter, *, poll_seconds: float, progress: Progress) -> None:
-        self.client = voter.client
-        self.timeout = voter.timeout
-        self.max_tokens = voter.max_tokens
-        self.cache_ttl = voter.cache_ttl
-        self.ladder = voter.ladder
+    def __init__(self, direct: AnthropicCaster, *, poll_seconds: float, progress: Progress) -> None:
+        self.client = direct.client
+        self.timeout = direct.timeout
+        self.max_tokens = direct.max_tokens
+        self.cache_ttl = direct.cache_ttl
+        self.ladder = direct.ladder
         self.poll_seconds = poll_seconds
         self.progress = progress
         self._parked: list[_Parked] = []

@@ -50,10 +50,10 @@ def default_directory() -> Path:
     return Path(base) / "pytest-swarmgate" / "votes"
 
 
-# The built-in voter's two transports: direct calls and Message Batches send the same requests
+# The built-in caster's two transports: direct calls and Message Batches send the same requests
 # and validate the replies the same way, so their votes are interchangeable.
-BUILTIN_VOTER = "pytest_swarmgate.core.voters.AnthropicVoter"
-_SAME_AS_BUILTIN = frozenset({BUILTIN_VOTER, "pytest_swarmgate.core.batch.BatchVoter"})
+BUILTIN_CASTER = "pytest_swarmgate.core.voters.AnthropicCaster"
+_SAME_AS_BUILTIN = frozenset({BUILTIN_CASTER, "pytest_swarmgate.core.batch.BatchCaster"})
 
 
 def implementation_name(cast: Any) -> str:
@@ -69,7 +69,7 @@ def implementation_name(cast: Any) -> str:
         name = f"{getattr(cast, '__module__', None)}.{qualname}"
     else:
         name = f"{type(cast).__module__}.{type(cast).__qualname__}"
-    return BUILTIN_VOTER if name in _SAME_AS_BUILTIN else name
+    return BUILTIN_CASTER if name in _SAME_AS_BUILTIN else name
 
 
 def all_cached(cache: VoteCache | None, sections: Any, panel: Any, endpoint: str, impl: str) -> bool:

@@ -1,4 +1,10 @@
-"""The built-in voter: one Messages API call through the official `anthropic` SDK per vote.
+"""The built-in caster: one Messages API call through the official `anthropic` SDK per vote.
+
+Words, as in DESIGN.md: a *voter* (`model.Voter`, named by its `voter_id`) is one member of
+the panel - a model and its settings; a *caster* (`CastVote`) is what asks the model for a
+voter's vote on a section. `AnthropicCaster` is the built-in one, `batch.BatchCaster` sends
+the same requests through Message Batches, and the `pytest_swarmgate_make_voter` hook may
+return its own (the hook keeps the name it was published with).
 
 `anthropic` is imported only inside functions here and this module is imported only when
 a review runs, so pytest without `--swarm-review` never pays for it.
@@ -304,7 +310,7 @@ def describe_error(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class AnthropicVoter:
+class AnthropicCaster:
     """Casts votes with one shared AsyncAnthropic client and one shared Ladder.
 
     `timeout` is the budget of one vote, every attempt and step included. `retries` counts the
