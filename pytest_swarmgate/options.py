@@ -392,3 +392,36 @@ def typed_by_hand(config: pytest.Config, name: str) -> str | None:
 
 def from_command_line(config: pytest.Config, name: str) -> bool:
     return getattr(config.option, BY_NAME[name].dest, None) is not None
+
+
+# Every option that ends the session without running its items: pytest prints and exits 0.
+INFO_MODES = {
+    "help": ("--help", "-h"),
+    "version": ("--version", "-V"),
+    "collectonly": ("--collect-only", "--co"),
+    "showfixtures": ("--fixtures",),
+    "show_fixtures_per_test": ("--fixtures-per-test",),
+    "markers": ("--markers",),
+}
+
+
+def info_mode(config: pytest.Config) -> bool:
+    """A mode that runs no items (--help, --collect-only, ...): nothing to review, nothing to preflight."""
+    return any(getattr(config.option, attr, False) for attr in INFO_MODES)
+
+
+def refuse_untyped_info_modes(config: pytest.Config) -> None:
+    """A mode that runs no review must be asked for in the job, not by the PR's `addopts`.
+
+    Under --help pytest leaves the plugins' options unset, so "the review is asked for" is
+    read from what the job typed and from the ini file, not from `config.option` alone.
+    """
+    if not (get(config, "review") or typed_by_hand(config, "review") is not None):
+        return
+    typed = literal_args(config)
+    for attr, flags in INFO_MODES.items():
+        if getattr(config.option, attr, False) and not any(a in flags for a in typed):
+            raise pytest.UsageError(
+                f"swarmgate: {flags[0]} came from addopts, not the command line: the gate does not skip its review "
+                "for a setting the pull request can make"
+            )

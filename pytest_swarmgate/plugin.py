@@ -41,13 +41,21 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    # Before pytest's own: `--help` and a repeated `--version` print and exit 0 right there,
+    # before any pytest_configure, so this is the last moment to refuse them from addopts.
+    options.refuse_untyped_info_modes(config)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     # One plugin object per role, as pytest-xdist registers dsession or remote: the controller
     # (or a run without xdist) calls the API; a worker only reads what the controller sent it.
     worker = hasattr(config, "workerinput")
-    if options.get(config, "review"):
+    # Under --help pytest configures the plugins only to print their options: nothing to set up.
+    if options.get(config, "review") and not config.option.help:
         refuse_blocked(config, SESSION_PLUGIN)
         from .review_session import ReviewController, ReviewWorker, prepare
 

@@ -20,6 +20,7 @@ from .settings import GateSettings, resolve
 from .core.decision import run_passes
 from .core.engine import ReviewStats
 from .core.faults import RunFault
+from .core.origins import origins, shadowing
 from .core.model import NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.text import plural
 from .items import COLLECTOR_NAME, ReviewCollector
@@ -52,25 +53,6 @@ def diff_source(config: pytest.Config) -> tuple[str | None, str | None]:
         return None, f"origin/{github_base}"
     diff, base = options.get(config, "diff"), options.get(config, "base")
     return (str(diff), None) if diff else (None, str(base) if base else None)
-
-
-INFO_MODES = {
-    "collectonly": ("--collect-only", "--co"),
-    "showfixtures": ("--fixtures",),
-    "show_fixtures_per_test": ("--fixtures-per-test",),
-    "markers": ("--markers",),
-}
-
-
-def refuse_untyped_info_modes(config: pytest.Config) -> None:
-    """A mode that runs no review must be asked for in the job, not by the PR's `addopts`."""
-    typed = options.literal_args(config)
-    for attr, flags in INFO_MODES.items():
-        if getattr(config.option, attr, False) and not any(a in flags for a in typed):
-            raise pytest.UsageError(
-                f"swarmgate: {flags[0]} came from addopts, not the command line: the gate does not skip its review "
-                "for a setting the pull request can make"
-            )
 
 
 RELEASE_MIN_HEX = 32  # 128 bits: no second diff can be brute-forced to share the prefix
@@ -166,7 +148,6 @@ def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
     """
     check_rootdir(config, "--swarm-diff")
     options.get(config, "annotations-max")  # checked now, not after the review was paid for
-    refuse_untyped_info_modes(config)
     for name in ("json", "sarif"):
         target = options.get(config, name)
         if target and (config.invocation_params.dir / target).is_dir():
@@ -187,14 +168,30 @@ def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
     if ceiling:
         exit_incomplete(config, settings, review_plan, Stopped("ceiling", ceiling))
     review_plan = release_held(review_plan, options.typed_by_hand(config, "allow-held"))
+    refuse_shadowed_modules(config, review_plan)  # before the SDK is imported (preflight builds the client)
     try:
         # Before collection: a wrong key or a dead endpoint costs seconds, not the project's collection.
         # Not in a mode that reviews nothing (--collect-only, --fixtures, ...).
-        if not any(getattr(config.option, attr, False) for attr in INFO_MODES):
+        if not options.info_mode(config):
             preflight(config, settings, review_plan)
     except RunFault as exc:
         exit_incomplete(config, settings, review_plan, Stopped("preflight", str(exc)))
     return Prepared(settings, review_plan, source)
+
+
+def refuse_shadowed_modules(config: pytest.Config, review_plan: Plan) -> None:
+    """A module the gate imports must not be a file this diff changes (see `core/origins.py`)."""
+    changed = [p for s in review_plan.sections for p in (s.path, s.old_path) if p]
+    changed += [p for nr in review_plan.not_reviewed for p in (nr.path, nr.old_path) if p]
+    changed += [h.path for h in (*review_plan.held, *review_plan.released)]
+    trees = {config.invocation_params.dir, config.rootpath}
+    hits = shadowing(origins(), trees, changed)
+    if hits:
+        name, path = hits[0]
+        raise pytest.UsageError(
+            f"swarmgate: the module {name} would be imported from {terminal(path)}, a file this diff changes, "
+            "so the pull request would decide its own review; run the gate from the base checkout (README: CI)"
+        )
 
 
 def preflight_only(config: pytest.Config, settings: GateSettings) -> None:

@@ -164,11 +164,32 @@ def test_a_review_that_never_ran_is_never_a_pass(pytester, stub, script) -> None
     result.stdout.fnmatch_lines(["*the review did not run in this session, so the gate fails*"])
 
 
-def test_info_modes_from_addopts_are_refused(pytester, stub) -> None:
-    pytester.makeini("[pytest]\naddopts = --co\n")
+@pytest.mark.parametrize(
+    ("addopts", "named"),
+    [
+        ("--co", "--collect-only"),
+        ("-h", "--help"),  # before: pytest printed its help and exited 0, the review never decided
+        ("--help", "--help"),
+        ("--version", "--version"),
+        ("--version --version", "--version"),  # before: pytest printed its plugins and exited 0
+        ("--fixtures", "--fixtures"),
+        ("--markers", "--markers"),
+    ],
+)
+def test_info_modes_from_addopts_are_refused(pytester, stub, addopts, named) -> None:
+    pytester.makeini(f"[pytest]\naddopts = {addopts}\n")
     result = run(pytester, CLEAN_DIFF)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: swarmgate: --collect-only came from addopts, not the command line*"])
+    result.stderr.fnmatch_lines([f"ERROR: swarmgate: {named} came from addopts, not the command line*"])
+
+
+def test_help_typed_by_the_job_is_help(pytester, stub, monkeypatch) -> None:
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--help")
+    pytester.makeini("[pytest]\nswarm_diff = missing.patch\n")  # not read: help sets up no review
+    result = run(pytester, CLEAN_DIFF)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*--swarm-review*"])
+    assert "came from addopts" not in result.stderr.str()
 
 
 def test_the_jobs_pytest_addopts_counts_as_typed(pytester, stub, monkeypatch) -> None:

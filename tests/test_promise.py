@@ -223,3 +223,18 @@ def test_a_stopped_run_names_its_cause_once() -> None:
 
     line = Stopped("fault", "HTTP 401 authentication_error", 2, 10).line()
     assert broken([], [], [], stopped=line) == ["review stopped: HTTP 401 authentication_error (2 of 10 calls sent)"]
+
+
+@needs_git
+def test_a_module_the_gate_imports_cannot_come_from_the_pull_request(pytester, stub, tmp_path) -> None:
+    """Before: in the PR's own checkout, `python -m pytest` imported the PR's `anthropic.py` instead of the SDK."""
+    marker = tmp_path / "imported"
+    # Harmless stand-in for a hostile module: it only leaves a marker file when imported.
+    shadow = f"open({str(marker)!r}, 'w').close()\n"
+    branch(pytester.path, {"app/run.py": APP}, {"app/run.py": BACKDOOR, "anthropic.py": shadow, "conftest.py": ""})
+    result = pytester.runpytest_subprocess("--swarm-review", "--swarm-base=main", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: swarmgate: the module anthropic would be imported from anthropic.py, a file this diff changes*"]
+    )
+    assert not marker.exists()

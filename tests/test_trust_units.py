@@ -144,3 +144,18 @@ def test_workflow_data_keeps_the_toolkits_escaping() -> None:
     assert escape.workflow_data("50%\r\n::x\x1b") == "50%25%0D%0A::x\\x1b"
     assert escape.workflow_property("a:b,c\n") == "a%3Ab%2Cc%0A"
     assert escape.sarif_text("line 1\nline 2 [x](1)") == "line 1\nline 2 \\[x\\](1)"
+
+
+def test_shadowing_counts_only_changed_files_inside_the_tree(tmp_path) -> None:
+    from pytest_swarmgate.core.origins import shadowing
+
+    tree = tmp_path / "repo" / "sub"
+    found = {
+        "anthropic": (tree / "anthropic.py",),
+        "httpx": (tree / "httpx" / "__init__.py", tree / "httpx"),
+        "idna": (tmp_path / "site" / "idna" / "__init__.py",),  # outside the tree: the installed one
+    }
+    assert shadowing(found, [tree], ["sub/anthropic.py"]) == [("anthropic", "sub/anthropic.py")]
+    assert shadowing(found, [tree], ["sub/httpx/_client.py"]) == [("httpx", "sub/httpx/_client.py")]
+    assert shadowing(found, [tree], ["idna/__init__.py", "lib/anthropic.py", "anthropic.py.orig"]) == []
+    assert shadowing(found, [tree], ["docs/httpx.md"]) == []
