@@ -56,7 +56,7 @@ from .items import ReviewItem, SectionFailed, junit_properties
 from .output.escape import terminal, terminal_block
 from .core.text import plural
 from .output.terminal import not_reviewed_line, section_line, section_lines
-from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, to_worker
+from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
 
 if TYPE_CHECKING:
     from .settings import GateSettings
@@ -283,6 +283,7 @@ class CalibrationController(ControllerRun, CalibrationItems):
         # Under xdist the run happens before pytest prints its header: progress is held and
         # printed under the header. Not for a batch, whose polls may take hours.
         self.held_lines: list[str] | None = None
+        guard_logs(config)
         check_rootdir(config, "--swarm-calibrate")
         self.settings: GateSettings = settle_panel(config, resolve(config))
         self.gate = self.settings.gate

@@ -31,7 +31,7 @@ from .output.progress import Progress
 from .output.terminal import Line, report_lines
 from .runner import Plan, execute, over_ceiling, plan, preflight, read_source, settle_panel, stopped_run
 from .stash import fail_session, gate_finished_key, run_key
-from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, to_worker
+from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
 
 WORKERINPUT_KEY = "swarmgate"
 
@@ -146,6 +146,7 @@ def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
     Ends the session when the review cannot run: a UsageError for bad input, `pytest.exit` with
     REVIEW_INCOMPLETE (and the reports) when the endpoint or a ceiling stops it.
     """
+    guard_logs(config)  # first: the SDK may log from the first call it makes (the preflight)
     check_rootdir(config, "--swarm-diff")
     options.get(config, "annotations-max")  # checked now, not after the review was paid for
     for name in ("json", "sarif"):

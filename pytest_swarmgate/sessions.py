@@ -90,6 +90,16 @@ class SessionItems:
         prepend_collected(session, self.collector(session), items)
 
 
+def guard_logs(config: pytest.Config) -> None:
+    """From here to the end of the session the SDK's and httpx's log records are redacted and escaped."""
+    import os
+
+    from .core.redact import Redactor
+    from .output.logs import LogGuard
+
+    config.add_cleanup(LogGuard(Redactor.from_env(os.environ)).install().remove)
+
+
 class ControllerRun(SessionItems):
     """Base of a controller plugin (the xdist controller, or a session without xdist): calls happen once, here.
 

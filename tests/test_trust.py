@@ -397,3 +397,22 @@ def test_a_custom_voters_error_is_redacted_before_hooks_and_reports_see_it(pytes
     assert "RuntimeError: upstream said: '[redacted]" in hook_line and "KEY=0000" not in hook_line
     shown = everything_shown(pytester, result)
     assert "upstream said" in shown and "KEY=0000" not in shown
+
+
+def test_a_debug_log_shows_no_password_and_no_workflow_command(pytester, stub, monkeypatch) -> None:
+    """Before: ANTHROPIC_LOG=debug printed the proxy password of the base URL and the diff's `##[` intact."""
+    from conftest import CLEAN_DIFF
+
+    password = "pr0xy-s3cret-word"
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url.replace("://", f"://gate:{password}@"))
+    monkeypatch.setenv("ANTHROPIC_LOG", "debug")
+    diff = CLEAN_DIFF.replace("SELECT id", "SELECT /* ##[error]forged by the pull request */ id")
+    path = pytester.path / "pr.patch"
+    path.write_text(diff)
+    result = pytester.runpytest_subprocess("--swarm-review", f"--swarm-diff={path}", "-p", "no:cacheprovider")
+    lines = result.outlines + result.errlines
+    assert any("HTTP Request: POST" in line for line in lines), "the debug log is shown"
+    assert any("forged by the pull request" in line for line in lines), "the request body is in it"
+    assert not [line for line in lines if password in line]
+    assert not [line for line in lines if "##[" in line]
+    assert result.ret == pytest.ExitCode.OK

@@ -159,3 +159,11 @@ def test_shadowing_counts_only_changed_files_inside_the_tree(tmp_path) -> None:
     assert shadowing(found, [tree], ["sub/httpx/_client.py"]) == [("httpx", "sub/httpx/_client.py")]
     assert shadowing(found, [tree], ["idna/__init__.py", "lib/anthropic.py", "anthropic.py.orig"]) == []
     assert shadowing(found, [tree], ["docs/httpx.md"]) == []
+
+
+def test_a_password_in_a_base_or_proxy_url_is_a_secret() -> None:
+    from pytest_swarmgate.core.redact import Redactor
+
+    redact = Redactor.from_env({"ANTHROPIC_BASE_URL": "http://u:p%40ss-w0rd@h:1/v1", "HTTPS_PROXY": "http://x@h"})
+    assert redact("GET http://u:p%40ss-w0rd@h:1/v1 with p@ss-w0rd") == "GET http://[redacted]@h:1/v1 with [redacted]"
+    assert redact("http://x@h") == "http://x@h", "a user name alone is no secret"

@@ -21,7 +21,9 @@ from pathlib import Path, PurePosixPath
 RELIED_ON = (
     "anthropic",
     "httpx",
+    "httpx2",  # the HTTP stack anthropic 2.x imports under its own names
     "httpcore",
+    "httpcore2",
     "h11",
     "anyio",
     "sniffio",

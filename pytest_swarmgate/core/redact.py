@@ -13,7 +13,7 @@ import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from .model import Finding, RunResult, SectionResult, Vote
 
@@ -21,6 +21,22 @@ REDACTED = "[redacted]"
 # The credentials the SDK reads, and the vote cache's own secret.
 SECRET_ENVS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "SWARMGATE_CACHE_KEY")
 CREDENTIAL_ENVS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+# URLs whose userinfo is a secret too: `http://user:password@proxy` (httpx sends it as basic auth).
+URL_ENVS = ("ANTHROPIC_BASE_URL", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The password of a URL's userinfo, as written and decoded, and `user:password` whole."""
+    if not url or "@" not in url:
+        return []
+    try:
+        parts = urlsplit(url.strip())
+        password = parts.password
+    except ValueError:  # not a URL at all (a bad port): nothing to find in it
+        return []
+    if not password:
+        return []
+    return [password, unquote(password), f"{parts.username or ''}:{password}"]
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -54,7 +70,8 @@ class Redactor:
     def from_env(cls, env: Mapping[str, str], client: Any = None) -> Redactor:
         """The job's secrets from the environment, plus whatever credentials `client` holds."""
         held = (getattr(client, "api_key", None), getattr(client, "auth_token", None)) if client is not None else ()
-        return cls([*(env.get(name) for name in SECRET_ENVS), *held])
+        urls = [secret for name in URL_ENVS for secret in url_secrets(env.get(name))]
+        return cls([*(env.get(name) for name in SECRET_ENVS), *urls, *held])
 
     def __call__(self, text: str) -> str:
         for form in self._forms:
