@@ -30,6 +30,16 @@ InconclusivePolicy = Literal["fail", "warn", "pass"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
 PrewarmMode = Literal["auto", "on", "off"]
 CacheTtl = Literal["5m", "1h"]
+# How much of the repository a voter sees beside the section's diff (see core/context/): none,
+# the enclosing definitions of each hunk, the whole file when it fits, and the definitions the
+# changed lines use and the callers in the PR's other files. The map of the PR comes with all but off.
+ContextMode = Literal["off", "scope", "file", "repo"]
+# What one part of a section's context is: a hunk's enclosing definitions, a whole file (or the
+# content of a renamed one), a definition the changed lines use, a place that calls a changed
+# definition, the map of the whole pull request.
+ContextKind = Literal["scope", "file", "definition", "caller", "map"]
+# Which side of the diff a text is from.
+Side = Literal["old", "new"]
 
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
@@ -39,6 +49,8 @@ INCONCLUSIVE_POLICIES: tuple[InconclusivePolicy, ...] = get_args(InconclusivePol
 EFFORTS: tuple[Effort, ...] = get_args(Effort)
 PREWARM_MODES: tuple[PrewarmMode, ...] = get_args(PrewarmMode)
 CACHE_TTLS: tuple[CacheTtl, ...] = get_args(CacheTtl)
+CONTEXT_MODES: tuple[ContextMode, ...] = get_args(ContextMode)
+CONTEXT_KINDS: tuple[ContextKind, ...] = get_args(ContextKind)
 
 
 def severity_rank(severity: str) -> int:

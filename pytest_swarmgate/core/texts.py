@@ -1,35 +1,59 @@
-"""Full text of a changed file before and after the diff, where the gate can know it. Pure but for git and reads.
+"""Full text of a file before and after the diff, where the gate can know it: the one module that reads
+repository files, for the held check and for the voters' context (core/context/).
 
-The held check judges a change to pytest's configuration on what pytest would read, so it
-needs the whole old and new file, not only the hunks. Two honest sources:
+The held check judges a change to pytest's configuration on what pytest would read, and a voter
+judges a hunk better beside its enclosing function, so both need whole files, not only hunks.
+The honest sources:
 
-- git, when the gate made the diff itself (`--swarm-base`): `git cat-file` of the two commits;
-- the working tree, when the patch applies to it (the base-checkout recipe: the tree is the
-  old side, so the hunks applied in memory give the new text; or the PR's checkout, where the
-  tree is the new side and the hunks reversed give the old).
+- git objects (`GitFiles`, one commit; `GitTexts`, two: the merge base and HEAD under
+  `--swarm-base`), read with `git ls-tree` and `git cat-file` (list arguments, never a shell,
+  never the working tree);
+- one side read from a source and the other made by applying the diff's hunks to it in memory
+  (`PatchTexts`): the base checkout is the old side, so the hunks give the new text; in the
+  PR's checkout the tree is the new side and the hunks reversed give the old. A file whose
+  hunks apply neither way is unknown.
 
-Anything else is unknown, and the caller falls back to judging the hunks alone. Paths come
-from the diff, so a working-tree read is only ever of a relative path inside the root, with
-no `..`, resolved without leaving the root, read-only and size-capped.
+Anything else is `Unknown`, with the reason, and the caller falls back to the hunks alone.
+Paths come from the diff, so every read refuses what could leave the repository or read more
+than a text file: an absolute path, `..`, `.` or empty components, a backslash, NUL or newline,
+a `.git` component (a checkout's `.git/config` can hold a CI token); anything but a regular
+file (in git a symbolic link, a submodule, a directory; in a tree a FIFO, a device, a link that
+resolves outside the root); a file over `MAX_READ` bytes, never read whole; binary (a NUL byte)
+or non-UTF-8 content. Nothing read is ever executed or imported.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Protocol
 
+from .choices import Side
 from .model import Section
 
 MAX_READ = 4 * 1024 * 1024
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_GIT_BATCH = 500  # paths per git call: well inside any command-line limit
 
 
 class Unknown(Exception):
-    """The text of this file on this side cannot be known."""
+    """The text of this file on this side cannot be known; `reason` says why, in a few words."""
+
+    def __init__(self, path: str, reason: str = "not known here") -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+class NoSource(Unknown):
+    """Nothing can be known: there is no repository to read from (the run says so once)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "no repository to read it from")
 
 
 class Texts(Protocol):
@@ -40,55 +64,258 @@ class Texts(Protocol):
     def new(self, path: str) -> str | None: ...
 
 
+class FileSource(Texts, Protocol):
+    """Texts that also say where each came from, so a part of the context can name its source."""
+
+    def describe(self, path: str, side: Side) -> str: ...
+
+
+class Reader(Protocol):
+    """One tree of files: a path's text, None when it does not exist there; raises Unknown."""
+
+    label: str
+
+    def read(self, path: str) -> str | None: ...
+
+
+def check_path(path: str) -> list[str]:
+    """The components of a repository path that may be read, or Unknown naming what is wrong with it."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(c in path for c in "\\\0\n\r\ufffd"):
+        raise Unknown(path, "not a plain relative path")
+    if any(p in ("", ".", "..") for p in parts):
+        raise Unknown(path, "a path with an empty, '.' or '..' component")
+    if any(p.casefold() == ".git" for p in parts):
+        raise Unknown(path, "inside .git")
+    return parts
+
+
+def decode_text(data: bytes, path: str) -> str:
+    """Bytes of a text file as str; binary or non-UTF-8 content is Unknown (never decoded by guesswork)."""
+    if b"\0" in data:
+        raise Unknown(path, "binary content")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unknown(path, "not UTF-8 text") from None
+
+
 class NoTexts:
     """Nothing known: every question is Unknown."""
 
     def old(self, path: str) -> str | None:
-        raise Unknown(path)
+        raise NoSource(path)
 
     def new(self, path: str) -> str | None:
-        raise Unknown(path)
+        raise NoSource(path)
+
+    def describe(self, path: str, side: Side) -> str:
+        return "none"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One `git ls-tree -l` line."""
+
+    mode: str
+    kind: str
+    oid: str
+    size: int
+
+
+class GitFiles:
+    """The files of one commit, from git objects: never the working tree, never a link followed.
+
+    Reads are batched (`prefetch`): one `ls-tree` and one `cat-file --batch` per few hundred paths.
+    """
+
+    def __init__(
+        self, cwd: str | os.PathLike[str], rev: str, max_bytes: int = MAX_READ, label: str | None = None
+    ) -> None:
+        self.cwd, self.rev, self.max_bytes = os.fspath(cwd), rev, max_bytes
+        short = rev[:12] if re.fullmatch(r"[0-9a-f]{40,64}", rev) else rev
+        self.label = label or f"git {short}"
+        self._known: dict[str, str | Unknown | None] = {}
+
+    def read(self, path: str) -> str | None:
+        if path not in self._known:
+            self.prefetch([path])
+        value = self._known[path]
+        if isinstance(value, Unknown):
+            raise value
+        return value
+
+    def prefetch(self, paths: Iterable[str]) -> None:
+        """Read every path not read yet, a few git calls for all of them."""
+        todo: list[str] = []
+        for path in dict.fromkeys(paths):
+            if path in self._known:
+                continue
+            try:
+                check_path(path)
+                todo.append(path)
+            except Unknown as exc:
+                self._known[path] = exc
+        for i in range(0, len(todo), _GIT_BATCH):
+            self._load(todo[i : i + _GIT_BATCH])
+
+    def _git(self, args: list[str], stdin: bytes | None = None) -> bytes | None:
+        try:
+            proc = subprocess.run(["git", *args], cwd=self.cwd, input=stdin, capture_output=True, check=False)
+        except OSError:
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+
+    def _entries(self, paths: list[str]) -> dict[str, _Entry] | None:
+        """Each path's tree entry in the commit (absent paths left out); None when git cannot read the commit."""
+        if self.rev.startswith("-"):
+            return None
+        out = self._git(["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", self.rev, "--", *paths])
+        if out is None:
+            return None
+        entries: dict[str, _Entry] = {}
+        for record in out.split(b"\0"):
+            meta, tab, name = record.partition(b"\t")
+            fields = meta.split()
+            if tab and len(fields) == 4:
+                size = int(fields[3]) if fields[3].isdigit() else 0
+                entries[name.decode("utf-8", "surrogateescape")] = _Entry(
+                    fields[0].decode(), fields[1].decode(), fields[2].decode(), size
+                )
+        return entries
+
+    def _refusal(self, path: str, entry: _Entry) -> Unknown | None:
+        if entry.mode == "120000":
+            return Unknown(path, "a symbolic link (not followed)")
+        if entry.kind != "blob":
+            return Unknown(path, "a submodule" if entry.kind == "commit" else "a directory")
+        if entry.size > self.max_bytes:
+            return Unknown(path, f"over {self.max_bytes} bytes (not read)")
+        return None
+
+    def _load(self, paths: list[str]) -> None:
+        entries = self._entries(paths)
+        if entries is None:
+            for path in paths:
+                self._known[path] = Unknown(path, f"git cannot read {self.label}")
+            return
+        wanted: dict[str, str] = {}
+        for path in paths:
+            entry = entries.get(path)
+            refused = self._refusal(path, entry) if entry is not None else None
+            self._known[path] = refused
+            if entry is not None and refused is None:
+                wanted[path] = entry.oid
+        blobs = self._blobs(list(dict.fromkeys(wanted.values())))
+        for path, oid in wanted.items():
+            data = blobs.get(oid)
+            try:
+                self._known[path] = decode_text(data, path) if data is not None else Unknown(path, "git read failed")
+            except Unknown as exc:
+                self._known[path] = exc
+
+    def _blobs(self, oids: list[str]) -> dict[str, bytes]:
+        """The content of each blob, by object id (the sizes were checked before)."""
+        if not oids:
+            return {}
+        out = self._git(["cat-file", "--batch"], "".join(o + "\n" for o in oids).encode())
+        blobs: dict[str, bytes] = {}
+        at = 0
+        while out is not None and at < len(out):
+            end = out.find(b"\n", at)
+            fields = out[at:end].split() if end != -1 else []
+            if len(fields) != 3 or not fields[2].isdigit():
+                break
+            size = int(fields[2])
+            blobs[fields[0].decode()] = out[end + 1 : end + 1 + size]
+            at = end + 1 + size + 1
+        return blobs
 
 
 class GitTexts:
     """Texts from two commits of a repository (the gate ran git, so both sides are at hand)."""
 
     def __init__(self, git_dir: str | os.PathLike[str], old_rev: str, new_rev: str) -> None:
-        self.cwd, self.old_rev, self.new_rev = os.fspath(git_dir), old_rev, new_rev
+        self.sides = {"old": GitFiles(git_dir, old_rev), "new": GitFiles(git_dir, new_rev)}
 
     def old(self, path: str) -> str | None:
-        return self._show(self.old_rev, path)
+        return self.sides["old"].read(path)
 
     def new(self, path: str) -> str | None:
-        return self._show(self.new_rev, path)
+        return self.sides["new"].read(path)
 
-    def _show(self, rev: str, path: str) -> str | None:
-        if not path or "\n" in path or "\0" in path:
-            raise Unknown(path)
+    def describe(self, path: str, side: Side) -> str:
+        return self.sides[side].label
+
+    def prefetch(self, paths: Iterable[str]) -> None:
+        wanted = list(paths)
+        for files in self.sides.values():
+            files.prefetch(wanted)
+
+
+class TreeFiles:
+    """A directory's files, read-only, confined to it: regular files only, size-capped, no link out of it."""
+
+    def __init__(self, root: str | os.PathLike[str], max_bytes: int = MAX_READ, label: str = "checkout") -> None:
+        self.root, self.max_bytes, self.label = Path(root).resolve(), max_bytes, label
+
+    def read(self, path: str) -> str | None:
+        real = self._inside(path)
         try:
-            proc = subprocess.run(
-                ["git", "cat-file", "--batch"], cwd=self.cwd, input=f"{rev}:{path}\n".encode(),
-                capture_output=True, check=False,
-            )  # fmt: skip
-        except OSError as exc:
-            raise Unknown(path) from exc
-        head, _, body = proc.stdout.partition(b"\n")
-        fields = head.split()
-        if proc.returncode != 0 or not fields:
-            raise Unknown(path)
-        if fields[-1] == b"missing":
-            # A missing path in a commit that exists is an absent file; a bad revision is unknown.
-            if subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], cwd=self.cwd,
-                              capture_output=True, check=False).returncode != 0:  # fmt: skip
-                raise Unknown(path)
+            st = os.stat(real)
+        except FileNotFoundError:
             return None
-        if len(fields) != 3 or fields[1] != b"blob":
-            raise Unknown(path)
-        return body[: int(fields[2])].decode("utf-8", "replace")
+        except OSError as exc:
+            raise Unknown(path, exc.strerror or "cannot stat") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise Unknown(path, "not a regular file")
+        if st.st_size > self.max_bytes:
+            raise Unknown(path, f"over {self.max_bytes} bytes (not read)")
+        return decode_text(self._bytes(path, real), path)
+
+    def _inside(self, path: str) -> Path:
+        """The resolved file a path names, refused when it leaves the root or enters .git."""
+        try:
+            real = self.root.joinpath(*check_path(path)).resolve()
+        except (OSError, RuntimeError):
+            raise Unknown(path, "cannot resolve (a link loop?)") from None
+        if not real.is_relative_to(self.root):
+            raise Unknown(path, "resolves outside the repository")
+        if any(p.casefold() == ".git" for p in real.relative_to(self.root).parts):
+            raise Unknown(path, "resolves into .git")
+        return real
+
+    def _bytes(self, path: str, real: Path) -> bytes:
+        # Non-blocking and no link followed: the file may have been swapped since it was checked.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(real, flags)
+        except OSError as exc:
+            raise Unknown(path, exc.strerror or "cannot open") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise Unknown(path, "not a regular file")
+            chunks: list[bytes] = []
+            size = 0
+            while size <= self.max_bytes:
+                chunk = os.read(fd, min(1 << 20, self.max_bytes + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except OSError as exc:
+            raise Unknown(path, exc.strerror or "cannot read") from None
+        finally:
+            os.close(fd)
+        if size > self.max_bytes:
+            raise Unknown(path, f"over {self.max_bytes} bytes (not read)")
+        return b"".join(chunks)
 
 
 def merge_base(cwd: str | os.PathLike[str], base: str) -> str | None:
     """The commit `git diff base...HEAD` compares against, or None when git cannot say."""
+    if base.startswith("-"):
+        return None
     try:
         proc = subprocess.run(["git", "merge-base", base, "HEAD"], cwd=cwd, capture_output=True, check=False)
     except OSError:
@@ -97,120 +324,210 @@ def merge_base(cwd: str | os.PathLike[str], base: str) -> str | None:
     return out if proc.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", out) else None
 
 
-Hunk = tuple[int, int, list[str], list[str]]  # (old start, new start, old-side lines, new-side lines), no "\n"
+def work_tree(cwd: str | os.PathLike[str]) -> str | None:
+    """The top of the git work tree `cwd` is in, or None when it is in none."""
+    try:
+        proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, check=False)
+    except OSError:
+        return None
+    top = proc.stdout.decode("utf-8", "surrogateescape").strip()
+    return top if proc.returncode == 0 and top and os.path.isdir(top) else None
+
+
+@dataclass(frozen=True)
+class Hunk:
+    """One hunk of a file's diff: both sides' lines, and the line numbers its `-` and `+` lines have."""
+
+    old_start: int
+    new_start: int
+    old: tuple[str, ...]  # the old side's lines (context and removed), no "\n"
+    new: tuple[str, ...]  # the new side's lines (context and added)
+    removed: tuple[int, ...]  # lines of the old file this hunk removes
+    added: tuple[int, ...]  # lines of the new file this hunk adds
+
+
+class _Reading:
+    """A hunk being read, line by line."""
+
+    def __init__(self, old_start: int, new_start: int) -> None:
+        self.start = (old_start, new_start)
+        # Line numbers count from the first line the hunk shows (an empty side starts at 0).
+        self.at_old, self.at_new = max(old_start, 1), max(new_start, 1)
+        self.old: list[str] = []
+        self.new: list[str] = []
+        self.removed: list[int] = []
+        self.added: list[int] = []
+
+    def take(self, sign: str, body: str) -> None:
+        if sign != "+":
+            self.old.append(body)
+            if sign == "-":
+                self.removed.append(self.at_old)
+            self.at_old += 1
+        if sign != "-":
+            self.new.append(body)
+            if sign == "+":
+                self.added.append(self.at_new)
+            self.at_new += 1
+
+    def done(self) -> Hunk:
+        return Hunk(*self.start, tuple(self.old), tuple(self.new), tuple(self.removed), tuple(self.added))
+
+
+def parse_hunks(text: str) -> list[Hunk]:
+    """The hunks of one file's diff text (a section's text), in order."""
+    out: list[Hunk] = []
+    reading: _Reading | None = None
+    for line in text.split("\n"):
+        m = _HUNK.match(line)
+        if m:
+            if reading is not None:
+                out.append(reading.done())
+            reading = _Reading(int(m.group(1)), int(m.group(3)))
+        elif reading is not None and line[:1] in (" ", "-", "+"):
+            reading.take(line[:1], line[1:])
+    return out + ([reading.done()] if reading is not None else [])
 
 
 def hunks_of(sections: Iterable[Section]) -> dict[str, list[Hunk]]:
     """The hunks of every path, in order (a file split into several sections joined again)."""
     out: dict[str, list[Hunk]] = {}
     for section in sorted(sections, key=lambda s: (s.path, s.part)):
-        hunks = out.setdefault(section.path, [])
-        old: list[str] = []
-        new: list[str] = []
-        for line in section.text.split("\n"):
-            m = _HUNK.match(line)
-            if m:
-                old, new = [], []
-                hunks.append((int(m.group(1)), int(m.group(3)), old, new))
-            elif hunks and line[:1] in (" ", "-", "+"):
-                if line[:1] != "+":
-                    old.append(line[1:])
-                if line[:1] != "-":
-                    new.append(line[1:])
+        out.setdefault(section.path, []).extend(parse_hunks(section.text))
     return out
 
 
-def _apply(lines: list[str], hunks: Iterable[tuple[int, list[str], list[str]]]) -> list[str] | None:
+def _apply(lines: list[str], hunks: Iterable[tuple[int, tuple[str, ...], tuple[str, ...]]]) -> list[str] | None:
     """Replace each hunk's `from` lines at its start with its `to` lines, or None if they do not match."""
     out: list[str] = []
     at = 0
     for start, before, after in hunks:
         i = max(start - 1, 0) if before else start  # a hunk with no old lines starts after line `start`
-        if i < at or lines[i : i + len(before)] != before:
+        if i < at or list(lines[i : i + len(before)]) != list(before):
             return None
-        out += lines[at:i] + after
+        out += lines[at:i] + list(after)
         at = i + len(before)
     return out + lines[at:]
 
 
-class PatchTexts:
-    """Texts from the working tree, when the patch applies to it forwards (tree = old) or backwards (tree = new)."""
-
-    def __init__(self, root: str | os.PathLike[str], sections: Iterable[Section], changes: dict[str, str]) -> None:
-        """`changes` maps each path to its change kind ("added", "deleted", "modified", ...)."""
-        self.root = Path(root).resolve()
-        self.hunks = hunks_of(sections)
-        self.changes = changes
-        self.cache: dict[str, tuple[str | None, str | None]] = {}
-
-    def old(self, path: str) -> str | None:
-        return self._both(path)[0]
-
-    def new(self, path: str) -> str | None:
-        return self._both(path)[1]
-
-    def _read(self, path: str) -> str | None:
-        parts = path.split("/")
-        if not path or path.startswith("/") or "\\" in path or "\0" in path or any(p in ("", ".", "..") for p in parts):
-            raise Unknown(path)
-        target = self.root.joinpath(*parts)
-        try:
-            real = target.resolve()
-            if not real.is_relative_to(self.root):
-                raise Unknown(path)
-            if not real.exists():
-                return None
-            with open(real, "rb") as f:
-                data = f.read(MAX_READ + 1)
-        except OSError as exc:
-            raise Unknown(path) from exc
-        if len(data) > MAX_READ:
-            raise Unknown(path)
-        return data.decode("utf-8", "replace")
-
-    def _both(self, path: str) -> tuple[str | None, str | None]:
-        if path in self.cache:
-            return self.cache[path]
-        change = self.changes.get(path)
-        if change not in ("added", "deleted", "modified"):
-            raise Unknown(path)
-        tree = self._read(path)
-        hunks = self.hunks.get(path, [])
-        result: tuple[str | None, str | None]
-        if tree is None:
-            # Absent in the tree: the tree is the old side of an added file, or the new side of a deleted one.
-            if change == "added":
-                result = (None, _join(_forward([], hunks)))
-            elif change == "deleted":
-                result = (_join(_backward([], hunks)), None)
-            else:
-                raise Unknown(path)
-        else:
-            lines = tree.split("\n")
-            if lines and lines[-1] == "":
-                lines.pop()
-            forward, backward = _forward(lines, hunks), _backward(lines, hunks)
-            if change == "modified" and forward is not None and hunks:
-                result = (tree, _join(forward))
-            elif change == "modified" and backward is not None and hunks:
-                result = (_join(backward), tree)
-            elif change == "added" and lines == _forward([], hunks):
-                result = (None, tree)
-            elif change == "deleted" and lines == _backward([], hunks):
-                result = (tree, None)
-            else:
-                raise Unknown(path)
-        self.cache[path] = result
-        return result
+Apply = Callable[[list[str], list[Hunk]], "list[str] | None"]
 
 
 def _forward(lines: list[str], hunks: list[Hunk]) -> list[str] | None:
-    return _apply(lines, ((h[0], h[2], h[3]) for h in hunks))
+    return _apply(lines, ((h.old_start, h.old, h.new) for h in hunks))
 
 
 def _backward(lines: list[str], hunks: list[Hunk]) -> list[str] | None:
-    return _apply(lines, ((h[1], h[3], h[2]) for h in hunks))
+    return _apply(lines, ((h.new_start, h.new, h.old) for h in hunks))
 
 
-def _join(lines: list[str] | None) -> str | None:
-    return None if lines is None else "".join(line + "\n" for line in lines)
+def _lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+Pair = tuple[str | None, str | None, str, str]  # old text, new text, and where each came from
+
+
+class PatchTexts:
+    """Texts from one tree of files and the diff's hunks: the tree is the old side (the hunks applied
+    forwards give the new text) or the new side (applied backwards they give the old).
+
+    `changes` maps each path the hunks change to its change kind; `moves` maps a renamed file's new
+    path to its old one. With `diff_paths` (every path the diff names), a path outside it is
+    unchanged: the same text on both sides. Without it, any other path is Unknown.
+    """
+
+    def __init__(
+        self,
+        files: Reader | str | os.PathLike[str],
+        sections: Iterable[Section],
+        changes: Mapping[str, str],
+        *,
+        moves: Mapping[str, str] | None = None,
+        diff_paths: Iterable[str] | None = None,
+    ) -> None:
+        self.files: Reader = TreeFiles(files) if isinstance(files, (str, os.PathLike)) else files
+        self.hunks = hunks_of(sections)
+        self.changes = changes
+        self.moves = dict(moves or {})
+        self.moved_from = {old: new for new, old in self.moves.items()}
+        self.diff_paths = None if diff_paths is None else frozenset(diff_paths) | set(changes) | set(self.moved_from)
+        self.cache: dict[str, Pair] = {}
+
+    def old(self, path: str) -> str | None:
+        if path in self.moved_from:
+            return self._both(self.moved_from[path])[0]
+        if path in self.moves:
+            raise Unknown(path, "renamed: its old text is under its old path")
+        return self._both(path)[0]
+
+    def new(self, path: str) -> str | None:
+        if path in self.moved_from:
+            raise Unknown(path, "renamed: its new text is under its new path")
+        return self._both(path)[1]
+
+    def prefetch(self, paths: Iterable[str]) -> None:
+        batch = getattr(self.files, "prefetch", None)
+        if batch is not None:
+            batch(list(paths))
+
+    def describe(self, path: str, side: Side) -> str:
+        try:
+            pair = self._both(self.moved_from.get(path, path))
+        except Unknown:
+            return self.files.label
+        return pair[2] if side == "old" else pair[3]
+
+    def _both(self, path: str) -> Pair:
+        if path not in self.cache:
+            self.cache[path] = self._pair(path)
+        return self.cache[path]
+
+    def _pair(self, path: str) -> Pair:
+        label = self.files.label
+        change = self.changes.get(path)
+        source = self.moves.get(path)  # a rename's or copy's old path
+        if change is None:
+            if self.diff_paths is None or path in self.diff_paths:
+                raise Unknown(path, "not a file whose text the diff changes")
+            text = self.files.read(path)
+            return text, text, label, label
+        if change not in ("added", "deleted", "modified", "renamed") or (change == "renamed" and source is None):
+            raise Unknown(path, f"a {change} file")
+        hunks = self.hunks.get(path, [])
+        if change in ("added", "deleted") and source is None:
+            return self._whole(path, hunks, change == "added")
+        forward = self._side(source or path, hunks, _forward)
+        if forward is not None and (hunks or source):
+            tree, made = forward
+            return (None if change == "added" else tree), made, label, f"{label} + hunks"
+        backward = self._side(path, hunks, _backward)
+        if backward is not None and (hunks or source):
+            tree, made = backward
+            return (None if change == "added" else made), tree, f"{label} - hunks", label
+        raise Unknown(path, f"the hunks do not apply to the {label}")
+
+    def _side(self, path: str, hunks: list[Hunk], apply: Apply) -> tuple[str, str] | None:
+        """The tree's text of `path` and the other side made from it, or None when it is absent or they do not apply."""
+        tree = self.files.read(path)
+        made = apply(_lines(tree), hunks) if tree is not None else None
+        return None if tree is None or made is None else (tree, "".join(line + "\n" for line in made))
+
+    def _whole(self, path: str, hunks: list[Hunk], added: bool) -> Pair:
+        """An added or deleted file: its whole text is in the diff, and the tree holds that text or nothing."""
+        made = (_forward if added else _backward)([], hunks)
+        tree = self.files.read(path)
+        if made is None or (tree is not None and _lines(tree) != made):
+            raise Unknown(path, f"the {self.files.label} holds another text under this path")
+        text = "".join(line + "\n" for line in made)
+        label = self.files.label if tree is not None else "diff"
+        return (None, text, "none", label) if added else (text, None, label, "none")
+
+
+def diff_side(hunks: list[Hunk], side: Side) -> str | None:
+    """An added file's new text or a deleted file's old text, from its hunks alone (None if they do not add up)."""
+    made = _forward([], hunks) if side == "new" else _backward([], hunks)
+    return None if made is None else "".join(line + "\n" for line in made)
