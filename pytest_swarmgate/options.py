@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .core.choices import CACHE_TTLS, EFFORTS, INCONCLUSIVE_POLICIES, PREWARM_MODES
+from .core.choices import CACHE_TTLS, CONTEXT_MODES, EFFORTS, INCONCLUSIVE_POLICIES, PREWARM_MODES
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_LENSES = "security,correctness,data-flow,adversarial,concurrency"
@@ -219,6 +219,22 @@ OPTIONS: tuple[Option, ...] = (
         "section-budget",
         "Characters of diff in one section; a larger file is split along hunks",
         60_000,
+        _positive_int,
+        metavar="CHARS",
+    ),
+    Option(
+        "context",
+        "What each section's voters see beside its diff: off; scope (each hunk's enclosing definitions, a "
+        "renamed file's content, the map of the pull request); file (also the whole file when it fits); repo (also "
+        "the definitions the changed lines use and the callers in the PR's other files, Python)",
+        "repo",
+        _choice(CONTEXT_MODES),
+        metavar="MODE",
+    ),
+    Option(
+        "context-budget",
+        "Characters of context per section; what does not fit is named in the prompt and the report",
+        12_000,
         _positive_int,
         metavar="CHARS",
     ),

@@ -24,7 +24,8 @@ from .core.engine import ReviewStats, review, run_sync
 from .core.held import ci_files, held_changes
 from .core.model import Held, NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.redact import Redactor, credential_problem
-from .core.texts import GitTexts, NoTexts, PatchTexts, Texts, merge_base
+from .core.context import build_contexts
+from .core.texts import FileSource, GitFiles, GitTexts, NoTexts, PatchTexts, Texts, merge_base, work_tree
 from .core.voters import BadCredentials, CastVote, MissingCredentials
 from .core.voting import check_voter_ids
 
@@ -44,6 +45,8 @@ class Plan:
     not_reviewed: tuple[NotReviewed, ...]
     held: tuple[Held, ...] = ()
     released: tuple[Held, ...] = ()
+    # Notes for the run's report, known before any call (where the context could not come from).
+    notes: tuple[str, ...] = ()
 
 
 def read_source(
@@ -98,22 +101,61 @@ def plan(
     not_reviewed += [
         NotReviewed(s.id, oversized[s.id], s.old_path, "oversized", s.change) for s in sections if s.id in oversized
     ]
+    texts = _texts(base, tree, everything)
+    reviewed = [s for s in sections if s.id not in oversized]
+    source_of_context, note = _context_source(settings, base, tree, texts, files, everything)
     return Plan(
         source=source,
         diff_sha256=diff.diff_sha256(text),
-        sections=tuple(s for s in sections if s.id not in oversized),
+        sections=tuple(build_contexts(reviewed, files, source_of_context, settings.context, settings.context_budget)),
         not_reviewed=tuple(sorted(not_reviewed, key=lambda n: n.path)),
         held=tuple(
             sorted(
                 {
-                    *held_changes(
-                        everything, unread, texts=_texts(base, tree, everything), ci_files=ci_files(os.environ)
-                    ),
+                    *held_changes(everything, unread, texts=texts, ci_files=ci_files(os.environ)),
                     *(Held(i, "oversized", r) for i, r in oversized.items()),
                 },
                 key=Held.line,
             )
         ),
+        notes=(note,) if note and reviewed else (),
+    )
+
+
+def _context_source(
+    settings: GateSettings,
+    base: str | None,
+    tree: str | os.PathLike[str] | None,
+    texts: Texts,
+    files: list[diff.FileDiff],
+    everything: list[Section],
+) -> tuple[FileSource, str | None]:
+    """Where the voters' context reads files, and a note for the run when it cannot read any.
+
+    With `--swarm-base` the held check's git objects; for a patch, the checkout's HEAD with the
+    hunks applied in memory (never its working tree, where a job may have left secrets); else none.
+    """
+    if settings.context == "off":
+        return NoTexts(), None
+    if isinstance(texts, GitTexts):
+        return texts, None
+    if base is not None:
+        return NoTexts(), f"context: git cannot tell the merge base of {base}: the voters see the diff only"
+    top = work_tree(tree) if tree is not None else None
+    if top is None:
+        return NoTexts(), (
+            "context: no git checkout to read files from (a bare patch): the voters see the diff, the files it "
+            "adds and the map of the pull request only"
+        )
+    return (
+        PatchTexts(
+            GitFiles(top, "HEAD", label="checkout HEAD"),
+            everything,
+            {f.path: f.change for f in files},
+            moves={f.path: f.old_path for f in files if f.old_path},
+            diff_paths=[p for f in files for p in (f.path, f.old_path) if p],
+        ),
+        None,
     )
 
 
@@ -178,6 +220,7 @@ def stopped_run(plan: Plan, settings: GateSettings, stopped: Stopped) -> RunResu
         settings.gate,
         (),
         plan.not_reviewed,
+        notes=plan.notes,
         held=plan.held,
         released=plan.released,
         stopped=stopped,
@@ -321,7 +364,7 @@ def execute(
         )
     except MissingCredentials as exc:
         raise no_credentials(exc) from None
-    notes = [*stats.notes, *filter(None, [cache.note() if cache else None, cache_off])]
+    notes = [*plan.notes, *stats.notes, *filter(None, [cache.note() if cache else None, cache_off])]
     run = RunResult(
         source=plan.source,
         diff_sha256=plan.diff_sha256,

@@ -15,7 +15,7 @@ import pytest
 
 from . import options
 from .core.cache import default_directory
-from .core.choices import EFFORTS, CacheTtl, PrewarmMode
+from .core.choices import EFFORTS, CacheTtl, ContextMode, PrewarmMode
 from .core.model import Voter
 from .core.prompt import LENSES
 from .core.gate import Gate
@@ -34,6 +34,8 @@ OVERRIDE_KEYS = frozenset(
         "deadline",
         "cache_ttl",
         "section_budget",
+        "context",
+        "context_budget",
         "max_sections",
         "include",
         "exclude",
@@ -65,6 +67,9 @@ class GateSettings:
     cache_ttl: CacheTtl
     # Seconds the run may wait on the endpoint's rate limit (see core/pacing.py).
     deadline: float
+    # What each section's voters see beside its diff, and how many characters of it (see core/context/).
+    context: ContextMode
+    context_budget: int
 
     @property
     def n(self) -> int:
@@ -141,6 +146,8 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             max_input_tokens=value("max_input_tokens"),
             cache_ttl=value("cache_ttl"),
             deadline=value("deadline"),
+            context=value("context"),
+            context_budget=value("context_budget"),
         )
     except ValueError as exc:
         raise pytest.UsageError(f"swarmgate: {exc}") from None

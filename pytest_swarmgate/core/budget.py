@@ -43,7 +43,7 @@ def estimate_input_tokens(
     for s in sections:
         prefix = policy + len(section_block(s, _FENCE))
         tokens += math.ceil((prefix + per_voter) / CHARS_PER_TOKEN) * len(panel)
-        if prewarm_min_chars is not None and len(s.text) >= prewarm_min_chars:
+        if prewarm_min_chars is not None and s.prompt_chars >= prewarm_min_chars:
             tokens += math.ceil(prefix / CHARS_PER_TOKEN) * shared
     return tokens
 

@@ -2,7 +2,7 @@
 
 Only SAFE and UNSAFE votes are kept (an ERROR deserves another try). The key covers
 everything that can change a verdict - prompt version, endpoint, model, settings, the voter
-implementation that cast the vote and the section itself - but not the run's random fence,
+implementation that cast the vote and the section itself with its context - but not the run's random fence,
 which changes nothing the model judges.
 
 The implementation matters because the cache is user-wide: a custom
@@ -96,6 +96,8 @@ def vote_key(section: Section, voter: Voter, endpoint: str, impl: str) -> str:
         "voter": voter.id,
         "section": [section.id, section.path, section.old_path, section.change, section.part, section.parts],
         "text": section.text,
+        # What the voter saw beside the diff: a vote cast with other context is another vote.
+        "context": section.context.text if section.context else None,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8", "surrogateescape")).hexdigest()
 

@@ -155,7 +155,7 @@ class _Run:
     def start_warming(self, prewarm: Prewarm, min_chars: int) -> None:
         """One prewarm per (section, model) that two or more uncached voters share."""
         for i, section in enumerate(self.sections):
-            if len(section.text) < min_chars:
+            if section.prompt_chars < min_chars:
                 continue
             waiting = [v for v in self.panel if (i, v.id) not in self.hits]
             for model in dict.fromkeys(v.model for v in waiting):

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .choices import ChangeKind, HeldKind, NotReviewedKind, Outcome, StopCause, Verdict, severity_rank
+from .choices import (
+    ChangeKind,
+    ContextKind,
+    HeldKind,
+    NotReviewedKind,
+    Outcome,
+    Side,
+    StopCause,
+    Verdict,
+    severity_rank,
+)
 from .gate import Gate
 
 
@@ -50,8 +60,59 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class ContextPart:
+    """One part of a section's context: what it is, where its text comes from, and its size.
+
+    `start`/`end` are the lines of `path` on `side` the part shows (0 for the map, which
+    comes from the diff); `source` says which text it was read from (`git HEAD`, `diff`, ...).
+    """
+
+    kind: ContextKind
+    path: str
+    side: Side | None
+    start: int
+    end: int
+    chars: int
+    source: str
+    name: str = ""
+
+    def describe(self) -> str:
+        """`scope app/x.py new 3-40 (git HEAD) 812 chars`: one part in a line."""
+        lines = f" {self.side} {self.start}-{self.end}" if self.side else ""
+        name = f" {self.name}" if self.name else ""
+        return f"{self.kind}{name} {self.path}{lines} ({self.source}) {self.chars} chars"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ContextPart:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a section's voters see beside its diff (see core/context/): the text, its parts, and notes
+    on what is missing (a file that does not parse, what did not fit the budget)."""
+
+    text: str
+    parts: tuple[ContextPart, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "parts": [p.to_dict() for p in self.parts], "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Context:
+        return cls(d["text"], tuple(ContextPart.from_dict(p) for p in d["parts"]), tuple(d["notes"]))
+
+
+@dataclass(frozen=True)
 class Section:
-    """The unit of review: one changed file, or one slice (`part` of `parts`) of a large one."""
+    """The unit of review: one changed file, or one slice (`part` of `parts`) of a large one.
+
+    `context` is what its voters see beside the diff, built once before any call (None: none).
+    """
 
     id: str
     path: str
@@ -62,13 +123,23 @@ class Section:
     parts: int = 1
     added: int = 0
     removed: int = 0
+    context: Context | None = None
+
+    @property
+    def prompt_chars(self) -> int:
+        """Characters of diff and context the voters read."""
+        return len(self.text) + (len(self.context.text) if self.context else 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["context"] = self.context.to_dict() if self.context else None
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Section:
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+        fields = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name != "context"}
+        context = d.get("context")
+        return cls(**fields, context=Context.from_dict(context) if context else None)
 
 
 @dataclass(frozen=True)

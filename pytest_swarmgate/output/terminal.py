@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..core.decision import release_helps, section_passes, status
 from ..core.choices import severity_rank
-from ..core.model import Finding, NotReviewed, RunResult, SectionResult, Vote
+from ..core.model import Finding, NotReviewed, RunResult, Section, SectionResult, Vote
 from ..core.text import plural
 from .escape import terminal
 
@@ -206,7 +206,20 @@ def _section_lines(run: RunResult, result: SectionResult, verbosity: int) -> lis
     lines = [Line(section_line(result), COLOURS[result.outcome])]
     if verbosity > 0 or (verbosity == 0 and needs_detail(result)):
         lines.extend(Line(text) for text in detail_lines(result, verbose=verbosity > 0))
+    if verbosity > 0:
+        lines.extend(Line(text) for text in context_lines(result.section))
     return lines
+
+
+def context_lines(section: Section) -> list[str]:
+    """What the section's voters saw beside its diff: each part on a line, then the notes (-v)."""
+    context = section.context
+    if context is None:
+        return []
+    total = sum(p.chars for p in context.parts)
+    lines = [f"  context: {plural(len(context.parts), 'part')}, {total} chars"]
+    lines += [f"    {terminal(p.describe(), 300)}" for p in context.parts]
+    return lines + [f"    note: {terminal(note, 300)}" for note in context.notes]
 
 
 def totals_line(run: RunResult) -> str:

@@ -1,0 +1,275 @@
+"""The context of each section, built once per run before any call, within a per-section budget. Pure
+but for what the run's `FileSource` reads (core/texts.py, the one module that reads files).
+
+In order, while the budget lasts: the content of a renamed or copied file with no hunk; each
+hunk grown to its enclosing definitions in the new file (the whole new file instead when it fits
+beside the map), and their headers in the old file for removed lines; the map of the pull request;
+in the `repo` mode the definitions the changed lines use and the callers of the definitions the
+section changes. A part that does not fit whole is given in a shorter form (a definition's header,
+a scope's headers without bodies) or left out, and what was left out is named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from ..choices import ContextMode, Side
+from ..diff.files import FileDiff
+from ..model import Context, Section
+from ..text import one_line, plural
+from ..texts import FileSource, Hunk, NoSource, Unknown, diff_side, parse_hunks
+from .parts import MAX_PARSE_CHARS, FileText, Form, Offer, excerpt
+from .prmap import changed_names, entry, map_offer
+from .repo import caller_offers, definition_offers, prefetch_paths
+from .scopes import PYTHON, Outline
+
+Unread = FileText | str | None  # the text, why it is unknown, or None when the file is absent on that side
+
+
+def new_lines(hunks: Sequence[Hunk]) -> set[int]:
+    """New-file lines the hunks change: the added ones, and for a hunk that only removes, the lines around it."""
+    out: set[int] = set()
+    for h in hunks:
+        out |= set(h.added) if h.added else set(range(h.new_start, h.new_start + len(h.new)))
+    return out
+
+
+def scope_ranges(outline: Outline, lines: set[int], bodies: bool) -> list[tuple[int, int]]:
+    """The header of every definition around the lines; with `bodies`, the whole innermost one too."""
+    ranges: list[tuple[int, int]] = []
+    for line in sorted(lines):
+        chain = outline.enclosing(line)
+        ranges += [(s.start, s.header_end) for s in chain]
+        if bodies and chain and chain[-1].kind != "class":
+            ranges.append((chain[-1].start, chain[-1].end))
+    return ranges
+
+
+class ContextBuilder:
+    """Builds every section's context of one run; each file is read and parsed once."""
+
+    def __init__(self, files: Sequence[FileDiff], source: FileSource, mode: ContextMode, budget: int) -> None:
+        if budget < 1:
+            raise ValueError(f"context budget must be at least 1 character, got {budget}")
+        self.files, self.source, self.mode, self.budget = list(files), source, mode, budget
+        self.by_path = {f.path: f for f in reversed(self.files)}  # the first entry of a repeated path wins
+        self._read: dict[tuple[str, Side], Unread] = {}
+        self._entries: list[str] | None = None
+
+    # --- reading ------------------------------------------------------------------------
+
+    def prefetch(self, sections: Sequence[Section]) -> None:
+        """Read every text the run will want in a few batches, where the source can (git)."""
+        batch = getattr(self.source, "prefetch", None)
+        if batch is None or self.mode == "off":
+            return
+        batch([p for f in self.files for p in (f.path, f.old_path) if p])
+        if self.mode == "repo":
+            wanted: list[str] = []
+            for s in sections:
+                text = self.text(s.path, "new")
+                if isinstance(text, FileText) and text.outline.facts is not None:
+                    wanted += prefetch_paths(s.path, text.outline.facts)
+            batch(wanted)
+
+    def text(self, path: str, side: Side) -> Unread:
+        """One side of a file as read (once), or why it could not be read, or None when it is absent."""
+        key = (path, side)
+        if key not in self._read:
+            self._read[key] = self._load(path, side)
+        return self._read[key]
+
+    def _load(self, path: str, side: Side) -> Unread:
+        try:
+            text = self.source.new(path) if side == "new" else self.source.old(path)
+            where = self.source.describe(path, side)
+        except Unknown as exc:
+            text, where = self._from_diff(path, side), "diff"
+            if text is None:
+                # No repository at all is one note for the run, not one per file.
+                return None if isinstance(exc, NoSource) else exc.reason
+        if text is None:
+            return None
+        if len(text) > MAX_PARSE_CHARS:
+            return f"over {MAX_PARSE_CHARS} characters, too large to parse for context"
+        return FileText(path, side, text, where)
+
+    def _from_diff(self, path: str, side: Side) -> str | None:
+        """An added file's new text or a deleted file's old text: the diff holds all of it."""
+        f = self.by_path.get(path)
+        wanted = "added" if side == "new" else "deleted"
+        if f is None or f.change != wanted or f.old_path:
+            return None
+        return diff_side(parse_hunks("".join(h[0] for h in f.hunks)), side)
+
+    def lookup(self, path: str) -> FileText | None:
+        """A path's new text for the `repo` mode, or None when it is absent or unreadable."""
+        text = self.text(path, "new")
+        return text if isinstance(text, FileText) else None
+
+    # --- one section --------------------------------------------------------------------
+
+    def build(self, section: Section) -> Context | None:
+        """The section's context (None with the mode off, or when there is nothing to give)."""
+        if self.mode == "off":
+            return None
+        notes: list[str] = []
+        new = self._side(section.path, "new", notes) if section.change != "deleted" else None
+        old_path = section.old_path or section.path
+        old = self._side(old_path, "old", notes) if section.change != "added" or section.old_path else None
+        offers = self._file_offers(section, parse_hunks(section.text), new, old, notes)
+        return self._fill(offers, notes)
+
+    def _side(self, path: str, side: Side, notes: list[str]) -> FileText | None:
+        text = self.text(path, side)
+        if isinstance(text, str):
+            notes.append(f"{one_line(path)} ({side}): {text}: diff-only context for it")
+            return None
+        if text is not None and text.outline.error:
+            notes.append(f"{text.where()} {text.outline.error}: diff-only context for this section")
+            return None
+        return text
+
+    def _file_offers(
+        self, section: Section, hunks: list[Hunk], new: FileText | None, old: FileText | None, notes: list[str]
+    ) -> list[Offer]:
+        if any(n.endswith("diff-only context for this section") for n in notes):
+            new = old = None  # a file that does not parse: nothing read from it is given
+        map_part = self._map(section)
+        offers: list[Offer] = []
+        if new is not None and not hunks:
+            offers.append(self._content(new))
+        elif new is not None:
+            scopes = self._new_scopes(new, new_lines(hunks), map_part)
+            offers += [scopes] if scopes is not None else []
+        removed = {n for h in hunks for n in h.removed}
+        if old is not None and removed and section.change != "deleted":
+            form = excerpt("scope", old, scope_ranges(old.outline, removed, bodies=False), title="scope (old file)")
+            offers += [Offer("scope", f"old scope of {old.path}", (form,))] if form is not None else []
+        offers += [map_part] if map_part is not None else []
+        if self.mode == "repo" and new is not None and new.outline.parser == PYTHON:
+            offers += self._repo(section, new, hunks, old)
+        return offers
+
+    def _content(self, new: FileText) -> Offer:
+        """A renamed or copied file (or a mode change) shows no line: its content, cut to the budget if need be."""
+        whole = excerpt("file", new, [(1, len(new.lines))], title="file content")
+
+        def cut(remaining: int) -> Form | None:
+            count = len(new.lines)
+            title = f"file content (first {count} of {count} lines; the rest left out at the budget)"
+            size, last = len(f"## {title}: {one_line(new.path)}, new lines 1-{count} ({new.source})"), 0
+            for n, line in enumerate(new.lines, 1):
+                size += len(line) + 9  # the line, its number and the newline
+                if size > remaining:
+                    break
+                last = n
+            title = f"file content (first {last} of {count} lines; the rest left out at the budget)"
+            return excerpt("file", new, [(1, last)], title=title) if last else None
+
+        return Offer("file", f"content of {new.path}", (whole,) if whole else (), cut)
+
+    def _new_scopes(self, new: FileText, lines: set[int], map_part: Offer | None) -> Offer | None:
+        forms: list[Form | None] = []
+        if self.mode in ("file", "repo"):
+            whole = excerpt("file", new, [(1, len(new.lines))], title="whole file")
+            reserve = map_part.pick(self.budget, {}) if map_part is not None else None
+            room = self.budget - (reserve.part.chars if isinstance(reserve, Form) else 0)
+            forms += [whole] if whole is not None and whole.part.chars <= room else []
+        # A scan says it is one: its scopes are a guess at where definitions begin and end.
+        how = "" if new.outline.parser == PYTHON else f", by {new.outline.parser}"
+        forms.append(excerpt("scope", new, scope_ranges(new.outline, lines, bodies=True), title=f"scope{how}"))
+        headers = scope_ranges(new.outline, lines, bodies=False)
+        forms.append(excerpt("scope", new, headers, title=f"scope (headers){how}"))
+        given = tuple(f for f in forms if f is not None)
+        if not given:
+            return None  # plain text, or hunks outside any definition
+        return Offer(
+            given[0].part.kind, f"{'whole file' if len(given) == 1 and forms[0] else 'scope of'} {new.path}", given
+        )
+
+    def _repo(self, section: Section, new: FileText, hunks: list[Hunk], old: FileText | None) -> list[Offer]:
+        others = [
+            t
+            for f in self.files
+            if f.path != section.path and f.change != "deleted"
+            if (t := self.lookup(f.path)) is not None and t.outline.parser == PYTHON and not t.outline.error
+        ]
+        lines = {n for h in hunks for n in h.added}
+        offers = definition_offers(new, lines, others, self.lookup)
+        changed = changed_names(new, old, hunks, section.text)
+        return offers + caller_offers(changed, others)
+
+    def _map(self, section: Section) -> Offer | None:
+        entries = self.entries()
+        paths = [f.path for f in self.files]
+        if len(entries) < 2 or section.path not in paths:
+            return None  # a one-file pull request: the map would only repeat the section's header
+        return map_offer(entries, paths.index(section.path), max(self.budget // 4, 1))
+
+    def entries(self) -> list[str]:
+        """Every changed file's line of the map, once per run."""
+        if self._entries is None:
+            self._entries = []
+            for f in self.files:
+                new, old = self.text(f.path, "new"), self.text(f.old_path or f.path, "old")
+                hunks = parse_hunks("".join(h[0] for h in f.hunks))
+                names = changed_names(
+                    new if isinstance(new, FileText) else None, old if isinstance(old, FileText) else None, hunks,
+                    f.header + "".join(h[0] for h in f.hunks),
+                )  # fmt: skip
+                self._entries.append(entry(f, names))
+        return self._entries
+
+    # --- the budget ---------------------------------------------------------------------
+
+    def _fill(self, offers: Sequence[Offer], notes: list[str]) -> Context | None:
+        """Take the offers in order while the budget lasts; name what was shortened or left out."""
+        remaining = self.budget
+        taken: list[Form] = []
+        shown: dict[tuple[str, str | None], set[int]] = {}
+        left: list[Offer] = []
+        shortened: list[str] = []
+        for offer in offers:
+            form = offer.pick(remaining, shown)
+            if form is True:
+                continue  # what it shows is shown already (a definition inside the whole file)
+            if not isinstance(form, Form):
+                left.append(offer)
+                continue
+            if offer.forms and form is not offer.forms[0]:
+                shortened.append(offer.what)
+            taken.append(form)
+            remaining -= form.part.chars
+            shown.setdefault(form.shows[:2], set()).update(form.shows[2])
+        notes += _cut_notes(self.budget, left, shortened)
+        if not taken and not notes:
+            return None
+        text = "\n".join([*(f.text for f in taken), *(f"## note: {n}" for n in notes)])
+        return Context(text, tuple(f.part for f in taken), tuple(notes))
+
+
+def _cut_notes(budget: int, left: Sequence[Offer], shortened: Sequence[str]) -> list[str]:
+    notes: list[str] = []
+    if left:
+        counts: dict[str, int] = {}
+        for offer in left:
+            counts[offer.kind] = counts.get(offer.kind, 0) + 1
+        what = ", ".join(plural(n, kind) for kind, n in counts.items())
+        named = "; ".join(one_line(o.what) for o in left[:5]) + ("; ..." if len(left) > 5 else "")
+        notes.append(f"context cut at the budget of {budget} characters: {what} left out ({named})")
+    if shortened:
+        notes.append(f"shortened to fit the budget: {'; '.join(one_line(w) for w in shortened[:5])}")
+    return notes
+
+
+def build_contexts(
+    sections: Sequence[Section], files: Sequence[FileDiff], source: FileSource, mode: ContextMode, budget: int
+) -> list[Section]:
+    """Every section with its context attached (unchanged with the mode off)."""
+    if mode == "off":
+        return list(sections)
+    builder = ContextBuilder(files, source, mode, budget)
+    builder.prefetch(sections)
+    return [dataclasses.replace(s, context=builder.build(s)) for s in sections]
