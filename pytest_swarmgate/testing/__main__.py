@@ -1,13 +1,15 @@
 """`python -m pytest_swarmgate.testing`: run the stub Anthropic server until Ctrl-C.
 
     python -m pytest_swarmgate.testing [--port 8765] [--latency 0.2]
-        [--sampling accept|reject|legacy] [--script script.json] [--unsafe GLOB ...]
+        [--sampling accept|reject|legacy] [--script script.json] [--unsafe GLOB ...] [--unsafe-if TEXT ...]
         [--answer-model NAME] [--strict accept|reject] [--plain-text]
         [--require-key KEY] [--revoke-key-after N] [--models LIST]
         [--rate-limit RPS] [--token-rate TPS] [--log-limit N]
 
 `--unsafe GLOB` makes every voter answer UNSAFE (with a finding at the first added line)
-on sections whose id or path matches GLOB; it takes precedence over the script's rules.
+on sections whose id or path matches GLOB; `--unsafe-if TEXT` makes every voter whose prompt
+holds TEXT answer UNSAFE (what reached which voter, e.g. the context). Both take precedence over
+the script's rules.
 The script format is documented in `pytest_swarmgate.testing.server`.
 """
 
@@ -44,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--unsafe", metavar="GLOB", nargs="+", action="extend", default=[], help="Sections every voter calls UNSAFE"
     )
+    parser.add_argument(
+        "--unsafe-if",
+        metavar="TEXT",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="Every voter whose prompt holds TEXT answers UNSAFE",
+    )
     parser.add_argument("--require-key", metavar="KEY", help="Answer 401 unless requests carry this API key")
     parser.add_argument(
         "--revoke-key-after", type=int, metavar="N", help="Answer 401 to every message call after the first N"
@@ -71,12 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_script(script_file: str | None, unsafe: Sequence[str]) -> Script:
-    """The script file (or all SAFE), with an UNSAFE rule per `--unsafe` glob in front."""
+def build_script(script_file: str | None, unsafe: Sequence[str], unsafe_if: Sequence[str] = ()) -> Script:
+    """The script file (or all SAFE), with an UNSAFE rule per `--unsafe` glob and `--unsafe-if` text in front."""
     base = Script.load(script_file) if script_file else Script()
     script = Script(base.default)
     for glob in unsafe:
         script.on(glob, reply=Reply.verdict("UNSAFE"))
+    for text in unsafe_if:
+        script.on_prompt(text, reply=Reply.verdict("UNSAFE"))
     return script.on_call(base.reply_for)
 
 
@@ -89,7 +101,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        script = build_script(args.script, args.unsafe)
+        script = build_script(args.script, args.unsafe, args.unsafe_if)
     except ScriptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

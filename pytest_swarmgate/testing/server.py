@@ -529,6 +529,15 @@ def _reply_kind(reply: Reply, ctx: CallContext) -> str:
 # --------------------------------------------------------------------------- scripts
 
 
+def _prompt_texts(ctx: CallContext) -> list[str]:
+    """Every text the call sends the model: the system blocks, then the user text."""
+    system = ctx.body.get("system")
+    blocks = [system] if isinstance(system, str) else system if isinstance(system, list) else []
+    texts = [b for b in blocks if isinstance(b, str)]
+    texts += [b["text"] for b in blocks if isinstance(b, Mapping) and isinstance(b.get("text"), str)]
+    return [*texts, ctx.text]
+
+
 class ScriptError(ValueError):
     """A JSON script that cannot be understood; the message is one line."""
 
@@ -558,6 +567,17 @@ class Script:
             if voter is not None and not fnmatch.fnmatchcase(ctx.voter or "", voter):
                 return None
             return reply
+
+        return self.on_call(rule)
+
+    def on_prompt(self, text: str, voter: str | None = None, *, reply: Reply) -> Script:
+        """Answer `reply` when `text` reaches the voter's prompt (its system or user text) and the voter
+        id matches `voter` (a glob; None = any voter): tests prove what each voter saw. Returns self."""
+
+        def rule(ctx: CallContext) -> Reply | None:
+            if voter is not None and not fnmatch.fnmatchcase(ctx.voter or "", voter):
+                return None
+            return reply if any(text in said for said in _prompt_texts(ctx)) else None
 
         return self.on_call(rule)
 
