@@ -32,7 +32,8 @@ def pytest_swarmgate_make_voter(config: pytest.Config, settings: GateSettings, c
 
     The built-in implementation (trylast) calls the Messages API through `client`. A
     custom one may call anything (another model, a linter); whatever it raises becomes
-    that voter's ERROR vote. Stop at the first non-None result.
+    that voter's ERROR vote. `section.context` holds what the built-in voter sends after the
+    diff (see core/context/), None with `--swarm-context=off`. Stop at the first non-None result.
     """
 
 

@@ -234,7 +234,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "context-budget",
         "Characters of context per section; what does not fit is named in the prompt and the report",
-        12_000,
+        20_000,
         _positive_int,
         metavar="CHARS",
     ),

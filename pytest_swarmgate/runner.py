@@ -104,10 +104,12 @@ def plan(
     texts = _texts(base, tree, everything)
     reviewed = [s for s in sections if s.id not in oversized]
     source_of_context, note = _context_source(settings, base, tree, texts, files, everything)
+    # A diff over --swarm-max-sections is never sent (over_ceiling stops it): no context to build for it.
+    mode = settings.context if len(reviewed) <= settings.max_sections else "off"
     return Plan(
         source=source,
         diff_sha256=diff.diff_sha256(text),
-        sections=tuple(build_contexts(reviewed, files, source_of_context, settings.context, settings.context_budget)),
+        sections=tuple(build_contexts(reviewed, files, source_of_context, mode, settings.context_budget)),
         not_reviewed=tuple(sorted(not_reviewed, key=lambda n: n.path)),
         held=tuple(
             sorted(

@@ -201,11 +201,19 @@ def test_unknown_text_is_a_note_and_no_repository_is_none() -> None:
 
 
 def test_an_added_file_needs_no_repository_its_text_is_in_the_diff() -> None:
-    code = "import os\n\n\ndef run(cmd):\n    x = 1\n    y = 2\n    os.system(cmd)\n    return x + y\n"
-    section = contexts({"tools/run.py": (None, code)}, source=NoTexts())["tools/run.py"]
-    assert section.context is not None
-    (scope,) = section.context.parts
-    assert (scope.kind, scope.source, scope.start, scope.end) == ("scope", "diff", 4, 8)
+    """Its scopes would repeat the diff; its definitions serve the other sections, read from the diff."""
+    helper = "def run(cmd):\n    x = 1\n    y = 2\n    return cmd\n"
+    caller = "from tools.lib import run\n\n\ndef main(argv):\n    return run(argv[1])\n"
+    built = contexts({"tools/lib.py": (None, helper), "tools/main.py": (None, caller)}, "repo", source=NoTexts())
+    own = built["tools/lib.py"].context
+    assert own is not None and all(p.kind != "scope" for p in own.parts)
+    assert [(p.kind, p.name, p.source) for p in own.parts if p.kind == "caller"] == [("caller", "run", "diff")]
+    other = built["tools/main.py"].context
+    assert other is not None
+    assert [(p.kind, p.path, p.source) for p in other.parts if p.kind == "definition"] == [
+        ("definition", "tools/lib.py", "diff")
+    ]
+    assert "tools/lib.py (added, +4 -0): changes run" in other.text
 
 
 def test_a_pure_rename_shows_what_it_makes_importable() -> None:
@@ -226,7 +234,10 @@ def test_a_pure_rename_shows_what_it_makes_importable() -> None:
 
 
 def test_the_map_lists_every_file_and_marks_the_section() -> None:
-    changes = {f"pkg/m{i:02}.py": (f"def f{i}():\n    return 1\n", f"def f{i}():\n    return 2\n") for i in range(30)}
+    # The map names what the diff names: definition lines it changes (and git's `@@` trailers).
+    changes = {
+        f"pkg/m{i:02}.py": (f"def f{i}(a):\n    return a\n", f"def f{i}(a, b):\n    return a\n") for i in range(30)
+    }
     built = contexts(changes)
     context = built["pkg/m05.py"].context
     assert context is not None
@@ -336,3 +347,11 @@ def test_off_builds_nothing_and_reads_nothing() -> None:
     assert all(s.context is None for s in built.values()) and source.reads == []
     with pytest.raises(ValueError):
         ContextBuilder([], NoTexts(), "scope", 0)
+
+
+def test_an_empty_file_or_a_mode_change_of_one_needs_no_note() -> None:
+    diff = "diff --git a/empty.py b/empty.py\nnew file mode 100644\nindex 0000000..e69de29\n"
+    files = parse_diff(diff)
+    sections, _ = sections_of(files)
+    (section,) = build_contexts(sections, files, Source({}, {"empty.py": ""}), "repo", 1000)
+    assert section.context is None

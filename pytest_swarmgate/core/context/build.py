@@ -20,8 +20,8 @@ from ..model import Context, Section
 from ..text import one_line, plural
 from ..texts import FileSource, Hunk, NoSource, Unknown, diff_side, parse_hunks
 from .parts import MAX_PARSE_CHARS, FileText, Form, Offer, excerpt
-from .prmap import changed_names, entry, map_offer
-from .repo import caller_offers, definition_offers, prefetch_paths
+from .prmap import changed_names, entry, map_offer, written_names
+from .repo import RepoIndex, caller_offers, definition_offers, prefetch_paths
 from .scopes import PYTHON, Outline
 
 Unread = FileText | str | None  # the text, why it is unknown, or None when the file is absent on that side
@@ -38,8 +38,7 @@ def new_lines(hunks: Sequence[Hunk]) -> set[int]:
 def scope_ranges(outline: Outline, lines: set[int], bodies: bool) -> list[tuple[int, int]]:
     """The header of every definition around the lines; with `bodies`, the whole innermost one too."""
     ranges: list[tuple[int, int]] = []
-    for line in sorted(lines):
-        chain = outline.enclosing(line)
+    for chain in outline.chains(lines):
         ranges += [(s.start, s.header_end) for s in chain]
         if bodies and chain and chain[-1].kind != "class":
             ranges.append((chain[-1].start, chain[-1].end))
@@ -54,8 +53,10 @@ class ContextBuilder:
             raise ValueError(f"context budget must be at least 1 character, got {budget}")
         self.files, self.source, self.mode, self.budget = list(files), source, mode, budget
         self.by_path = {f.path: f for f in reversed(self.files)}  # the first entry of a repeated path wins
+        self.positions = {f.path: i for i, f in reversed(list(enumerate(self.files)))}
         self._read: dict[tuple[str, Side], Unread] = {}
-        self._entries: list[str] | None = None
+        self._entries: dict[int, str] = {}
+        self._index: RepoIndex | None = None
 
     # --- reading ------------------------------------------------------------------------
 
@@ -93,7 +94,8 @@ class ContextBuilder:
             return None
         if len(text) > MAX_PARSE_CHARS:
             return f"over {MAX_PARSE_CHARS} characters, too large to parse for context"
-        return FileText(path, side, text, where)
+        # What the lines use is only wanted for the new side in the `repo` mode.
+        return FileText(path, side, text, where, facts=self.mode == "repo" and side == "new")
 
     def _from_diff(self, path: str, side: Side) -> str | None:
         """An added file's new text or a deleted file's old text: the diff holds all of it."""
@@ -115,42 +117,47 @@ class ContextBuilder:
         if self.mode == "off":
             return None
         notes: list[str] = []
-        new = self._side(section.path, "new", notes) if section.change != "deleted" else None
+        new, broken_new = self._side(section.path, "new", notes) if section.change != "deleted" else (None, False)
         old_path = section.old_path or section.path
-        old = self._side(old_path, "old", notes) if section.change != "added" or section.old_path else None
-        offers = self._file_offers(section, parse_hunks(section.text), new, old, notes)
-        return self._fill(offers, notes)
+        has_old = section.change != "added" or section.old_path
+        old, broken_old = self._side(old_path, "old", notes) if has_old else (None, False)
+        if broken_new or broken_old:
+            new = old = None  # a file that does not parse: nothing read from it is given
+        hunks = parse_hunks(section.text)
+        map_part = self._map(section)
+        offers = [self._new_offer(section, hunks, new, map_part), self._old_offer(section, hunks, old), map_part]
+        if self.mode == "repo" and new is not None and new.outline.parser == PYTHON:
+            offers += self._repo(section, new, hunks, old)
+        return self._fill([o for o in offers if o is not None], notes)
 
-    def _side(self, path: str, side: Side, notes: list[str]) -> FileText | None:
+    def _side(self, path: str, side: Side, notes: list[str]) -> tuple[FileText | None, bool]:
+        """One side's text (None when absent or unreadable) and whether it does not parse, each with a note."""
         text = self.text(path, side)
         if isinstance(text, str):
             notes.append(f"{one_line(path)} ({side}): {text}: diff-only context for it")
-            return None
+            return None, False
         if text is not None and text.outline.error:
             notes.append(f"{text.where()} {text.outline.error}: diff-only context for this section")
-            return None
-        return text
+            return None, True
+        return text, False
 
-    def _file_offers(
-        self, section: Section, hunks: list[Hunk], new: FileText | None, old: FileText | None, notes: list[str]
-    ) -> list[Offer]:
-        if any(n.endswith("diff-only context for this section") for n in notes):
-            new = old = None  # a file that does not parse: nothing read from it is given
-        map_part = self._map(section)
-        offers: list[Offer] = []
-        if new is not None and not hunks:
-            offers.append(self._content(new))
-        elif new is not None:
-            scopes = self._new_scopes(new, new_lines(hunks), map_part)
-            offers += [scopes] if scopes is not None else []
+    def _new_offer(
+        self, section: Section, hunks: list[Hunk], new: FileText | None, map_part: Offer | None
+    ) -> Offer | None:
+        """The new file's part: a rename's content, the whole file, or the scopes of the hunks."""
+        if new is None or (section.change == "added" and not section.old_path):
+            return None  # the diff holds all of a new file: its scopes or its whole text would only repeat it
+        if not hunks:
+            return self._content(new) if new.lines else None  # an empty file has no content to show
+        return self._new_scopes(new, new_lines(hunks), map_part)
+
+    def _old_offer(self, section: Section, hunks: list[Hunk], old: FileText | None) -> Offer | None:
+        """The headers around the removed lines in the old file."""
         removed = {n for h in hunks for n in h.removed}
-        if old is not None and removed and section.change != "deleted":
-            form = excerpt("scope", old, scope_ranges(old.outline, removed, bodies=False), title="scope (old file)")
-            offers += [Offer("scope", f"old scope of {old.path}", (form,))] if form is not None else []
-        offers += [map_part] if map_part is not None else []
-        if self.mode == "repo" and new is not None and new.outline.parser == PYTHON:
-            offers += self._repo(section, new, hunks, old)
-        return offers
+        if old is None or not removed or section.change == "deleted":
+            return None
+        form = excerpt("scope", old, scope_ranges(old.outline, removed, bodies=False), title="scope (old file)")
+        return Offer("scope", f"old scope of {old.path}", (form,)) if form is not None else None
 
     def _content(self, new: FileText) -> Offer:
         """A renamed or copied file (or a mode change) shows no line: its content, cut to the budget if need be."""
@@ -190,37 +197,24 @@ class ContextBuilder:
         )
 
     def _repo(self, section: Section, new: FileText, hunks: list[Hunk], old: FileText | None) -> list[Offer]:
-        others = [
-            t
-            for f in self.files
-            if f.path != section.path and f.change != "deleted"
-            if (t := self.lookup(f.path)) is not None and t.outline.parser == PYTHON and not t.outline.error
-        ]
+        if self._index is None:
+            self._index = RepoIndex(t for f in self.files if f.change != "deleted" if (t := self.lookup(f.path)))
         lines = {n for h in hunks for n in h.added}
-        offers = definition_offers(new, lines, others, self.lookup)
-        changed = changed_names(new, old, hunks, section.text)
-        return offers + caller_offers(changed, others)
+        offers = definition_offers(new, lines, self._index, self.lookup)
+        return offers + caller_offers(changed_names(new, old, hunks, section.text), self._index, section.path)
 
     def _map(self, section: Section) -> Offer | None:
-        entries = self.entries()
-        paths = [f.path for f in self.files]
-        if len(entries) < 2 or section.path not in paths:
+        own = self.positions.get(section.path)
+        if len(self.files) < 2 or own is None:
             return None  # a one-file pull request: the map would only repeat the section's header
-        return map_offer(entries, paths.index(section.path), max(self.budget // 4, 1))
+        return map_offer(len(self.files), own, self.entry, max(self.budget // 4, 1))
 
-    def entries(self) -> list[str]:
-        """Every changed file's line of the map, once per run."""
-        if self._entries is None:
-            self._entries = []
-            for f in self.files:
-                new, old = self.text(f.path, "new"), self.text(f.old_path or f.path, "old")
-                hunks = parse_hunks("".join(h[0] for h in f.hunks))
-                names = changed_names(
-                    new if isinstance(new, FileText) else None, old if isinstance(old, FileText) else None, hunks,
-                    f.header + "".join(h[0] for h in f.hunks),
-                )  # fmt: skip
-                self._entries.append(entry(f, names))
-        return self._entries
+    def entry(self, index: int) -> str:
+        """One changed file's line of the map, made once per run when a map first shows it."""
+        if index not in self._entries:
+            f = self.files[index]
+            self._entries[index] = entry(f, written_names(f.header + "".join(h[0] for h in f.hunks)))
+        return self._entries[index]
 
     # --- the budget ---------------------------------------------------------------------
 

@@ -17,8 +17,8 @@ MAX_PARSE_CHARS = 1_000_000
 class FileText:
     """One side of one file as read, with its outline parsed once on first use."""
 
-    def __init__(self, path: str, side: Side, text: str, source: str) -> None:
-        self.path, self.side, self.text, self.source = path, side, text, source
+    def __init__(self, path: str, side: Side, text: str, source: str, facts: bool = False) -> None:
+        self.path, self.side, self.text, self.source, self.facts = path, side, text, source, facts
         self.lines = text.split("\n")
         if self.lines and self.lines[-1] == "":
             self.lines.pop()
@@ -27,7 +27,7 @@ class FileText:
     @property
     def outline(self) -> Outline:
         if self._outline is None:
-            self._outline = outline(self.path, self.text)
+            self._outline = outline(self.path, self.text, self.facts)
         return self._outline
 
     def where(self) -> str:

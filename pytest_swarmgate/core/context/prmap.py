@@ -1,10 +1,14 @@
 """The map of the whole pull request: every changed file, its change, its +/- counts and the definitions
-it changes; one line each, nearest the section first when the budget cuts it. Pure."""
+it changes; one line each, nearest the section first when the budget cuts it. Pure.
+
+The map's names come from the diff alone (definition lines among the changed lines, and the
+function git names after each `@@`): a 2,000-file pull request must not parse 2,000 files for it.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..diff.files import FileDiff
 from ..model import ContextPart
@@ -19,10 +23,10 @@ _DEF_LINE = re.compile(r"^[-+]\s*(?:async\s+)?(?:def|class|func|function|fn)\s+(
 
 def changed_names(new: FileText | None, old: FileText | None, hunks: Sequence[Hunk], diff_text: str) -> list[str]:
     """The definitions a file's change touches: innermost scopes of its changed lines where the text parses,
-    else the definition lines in its hunks and git's hunk-header trailers."""
+    else what the diff names."""
     names = _scoped(new, [n for h in hunks for n in h.added]) + _scoped(old, [n for h in hunks for n in h.removed])
     if not names and (new is None or new.outline.error):
-        names = _written(diff_text)
+        names = written_names(diff_text)
     return list(dict.fromkeys(names))
 
 
@@ -30,20 +34,20 @@ def _scoped(text: FileText | None, lines: Sequence[int]) -> list[str]:
     """The innermost definition around each line, where the text parses."""
     if text is None or text.outline.error:
         return []
-    chains = (text.outline.enclosing(line) for line in lines)
-    return [chain[-1].name for chain in chains if chain]
+    return [chain[-1].name for chain in text.outline.chains(lines) if chain]
 
 
-def _written(diff_text: str) -> list[str]:
-    """Definition lines among the hunks' lines, and the function names git writes after `@@`."""
+def written_names(diff_text: str) -> list[str]:
+    """Definitions a diff names: definition lines among its changed lines, and the function git writes after `@@`."""
     names: list[str] = []
     for row in diff_text.split("\n"):
-        m = _DEF_LINE.match(row)
-        if m:
+        if row.startswith("@@"):
+            row = row.split("@@", 2)[2].strip() if row.count("@@") >= 2 else ""
+            m = _DEF_LINE.match("+" + row)
+            names += [m.group(1)] if m else [row[:40]] if row else []
+        elif m := _DEF_LINE.match(row):
             names.append(m.group(1))
-        elif row.startswith("@@") and row.count("@@") >= 2 and row.split("@@", 2)[2].strip():
-            names.append(row.split("@@", 2)[2].strip()[:60])
-    return names
+    return list(dict.fromkeys(names))
 
 
 def entry(f: FileDiff, names: Sequence[str]) -> str:
@@ -57,33 +61,33 @@ def entry(f: FileDiff, names: Sequence[str]) -> str:
     return f"{one_line(f.path)} ({f.change}{moved}{binary}, +{added} -{removed}){changes}"
 
 
-def _nearest(count: int, own: int) -> list[int]:
+def _nearest(count: int, own: int) -> Iterator[int]:
     """Indexes from `own` outwards, alternating after and before: the files beside it in path order first."""
-    order = [own]
     for step in range(1, count):
-        order += [i for i in (own + step, own - step) if 0 <= i < count]
-    return order
+        yield from (i for i in (own + step, own - step) if 0 <= i < count)
 
 
-def map_offer(entries: Sequence[str], own: int, cap: int) -> Offer:
-    """The map as an offer the budget cuts by lines, at most `cap` characters, this section's own line first."""
+def map_offer(count: int, own: int, line: Callable[[int], str], cap: int) -> Offer:
+    """The map of `count` files as an offer the budget cuts by lines, at most `cap` characters, this
+    section's own line (`own`) first; `line(i)` is the i-th file's line."""
 
     def fit(remaining: int) -> Form | None:
         room = min(remaining, cap)
-        heading = f"## map of the pull request: {plural(len(entries), 'changed file')}"
-        mine = f"{entries[own]}  <- this section"
-        chosen = {own}
+        heading = f"## map of the pull request: {plural(count, 'changed file')}"
+        mine = f"{line(own)}  <- this section"
+        chosen = {own: mine}
         size = len(heading) + len(mine) + 80  # room for the heading's count of left-out files
-        for i in _nearest(len(entries), own)[1:]:
-            if size + len(entries[i]) + 1 > room:
+        for i in _nearest(count, own):
+            text = line(i)
+            if size + len(text) + 1 > room:
                 break
-            chosen.add(i)
-            size += len(entries[i]) + 1
+            chosen[i] = text
+            size += len(text) + 1
         if size > room:
             return None
-        left = len(entries) - len(chosen)
+        left = count - len(chosen)
         heading += f" ({left} left out at the budget; the nearest by path are shown)" if left else ""
-        text = "\n".join([heading, *(mine if i == own else entries[i] for i in sorted(chosen))])
+        text = "\n".join([heading, *(chosen[i] for i in sorted(chosen))])
         return Form(ContextPart("map", "", None, 0, 0, len(text), "diff"), text, ("", None, frozenset()))
 
     return Offer("map", "the map of the pull request", cut=fit)

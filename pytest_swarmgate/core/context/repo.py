@@ -14,10 +14,12 @@ import posixpath
 from collections.abc import Callable, Iterable, Sequence
 
 from .parts import FileText, Offer, excerpt
-from .scopes import PYTHON, Facts, Scope
+from .scopes import PYTHON, Facts, Scope, language
 
 MAX_NAMES = 12  # names looked up per section
 MAX_CALLERS = 8  # call sites offered per section
+MAX_IMPORTS = 100  # imports per file whose modules are read ahead in one batch
+MAX_PER_NAME = 3  # definitions of one name offered from the other changed files
 _BUILTINS = frozenset(dir(builtins))
 # Module roots tried for an absolute import, besides the repository's top.
 _ROOTS = ("", "src", "lib")
@@ -66,16 +68,38 @@ def import_targets(path: str, facts: Facts, name: str, owner: str) -> list[tuple
 
 
 def prefetch_paths(path: str, facts: Facts) -> list[str]:
-    """Every candidate path of every import in a file, to read them all in one batch."""
+    """The candidate paths of a file's imports (its first MAX_IMPORTS), to read them all in one batch."""
     out: list[str] = []
-    for module, imported, level in facts.imports.values():
+    for module, imported, level in list(facts.imports.values())[:MAX_IMPORTS]:
         out += module_paths(path, module, level)
         if imported:
             out += module_paths(path, f"{module}.{imported}".strip("."), level)
     return out
 
 
-def definition_offers(new: FileText, lines: set[int], others: Sequence[FileText], lookup: Lookup) -> list[Offer]:
+class RepoIndex:
+    """The definitions and the calls of the pull request's changed Python files, by name, built once per run."""
+
+    def __init__(self, texts: Iterable[FileText]) -> None:
+        self.defs: dict[str, list[tuple[FileText, Scope]]] = {}
+        self.calls: dict[str, list[tuple[FileText, int]]] = {}
+        for text in texts:
+            if language(text.path, text.lines[0] if text.lines else "") != PYTHON:
+                continue  # decided before parsing: the other languages' scans would buy nothing here
+            tree = text.outline
+            if tree.error or tree.facts is None:
+                continue
+            for scope in tree.scopes:
+                self.defs.setdefault(scope.name.rpartition(".")[2], []).append((text, scope))
+            for line, name, _owner in tree.facts.calls:
+                self.calls.setdefault(name, []).append((text, line))
+
+    def defined(self, name: str, besides: str) -> list[tuple[FileText, Scope]]:
+        """Definitions called `name` in changed files other than `besides`, the first MAX_PER_NAME."""
+        return [(t, s) for t, s in self.defs.get(name, ()) if t.path != besides][:MAX_PER_NAME]
+
+
+def definition_offers(new: FileText, lines: set[int], index: RepoIndex, lookup: Lookup) -> list[Offer]:
     """Definitions the changed lines use: same file, imported modules, then the other changed files."""
     facts = new.outline.facts
     if facts is None:
@@ -92,7 +116,7 @@ def definition_offers(new: FileText, lines: set[int], others: Sequence[FileText]
                 found += [(text, s) for s in text.outline.named(target)]
     for name, owner in used:
         if owner in ("", "self"):
-            found += [(t, s) for t in others for s in t.outline.named(name)]
+            found += index.defined(name, new.path)
     return [_definition(t, s) for t, s in _unique(found)]
 
 
@@ -112,22 +136,22 @@ def _definition(text: FileText, scope: Scope) -> Offer:
     return Offer("definition", f"definition {scope.name} ({text.path})", tuple(f for f in forms if f is not None))
 
 
-def caller_offers(changed: Sequence[str], others: Sequence[FileText]) -> list[Offer]:
+def caller_offers(changed: Sequence[str], index: RepoIndex, besides: str) -> list[Offer]:
     """The places in the other changed files that call a definition this section changes: one part per
     calling definition, with its headers and each call line between its neighbours."""
-    names = {name.rpartition(".")[2]: name for name in changed}
     sites: dict[tuple[str, int, str], tuple[FileText, list[tuple[int, int]]]] = {}
-    for text in others:
-        facts = text.outline.facts
-        for line, name, _owner in facts.calls if facts is not None else ():
-            if name not in names:
+    for name in changed[:MAX_NAMES]:
+        for text, line in index.calls.get(name.rpartition(".")[2], ()):
+            if text.path == besides:
                 continue
             chain = text.outline.enclosing(line)
-            key = (text.path, chain[-1].start if chain else line, names[name])
+            key = (text.path, chain[-1].start if chain else line, name)
+            if key not in sites and len(sites) == MAX_CALLERS:
+                continue
             ranges = sites.setdefault(key, (text, [(s.start, s.header_end) for s in chain]))[1]
             ranges.append((line - 1, line + 1))
     offers: list[Offer] = []
-    for (path, _, name), (text, ranges) in list(sites.items())[:MAX_CALLERS]:
+    for (path, _, name), (text, ranges) in sites.items():
         form = excerpt("caller", text, ranges, name, f"caller of {name}")
         if form is not None:
             offers.append(Offer("caller", f"caller of {name} ({path}:{form.part.start})", (form,)))

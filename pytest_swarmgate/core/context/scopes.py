@@ -12,7 +12,7 @@ import ast
 import posixpath
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 PYTHON = "python (ast)"
@@ -55,22 +55,60 @@ class Facts:
     uses: tuple[tuple[int, str], ...] = ()
 
 
-@dataclass(frozen=True)
 class Outline:
-    """A file's definitions sorted by start, the parser that found them, and why it failed (None: it did not)."""
+    """A file's definitions sorted by start, the parser that found them, why it failed (None: it did
+    not), and for Python in the `repo` mode what its lines use. Lookups are indexed on first use."""
 
-    scopes: tuple[Scope, ...]
-    parser: str
-    error: str | None = None
-    facts: Facts | None = None
+    def __init__(
+        self, scopes: Sequence[Scope], parser: str, error: str | None = None, facts: Facts | None = None
+    ) -> None:
+        self.scopes, self.parser, self.error, self.facts = tuple(scopes), parser, error, facts
+        self._inner: list[int] | None = None
+        self._parent: list[int] = []
+        self._names: dict[str, list[Scope]] | None = None
+
+    def _index(self) -> list[int]:
+        """Per line, the innermost scope that holds it (-1: none); and each scope's parent."""
+        if self._inner is None:
+            inner = [-1] * (max((s.end for s in self.scopes), default=0) + 2)
+            open_at: list[int] = []
+            for i, scope in enumerate(self.scopes):  # sorted by start, the outer first
+                while open_at and self.scopes[open_at[-1]].end < scope.start:
+                    open_at.pop()
+                self._parent.append(open_at[-1] if open_at else -1)
+                open_at.append(i)
+                inner[scope.start : scope.end + 1] = [i] * (scope.end - scope.start + 1)
+            self._inner = inner
+        return self._inner
 
     def enclosing(self, line: int) -> list[Scope]:
         """The definitions around a line, outermost first."""
-        return [s for s in self.scopes if s.start <= line <= s.end]
+        inner = self._index()
+        i = inner[line] if 0 <= line < len(inner) else -1
+        chain: list[Scope] = []
+        while i != -1:
+            scope = self.scopes[i]
+            if scope.start <= line <= scope.end:
+                chain.append(scope)
+            i = self._parent[i]
+        return chain[::-1]
+
+    def chains(self, lines: Iterable[int]) -> list[list[Scope]]:
+        """The distinct chains of definitions around the lines (lines in one scope share one), in line order."""
+        inner = self._index()
+        seen: dict[int, int] = {}
+        for line in sorted(lines):
+            seen.setdefault(inner[line] if 0 <= line < len(inner) else -1, line)
+        return [self.enclosing(line) for line in seen.values()]
 
     def named(self, name: str) -> list[Scope]:
         """Definitions whose own name (the last part of the qualified one) is `name`."""
-        return [s for s in self.scopes if s.kind != "block" and s.name.rpartition(".")[2] == name]
+        if self._names is None:
+            self._names = {}
+            for scope in self.scopes:
+                if scope.kind != "block":
+                    self._names.setdefault(scope.name.rpartition(".")[2], []).append(scope)
+        return self._names.get(name, [])
 
 
 def language(path: str, first_line: str) -> str:
@@ -83,12 +121,12 @@ def language(path: str, first_line: str) -> str:
     return PLAIN if ext in _PLAIN_EXT else INDENT
 
 
-def outline(path: str, text: str) -> Outline:
-    """The definitions of a file's text, by the parser its language gets."""
+def outline(path: str, text: str, facts: bool = False) -> Outline:
+    """The definitions of a file's text, by the parser its language gets; with `facts`, Python's uses too."""
     lines = text.split("\n")
     parser = language(path, lines[0] if lines else "")
     if parser == PYTHON:
-        return python_outline(text)
+        return python_outline(text, facts)
     if parser == BRACES:
         return Outline(brace_scopes(lines, shell=posixpath.splitext(path)[1].lower() in _SHELL_EXT), BRACES)
     if parser == INDENT:
@@ -99,10 +137,12 @@ def outline(path: str, text: str) -> Outline:
 # --- Python -------------------------------------------------------------------------------
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
 
-def python_outline(text: str) -> Outline:
-    """Definitions and facts through `ast.parse`; a file that does not parse gets an Outline with its error."""
+def python_outline(text: str, facts: bool = False) -> Outline:
+    """Definitions (and with `facts` what the lines use) through `ast.parse`; a file that does not
+    parse gets an Outline with its error."""
     try:
         with warnings.catch_warnings():
             # An invalid escape in the PR's code must not become an error under `-W error`.
@@ -112,34 +152,45 @@ def python_outline(text: str) -> Outline:
         return Outline((), PYTHON, f"does not parse as Python (line {exc.lineno}: {exc.msg})")
     except (ValueError, RecursionError, MemoryError) as exc:
         return Outline((), PYTHON, f"does not parse as Python ({type(exc).__name__})")
-    scopes: list[Scope] = []
+    defs = list(_definitions(tree))
+    scopes = sorted((_scope(node, prefix) for node, prefix in defs), key=lambda s: (s.start, -s.end))
+    return Outline(scopes, PYTHON, None, _facts(tree, defs) if facts else None)
+
+
+def _definitions(tree: ast.Module) -> Iterator[tuple[Definition, str]]:
+    """Every def and class with the qualified name around it (`Class.method.`), through statement
+    bodies only (expressions hold no definitions), without recursion."""
+    stack: list[tuple[list[ast.AST], str]] = [(list(tree.body), "")]
+    while stack:
+        body, prefix = stack.pop()
+        for node in body:
+            if isinstance(node, _DEFS):
+                yield node, prefix
+                stack.append((list(node.body), f"{prefix}{node.name}."))
+                continue
+            for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+                inner = getattr(node, name, None)
+                if isinstance(inner, list):
+                    stack.append((inner, prefix))
+
+
+def _facts(tree: ast.Module, defs: Sequence[tuple[Definition, str]]) -> Facts:
+    """What the lines call, import and inherit from, in reading order."""
     calls: list[tuple[int, int, str, str]] = []
     imports: dict[str, tuple[str, str, int]] = {}
     uses: list[tuple[int, str]] = []
-    for node, prefix in _walk(tree):
-        if isinstance(node, _DEFS):
-            scopes.append(_scope(node, prefix))
-            uses += [(node.lineno, b.id) for b in getattr(node, "bases", ()) if isinstance(b, ast.Name)]
-        elif isinstance(node, ast.Call):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
             calls += _call(node)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound = _imports(node)
             imports.update(bound)
             uses += [(node.lineno, name) for name in bound]
-    scopes.sort(key=lambda s: (s.start, -s.end))
-    # In reading order: the walk meets nodes in no particular order.
+    for node, _ in defs:
+        if isinstance(node, ast.ClassDef):
+            uses += [(node.lineno, b.id) for b in node.bases if isinstance(b, ast.Name)]
     ordered = tuple((line, name, owner) for line, _, name, owner in sorted(calls))
-    return Outline(tuple(scopes), PYTHON, None, Facts(ordered, imports, tuple(sorted(uses))))
-
-
-def _walk(tree: ast.AST) -> Iterator[tuple[ast.AST, str]]:
-    """Every node with the qualified name of the definitions around it (`Class.method.`), without recursion."""
-    stack: list[tuple[ast.AST, str]] = [(tree, "")]
-    while stack:
-        node, prefix = stack.pop()
-        yield node, prefix
-        inner = f"{prefix}{node.name}." if isinstance(node, _DEFS) else prefix
-        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return Facts(ordered, imports, tuple(sorted(uses)))
 
 
 def _scope(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, prefix: str) -> Scope:
