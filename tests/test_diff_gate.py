@@ -122,7 +122,7 @@ def test_a_diff_ruN_tree_does_not_escape_the_workflow_hold(pytester, stub, tmp_p
     (new / ".github" / "workflows" / "tests.yaml").write_text("on: pull_request_target\n")
     (new / "tool.py").write_text("import os\n")
     proc = subprocess.run(["diff", "-ruN", old.name, new.name], cwd=tmp_path, capture_output=True, check=False)
-    result = run_gate(pytester, CLEAN_DIFF + proc.stdout.decode(), "-v")
+    result = run_gate(pytester, proc.stdout.decode(), "-v")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         ["*swarm-review::.github/workflows/tests.yaml PASSED*", "*swarm-review::tool.py PASSED*",
@@ -130,6 +130,10 @@ def test_a_diff_ruN_tree_does_not_escape_the_workflow_hold(pytester, stub, tmp_p
     )  # fmt: skip
     sent = {r.section_path: json.dumps(r.body) for r in stub.requests}
     assert "change: added" in sent["tool.py"]
+    # pasted after git's entries, its plain entries are what a commit message could carry: refused
+    pasted = run_gate(pytester, CLEAN_DIFF + proc.stdout.decode())
+    assert pasted.ret == pytest.ExitCode.USAGE_ERROR
+    pasted.stderr.fnmatch_lines(["ERROR: swarmgate: *has no 'diff --git' line though other entries do*"])
 
 
 @needs_git

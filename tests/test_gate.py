@@ -247,7 +247,9 @@ def test_xdist_sends_no_section_twice_and_the_summary_is_complete(pytester, stub
 
 def test_terminal_escape_codes_in_a_path_cannot_rewrite_the_verdict(pytester, stub, script) -> None:
     hostile = "app/\x1b[2K\x1b[1Aok.py"
-    diff = SQL_DIFF.replace("app/orders.py", hostile)
+    # as git writes it: a control character in a name is always quoted (a raw one is refused, issue 16)
+    quoted = "app/\\033[2K\\033[1Aok.py"
+    diff = SQL_DIFF.replace("a/app/orders.py", f'"a/{quoted}"').replace("b/app/orders.py", f'"b/{quoted}"')
     script.on(section="*", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding(hostile)]))
     result = run_gate(pytester, diff)
     assert result.ret == 1

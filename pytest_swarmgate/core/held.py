@@ -123,13 +123,15 @@ def held_changes(
         by_path.setdefault(section.path, []).append(section)
     found: set[Held] = set()
     for path, parts in by_path.items():
-        first = parts[0]
         text = "".join(s.text for s in sorted(parts, key=lambda s: s.part))
-        why = _as("steering", _steering(path, first.old_path, ci_files)) or _as(
-            "config", _config(path, first.old_path, first.change, text, texts)
-        )
-        if why:
-            found.add(Held(path, *why))
+        # Every entry of the path: a patch series may name it twice, renamed from conftest.py once.
+        for old_path, change in dict.fromkeys((s.old_path, s.change) for s in parts):
+            why = _as("steering", _steering(path, old_path, ci_files)) or _as(
+                "config", _config(path, old_path, change, text, texts)
+            )
+            if why:
+                found.add(Held(path, *why))
+                break
     for entry in not_reviewed:
         why = _as("steering", _steering(entry.path, entry.old_path, ci_files)) or _unjudged(entry, texts)
         if why:
