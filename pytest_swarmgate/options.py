@@ -209,8 +209,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="TTL",
     ),
     Option(
+        "max-diff-bytes",
+        "Largest diff the gate reads, in bytes (a memory ceiling): the gate holds about 6 times a diff in memory, "
+        "so the default keeps a 7 GB CI runner safe; a larger diff is not read whole and not reviewed (exit 75)",
+        200_000_000,
+        _positive_int,
+        metavar="BYTES",
+    ),
+    Option(
         "max-sections",
-        "Most sections one review may send (a cost ceiling): a larger diff is a usage error",
+        "Most sections one review may send (a cost ceiling): a larger diff is not reviewed (exit 75)",
         200,
         _positive_int,
         metavar="N",
@@ -232,8 +240,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max-input-tokens",
-        "Most input tokens one review may send, estimated before any call at 1 token per 3 characters "
-        "of every call's prompt: a larger diff is a usage error",
+        "Most input tokens one review may send, estimated before any call at 1 token per 3 ASCII characters "
+        "and per 2 bytes of other text of every call's prompt: a larger diff is not reviewed (exit 75)",
         2_000_000,
         _positive_int,
         metavar="N",
@@ -363,6 +371,19 @@ def get(config: pytest.Config, name: str) -> Any:
         return o.convert(str(raw))
     except ValueError as exc:
         raise pytest.UsageError(f"swarmgate: {where}: {exc}") from None
+
+
+def early(config: pytest.Config, name: str) -> Any:
+    """An option's value before pytest has parsed every option (in an early hook); a bad one gives the default.
+
+    The bad value is reported later, by `get`, once the session starts.
+    """
+    o = BY_NAME[name]
+    raw = getattr(config.known_args_namespace, o.dest, None) or config.getini(o.dest)
+    try:
+        return o.convert(str(raw)) if raw not in (None, "") else o.default
+    except ValueError:
+        return o.default
 
 
 def literal_args(config: pytest.Config) -> list[str]:

@@ -128,7 +128,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     if review and (getattr(ns, "swarm_diff", None) or early_config.getini("swarm_diff")) == "-":
         import sys
 
-        early_config.stash[stdin_key] = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        # One byte past the ceiling is enough to know the diff is over it (read_source says so).
+        limit = options.early(early_config, "max-diff-bytes")
+        early_config.stash[stdin_key] = sys.stdin.buffer.read(limit + 1) if sys.stdin is not None else b""
     return (yield)
 
 
@@ -176,7 +178,7 @@ def swarm_review(request: pytest.FixtureRequest) -> Iterator[Callable[..., RunRe
             # Relative to the test file, so the test runs the same from any directory.
             path = request.path.parent / Path(diff)
             try:
-                source, text = str(path), read_diff_file(str(path))
+                source, text = str(path), read_diff_file(str(path), settings.max_diff_bytes)
             except DiffError as exc:
                 raise pytest.UsageError(f"swarmgate: {exc}") from None
         review_plan = plan(config, settings, source, text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -19,6 +19,7 @@ from . import options
 from .settings import GateSettings, resolve
 from .core.decision import run_passes
 from .core.engine import ReviewStats
+from .core.diff import DiffTooLarge
 from .core.faults import RunFault
 from .core.origins import origins, shadowing
 from .core.model import NotReviewed, RunResult, Section, SectionResult, Stopped
@@ -110,7 +111,9 @@ class ReviewWorker(ReviewItems):
         config.stash[run_key] = RunResult.from_dict(data["run"]) if data["run"] is not None else None
 
 
-def exit_incomplete(config: pytest.Config, settings: GateSettings, review_plan: Plan | None, stopped: Stopped) -> None:
+def exit_incomplete(
+    config: pytest.Config, settings: GateSettings, review_plan: Plan | None, stopped: Stopped
+) -> NoReturn:
     """End the session before collection: the reports say why, and one line with the exit code."""
     note = ""
     if review_plan is not None:
@@ -157,7 +160,10 @@ def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
     if options.typed_by_hand(config, "preflight") is not None:
         preflight_only(config, settings)
     diff_arg, base = diff_source(config)
-    source, text = read_source(config, diff_arg, base, stdin)
+    try:
+        source, text = read_source(config, diff_arg, base, stdin, settings.max_diff_bytes)
+    except DiffTooLarge as exc:
+        exit_incomplete(config, settings, None, Stopped("ceiling", str(exc)))
     if diff_arg and not text.strip() and options.typed_by_hand(config, "allow-empty") is None:
         # Fail closed: `git diff ... | pytest --swarm-diff=-` gives empty input when git fails.
         raise pytest.UsageError(

@@ -39,6 +39,7 @@ OVERRIDE_KEYS = frozenset(
         "exclude",
         "max_section_chars",
         "max_input_tokens",
+        "max_diff_bytes",
         *PANEL_KEYS,
     }
 )
@@ -62,6 +63,7 @@ class GateSettings:
     cache_dir: Path | None
     max_section_chars: int
     max_input_tokens: int
+    max_diff_bytes: int  # the diff is read no further: a memory ceiling, checked before parsing
     cache_ttl: CacheTtl
     # Seconds the run may wait on the endpoint's rate limit (see core/pacing.py).
     deadline: float
@@ -139,6 +141,7 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             cache_dir=cache_dir,
             max_section_chars=value("max_section_chars"),
             max_input_tokens=value("max_input_tokens"),
+            max_diff_bytes=value("max_diff_bytes"),
             cache_ttl=value("cache_ttl"),
             deadline=value("deadline"),
         )

@@ -356,7 +356,7 @@ def test_a_diff_over_the_token_budget_fails_in_one_line_before_any_call(pytester
     result.stderr.fnmatch_lines(
         [
             "*swarmgate: *pr.patch needs about * input tokens "
-            "(199 sections x 5 voters, at 1 token per 3 characters), "
+            "(199 sections x 5 voters, at 1 token per 3 ASCII characters and per 2 bytes of other text), "
             "over --swarm-max-input-tokens=2000000: narrow it*"
         ]
     )

@@ -24,7 +24,8 @@ NotReviewedKind = Literal["media", "binary", "oversized", "excluded", "configure
 # it reconfigures pytest or the gate, no voter could read it, or it is over the section ceiling.
 HeldKind = Literal["steering", "config", "unreadable", "oversized"]
 # Why a review could not be completed: a check before collection failed, a run-wide fault
-# stopped the calls, the rate limit outlasted --swarm-deadline, the diff is over --swarm-max-sections.
+# stopped the calls, the rate limit outlasted --swarm-deadline, the diff is over a ceiling (sections,
+# input tokens, bytes).
 StopCause = Literal["preflight", "fault", "deadline", "ceiling"]
 InconclusivePolicy = Literal["fail", "warn", "pass"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]

@@ -334,7 +334,7 @@ class Stopped:
 
     cause: "preflight" (a check before collection failed), "fault" (a run-wide fault stopped
     the calls), "deadline" (the rate limit outlasted --swarm-deadline), "ceiling" (the diff is
-    over --swarm-max-sections).
+    over --swarm-max-sections, --swarm-max-input-tokens or --swarm-max-diff-bytes).
     """
 
     cause: StopCause
