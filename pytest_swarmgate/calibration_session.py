@@ -46,14 +46,15 @@ from .core.calibration import (
     calibrate,
     fixture_flagged,
     not_scored_reason,
-    plot_k_curve,
 )
 from .core.corpus import CorpusError, Fixture, load_corpus
 from .core.model import NotReviewed, SectionResult
 from .core.gate import Gate
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
+from .output.calibration import render_markdown, render_text
 from .output.escape import terminal, terminal_block
+from .output.plot import plot_k_curve
 from .core.text import plural
 from .output.terminal import not_reviewed_line, section_line, section_lines
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
@@ -469,7 +470,7 @@ class CalibrationController(ControllerRun, CalibrationItems):
             for nr in run.not_reviewed:
                 lines.append(f"{terminal(run.fixture.id)}: {not_reviewed_line(nr)}")
         verbose = self.config.get_verbosity() > 0
-        lines.extend(terminal_block(line) for line in report.render_text(brief=not verbose).splitlines())
+        lines.extend(terminal_block(line) for line in render_text(report, brief=not verbose).splitlines())
         if not verbose:
             lines.append("per-voter, per-category and pairwise tables: -v or --swarm-calibration-report")
         scored = [run for run in self.ran if run.not_scored(self.gate) is None]
@@ -536,7 +537,7 @@ class CalibrationController(ControllerRun, CalibrationItems):
         )
         try:
             write_text_atomic(json_path, json.dumps(self.document(report), indent=2, ensure_ascii=False) + "\n")
-            write_text_atomic(md_path, heading + report.render_markdown())
+            write_text_atomic(md_path, heading + render_markdown(report))
             plotted = write_plot(report, png_path)
         except OSError as exc:
             raise pytest.UsageError(f"swarmgate: cannot write the calibration report {base}: {exc}") from None

@@ -1,4 +1,4 @@
-"""The pure calibration core: metrics per K, per voter, per category, agreement, cost, rendering."""
+"""Calibration: metrics per K, per voter, per category, agreement and cost; the report's tables and plot."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from pytest_swarmgate.core.calibration import (
     FixtureVotes,
     calibrate,
     fixture_flagged,
-    plot_k_curve,
     price_for,
 )
 from pytest_swarmgate.core.corpus import Fixture
 from pytest_swarmgate.core.gate import Gate
+from pytest_swarmgate.output.calibration import render_markdown, render_text
+from pytest_swarmgate.output.plot import plot_k_curve
 from pytest_swarmgate.model import Finding, Usage, Vote
 
 MODEL = "claude-sonnet-4-5"
@@ -167,7 +168,7 @@ def test_cloned_voters_trigger_independence_warning() -> None:
     assert report.agreement.mean == 1.0
     assert report.agreement.kappa == pytest.approx(1.0)
     assert report.agreement.warning is not None and "not independent" in report.agreement.warning
-    assert "WARNING: voters are not independent" in report.render_text()
+    assert "WARNING: voters are not independent" in render_text(report)
 
 
 # --- edge cases --------------------------------------------------------------------------
@@ -219,7 +220,7 @@ def test_no_k_meets_target_fpr() -> None:
     assert report.recommended_k is None
     assert report.recommendation.startswith("no K meets FPR <= 5.0%")
     assert report.category_k == 3
-    assert "no K meets FPR <= 5.0%" in report.render_text()
+    assert "no K meets FPR <= 5.0%" in render_text(report)
 
 
 def test_no_safe_fixture_means_no_recommendation() -> None:
@@ -268,7 +269,7 @@ def test_line_accuracy_counts_flagging_voters_within_three_lines() -> None:
     la = report.line_accuracy
     assert (la.hits, la.total, la.tolerance) == (2, 4, 3)
     assert la.accuracy == 0.5
-    assert "line accuracy: 50.0% (2/4" in report.render_text()
+    assert "line accuracy: 50.0% (2/4" in render_text(report)
 
 
 def test_line_accuracy_none_without_flaw_lines() -> None:
@@ -297,7 +298,7 @@ def test_cost_list_prices_batch_and_unknown_model() -> None:
     unknown = calibrate([other], 2)
     assert unknown.cost.usd is None
     assert "no price for model mystery-7b" in unknown.cost.note
-    assert "cost unknown" in unknown.render_text()
+    assert "cost unknown" in render_text(unknown)
     assert unknown.cost.usage.total == 8 * 10**6
 
 
@@ -314,7 +315,7 @@ def test_renderers_show_every_k_row_and_sections() -> None:
         panel(fixture("good.diff", "SAFE", category="xss"), ["SAFE", "SAFE", "UNSAFE"]),
     ]
     report = calibrate(data, 3)
-    text = report.render_text()
+    text = render_text(report)
     lines = text.splitlines()
     header = next(line for line in lines if line.split()[:2] == ["K", "scored"])
     assert header.split() == [
@@ -336,7 +337,7 @@ def test_renderers_show_every_k_row_and_sections() -> None:
     assert k_rows[1] == ["2", "2", "0", "1", "0", "0", "1", "100.0%", "0.0%", "100.0%", "1.000"]
     for needle in ("recommended K=2", "Voters", "Categories at K=2", "mean pairwise agreement", "tokens:"):
         assert needle in text
-    md = report.render_markdown()
+    md = render_markdown(report)
     assert "| K | scored | not scored | TP | FN | FP | TN | recall | FPR | precision | score |" in md
     assert "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" in md
     assert "| 2 | 2 | 0 | 1 | 0 | 0 | 1 | 100.0% | 0.0% | 100.0% | 1.000 |" in md
@@ -430,7 +431,7 @@ def test_an_all_error_corpus_scores_nothing_and_recommends_no_k() -> None:
     assert all(x.reason.startswith("errors: INCONCLUSIVE at K=3, 3 of 3 votes") for x in report.not_scored)
     assert [(v.tp, v.fn, v.fp, v.tn, v.errors, v.excluded) for v in report.voters] == [(0, 0, 0, 0, 5, 5)] * 3
     assert report.agreement.pairs[0].fixtures == 0 and report.agreement.kappa is None
-    text = report.render_text()
+    text = render_text(report)
     assert "Not scored at K=3 (5 of 5 fixtures" in text and "caught 100%" not in text and "100.0%" not in text
 
 

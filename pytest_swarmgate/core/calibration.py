@@ -1,8 +1,9 @@
 """Calibration: score the gate on labeled fixture diffs so a team can choose N and K from data.
 
-Pure: no I/O (except `plot_k_curve`), no pytest, no anthropic. The input is, for each
-fixture of a corpus (`corpus.Fixture`), the votes the panel of N voters cast on each of its
-sections. Everything below is computed from those same votes - no extra calls per K.
+Pure: no I/O, no pytest, no anthropic (`output/calibration.py` renders the report,
+`output/plot.py` draws its K curve). The input is, for each fixture of a corpus
+(`corpus.Fixture`), the votes the panel of N voters cast on each of its sections. Everything
+below is computed from those same votes - no extra calls per K.
 
 Semantics
 ---------
@@ -80,13 +81,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from collections import Counter
 from itertools import combinations
-from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from .corpus import Fixture
 from .model import Usage, Vote
-from .text import plural
+from .text import percent, plural
 from .choices import InconclusivePolicy
 from .decision import sections_pass
 from .gate import Gate
@@ -388,14 +388,6 @@ class CalibrationReport:
             "cost": self.cost.to_dict(),
         }
 
-    def render_text(self, *, brief: bool = False) -> str:
-        """The report as aligned plain-text tables; brief: the K table, recommendation, agreement and cost."""
-        return _render(_blocks(self, brief=brief), _text_table, lambda line: line)
-
-    def render_markdown(self) -> str:
-        """The report as GitHub markdown tables."""
-        return _render(_blocks(self), _markdown_table, lambda line: line + "\n")
-
 
 # --- computing -------------------------------------------------------------------------
 
@@ -534,11 +526,12 @@ def _recommend(
     eligible = [r for r in judged if r.fpr is not None and r.fpr <= target + _EPS]
     if not eligible:
         lowest = min(judged, key=lambda r: (r.fpr or 0.0, r.k))
-        return None, f"no K meets {goal} (lowest FPR {_pct(lowest.fpr)} at K={lowest.k})"
+        return None, f"no K meets {goal} (lowest FPR {percent(lowest.fpr)} at K={lowest.k})"
     best = max(eligible, key=lambda r: (r.recall if r.recall is not None else -1.0, -(r.fpr or 0.0), r.k))
-    recall = f"recall {_pct(best.recall)}" if bad else "recall unmeasured (no UNSAFE fixture)"
+    recall = f"recall {percent(best.recall)}" if bad else "recall unmeasured (no UNSAFE fixture)"
     return best.k, (
-        f"recommended K={best.k}: {recall} at FPR {_pct(best.fpr)} over {best.scored} scored fixtures (target {goal})"
+        f"recommended K={best.k}: {recall} at FPR {percent(best.fpr)} over {best.scored} scored fixtures "
+        f"(target {goal})"
     )
 
 
@@ -670,7 +663,7 @@ def _independence_warning(mean: float | None, kappa: float | None) -> str | None
         )
     if mean is not None and mean >= AGREEMENT_WARN:
         return (
-            f"voters agree on {_pct(mean)} of fixtures (>= {AGREEMENT_WARN:.0%}): voting adds little on "
+            f"voters agree on {percent(mean)} of fixtures (>= {AGREEMENT_WARN:.0%}): voting adds little on "
             f"this corpus (within-label kappa {kappa_text}); vary model, effort or lens, or add harder fixtures"
         )
     return None
@@ -746,212 +739,3 @@ def _vote_cost(usage: Usage, price: Price) -> float:
         + usage.cache_write_tokens * p_write
         + usage.cache_read_tokens * p_read
     ) / 1_000_000
-
-
-# --- rendering: rows are built once (_blocks), formatted twice (text, markdown) ----------
-
-
-@dataclass(frozen=True)
-class _Table:
-    title: str
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    left: int = 0  # how many leading columns are text (left-aligned); the rest are numbers
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1%}"
-
-
-def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
-
-
-def _blocks(r: CalibrationReport, *, brief: bool = False) -> list[_Table | str]:
-    """The report's content, in order, as tables and lines of plain text (brief: no per-voter,
-    per-category or pairwise table)."""
-    policy = Gate(r.n, r.category_k, r.on_inconclusive).describe_inconclusive()
-    blocks: list[_Table | str] = [
-        _Table(
-            f"Threshold K (N={r.n}; {plural(r.fixtures, 'fixture')}: {r.bad} UNSAFE, {r.good} SAFE; {policy}; "
-            "rates over the fixtures scored at each K)",
-            ("K", "scored", "not scored", "TP", "FN", "FP", "TN", "recall", "FPR", "precision", "score"),
-            tuple(
-                (
-                    str(x.k),
-                    str(x.scored),
-                    str(x.not_scored),
-                    str(x.tp),
-                    str(x.fn),
-                    str(x.fp),
-                    str(x.tn),
-                    _pct(x.recall),
-                    _pct(x.fpr),
-                    _pct(x.precision),
-                    _num(x.score),
-                )
-                for x in r.rows
-            ),
-        ),
-        r.recommendation,
-        _Table(
-            "Voters (fixtures where the voter had an ERROR are excluded from its rates)",
-            ("voter", "model", "TP", "FN", "FP", "TN", "TPR", "FPR", "errors", "excluded"),
-            tuple(
-                (
-                    v.voter_id,
-                    v.model,
-                    str(v.tp),
-                    str(v.fn),
-                    str(v.fp),
-                    str(v.tn),
-                    _pct(v.tpr),
-                    _pct(v.fpr),
-                    str(v.errors),
-                    str(v.excluded),
-                )
-                for v in r.voters
-            ),
-            left=2,
-        ),
-        _Table(
-            f"Categories at K={r.category_k} (scored fixtures)",
-            ("category", "UNSAFE", "caught", "recall", "SAFE", "FP", "FPR", "not scored"),
-            tuple(
-                (
-                    c.category,
-                    str(c.bad),
-                    str(c.tp),
-                    _pct(c.recall),
-                    str(c.good),
-                    str(c.fp),
-                    _pct(c.fpr),
-                    str(c.not_scored),
-                )
-                for c in r.categories
-            ),
-            left=1,
-        ),
-    ]
-    if r.not_scored:
-        blocks.append(
-            _Table(
-                f"Not scored at K={r.category_k} ({len(r.not_scored)} of {r.fixtures} fixtures: "
-                "the panel did not judge them)",
-                ("fixture", "label", "reason"),
-                tuple((x.fixture_id, x.expected, x.reason) for x in r.not_scored),
-                left=3,
-            )
-        )
-    blocks.extend(_agreement_blocks(r.agreement))
-    if brief:
-        blocks = [b for b in blocks if not isinstance(b, _Table) or b.title.startswith("Threshold K")]
-    la, cost = r.line_accuracy, r.cost
-    blocks.append(
-        f"line accuracy: {_pct(la.accuracy)} ({la.hits}/{la.total} flagging voters pointed within "
-        f"{la.tolerance} lines of the known flaw)"
-    )
-    usd = "unknown" if cost.usd is None else f"${cost.usd:.4f}"
-    u = cost.usage
-    blocks.append(
-        f"tokens: {u.input_tokens} input, {u.output_tokens} output, {u.cache_write_tokens} cache write, "
-        f"{u.cache_read_tokens} cache read; cost {usd} ({cost.note})"
-    )
-    return blocks
-
-
-def _agreement_blocks(a: Agreement) -> list[_Table | str]:
-    """The agreement table, the summary line and the warning, if any."""
-    if not a.pairs:
-        return ["agreement: needs at least two voters"]
-    blocks: list[_Table | str] = [
-        _Table(
-            "Agreement between voters (per-fixture flags)",
-            ("voter", "voter", "agreement", "fixtures"),
-            tuple((p.a, p.b, _pct(p.agreement), str(p.fixtures)) for p in a.pairs),
-            left=2,
-        ),
-        (
-            f"mean pairwise agreement {_pct(a.mean)}; within-label Fleiss' kappa "
-            f"{'undefined' if a.kappa is None else f'{a.kappa:.3f}'} over {plural(a.kappa_fixtures, 'fixture')}"
-        ),
-    ]
-    if a.warning:
-        blocks.append(f"WARNING: {a.warning}")
-    return blocks
-
-
-def _render(blocks: Iterable[_Table | str], table: Callable[[_Table], str], line: Callable[[str], str]) -> str:
-    """Join blocks, formatting tables and lines with the given functions."""
-    return "\n".join(table(b) if isinstance(b, _Table) else line(b) for b in blocks).rstrip("\n") + "\n"
-
-
-def _text_table(t: _Table) -> str:
-    """Title, then columns padded to their widest cell; text left, numbers right."""
-    widths = [max(len(c) for c in col) for col in zip(t.headers, *t.rows, strict=True)]
-
-    def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i < t.left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join([t.title, fmt(t.headers), *(fmt(row) for row in t.rows), ""])
-
-
-def _markdown_table(t: _Table) -> str:
-    """A heading and a GitHub markdown table; numbers right-aligned."""
-
-    def fmt(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    rule = "|" + "|".join("---" if i < t.left else "---:" for i in range(len(t.headers))) + "|"
-    return "\n".join([f"### {t.title}", "", fmt(t.headers), rule, *(fmt(row) for row in t.rows), ""])
-
-
-# --- plotting ----------------------------------------------------------------------------
-
-
-def plot_k_curve(report: CalibrationReport, path: str | Path) -> bool:
-    """Write a PNG of recall and FPR against K; False when matplotlib is not installed."""
-    try:
-        # Import the package first: a submodule already in sys.modules would otherwise
-        # bypass a missing or blocked top-level package.
-        import matplotlib  # noqa: F401
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return False
-    # A bare Figure on an Agg canvas: no pyplot, so no global backend switch or figure registry.
-    fig = Figure(figsize=(6.4, 4.0))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ks = [r.k for r in report.rows]
-    # Recall wide and solid with large open circles, FPR thin and dashed with small squares on
-    # top: where the two coincide, both stay visible (the legend says so).
-    curves: list[tuple[str, list[float | None], dict[str, Any]]] = [
-        (
-            "recall",
-            [r.recall for r in report.rows],
-            {"linestyle": "-", "linewidth": 4, "marker": "o", "markersize": 11, "markerfacecolor": "none", "zorder": 2},
-        ),
-        (
-            "FPR (dashed, drawn on top)",
-            [r.fpr for r in report.rows],
-            {"linestyle": "--", "linewidth": 1.5, "marker": "s", "markersize": 5, "zorder": 3},
-        ),
-    ]
-    for label, values, style in curves:
-        points = [(k, v) for k, v in zip(ks, values, strict=True) if v is not None]
-        if points:
-            ax.plot([k for k, _ in points], [v for _, v in points], label=label, **style)
-    ax.axhline(report.target_fpr, color="grey", linestyle=":", label=f"target FPR {report.target_fpr:.1%}")
-    if report.recommended_k is not None:
-        ax.axvline(report.recommended_k, color="green", linestyle="--", label=f"recommended K={report.recommended_k}")
-    ax.set_xticks(ks)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("threshold K (SAFE votes needed)")
-    ax.set_ylabel("rate")
-    ax.set_title(f"Gate recall and FPR by K (N={report.n}, {plural(report.fixtures, 'fixture')})")
-    ax.legend(loc="best", title="where lines coincide, FPR lies on recall")
-    fig.savefig(str(path), format="png", dpi=100)
-    return True
