@@ -13,16 +13,10 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 
-from pytest_swarmgate.core.calibration import (
-    PRICES,
-    CalibrationReport,
-    FixtureVotes,
-    calibrate,
-    fixture_flagged,
-    price_for,
-)
+from pytest_swarmgate.core.calibration import CalibrationReport, FixtureVotes, calibrate, fixture_flagged
 from pytest_swarmgate.core.corpus import Fixture
 from pytest_swarmgate.core.gate import Gate
+from pytest_swarmgate.core.pricing import PRICES, price_for
 from pytest_swarmgate.output.calibration import render_markdown, render_text
 from pytest_swarmgate.output.plot import plot_k_curve
 from pytest_swarmgate.model import Finding, Usage, Vote
