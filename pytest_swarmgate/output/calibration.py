@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Sequence
 
-from ..core.calibration import Agreement, CalibrationReport
+from ..core.agreement import Agreement
+from ..core.calibration import CalibrationReport
 from ..core.gate import Gate
 from ..core.text import percent, plural
 
