@@ -40,13 +40,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from . import __version__, options
-from .core.calibration import (
-    CalibrationReport,
-    FixtureVotes,
-    calibrate,
-    fixture_flagged,
-    not_scored_reason,
-)
+from .core.calibration import CalibrationReport, FixtureVotes, NotScored, calibrate, fixture_flagged, not_scored
 from .core.corpus import CorpusError, Fixture, load_corpus
 from .core.model import NotReviewed, SectionResult
 from .core.gate import Gate
@@ -81,12 +75,12 @@ class FixtureRun:
         return FixtureVotes(
             self.fixture,
             tuple((r.section.id, r.votes) for r in self.results or ()),
-            tuple(n.reason for n in self.not_reviewed),
+            self.not_reviewed,
         )
 
-    def not_scored(self, gate: Gate) -> str | None:
-        """Why the panel did not judge this fixture at the K in force (`calibration.not_scored_reason`)."""
-        return not_scored_reason(self.votes(), gate)
+    def not_scored(self, gate: Gate) -> NotScored | None:
+        """Why the panel did not judge this fixture at the K in force (`calibration.not_scored`)."""
+        return not_scored(self.votes(), gate)
 
     def blocked(self, gate: Gate) -> bool:
         """Whether the gate in force blocks this fixture (`calibration.fixture_flagged`)."""
@@ -130,11 +124,11 @@ class CalibrationItem(ReviewItem):
         if self.run.results is None:
             raise SectionFailed(["the calibration did not run in this session, so there is no verdict (fail closed)"])
         unjudged = self.run.not_scored(self.gate)
-        if unjudged is not None and unjudged.startswith("errors"):
+        if unjudged is not None and unjudged.kind == "errors":
             # Never a pass on errors, and never called UNSAFE: the panel decided nothing.
-            raise SectionFailed(unjudged_lines(self.run, self.gate, unjudged))
+            raise SectionFailed(unjudged_lines(self.run, self.gate, unjudged.reason))
         if unjudged is not None:
-            pytest.skip(f"not scored: {terminal(unjudged)}")
+            pytest.skip(f"not scored: {terminal(unjudged.reason)}")
         blocked = self.run.blocked(self.gate)
         self.user_properties.append(("swarm_expected", self.run.fixture.expected))
         self.user_properties.append(("swarm_gate", "BLOCKED" if blocked else "PASSED"))
@@ -516,16 +510,18 @@ class CalibrationController(ControllerRun, CalibrationItems):
                 "wall_time_s": review.wall_time_s,
             },
             "report": report.to_dict(),
-            "fixtures": [
-                {
-                    **run.to_dict(),
-                    "blocked": run.blocked(self.gate),
-                    "not_scored": run.not_scored(self.gate),
-                    "agrees": run.not_scored(self.gate) is None
-                    and run.blocked(self.gate) == (run.fixture.expected == "UNSAFE"),
-                }
-                for run in self.ran
-            ],
+            "fixtures": [self._fixture_document(run) for run in self.ran],
+        }
+
+    def _fixture_document(self, run: FixtureRun) -> dict[str, Any]:
+        """One fixture of the JSON report: its run, and what the gate in force made of it."""
+        unjudged = run.not_scored(self.gate)
+        blocked = run.blocked(self.gate)
+        return {
+            **run.to_dict(),
+            "blocked": blocked,
+            "not_scored": None if unjudged is None else unjudged.reason,
+            "agrees": unjudged is None and blocked == (run.fixture.expected == "UNSAFE"),
         }
 
     def _write_reports(self, base: Path, report: CalibrationReport) -> list[str]:

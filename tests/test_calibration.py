@@ -13,13 +13,13 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 
-from pytest_swarmgate.core.calibration import CalibrationReport, FixtureVotes, calibrate, fixture_flagged
+from pytest_swarmgate.core.calibration import CalibrationReport, FixtureVotes, calibrate, fixture_flagged, not_scored
 from pytest_swarmgate.core.corpus import Fixture
 from pytest_swarmgate.core.gate import Gate
 from pytest_swarmgate.core.pricing import PRICES, price_for
 from pytest_swarmgate.output.calibration import render_markdown, render_text
 from pytest_swarmgate.output.plot import plot_k_curve
-from pytest_swarmgate.model import Finding, Usage, Vote
+from pytest_swarmgate.model import Finding, NotReviewed, Usage, Vote
 
 MODEL = "claude-sonnet-4-5"
 
@@ -422,6 +422,7 @@ def test_an_all_error_corpus_scores_nothing_and_recommends_no_k() -> None:
         "good0.diff",
         "good1.diff",
     ]
+    assert all(x.kind == "errors" for x in report.not_scored)
     assert all(x.reason.startswith("errors: INCONCLUSIVE at K=3, 3 of 3 votes") for x in report.not_scored)
     assert [(v.tp, v.fn, v.fp, v.tn, v.errors, v.excluded) for v in report.voters] == [(0, 0, 0, 0, 5, 5)] * 3
     assert report.agreement.pairs[0].fixtures == 0 and report.agreement.kappa is None
@@ -432,17 +433,28 @@ def test_an_all_error_corpus_scores_nothing_and_recommends_no_k() -> None:
 def test_a_fixture_with_nothing_reviewed_is_never_a_voters_tn_or_an_agreement() -> None:
     """--swarm-include leaving most fixtures empty: they are excluded, not 100% agreement."""
     judged = [panel(fixture("bad.diff"), ["UNSAFE"] * 3), panel(fixture("good.diff", "SAFE"), ["SAFE"] * 3)]
-    empty = [FixtureVotes(fixture(f"e{i}.diff", "SAFE"), (), ("not matched by any include glob",)) for i in range(8)]
-    media = FixtureVotes(fixture("m.diff"), (), ("binary file",))
+    unmatched = NotReviewed("app.py", "not matched by any include glob", kind="excluded")
+    empty = [FixtureVotes(fixture(f"e{i}.diff", "SAFE"), (), (unmatched,)) for i in range(8)]
+    media = FixtureVotes(fixture("m.diff"), (), (NotReviewed("logo.bin", "binary file", kind="binary"),))
     report = calibrate([*judged, *empty, media], 3)
     assert [(r.scored, r.not_scored) for r in report.rows] == [(2, 9)] * 3
     assert report.recommended_k is None and "at most 2 of 11 fixtures (18%)" in report.recommendation
     assert "8 excluded" in report.recommendation and "1 nothing reviewed" in report.recommendation
     assert [(v.tp + v.fn + v.fp + v.tn, v.excluded) for v in report.voters] == [(2, 9)] * 3
     assert all(p.fixtures == 2 for p in report.agreement.pairs) and report.agreement.kappa_fixtures == 2
-    reasons = {x.fixture_id: x.reason for x in report.not_scored}
-    assert reasons["e0.diff"] == "excluded: not matched by any include glob"
-    assert reasons["m.diff"] == "nothing reviewed (binary file)"
+    why = {x.fixture_id: (x.kind, x.reason) for x in report.not_scored}
+    assert why["e0.diff"] == ("excluded", "excluded: not matched by any include glob")
+    assert why["m.diff"] == ("nothing_reviewed", "nothing reviewed (binary file)")
+
+
+def test_only_the_runs_globs_make_a_fixture_excluded_whatever_a_reason_says() -> None:
+    """The kind decides: a filter hook's reason worded like a glob's is still 'nothing reviewed'."""
+    hook = NotReviewed("app.py", "excluded by exclude glob 'app.py'", kind="configured")
+    glob = NotReviewed("app.py", "dropped", kind="excluded")
+    by_hook, by_glob = (not_scored(FixtureVotes(fixture("a.diff"), (), (nr,)), Gate(3, 2)) for nr in (hook, glob))
+    assert by_hook is not None and by_hook.kind == "nothing_reviewed"
+    assert by_hook.reason == "nothing reviewed (excluded by exclude glob 'app.py')"
+    assert by_glob is not None and (by_glob.kind, by_glob.reason) == ("excluded", "excluded: dropped")
 
 
 def test_enough_scored_fixtures_recommend_over_the_scored_ones_with_their_count() -> None:

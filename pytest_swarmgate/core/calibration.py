@@ -73,9 +73,9 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from .agreement import Agreement, agreement
 from .corpus import Fixture
-from .model import Vote
+from .model import NotReviewed, Vote
 from .text import percent
-from .choices import InconclusivePolicy
+from .choices import InconclusivePolicy, NotScoredKind
 from .decision import sections_pass
 from .gate import Gate
 from .pricing import Cost, Price, cost_of
@@ -94,9 +94,9 @@ class FixtureVotes:
 
     fixture: Fixture
     sections: tuple[tuple[str, tuple[Vote, ...]], ...]
-    # Why each file of the fixture was not reviewed (`NotReviewed.reason`): says why a fixture
-    # with no section was not scored.
-    not_reviewed: tuple[str, ...] = ()
+    # The fixture's files not sent to the panel: their kinds say why a fixture with no section
+    # was not scored.
+    not_reviewed: tuple[NotReviewed, ...] = ()
 
     def votes(self) -> Iterator[Vote]:
         """Every vote on every section."""
@@ -240,10 +240,11 @@ class LineAccuracy:
 
 @dataclass(frozen=True)
 class NotScored:
-    """A fixture the panel did not judge at one K, and why."""
+    """A fixture the panel did not judge at one K: why, as a kind to decide on and in words."""
 
     fixture_id: str
     expected: str
+    kind: NotScoredKind
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -348,11 +349,7 @@ def calibrate(
         line_accuracy=_line_accuracy(fixture_votes),
         cost=cost_of([v for fv in fixture_votes for v in fv.votes()], prices, batch),
         min_scored=min_scored,
-        not_scored=tuple(
-            NotScored(fv.fixture.id, fv.fixture.expected, reason)
-            for fv in fixture_votes
-            if (reason := not_scored_reason(fv, gate.at(category_k))) is not None
-        ),
+        not_scored=tuple(x for fv in fixture_votes if (x := not_scored(fv, gate.at(category_k))) is not None),
     )
 
 
@@ -361,23 +358,27 @@ def fixture_flagged(fv: FixtureVotes, gate: Gate) -> bool:
     return not sections_pass(gate, (gate.outcome(*count(votes)[:2]) for _, votes in fv.sections))
 
 
-def not_scored_reason(fv: FixtureVotes, gate: Gate) -> str | None:
+def not_scored(fv: FixtureVotes, gate: Gate) -> NotScored | None:
     """Why the panel did not judge this fixture at K, or None when it did (see "Scored fixture")."""
+    fx = fv.fixture
     if not fv.sections:
-        excluded = [r for r in fv.not_reviewed if r.startswith(("excluded by", "not matched by any include"))]
+        excluded = [n for n in fv.not_reviewed if n.kind == "excluded"]
         if excluded and len(excluded) == len(fv.not_reviewed):
-            return f"excluded: {excluded[0]}"
-        why = f" ({fv.not_reviewed[0]})" if fv.not_reviewed else ""
-        return f"nothing reviewed{why}"
+            return NotScored(fx.id, fx.expected, "excluded", f"excluded: {excluded[0].reason}")
+        why = f" ({fv.not_reviewed[0].reason})" if fv.not_reviewed else ""
+        return NotScored(fx.id, fx.expected, "nothing_reviewed", f"nothing reviewed{why}")
     outcomes = [gate.outcome(*count(votes)[:2]) for _, votes in fv.sections]
     if "UNSAFE" in outcomes or all(o == "SAFE" for o in outcomes):
         return None
     valid = sum(sum(count(votes)[:2]) for _, votes in fv.sections)
     asked = gate.n * len(fv.sections)
     open_ = [section_id for (section_id, _), o in zip(fv.sections, outcomes, strict=True) if o == "INCONCLUSIVE"]
-    return (
+    return NotScored(
+        fx.id,
+        fx.expected,
+        "errors",
         f"errors: INCONCLUSIVE at K={gate.k}, {asked - valid} of {asked} votes were errors or missing "
-        f"({len(open_)} of {len(fv.sections)} sections undecided)"
+        f"({len(open_)} of {len(fv.sections)} sections undecided)",
     )
 
 
@@ -413,7 +414,7 @@ def _k_row(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> KRow:
     """The confusion matrix at the gate's threshold K, over the fixtures scored there."""
     tp = fn = fp = tn = unscored = 0
     for fv in fixture_votes:
-        if not_scored_reason(fv, gate) is not None:
+        if not_scored(fv, gate) is not None:
             unscored += 1
             continue
         flagged = fixture_flagged(fv, gate)
@@ -459,12 +460,8 @@ def _too_few_scored(
     """Why no K can be recommended when too few fixtures were judged: how many, and what stopped the rest."""
     best = max(rows, key=lambda r: (r.scored, -r.k))
     share = best.scored / fixtures if fixtures else 0.0
-    reasons = Counter(
-        reason.split(":")[0].split(" (")[0]
-        for fv in fixture_votes
-        if (reason := not_scored_reason(fv, gate.at(best.k))) is not None
-    )
-    why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    kinds = Counter(x.kind for fv in fixture_votes if (x := not_scored(fv, gate.at(best.k))) is not None)
+    why = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in sorted(kinds.items()))
     return (
         f"no K can be recommended: at most {best.scored} of {fixtures} fixtures ({share:.0%}) were judged "
         f"at any K, under the {min_scored:.0%} needed (not scored at K={best.k}: {why or 'none'})"
@@ -515,7 +512,7 @@ def _category_rows(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> tuple[C
     tally: dict[str, dict[str, int]] = {}
     for fv in fixture_votes:
         t = tally.setdefault(fv.fixture.category, {"bad": 0, "good": 0, "tp": 0, "fp": 0, "not_scored": 0})
-        if not_scored_reason(fv, gate) is not None:
+        if not_scored(fv, gate) is not None:
             t["not_scored"] += 1
             continue
         flagged = fixture_flagged(fv, gate)

@@ -20,6 +20,10 @@ ChangeKind = Literal["added", "modified", "deleted", "renamed"]
 # include/exclude globs), "configured" (a filter hook's choice; the default, since the
 # configuration that makes it is itself held whenever a pull request changes it).
 NotReviewedKind = Literal["media", "binary", "oversized", "excluded", "configured"]
+# Why calibration left a fixture unscored at one K: votes were errors or missing ("errors", the
+# fixture's item fails), every file was excluded by the run's globs ("excluded"), or no
+# section was reviewed for another reason ("nothing_reviewed"); the last two are skipped.
+NotScoredKind = Literal["errors", "excluded", "nothing_reviewed"]
 # Why a change is held for a human: it steers the gate's run (CI, CODEOWNERS, start-up files),
 # it reconfigures pytest or the gate, no voter could read it, or it is over the section ceiling.
 HeldKind = Literal["steering", "config", "unreadable", "oversized"]
