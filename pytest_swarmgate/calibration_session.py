@@ -31,18 +31,16 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import pytest
 
 from . import __version__, options
-from .core.calibration import CalibrationReport, FixtureVotes, NotScored, calibrate, fixture_flagged, not_scored
+from .core.calibration import CalibrationReport, FixtureRun, calibrate
 from .core.corpus import CorpusError, Fixture, load_corpus
-from .core.model import NotReviewed, SectionResult
 from .core.gate import Gate
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
@@ -51,6 +49,7 @@ from .output.escape import terminal, terminal_block
 from .output.plot import plot_k_curve
 from .core.text import plural
 from .output.terminal import not_reviewed_line, section_line, section_lines
+from .stash import runs_key
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
 
 if TYPE_CHECKING:
@@ -61,53 +60,6 @@ if TYPE_CHECKING:
 COLLECTOR_NAME = "swarm-calibrate"
 WORKERINPUT_KEY = "swarmgate-calibration"
 PLOT_SKIPPED = "plot skipped: matplotlib is not installed; pip install 'pytest-swarmgate[plot]'"
-
-
-@dataclass(frozen=True)
-class FixtureRun:
-    """One fixture, its files that were not reviewed, and its sections' results (None before the run)."""
-
-    fixture: Fixture
-    not_reviewed: tuple[NotReviewed, ...] = ()
-    results: tuple[SectionResult, ...] | None = None
-
-    def votes(self) -> FixtureVotes:
-        return FixtureVotes(
-            self.fixture,
-            tuple((r.section.id, r.votes) for r in self.results or ()),
-            self.not_reviewed,
-        )
-
-    def not_scored(self, gate: Gate) -> NotScored | None:
-        """Why the panel did not judge this fixture at the K in force (`calibration.not_scored`)."""
-        return not_scored(self.votes(), gate)
-
-    def blocked(self, gate: Gate) -> bool:
-        """Whether the gate in force blocks this fixture (`calibration.fixture_flagged`)."""
-        return fixture_flagged(self.votes(), gate)
-
-    def to_dict(self) -> dict[str, Any]:
-        fixture = dataclasses.asdict(self.fixture)
-        fixture["diff_path"] = str(self.fixture.diff_path)
-        return {
-            "fixture": fixture,
-            "not_reviewed": [n.to_dict() for n in self.not_reviewed],
-            "results": None if self.results is None else [r.to_dict() for r in self.results],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FixtureRun:
-        fixture = dict(d["fixture"])
-        fixture["diff_path"] = Path(fixture["diff_path"])
-        results = d.get("results")
-        return cls(
-            fixture=Fixture(**fixture),
-            not_reviewed=tuple(NotReviewed.from_dict(n) for n in d.get("not_reviewed") or ()),
-            results=None if results is None else tuple(SectionResult.from_dict(r) for r in results),
-        )
-
-
-runs_key = pytest.StashKey[dict[str, FixtureRun]]()
 
 
 class CalibrationItem(ReviewItem):

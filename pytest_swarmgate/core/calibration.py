@@ -66,14 +66,16 @@ Tokens and cost.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from collections import Counter
+from pathlib import Path
 from typing import Any
 from collections.abc import Iterator, Mapping, Sequence
 
 from .agreement import Agreement, agreement
 from .corpus import Fixture
-from .model import NotReviewed, Vote
+from .model import NotReviewed, SectionResult, Vote
 from .text import percent
 from .choices import InconclusivePolicy, NotScoredKind
 from .decision import sections_pass
@@ -102,6 +104,50 @@ class FixtureVotes:
         """Every vote on every section."""
         for _, votes in self.sections:
             yield from votes
+
+
+@dataclass(frozen=True)
+class FixtureRun:
+    """One fixture of a calibration session: its files not reviewed and its sections' results (None before the run)."""
+
+    fixture: Fixture
+    not_reviewed: tuple[NotReviewed, ...] = ()
+    results: tuple[SectionResult, ...] | None = None
+
+    def votes(self) -> FixtureVotes:
+        return FixtureVotes(
+            self.fixture,
+            tuple((r.section.id, r.votes) for r in self.results or ()),
+            self.not_reviewed,
+        )
+
+    def not_scored(self, gate: Gate) -> NotScored | None:
+        """Why the panel did not judge this fixture at the K in force (`not_scored`)."""
+        return not_scored(self.votes(), gate)
+
+    def blocked(self, gate: Gate) -> bool:
+        """Whether the gate in force blocks this fixture (`fixture_flagged`)."""
+        return fixture_flagged(self.votes(), gate)
+
+    def to_dict(self) -> dict[str, Any]:
+        fixture = dataclasses.asdict(self.fixture)
+        fixture["diff_path"] = str(self.fixture.diff_path)
+        return {
+            "fixture": fixture,
+            "not_reviewed": [n.to_dict() for n in self.not_reviewed],
+            "results": None if self.results is None else [r.to_dict() for r in self.results],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FixtureRun:
+        fixture = dict(d["fixture"])
+        fixture["diff_path"] = Path(fixture["diff_path"])
+        results = d.get("results")
+        return cls(
+            fixture=Fixture(**fixture),
+            not_reviewed=tuple(NotReviewed.from_dict(n) for n in d.get("not_reviewed") or ()),
+            results=None if results is None else tuple(SectionResult.from_dict(r) for r in results),
+        )
 
 
 @dataclass(frozen=True)
