@@ -434,3 +434,32 @@ def test_a_binary_renamed_to_a_media_name_is_held() -> None:
     assert [(n.path, n.old_path, n.reason) for n in not_reviewed] == [("logo.png", "tool.so", "binary file")]
     [held] = held_changes(sections, not_reviewed)
     assert held.kind == "unreadable" and held.line().startswith("logo.png: a binary file that is not media")
+
+
+def test_start_up_modules_setup_py_and_lfs_pointers_are_held_only_where_they_can_steer() -> None:
+    """Issue 16: the package forms of the start-up modules, `_distutils_hack`, a setup.py that can
+    register a pytest plugin, and an LFS pointer standing for a file no voter sees."""
+    for path in ("sitecustomize/__init__.py", "src/usercustomize/x.py", "_distutils_hack/override.py",
+                 "sitecustomize.cpython-312-x86_64-linux-gnu.so", "SiteCustomize.py"):  # fmt: skip
+        assert held(file_diff(path, "import os", new=True)), path
+    for path in ("docs/sitecustomize.md", "app/site_customize.py", "distutils_hack.py"):
+        assert held(file_diff(path, "x = 1", new=True)) == [], path
+    plain = "from setuptools import setup\nsetup(name='x')\n"
+    plugin = "from setuptools import setup\nsetup(name='x', entry_points={'pytest11': ['q = q']})\n"
+    assert held_edit("setup.py", plain, plain.replace("'x'", "'y'")) == [], "an ordinary setup.py edit is judged"
+    assert held_edit("setup.py", plain, plugin) == [
+        "setup.py: setup.py can register a pytest plugin (a pytest11 entry point) when the package is installed"
+    ]
+    # Without the full text (a bare patch), what the rest of the file declares is unknown: held.
+    assert held(file_diff("setup.py", "name='y'", context="setup(")) == [
+        "setup.py: setup.py can register a pytest plugin (a pytest11 entry point) when the package is installed"
+        " (its full text is not known here)"
+    ]
+    pointer = ("version https://git-lfs.github.com/spec/v1", "oid sha256:" + "ab" * 32, "size 9")
+    assert held(file_diff("tools/run.bin", *pointer, new=True)) == [
+        "tools/run.bin: a Git LFS pointer: the file it stands for is not in the diff, so no voter could read it"
+    ]
+    assert held(file_diff("art/logo.png", *pointer, new=True)) == [], "a pointer to media stands for media"
+    assert held(file_diff(".gitmodules", "\tignore = all", context='[submodule "lib"]')) == [
+        ".gitmodules: submodule settings decide what the diff shows"
+    ]
