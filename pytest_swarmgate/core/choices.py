@@ -22,7 +22,7 @@ ChangeKind = Literal["added", "modified", "deleted", "renamed"]
 NotReviewedKind = Literal["media", "binary", "oversized", "excluded", "configured"]
 # Why a change is held for a human: it steers the gate's run (CI, CODEOWNERS, start-up files),
 # it reconfigures pytest or the gate, no voter could read it, or it is over the section ceiling.
-HeldKind = Literal["steering", "config", "unreadable", "oversized"]
+HeldKind = Literal["steering", "config", "unreadable", "oversized", "hidden"]
 # Why a review could not be completed: a check before collection failed, a run-wide fault
 # stopped the calls, the rate limit outlasted --swarm-deadline, the diff is over --swarm-max-sections.
 StopCause = Literal["preflight", "fault", "deadline", "ceiling"]

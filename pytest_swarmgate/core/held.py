@@ -28,6 +28,7 @@ import iniconfig
 from .choices import HeldKind
 from .diff import is_media
 from .model import Held, NotReviewed, Section
+from .text import hidden_characters
 from .texts import NoTexts, Texts, Unknown
 
 # The TOML parser pytest itself uses: tomllib, or on Python 3.10 tomli (a pytest dependency there).
@@ -146,6 +147,7 @@ def held_changes(
             or _as("config", _config(path, first.old_path, first.change, text, texts))
             or _as("steering", _setup_py(path, first.old_path, text, texts))
             or _as("unreadable", _lfs_pointer(path, text))
+            or _as("hidden", _hidden(text))
         )
         if why:
             found.add(Held(path, *why))
@@ -213,6 +215,18 @@ def _lfs_pointer(path: str, diff_text: str) -> str | None:
     if is_media(path) or not any(line.rstrip("\r\n") == LFS_POINTER for line in diff_text.splitlines()):
         return None
     return LFS_REASON
+
+
+def _hidden(diff_text: str) -> str | None:
+    """Why added lines with characters a reader cannot see are held (Trojan Source), else None."""
+    added = "".join(line for line in diff_text.splitlines(keepends=True) if line.startswith("+"))
+    found = hidden_characters(added)
+    if not found:
+        return None
+    return (
+        f"added lines hold characters a reader cannot see ({', '.join(found[:5])}{', ...' * (len(found) > 5)}):"
+        " bidirectional or invisible text can make code run differently from how it reads"
+    )
 
 
 def _in_metadata(path: str) -> bool:
