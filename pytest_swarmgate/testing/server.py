@@ -51,7 +51,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -76,8 +76,6 @@ Strict = Literal["accept", "reject"]
 STRICT_MODES: tuple[str, ...] = ("accept", "reject")
 PLAIN_TEXT_ANSWER = "I think this change looks fine, but I cannot call tools."
 
-_BATCH_RE = re.compile(r"^/v1/messages/batches/([A-Za-z0-9_-]+)(/results)?$")
-_MODEL_RE = re.compile(r"^/v1/models/([^/]+)$")
 DEFAULT_LOG_LIMIT = 10_000
 
 _REDACTED_HEADERS = frozenset({"authorization", "x-api-key"})
@@ -111,6 +109,43 @@ class LoggedRequest:
     def is_call(self) -> bool:
         """True for a message call the script answered (directly or inside a batch)."""
         return self.attempt is not None
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@dataclass(frozen=True)
+class _Request:
+    """An authenticated request as its route handler sees it."""
+
+    body: Any  # the JSON object of a POST, None otherwise
+    api_version: str | None
+    match: re.Match[str]
+
+
+_Routed = tuple[Response, dict[str, Any]]  # the response and what the request log adds for it
+
+# Every endpoint: the first route whose method and whole path match answers the request.
+_ROUTES: tuple[tuple[str, re.Pattern[str], Callable[[StubServer, _Request], _Routed]], ...] = (
+    ("GET", re.compile(r"/v1/models/([^/]+)"), lambda stub, req: (stub._model(req.match[1]), {})),
+    ("POST", re.compile(r"/v1/messages"), lambda stub, req: stub._messages(req.body, req.api_version)),
+    (
+        "POST",
+        re.compile(r"/v1/messages/batches"),
+        lambda stub, req: (stub._create_batch(req.body, req.api_version), {}),
+    ),
+    ("GET", re.compile(r"/v1/messages/batches"), lambda stub, req: (stub._list_batches(), {})),
+    (
+        "GET",
+        re.compile(r"/v1/messages/batches/([A-Za-z0-9_-]+)"),
+        lambda stub, req: (stub._retrieve_batch(req.match[1]), {}),
+    ),
+    (
+        "GET",
+        re.compile(r"/v1/messages/batches/([A-Za-z0-9_-]+)/results"),
+        lambda stub, req: (stub._batch_results(req.match[1]), {}),
+    ),
+)
 
 
 # --------------------------------------------------------------------------- the server
@@ -303,26 +338,10 @@ class StubServer:
             return body, self._error(401, "authentication_error", "invalid x-api-key"), {}
         if method == "POST" and not isinstance(body, dict):
             return body, self._error(400, "invalid_request_error", "request body must be a JSON object"), {}
-        api_version = headers.get("anthropic-version")
-        if method == "GET" and (model := _MODEL_RE.match(path)):
-            return body, self._model(model.group(1)), {}
-        if method == "POST" and path == "/v1/messages":
-            if self.models is not None and body.get("model") not in self.models:
-                return body, self._error(404, "not_found_error", f"model: {body.get('model')}"), {}
-            limited, limit_headers = self._rate_limited(body)
-            if limited is not None:
-                return body, limited, {"reply": "rate_limited"}
-            response, entry = self._messages(body, api_version)
-            response.headers.update(limit_headers)
-            return body, response, entry
-        if method == "POST" and path == "/v1/messages/batches":
-            return body, self._create_batch(body, api_version), {}
-        if method == "GET" and path == "/v1/messages/batches":
-            return body, self._list_batches(), {}
-        match = _BATCH_RE.match(path)
-        if method == "GET" and match:
-            batch_id, results = match.group(1), bool(match.group(2))
-            return body, (self._batch_results(batch_id) if results else self._retrieve_batch(batch_id)), {}
+        for route_method, pattern, handle in _ROUTES:
+            if route_method == method and (match := pattern.fullmatch(path)):
+                response, extras = handle(self, _Request(body, headers.get("anthropic-version"), match))
+                return body, response, extras
         return body, self._error(404, "not_found_error", f"{method} {path}: not found"), {}
 
     def _revoked(self, method: str, path: str) -> bool:
@@ -362,7 +381,13 @@ class StubServer:
 
     # ---- messages
 
-    def _messages(self, body: Mapping[str, Any], api_version: str | None) -> tuple[Response, dict[str, Any]]:
+    def _messages(self, body: Mapping[str, Any], api_version: str | None) -> _Routed:
+        """One message call: the model must exist and the rate limit admit it before the script answers."""
+        if self.models is not None and body.get("model") not in self.models:
+            return self._error(404, "not_found_error", f"model: {body.get('model')}"), {}
+        limited, limit_headers = self._rate_limited(body)
+        if limited is not None:
+            return limited, {"reply": "rate_limited"}
         outcome = self._call(body, api_version)
         if outcome.message is not None:
             response = json_response(200, outcome.message, **{"request-id": new_id("req")})
@@ -374,6 +399,7 @@ class StubServer:
             r = outcome.rendered
             response = self._error(r.status, r.error_type, r.error_message, r.retry_after)
         response.delay = outcome.rendered.delay
+        response.headers.update(limit_headers)
         return response, outcome.entry
 
     def _call(self, body: Mapping[str, Any], api_version: str | None, custom_id: str | None = None) -> _CallOutcome:
