@@ -15,10 +15,11 @@ Standard library only; see `pytest_swarmgate.testing.script` for the JSON script
 
 from __future__ import annotations
 
+from .checks import CURRENT_API_VERSION
 from .ratelimit import RateLimit
 from .replies import CallContext, Rendered, Reply, first_added_line
 from .script import Script, ScriptError, reply_from_json
-from .server import CURRENT_API_VERSION, LoggedRequest, StubServer
+from .server import LoggedRequest, StubServer
 
 __all__ = [
     "CURRENT_API_VERSION",

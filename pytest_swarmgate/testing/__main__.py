@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
 
+from .checks import SAMPLING_MODES, STRICT_MODES
 from .ratelimit import RateLimit
 from .replies import Reply
 from .script import Script, ScriptError
-from .server import DEFAULT_LOG_LIMIT, SAMPLING_MODES, STRICT_MODES, StubServer
+from .server import DEFAULT_LOG_LIMIT, StubServer
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -54,30 +54,20 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from .batches import Batch, Batches, requests_problem, result_line
+from .checks import SAMPLING_MODES, STRICT_MODES, Sampling, Strict, request_problem, sampling_problem, strict_problem
 from .httpd import Handler, Response, StubHTTPServer, error_payload, json_response
 from .ratelimit import Limiter, RateLimit
 from .replies import CallContext, Rendered, Reply, new_id, reply_kind, route, tool_name
 from .script import Script
 from .usage import PromptCache, block_tokens, prompt_blocks, tokens
 
-CURRENT_API_VERSION = "2026-10-21"
-"""The API version the SDK (2.x) sends; `sampling="legacy"` accepts sampling only below it."""
-
-SAMPLING_PARAMS: tuple[str, ...] = ("temperature", "top_p", "top_k")
 REDACTED = "<redacted>"
-
-Sampling = Literal["accept", "reject", "legacy"]
-SAMPLING_MODES: tuple[str, ...] = ("accept", "reject", "legacy")
-Strict = Literal["accept", "reject"]
-STRICT_MODES: tuple[str, ...] = ("accept", "reject")
 PLAIN_TEXT_ANSWER = "I think this change looks fine, but I cannot call tools."
-
 DEFAULT_LOG_LIMIT = 10_000
-
 _REDACTED_HEADERS = frozenset({"authorization", "x-api-key"})
 
 
@@ -414,7 +404,11 @@ class StubServer:
             "temperature_received": "temperature" in body,
             "temperature": body.get("temperature"),
         }
-        problem = _validate(body) or self._sampling_problem(body, api_version) or self._strict_problem(body)
+        problem = (
+            request_problem(body)
+            or sampling_problem(body, api_version, self.sampling)
+            or strict_problem(body, self.strict)
+        )
         if problem:
             entry["reply"] = "rejected"
             return _CallOutcome(
@@ -445,29 +439,6 @@ class StubServer:
             message["usage"]["output_tokens"] = 0
             entry["reply"] = "prewarm"
         return _CallOutcome(rendered, message, entry)
-
-    def _strict_problem(self, body: Mapping[str, Any]) -> str | None:
-        """With strict="reject", a tool sent with `strict: true` is refused, naming the field."""
-        tools = body.get("tools")
-        if self.strict == "reject" and isinstance(tools, list):
-            for i, tool in enumerate(tools):
-                if isinstance(tool, Mapping) and "strict" in tool:
-                    return f"tools.{i}.custom.strict: Extra inputs are not permitted"
-        return None
-
-    def _sampling_problem(self, body: Mapping[str, Any], api_version: str | None) -> str | None:
-        sent = [p for p in SAMPLING_PARAMS if p in body]
-        if not sent:
-            return None
-        legacy_ok = api_version is not None and api_version < CURRENT_API_VERSION
-        if self.sampling == "reject" or (self.sampling == "legacy" and not legacy_ok):
-            return f"{sent[0]}: sampling parameters are not supported for this model"
-        temperature = body.get("temperature")
-        if "temperature" in body and (
-            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0.0 <= temperature <= 1.0
-        ):
-            return "temperature: Input should be a number between 0 and 1"
-        return None
 
     def _message_json(self, body: Mapping[str, Any], rendered: Rendered) -> dict[str, Any]:
         content = [dict(block) for block in rendered.content]
@@ -544,16 +515,3 @@ class _CallOutcome:
     rendered: Rendered
     message: dict[str, Any] | None
     entry: dict[str, Any]
-
-
-def _validate(body: Mapping[str, Any]) -> str | None:
-    """The first problem the real API would reject the request for, or None."""
-    if not isinstance(body.get("model"), str) or not body.get("model"):
-        return "model: Field required"
-    max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
-        return "max_tokens: Field required (a non-negative integer)"
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "messages: Field required (a non-empty list)"
-    return None
