@@ -8,7 +8,7 @@
 
 `--unsafe GLOB` makes every voter answer UNSAFE (with a finding at the first added line)
 on sections whose id or path matches GLOB; it takes precedence over the script's rules.
-The script format is documented in `pytest_swarmgate.testing.server`.
+The script format is documented in `pytest_swarmgate.testing.script`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
 
-from .server import DEFAULT_LOG_LIMIT, SAMPLING_MODES, STRICT_MODES, RateLimit, Reply, Script, ScriptError, StubServer
+from .checks import SAMPLING_MODES, STRICT_MODES
+from .ratelimit import RateLimit
+from .replies import Reply
+from .script import Script, ScriptError
+from .server import DEFAULT_LOG_LIMIT, StubServer
 
 
 def _parser() -> argparse.ArgumentParser:
