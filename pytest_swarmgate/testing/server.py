@@ -12,6 +12,12 @@ Endpoints
                                              `batch_polls_before_done` polls, then ended
     GET  /v1/messages/batches/{id}/results   JSONL, one line per request
     GET  /v1/models/{model}                  the model, or 404 when `models` is given and lacks it
+    GET  /v1/models                          the `models` given (none when any model is taken)
+    POST /v1/messages/count_tokens           the prompt's tokens (characters / 4)
+
+`routes` names the optional routes served (default all of OPTIONAL_ROUTES: "model",
+"models", "count_tokens"); one left out answers a plain-text 404 `File Not Found`, as a
+gateway that implements `/v1/messages` and little else does.
 
 Faults of the whole endpoint, beside the script's per-call ones: `require_key` (401 unless
 that key comes), `revoke_key_after=N` (the key is rejected with 401 after N message calls),
@@ -116,8 +122,13 @@ class _Request:
 _Routed = tuple[Response, dict[str, Any]]  # the response and what the request log adds for it
 
 # Every endpoint: the first route whose method and whole path match answers the request.
+# Routes an endpoint may leave out (`StubServer(routes=...)`): a gateway often serves messages only.
+OPTIONAL_ROUTES = ("model", "models", "count_tokens")
+
 _ROUTES: tuple[tuple[str, re.Pattern[str], Callable[[StubServer, _Request], _Routed]], ...] = (
     ("GET", re.compile(r"/v1/models/([^/]+)"), lambda stub, req: (stub._model(req.match[1]), {})),
+    ("GET", re.compile(r"/v1/models"), lambda stub, req: (stub._list_models(), {})),
+    ("POST", re.compile(r"/v1/messages/count_tokens"), lambda stub, req: (stub._count_tokens(req.body), {})),
     ("POST", re.compile(r"/v1/messages"), lambda stub, req: stub._messages(req.body, req.api_version)),
     (
         "POST",
@@ -167,6 +178,7 @@ class StubServer:
         revoke_key_after: int | None = None,
         rate_limit: RateLimit | None = None,
         log_limit: int = DEFAULT_LOG_LIMIT,
+        routes: Sequence[str] = OPTIONAL_ROUTES,
     ) -> None:
         if sampling not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, not {sampling!r}")
@@ -183,6 +195,10 @@ class StubServer:
         self.plain_text = plain_text
         self._lock = threading.Lock()
         self.models = frozenset(models) if models is not None else None
+        unknown = set(routes) - set(OPTIONAL_ROUTES)
+        if unknown:
+            raise ValueError(f"routes must be among {', '.join(OPTIONAL_ROUTES)}, not {', '.join(sorted(unknown))}")
+        self.routes = frozenset(routes)
         self.revoke_key_after = revoke_key_after
         self.rate_limit = rate_limit
         self._limiter = Limiter(rate_limit) if rate_limit is not None else None
@@ -342,7 +358,33 @@ class StubServer:
             self._message_calls += 1
             return self._message_calls > self.revoke_key_after
 
+    @staticmethod
+    def _not_served() -> Response:
+        """A route this endpoint lacks: a plain-text 404 that names no model, as llama.cpp's server sends."""
+        return Response(404, b"File Not Found", content_type="text/plain")
+
+    def _list_models(self) -> Response:
+        if "models" not in self.routes:
+            return self._not_served()
+        data = [
+            {"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
+            for m in sorted(self.models or ())
+        ]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        page = {"data": data, "has_more": False, "first_id": first, "last_id": last}
+        return json_response(200, page, **{"request-id": new_id("req")})
+
+    def _count_tokens(self, body: Mapping[str, Any]) -> Response:
+        if "count_tokens" not in self.routes:
+            return self._not_served()
+        if self.models is not None and body.get("model") not in self.models:
+            return self._error(404, "not_found_error", f"model: {body.get('model')}")
+        count = sum(block_tokens(b) for b in prompt_blocks(body))
+        return json_response(200, {"input_tokens": count}, **{"request-id": new_id("req")})
+
     def _model(self, model: str) -> Response:
+        if "model" not in self.routes:
+            return self._not_served()
         if self.models is not None and model not in self.models:
             return self._error(404, "not_found_error", f"model: {model}")
         info = {"type": "model", "id": model, "display_name": model, "created_at": "2026-01-01T00:00:00Z"}
