@@ -60,7 +60,7 @@ def main() -> int:
         counts = plan_parse(diff, text)
         times.append(time.perf_counter() - start)
     way = "parse once" if hasattr(diff, "parse_diff") else "parse twice (old plan)"
-    print(f"package: {Path(diff.__file__).parent.parent}")
+    print(f"package: {Path(diff.__file__).parents[2]}")
     size = f"{len(text.encode()) / 1e6:.1f} MB, {text.count(chr(10))} lines"
     print(f"diff: {size}; {counts[0]} sections, {counts[1]} not reviewed")
     spread = f"min {min(times):.2f} s, median {statistics.median(times):.2f} s over {args.runs} runs"

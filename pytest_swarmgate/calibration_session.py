@@ -320,12 +320,10 @@ class CalibrationController(ControllerRun, CalibrationItems):
         self.review = self._execute(plans)
         if self.review.stopped is not None:
             # Scores over calls never sent would be noise: say why, with the review-incomplete code.
-            from .exitcodes import REVIEW_INCOMPLETE
+            from .exitcodes import stopped_code
 
-            pytest.exit(
-                f"swarmgate: calibration {self.review.stopped.line()} [exit {REVIEW_INCOMPLETE}]",
-                returncode=REVIEW_INCOMPLETE,
-            )
+            code = stopped_code(self.review.stopped.cause)
+            pytest.exit(f"swarmgate: calibration {self.review.stopped.line()} [exit {code}]", returncode=code)
         # The engine keeps section order, and fixtures' sections were queued fixture by fixture.
         results = iter(self.review.results)
         self.runs = tuple(

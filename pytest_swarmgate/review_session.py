@@ -26,7 +26,7 @@ from .core.text import plural
 from .items import COLLECTOR_NAME, ReviewCollector
 from .output.escape import terminal
 from .output.publish import github_outputs, now_utc, write_reports
-from .exitcodes import REVIEW_INCOMPLETE
+from .exitcodes import REVIEW_INCOMPLETE, stopped_code
 from .output.progress import Progress
 from .output.terminal import Line, report_lines
 from .runner import Plan, execute, over_ceiling, plan, preflight, read_source, settle_panel, stopped_run
@@ -110,7 +110,9 @@ class ReviewWorker(ReviewItems):
         config.stash[run_key] = RunResult.from_dict(data["run"]) if data["run"] is not None else None
 
 
-def exit_incomplete(config: pytest.Config, settings: GateSettings, review_plan: Plan | None, stopped: Stopped) -> None:
+def exit_incomplete(
+    config: pytest.Config, settings: GateSettings, review_plan: Plan | None, stopped: Stopped, verb: str | None = None
+) -> None:
     """End the session before collection: the reports say why, and one line with the exit code."""
     note = ""
     if review_plan is not None:
@@ -125,10 +127,8 @@ def exit_incomplete(config: pytest.Config, settings: GateSettings, review_plan: 
         github_outputs(run, env=os.environ, limit=0, out=published)
         failed = [line for line in published.lines if "could not write" in line]
         note = f" ({'; '.join(failed)})" if failed else ""
-    pytest.exit(
-        f"swarmgate: {terminal(stopped.line(), 1000)}{terminal(note, 500)} [exit {REVIEW_INCOMPLETE}]",
-        returncode=REVIEW_INCOMPLETE,
-    )
+    code = stopped_code(stopped.cause)
+    pytest.exit(f"swarmgate: {terminal(stopped.line(verb), 1000)}{terminal(note, 500)} [exit {code}]", returncode=code)
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,8 @@ def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
         if target and (config.invocation_params.dir / target).is_dir():
             raise pytest.UsageError(f"swarmgate: --swarm-{name}={target} is a directory; give a file path")
     settings = settle_panel(config, resolve(config))
-    if options.typed_by_hand(config, "preflight") is not None:
+    preflight_mode = options.preflight_mode(config)
+    if preflight_mode == "only":
         preflight_only(config, settings)
     diff_arg, base = diff_source(config)
     source, text = read_source(config, diff_arg, base, stdin)
@@ -173,10 +174,10 @@ def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
     try:
         # Before collection: a wrong key or a dead endpoint costs seconds, not the project's collection.
         # Not in a mode that reviews nothing (--collect-only, --fixtures, ...).
-        if not options.info_mode(config):
+        if not options.info_mode(config) and preflight_mode == "auto":
             preflight(config, settings, review_plan)
     except RunFault as exc:
-        exit_incomplete(config, settings, review_plan, Stopped("preflight", str(exc)))
+        exit_incomplete(config, settings, review_plan, preflight_stop(exc))
     return Prepared(settings, review_plan, source)
 
 
@@ -195,12 +196,16 @@ def refuse_shadowed_modules(config: pytest.Config, review_plan: Plan) -> None:
         )
 
 
+def preflight_stop(exc: RunFault) -> Stopped:
+    return Stopped("preflight" if exc.retry else "config", str(exc))
+
+
 def preflight_only(config: pytest.Config, settings: GateSettings) -> None:
     """--swarm-preflight: check the set-up, say so in one line, and end the session."""
     try:
         checked = preflight(config, settings, None, force=True)
     except RunFault as exc:
-        exit_incomplete(config, settings, None, Stopped("preflight", str(exc)))
+        exit_incomplete(config, settings, None, preflight_stop(exc), verb="preflight failed")
     # Without any user:password@ a base URL may carry: the line is printed and logged.
     base_url = os.environ.get("ANTHROPIC_BASE_URL", "")
     scheme, sep, rest = base_url.partition("://")
@@ -312,7 +317,7 @@ class ReviewController(ControllerRun, ReviewItems):
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if self.run.stopped is not None:
             # "The review could not be completed", never read as "the code is unsafe".
-            fail_session(session, REVIEW_INCOMPLETE)
+            fail_session(session, stopped_code(self.run.stopped.cause))
         elif not run_passes(self.run):
             # The gate does not depend on which items ran: deselecting a failing section item
             # with -k or -m does not let an UNSAFE diff through.

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
+from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE, REVIEW_MISCONFIGURED
 from conftest import API_KEY, CLEAN_DIFF, SQL_DIFF, custom_voter_conftest, unsafe_finding, write_diff
 
 from pytest_swarmgate.testing import Reply
@@ -244,7 +244,7 @@ def test_a_server_error_that_echoes_the_key_in_any_form_is_redacted_everywhere(
     serve(script)
     monkeypatch.setenv("ANTHROPIC_API_KEY", ODD_KEY)
     result = run(pytester, SQL_DIFF, "--swarm-max-retries=0", *OUTPUTS)
-    assert result.ret == REVIEW_INCOMPLETE  # a rejected key stops the run: not reviewed, not UNSAFE
+    assert result.ret == REVIEW_MISCONFIGURED  # a rejected key stops the run: not reviewed, not UNSAFE
     shown = everything_shown(pytester, result, github_env)
     assert "invalid x-api-key" in shown, "the error itself is still reported"
     for secret in {*forms, quote(ODD_KEY), "KEY=0000", "KEY%3D0000"}:

@@ -26,13 +26,15 @@ NotReviewedKind = Literal["media", "binary", "oversized", "excluded", "configure
 NotScoredKind = Literal["errors", "excluded", "nothing_reviewed"]
 # Why a change is held for a human: it steers the gate's run (CI, CODEOWNERS, start-up files),
 # it reconfigures pytest or the gate, no voter could read it, or it is over the section ceiling.
-HeldKind = Literal["steering", "config", "unreadable", "oversized"]
+HeldKind = Literal["steering", "config", "unreadable", "oversized", "hidden"]
 # Why a review could not be completed: a check before collection failed, a run-wide fault
 # stopped the calls, the rate limit outlasted --swarm-deadline, the diff is over --swarm-max-sections.
-StopCause = Literal["preflight", "fault", "deadline", "ceiling"]
+StopCause = Literal["preflight", "fault", "config", "deadline", "ceiling"]
 InconclusivePolicy = Literal["fail", "warn", "pass"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
 PrewarmMode = Literal["auto", "on", "off"]
+# auto: check before the review; off: skip it (an endpoint that answers no check); only: check and stop.
+PreflightMode = Literal["auto", "off", "only"]
 CacheTtl = Literal["5m", "1h"]
 
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
@@ -42,6 +44,7 @@ CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
 INCONCLUSIVE_POLICIES: tuple[InconclusivePolicy, ...] = get_args(InconclusivePolicy)
 EFFORTS: tuple[Effort, ...] = get_args(Effort)
 PREWARM_MODES: tuple[PrewarmMode, ...] = get_args(PrewarmMode)
+PREFLIGHT_MODES: tuple[PreflightMode, ...] = get_args(PreflightMode)
 CACHE_TTLS: tuple[CacheTtl, ...] = get_args(CacheTtl)
 
 
