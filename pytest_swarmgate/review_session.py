@@ -17,7 +17,7 @@ import pytest
 
 from . import options
 from .settings import GateSettings, resolve
-from .core.decision import run_passes
+from .core.decision import nothing_valid, run_passes
 from .core.engine import ReviewStats
 from .core.faults import RunFault
 from .core.origins import origins, shadowing
@@ -250,7 +250,10 @@ class ReviewController(ControllerRun, ReviewItems):
         self.progress.line(f"swarmgate: reviewing {sections} x {voters} ...")
         self.started_at = now_utc()
         try:
-            self.run = execute(self.config, self.settings, self.plan, stats=stats, on_progress=self.progress.calls)
+            run = execute(self.config, self.settings, self.plan, stats=stats, on_progress=self.progress.calls)
+            # The gate's run only: a calibration scores each fixture's errors, the fixture returns them.
+            unvoted = None if run.stopped else nothing_valid(run.results)
+            self.run = dataclasses.replace(run, stopped=unvoted) if unvoted else run
         finally:
             self.progress.stop()
         self.config.stash[run_key] = self.run

@@ -316,3 +316,19 @@ def test_a_diff_over_the_ceiling_writes_the_report_and_names_the_crowded_directo
     sarif = json.loads((pytester.path / "r.sarif").read_text())["runs"][0]
     assert sarif["results"] == [] and sarif["invocations"][0]["executionSuccessful"] is False
     assert "over --swarm-max-sections=3" in sarif["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"]
+
+
+def test_an_endpoint_that_cannot_give_verdicts_is_not_reviewed_in_one_line(pytester, serve) -> None:
+    """Issue 17: a server whose model never calls the tool exited 1, the code for UNSAFE, with the
+    same error on every vote line and no line saying that not one vote was valid."""
+    serve(plain_text=True)
+    diff = many_files_diff([f"app/m{i}.py" for i in range(2)])
+    result = run_gate(pytester, diff, "--swarm-json=report.json")
+    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["*gate: NOT_REVIEWED - review stopped: 0 of 10 votes valid: unusable reply: no submit_verdict tool call*"]
+    )
+    report = json.loads((pytester.path / "report.json").read_text())
+    validate_report(report)
+    assert report["status"]["stopped"]["cause"] == "fault"
+    assert len([v for r in report["run"]["results"] for v in r["votes"]]) == 10, "every vote is kept"
