@@ -55,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # (or a run without xdist) calls the API; a worker only reads what the controller sent it.
     worker = hasattr(config, "workerinput")
     # Under --help pytest configures the plugins only to print their options: nothing to set up.
-    if options.get(config, "review") and not config.option.help:
+    if (options.get(config, "review") or options.preflight_alone(config)) and not config.option.help:
         refuse_blocked(config, SESSION_PLUGIN)
         from .review_session import ReviewController, ReviewWorker, prepare
 

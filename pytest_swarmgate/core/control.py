@@ -116,7 +116,7 @@ class RunControl:
                 self._report()
                 continue
             except RunFault as exc:
-                self.stop(str(exc))
+                self.stop(str(exc), "fault" if exc.retry else "config")
                 self.done += 1
                 self._report()
                 return error(section, voter, Settings(), str(exc), time.monotonic() - start)

@@ -12,6 +12,18 @@ from typing import IO
 from ..text import one_line
 from .entries import DiffError
 
+# How the gate runs `git diff`, and how the README's recipe makes the patch (a test keeps them
+# equal): every setting of the repository, the user or the pull request that could change what
+# the diff shows is pinned. Colour, external diff drivers and textconv filters off; renames
+# found; prefixes, relative paths and the submodule format fixed; and every submodule shown, since
+# `ignore = all` in `.gitmodules` or `diff.ignoreSubmodules` would otherwise hide a bump entirely.
+# (`-c core.quotepath=off`, names as UTF-8 rather than octal escapes, is only readability: quoted
+# names are parsed too.)
+GIT_DIFF_FLAGS = (
+    "--no-color", "--no-ext-diff", "--no-textconv", "--find-renames", "--ignore-submodules=none",
+    "--submodule=short", "--src-prefix=a/", "--dst-prefix=b/", "--no-relative",
+)  # fmt: skip
+
 
 class DiffTooLarge(DiffError):
     """The diff is over --swarm-max-diff-bytes: the review cannot run (exit 75), which says nothing of the code."""
@@ -90,14 +102,7 @@ def git_diff(base: str, cwd: str | os.PathLike[str], limit: int | None = None) -
         raise DiffError(f"invalid git ref {one_line(repr(base))}")
     if not os.path.isdir(cwd):
         raise DiffError(f"cannot run git in {os.fspath(cwd)}: no such directory")
-    args = [
-        # unicode names as UTF-8 instead of octal escapes (quoted names are still parsed)
-        "-c", "core.quotepath=off",
-        "diff", "--no-color", "--no-ext-diff", "--no-textconv", "--find-renames",
-        # pin what user config could change: prefixes, relative paths, submodule format
-        "--src-prefix=a/", "--dst-prefix=b/", "--no-relative", "--submodule=short",
-        f"{base}...HEAD", "--",
-    ]  # fmt: skip
+    args = ["-c", "core.quotepath=off", "diff", *GIT_DIFF_FLAGS, f"{base}...HEAD", "--"]
     returncode, out, err = _git_output(args, cwd, limit, f"git diff {one_line(base)}...HEAD")
     if returncode == 0:
         return decode(out)
