@@ -162,7 +162,12 @@ def test_an_unmerged_path_line_is_refused(tmp_path: Path) -> None:
     git(repo, "checkout", "-q", "main")
     (repo / "conftest.py").write_text("a = 3\n")
     git(repo, "commit", "-qam", "main")
-    subprocess.run(["git", "merge", "-q", "side"], cwd=repo, capture_output=True, check=False)
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    # A conflict: git exits 1 and leaves the index unmerged, which is what this test reads.
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "merge", "-q", "side"],
+        cwd=repo, env=env, capture_output=True, check=False,
+    )  # fmt: skip
     text = git(repo, "diff", "--cached")
     assert text.startswith("* Unmerged path conftest.py")
     assert "line 1 names a file with unresolved merge conflicts" in refused(text + LOGO)
