@@ -31,10 +31,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from collections.abc import Iterator
 
 import pytest
 
@@ -42,20 +42,20 @@ from . import __version__, options
 from .core.calibration import CalibrationReport, FixtureRun, calibrate
 from .core.corpus import CorpusError, Fixture, load_corpus
 from .core.gate import Gate
+from .core.text import plural
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
 from .output.calibration import render_markdown, render_text
 from .output.escape import terminal, terminal_block
 from .output.plot import plot_k_curve
-from .core.text import plural
 from .output.terminal import not_reviewed_line, section_line, section_lines
-from .stash import runs_key
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
+from .stash import runs_key
 
 if TYPE_CHECKING:
-    from .settings import GateSettings
     from .core.model import RunResult
     from .runner import Plan, VoterChoice
+    from .settings import GateSettings
 
 COLLECTOR_NAME = "swarm-calibrate"
 WORKERINPUT_KEY = "swarmgate-calibration"
@@ -220,8 +220,8 @@ class CalibrationController(ControllerRun, CalibrationItems):
     """The calibration run of one pytest session (the xdist controller, or the only process without xdist)."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from .settings import resolve
         from .runner import plan, settle_panel
+        from .settings import resolve
 
         self.config = config
         self.report: CalibrationReport | None = None

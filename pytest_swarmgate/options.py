@@ -6,8 +6,8 @@ Standard library and pytest only: this module is imported on every pytest start.
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 

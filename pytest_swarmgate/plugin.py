@@ -17,8 +17,8 @@ from . import options
 from .stash import fail_session, gate_finished_key, gate_missing_key, reviews_key, stdin_key
 
 if TYPE_CHECKING:
-    from .settings import GateSettings
     from .core.model import RunResult
+    from .settings import GateSettings
 
 MARKERS = (
     "swarm_review: an item of the swarm review gate (one per diff section)",
@@ -166,8 +166,8 @@ def swarm_review(request: pytest.FixtureRequest) -> Iterator[Callable[..., RunRe
 
     def review(diff: str | os.PathLike[str], **overrides: Any) -> RunResult:
         __tracebackhide__ = True  # a bad argument shows the test's line and the message, not our frames
-        from .settings import resolve
         from .runner import check_size, execute, plan, settle_panel
+        from .settings import resolve
 
         settings = settle_panel(config, resolve(config, {**marker_settings, **overrides}))
         if isinstance(diff, str) and is_diff_text(diff):

@@ -9,30 +9,30 @@ them the result; a worker never calls the API.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import os
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import pytest
 
 from . import options
-from .settings import GateSettings, resolve
 from .core.decision import nothing_valid, run_passes
-from .core.engine import ReviewStats
 from .core.diff import DiffTooLarge
+from .core.engine import ReviewStats
 from .core.faults import RunFault
-from .core.origins import origins, shadowing
 from .core.model import NotReviewed, RunResult, Section, SectionResult, Stopped
+from .core.origins import origins, shadowing
 from .core.text import plural
+from .exitcodes import REVIEW_INCOMPLETE, stopped_code
 from .items import COLLECTOR_NAME, ReviewCollector
 from .output.escape import terminal
-from .output.publish import github_outputs, now_utc, write_reports
-from .exitcodes import REVIEW_INCOMPLETE, stopped_code
 from .output.progress import Progress
+from .output.publish import github_outputs, now_utc, write_reports
 from .output.terminal import Line, report_lines
 from .runner import Plan, execute, over_ceiling, plan, preflight, read_source, settle_panel, stopped_run
-from .stash import fail_session, gate_finished_key, run_key
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
+from .settings import GateSettings, resolve
+from .stash import fail_session, gate_finished_key, run_key
 
 WORKERINPUT_KEY = "swarmgate"
 

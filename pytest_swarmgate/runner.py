@@ -9,13 +9,12 @@ import dataclasses
 import inspect
 import os
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from collections.abc import Coroutine
 
 import pytest
 
-from .settings import GateSettings
 from .core import diff
 from .core.budget import ESTIMATE, estimate_input_tokens, oversized_reason
 from .core.cache import all_cached, implementation_name, open_cache
@@ -27,6 +26,7 @@ from .core.redact import Redactor, credential_problem
 from .core.texts import GitTexts, NoTexts, PatchTexts, Texts, merge_base
 from .core.voters import BadCredentials, CastVote, MissingCredentials
 from .core.voting import check_voter_ids
+from .settings import GateSettings
 
 T = TypeVar("T")
 # Below about 1,000 tokens of section (plus the policy) a model may not cache the prefix at all

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
-from collections.abc import Mapping, Sequence
 
 import pytest
 
 from . import options
 from .core.cache import default_directory
 from .core.choices import EFFORTS, CacheTtl, PrewarmMode
+from .core.gate import Gate
 from .core.model import Voter
 from .core.prompt import LENSES
-from .core.gate import Gate
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-
-import subprocess
-
 import json
+import subprocess
+import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterator
 
 import anthropic  # noqa: F401 - imported once here: pytester in-process runs would re-import it each time
 import jsonschema

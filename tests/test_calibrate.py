@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
-from collections.abc import Iterable
 
 # Loaded here, in the outer process: pytester's in-process runs drop the modules they import
 # when they end, so anthropic would be imported afresh (about a second) by every run, and

@@ -7,9 +7,9 @@ import json
 import math
 import random
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
-from collections.abc import Iterable, Sequence
 
 import pytest
 
@@ -17,9 +17,9 @@ from pytest_swarmgate.core.calibration import CalibrationReport, FixtureVotes, c
 from pytest_swarmgate.core.corpus import Fixture
 from pytest_swarmgate.core.gate import Gate
 from pytest_swarmgate.core.pricing import PRICES, price_for
+from pytest_swarmgate.model import Finding, NotReviewed, Usage, Vote
 from pytest_swarmgate.output.calibration import render_markdown, render_text
 from pytest_swarmgate.output.plot import plot_k_curve
-from pytest_swarmgate.model import Finding, NotReviewed, Usage, Vote
 
 MODEL = "claude-sonnet-4-5"
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-
-import pytest
-
-from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
-from conftest import CLEAN_DIFF, validate_report, write_diff
-
 from pathlib import Path
 
+import pytest
+from conftest import CLEAN_DIFF, validate_report, write_diff
+
+from pytest_swarmgate.core.decision import broken
 from pytest_swarmgate.core.diff import diff_sha256, parse_sections
 from pytest_swarmgate.core.held import ci_files, held_changes, workflow_path
 from pytest_swarmgate.core.model import Held, NotReviewed, Section, SectionResult, Vote
-from pytest_swarmgate.core.decision import broken
 from pytest_swarmgate.core.texts import PatchTexts, Unknown
+from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
 
 
 def file_diff(path: str, *changed: str, new: bool = False, context: str = "[pytest]") -> str:

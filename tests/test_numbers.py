@@ -14,12 +14,11 @@ from typing import Any
 
 import anthropic  # noqa: F401 - imported once in the outer process (see test_calibrate.py)
 import pytest
+from conftest import CLEAN_DIFF, README_DIFF, SQL_DIFF, validate_report, write_diff
+from test_calibrate import calibrate, script_small, small_corpus
 
 from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
 from pytest_swarmgate.testing import Reply, Script, StubServer
-
-from conftest import CLEAN_DIFF, README_DIFF, SQL_DIFF, validate_report, write_diff
-from test_calibrate import calibrate, script_small, small_corpus
 
 
 def review(pytester: pytest.Pytester, diff: str, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:

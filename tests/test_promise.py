@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
-
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 from conftest import CLEAN_DIFF, write_diff
@@ -226,8 +225,8 @@ def test_ordinary_work_in_config_files_is_not_held(pytester, stub) -> None:
 
 
 def test_a_stopped_run_names_its_cause_once() -> None:
-    from pytest_swarmgate.core.model import Stopped
     from pytest_swarmgate.core.decision import broken
+    from pytest_swarmgate.core.model import Stopped
 
     line = Stopped("fault", "HTTP 401 authentication_error", 2, 10).line()
     assert broken([], [], [], stopped=line) == ["review stopped: HTTP 401 authentication_error (2 of 10 calls sent)"]

@@ -17,10 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-
-from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE, REVIEW_MISCONFIGURED
 from conftest import API_KEY, CLEAN_DIFF, SQL_DIFF, custom_voter_conftest, unsafe_finding, write_diff
 
+from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE, REVIEW_MISCONFIGURED
 from pytest_swarmgate.testing import Reply
 
 # Only the stub and the command line: these tests run unchanged against the code before issue 9.

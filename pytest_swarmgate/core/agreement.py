@@ -18,10 +18,10 @@ pairwise agreement >= 0.95 (the panel behaves almost like one voter on this corp
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
-from collections.abc import Mapping, Sequence
 
 from .text import percent
 

@@ -67,20 +67,20 @@ Tokens and cost.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator, Mapping, Sequence
 
 from .agreement import Agreement, agreement
-from .corpus import Fixture
-from .model import NotReviewed, SectionResult, Vote
-from .text import percent
 from .choices import InconclusivePolicy, NotScoredKind
+from .corpus import Fixture
 from .decision import sections_pass
 from .gate import Gate
+from .model import NotReviewed, SectionResult, Vote
 from .pricing import Cost, Price, cost_of
+from .text import percent
 from .voting import count
 
 DEFAULT_TARGET_FPR = 0.05

@@ -11,11 +11,11 @@ The engine sends every call through `RunControl.call`:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from .faults import DeadlineReached, RateLimited, RunFault
 from .choices import StopCause
+from .faults import DeadlineReached, RateLimited, RunFault
 from .model import Section, Settings, Stopped, Vote, Voter
 from .pacing import Pacer
 

@@ -7,9 +7,9 @@ the figure is what the run would cost uncached, and the note says how many were 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Mapping, Sequence
 
 from .model import Usage, Vote
 from .text import plural

@@ -15,8 +15,8 @@ file name cannot add a line of its own before the fence, where the policy treats
 from __future__ import annotations
 
 import secrets
-from typing import Any
 from collections.abc import Iterable
+from typing import Any
 
 from .choices import CACHE_TTLS, SEVERITIES
 from .model import Section, Voter

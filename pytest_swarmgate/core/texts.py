@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Protocol
 
 from .model import Section

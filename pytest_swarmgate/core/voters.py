@@ -31,9 +31,9 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from collections.abc import Awaitable, Callable
 
 from .faults import RATE_LIMIT_STATUS, classify, in_chain
 from .model import Section, Settings, Usage, Vote, Voter

@@ -6,8 +6,8 @@ content. The caller escapes for its channel: the terminal text goes through `esc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from ..core.agreement import Agreement
 from ..core.calibration import CalibrationReport

@@ -18,9 +18,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 from .checks import SAMPLING_MODES, STRICT_MODES
 from .ratelimit import RateLimit

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from ..model import NotReviewed, Section
 from .files import FileDiff, parse_diff
