@@ -4,7 +4,6 @@ identity per path, and planning linear in what the pull request controls. Pure: 
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import git
 
 from pytest_swarmgate.core.budget import estimate_input_tokens
 from pytest_swarmgate.core.diff import (
@@ -49,14 +49,6 @@ def refused(text: str) -> str:
     message = str(info.value)
     assert "\n" not in message and "\x1b" not in message and len(message) < 400, message
     return message
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    proc = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, env=env, check=True, capture_output=True
-    )
-    return decode(proc.stdout)
 
 
 @pytest.fixture
@@ -162,12 +154,7 @@ def test_an_unmerged_path_line_is_refused(tmp_path: Path) -> None:
     git(repo, "checkout", "-q", "main")
     (repo / "conftest.py").write_text("a = 3\n")
     git(repo, "commit", "-qam", "main")
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    # A conflict: git exits 1 and leaves the index unmerged, which is what this test reads.
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "merge", "-q", "side"],
-        cwd=repo, env=env, capture_output=True, check=False,
-    )  # fmt: skip
+    git(repo, "merge", "-q", "side", check=False)  # a conflict: exit 1, the index left unmerged
     text = git(repo, "diff", "--cached")
     assert text.startswith("* Unmerged path conftest.py")
     assert "line 1 names a file with unresolved merge conflicts" in refused(text + LOGO)
@@ -283,9 +270,7 @@ def test_no_index_trees_resolve_like_diff_ruN(tmp_path: Path) -> None:
     (tmp_path / "new" / "app.py").write_text("a = 2\n")
     (tmp_path / "old" / "gone.py").write_text("b = 1\n")
     (tmp_path / "new" / ".github" / "workflows" / "x.yml").write_text("on: push\n")
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    proc = subprocess.run(["git", "diff", "--no-index", "old", "new"], cwd=tmp_path, capture_output=True, env=env)
-    text = proc.stdout.decode()
+    text = git(tmp_path, "diff", "--no-index", "old", "new", check=False)  # exit 1: the trees differ
     assert "diff --git a/new/.github/workflows/x.yml b/new/.github/workflows/x.yml" in text
     files = parse_diff(text)
     assert [(f.path, f.change) for f in files] == [

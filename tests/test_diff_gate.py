@@ -6,24 +6,16 @@ Real pytest runs (pytester), the real anthropic SDK over HTTP to the stub, diffs
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CLEAN_DIFF, unsafe_finding, validate_report, write_diff
+from conftest import CLEAN_DIFF, git, unsafe_finding, validate_report, write_diff
 
 from pytest_swarmgate.testing import Reply
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-
-
-def git(repo: Path, *args: str, check: bool = True) -> str:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    proc = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, env=env,
-                          check=check, capture_output=True)  # fmt: skip
-    return proc.stdout.decode()
 
 
 def run_gate(pytester: pytest.Pytester, diff: str, *args: str) -> pytest.RunResult:

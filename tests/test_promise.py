@@ -4,14 +4,12 @@ got past the gate before (issue 8), run with pytester, the real SDK and the stub
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from conftest import CLEAN_DIFF, write_diff
+from conftest import CLEAN_DIFF, git, write_diff
 
 from pytest_swarmgate.core.diff import diff_sha256
 from pytest_swarmgate.core.diff.source import GIT_DIFF_FLAGS
@@ -19,13 +17,6 @@ from pytest_swarmgate.testing import Reply, Script
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 PLACEHOLDER = "import pytest\n\n@pytest.mark.swarm_review\ndef test_placeholder():\n    pass\n"
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, env=env, check=True, capture_output=True
-    ).stdout.decode()
 
 
 def branch(

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import write_diff
-from test_promise import branch, git, review
+from conftest import git, write_diff
+from test_promise import branch, review
 
 from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
 from pytest_swarmgate.testing import Reply, Script, StubServer

@@ -27,8 +27,9 @@ from .text import percent
 
 AGREEMENT_WARN = 0.95
 KAPPA_WARN = 0.9
-# Float noise: a chance agreement this close to 1 is 1, and kappa is undefined.
-_EPS = 1e-12
+# Float noise: rates this close count as equal (calibration), and a chance agreement this
+# close to 1 leaves kappa undefined.
+EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def _kappa(flagged_counts: Sequence[tuple[str, int]], m: int) -> float | None:
         p = sum(counts) / (m * len(counts))
         chance += len(counts) * (p * p + (1 - p) * (1 - p))
     chance /= len(flagged_counts)
-    if 1.0 - chance < _EPS:
+    if 1.0 - chance < EPS:
         return None  # every voter gave the same flag on every fixture of each label: undefined
     return (observed - chance) / (1.0 - chance)
 

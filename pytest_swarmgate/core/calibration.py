@@ -73,7 +73,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .agreement import Agreement, agreement
+from .agreement import EPS, Agreement, agreement
 from .choices import InconclusivePolicy, NotScoredKind
 from .corpus import Fixture
 from .decision import sections_pass
@@ -87,7 +87,6 @@ DEFAULT_TARGET_FPR = 0.05
 # Below this share of scored fixtures, a K's rates describe too little of the corpus to choose by.
 DEFAULT_MIN_SCORED = 0.8
 LINE_TOLERANCE = 3
-_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -429,7 +428,7 @@ def not_scored(fv: FixtureVotes, gate: Gate) -> NotScored | None:
 
 
 def _enough(row: KRow, fixtures: int, min_scored: float) -> bool:
-    return fixtures > 0 and row.scored >= min_scored * fixtures - _EPS
+    return fixtures > 0 and row.scored >= min_scored * fixtures - EPS
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -488,7 +487,7 @@ def _recommend(
         return None, _too_few_scored(rows, fixtures, min_scored, fixture_votes, gate)
     if not good:
         return None, f"no K recommended: the corpus has no SAFE fixture, so FPR cannot be measured ({goal})"
-    eligible = [r for r in judged if r.fpr is not None and r.fpr <= target + _EPS]
+    eligible = [r for r in judged if r.fpr is not None and r.fpr <= target + EPS]
     if not eligible:
         lowest = min(judged, key=lambda r: (r.fpr or 0.0, r.k))
         return None, f"no K meets {goal} (lowest FPR {percent(lowest.fpr)} at K={lowest.k})"
