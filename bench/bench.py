@@ -275,10 +275,10 @@ def e2e_pytest(stub_url: str, diff_text: str) -> dict[str, Any]:
 
 
 def bench_review(runs: int) -> list[str]:
-    from pytest_swarmgate.settings import build_panel, default_threshold
     from pytest_swarmgate.core.cache import VoteCache
     from pytest_swarmgate.core.diff import parse_sections
     from pytest_swarmgate.options import DEFAULT_MODEL
+    from pytest_swarmgate.settings import build_panel, default_threshold
     from pytest_swarmgate.testing import StubServer
 
     diff_text = generated_diff()

@@ -23,13 +23,12 @@ import time
 from collections.abc import Sequence
 
 from bench import env_vars, generated_diff  # the sibling bench.py: the same generated diff
-
-from pytest_swarmgate.settings import build_panel
 from pytest_swarmgate.core.control import RunControl
 from pytest_swarmgate.core.diff import parse_sections
 from pytest_swarmgate.core.engine import review
 from pytest_swarmgate.core.voters import AnthropicCaster, make_client
 from pytest_swarmgate.options import DEFAULT_LENSES, DEFAULT_MODEL
+from pytest_swarmgate.settings import build_panel
 from pytest_swarmgate.testing import RateLimit, Reply, Script, StubServer
 
 TARGET_RATIO = 1.25

@@ -31,88 +31,35 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from collections.abc import Iterator, Mapping
 
 import pytest
 
 from . import __version__, options
-from .core.calibration import (
-    CalibrationReport,
-    FixtureVotes,
-    calibrate,
-    fixture_flagged,
-    not_scored_reason,
-    plot_k_curve,
-)
+from .core.calibration import CalibrationReport, FixtureRun, calibrate
 from .core.corpus import CorpusError, Fixture, load_corpus
-from .core.model import NotReviewed, SectionResult
 from .core.gate import Gate
+from .core.text import plural
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
+from .output.calibration import render_markdown, render_text
 from .output.escape import terminal, terminal_block
-from .core.text import plural
+from .output.plot import plot_k_curve
 from .output.terminal import not_reviewed_line, section_line, section_lines
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
+from .stash import runs_key
 
 if TYPE_CHECKING:
-    from .settings import GateSettings
     from .core.model import RunResult
     from .runner import Plan, VoterChoice
+    from .settings import GateSettings
 
 COLLECTOR_NAME = "swarm-calibrate"
 WORKERINPUT_KEY = "swarmgate-calibration"
 PLOT_SKIPPED = "plot skipped: matplotlib is not installed; pip install 'pytest-swarmgate[plot]'"
-
-
-@dataclass(frozen=True)
-class FixtureRun:
-    """One fixture, its files that were not reviewed, and its sections' results (None before the run)."""
-
-    fixture: Fixture
-    not_reviewed: tuple[NotReviewed, ...] = ()
-    results: tuple[SectionResult, ...] | None = None
-
-    def votes(self) -> FixtureVotes:
-        return FixtureVotes(
-            self.fixture,
-            tuple((r.section.id, r.votes) for r in self.results or ()),
-            tuple(n.reason for n in self.not_reviewed),
-        )
-
-    def not_scored(self, gate: Gate) -> str | None:
-        """Why the panel did not judge this fixture at the K in force (`calibration.not_scored_reason`)."""
-        return not_scored_reason(self.votes(), gate)
-
-    def blocked(self, gate: Gate) -> bool:
-        """Whether the gate in force blocks this fixture (`calibration.fixture_flagged`)."""
-        return fixture_flagged(self.votes(), gate)
-
-    def to_dict(self) -> dict[str, Any]:
-        fixture = dataclasses.asdict(self.fixture)
-        fixture["diff_path"] = str(self.fixture.diff_path)
-        return {
-            "fixture": fixture,
-            "not_reviewed": [n.to_dict() for n in self.not_reviewed],
-            "results": None if self.results is None else [r.to_dict() for r in self.results],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FixtureRun:
-        fixture = dict(d["fixture"])
-        fixture["diff_path"] = Path(fixture["diff_path"])
-        results = d.get("results")
-        return cls(
-            fixture=Fixture(**fixture),
-            not_reviewed=tuple(NotReviewed.from_dict(n) for n in d.get("not_reviewed") or ()),
-            results=None if results is None else tuple(SectionResult.from_dict(r) for r in results),
-        )
-
-
-runs_key = pytest.StashKey[dict[str, FixtureRun]]()
 
 
 class CalibrationItem(ReviewItem):
@@ -129,11 +76,11 @@ class CalibrationItem(ReviewItem):
         if self.run.results is None:
             raise SectionFailed(["the calibration did not run in this session, so there is no verdict (fail closed)"])
         unjudged = self.run.not_scored(self.gate)
-        if unjudged is not None and unjudged.startswith("errors"):
+        if unjudged is not None and unjudged.kind == "errors":
             # Never a pass on errors, and never called UNSAFE: the panel decided nothing.
-            raise SectionFailed(unjudged_lines(self.run, self.gate, unjudged))
+            raise SectionFailed(unjudged_lines(self.run, self.gate, unjudged.reason))
         if unjudged is not None:
-            pytest.skip(f"not scored: {terminal(unjudged)}")
+            pytest.skip(f"not scored: {terminal(unjudged.reason)}")
         blocked = self.run.blocked(self.gate)
         self.user_properties.append(("swarm_expected", self.run.fixture.expected))
         self.user_properties.append(("swarm_gate", "BLOCKED" if blocked else "PASSED"))
@@ -273,8 +220,8 @@ class CalibrationController(ControllerRun, CalibrationItems):
     """The calibration run of one pytest session (the xdist controller, or the only process without xdist)."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from .settings import resolve
         from .runner import plan, settle_panel
+        from .settings import resolve
 
         self.config = config
         self.report: CalibrationReport | None = None
@@ -373,12 +320,10 @@ class CalibrationController(ControllerRun, CalibrationItems):
         self.review = self._execute(plans)
         if self.review.stopped is not None:
             # Scores over calls never sent would be noise: say why, with the review-incomplete code.
-            from .exitcodes import REVIEW_INCOMPLETE
+            from .exitcodes import stopped_code
 
-            pytest.exit(
-                f"swarmgate: calibration {self.review.stopped.line()} [exit {REVIEW_INCOMPLETE}]",
-                returncode=REVIEW_INCOMPLETE,
-            )
+            code = stopped_code(self.review.stopped.cause)
+            pytest.exit(f"swarmgate: calibration {self.review.stopped.line()} [exit {code}]", returncode=code)
         # The engine keeps section order, and fixtures' sections were queued fixture by fixture.
         results = iter(self.review.results)
         self.runs = tuple(
@@ -469,7 +414,7 @@ class CalibrationController(ControllerRun, CalibrationItems):
             for nr in run.not_reviewed:
                 lines.append(f"{terminal(run.fixture.id)}: {not_reviewed_line(nr)}")
         verbose = self.config.get_verbosity() > 0
-        lines.extend(terminal_block(line) for line in report.render_text(brief=not verbose).splitlines())
+        lines.extend(terminal_block(line) for line in render_text(report, brief=not verbose).splitlines())
         if not verbose:
             lines.append("per-voter, per-category and pairwise tables: -v or --swarm-calibration-report")
         scored = [run for run in self.ran if run.not_scored(self.gate) is None]
@@ -515,16 +460,18 @@ class CalibrationController(ControllerRun, CalibrationItems):
                 "wall_time_s": review.wall_time_s,
             },
             "report": report.to_dict(),
-            "fixtures": [
-                {
-                    **run.to_dict(),
-                    "blocked": run.blocked(self.gate),
-                    "not_scored": run.not_scored(self.gate),
-                    "agrees": run.not_scored(self.gate) is None
-                    and run.blocked(self.gate) == (run.fixture.expected == "UNSAFE"),
-                }
-                for run in self.ran
-            ],
+            "fixtures": [self._fixture_document(run) for run in self.ran],
+        }
+
+    def _fixture_document(self, run: FixtureRun) -> dict[str, Any]:
+        """One fixture of the JSON report: its run, and what the gate in force made of it."""
+        unjudged = run.not_scored(self.gate)
+        blocked = run.blocked(self.gate)
+        return {
+            **run.to_dict(),
+            "blocked": blocked,
+            "not_scored": None if unjudged is None else unjudged.reason,
+            "agrees": unjudged is None and blocked == (run.fixture.expected == "UNSAFE"),
         }
 
     def _write_reports(self, base: Path, report: CalibrationReport) -> list[str]:
@@ -536,7 +483,7 @@ class CalibrationController(ControllerRun, CalibrationItems):
         )
         try:
             write_text_atomic(json_path, json.dumps(self.document(report), indent=2, ensure_ascii=False) + "\n")
-            write_text_atomic(md_path, heading + report.render_markdown())
+            write_text_atomic(md_path, heading + render_markdown(report))
             plotted = write_plot(report, png_path)
         except OSError as exc:
             raise pytest.UsageError(f"swarmgate: cannot write the calibration report {base}: {exc}") from None

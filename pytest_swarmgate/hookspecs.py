@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .settings import GateSettings
     from .core.model import NotReviewed, RunResult, Section, SectionResult, Voter
+    from .settings import GateSettings
 
 
 @pytest.hookspec(firstresult=True)

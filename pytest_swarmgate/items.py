@@ -9,16 +9,16 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from .core.decision import run_passes, section_passes, status, warns
-from .stash import run_key
 from .core.model import NotReviewed, RunResult, Section, SectionResult, Vote
 from .output.escape import junit_text, terminal
 from .output.terminal import gate_line, section_line
+from .stash import run_key
 
 COLLECTOR_NAME = "swarm-review"
 SEE_SUMMARY = "  votes and findings: in the swarm review summary below (every vote with -v)"

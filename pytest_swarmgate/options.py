@@ -6,12 +6,19 @@ Standard library and pytest only: this module is imported on every pytest start.
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from .core.choices import CACHE_TTLS, CONTEXT_MODES, EFFORTS, INCONCLUSIVE_POLICIES, PREWARM_MODES
+from .core.choices import (
+    CACHE_TTLS,
+    CONTEXT_MODES,
+    EFFORTS,
+    INCONCLUSIVE_POLICIES,
+    PREFLIGHT_MODES,
+    PREWARM_MODES,
+)
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_LENSES = "security,correctness,data-flow,adversarial,concurrency"
@@ -22,7 +29,7 @@ class Option:
 
     # A plain class, not a dataclass: this module is imported on every pytest start, and
     # generating dataclass methods costs more than the rest of the module.
-    __slots__ = ("convert", "default", "flag", "help", "ini_type", "metavar", "name")
+    __slots__ = ("const", "convert", "default", "flag", "help", "ini_type", "metavar", "name")
     # ini_type None: command line only (a setting the pull request's ini file must not give).
 
     def __init__(
@@ -34,9 +41,12 @@ class Option:
         ini_type: str | None = "string",
         flag: bool = False,
         metavar: str | None = None,
+        const: str | None = None,
     ) -> None:
         self.name, self.help, self.default, self.convert = name, help, default, convert
         self.ini_type, self.flag, self.metavar = ini_type, flag, metavar
+        # The value of the bare option, when its value may be left out (`--swarm-calibrate`).
+        self.const = const
 
     @property
     def dest(self) -> str:
@@ -184,12 +194,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "preflight",
-        "Only check the set-up: the credentials, the endpoint and every model of the panel, one cheap call each; "
-        "no review, no tests; command line only",
-        False,
-        bool_value,
-        None,
-        flag=True,
+        "Check the credentials, the endpoint and every model of the panel before the review (auto), with the "
+        "cheapest call the endpoint answers: the model's record, the model list, a token count, a one-token "
+        "message. Bare --swarm-preflight: only check, then stop (no review, no tests; typed by the job only). "
+        "off: skip it, for an endpoint that answers none of these",
+        "auto",
+        _choice(PREFLIGHT_MODES),
+        const="only",
+        metavar="auto|off",
     ),
     Option("max-tokens", "Output token limit of one vote", 4096, _positive_int, metavar="N"),
     Option(
@@ -209,8 +221,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="TTL",
     ),
     Option(
+        "max-diff-bytes",
+        "Largest diff the gate reads, in bytes (a memory ceiling): the gate holds about 6 times a diff in memory, "
+        "so the default keeps a 7 GB CI runner safe; a larger diff is not read whole and not reviewed (exit 75)",
+        200_000_000,
+        _positive_int,
+        metavar="BYTES",
+    ),
+    Option(
         "max-sections",
-        "Most sections one review may send (a cost ceiling): a larger diff is a usage error",
+        "Most sections one review may send (a cost ceiling): a larger diff is not reviewed (exit 75)",
         200,
         _positive_int,
         metavar="N",
@@ -248,8 +268,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max-input-tokens",
-        "Most input tokens one review may send, estimated before any call at 1 token per 3 characters "
-        "of every call's prompt: a larger diff is a usage error",
+        "Most input tokens one review may send, estimated before any call at 1 token per 3 ASCII characters "
+        "and per 2 bytes of other text of every call's prompt: a larger diff is not reviewed (exit 75)",
         2_000_000,
         _positive_int,
         metavar="N",
@@ -283,7 +303,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("json", "Write the full JSON report to PATH", metavar="PATH"),
     Option("sarif", "Write SARIF 2.1.0 to PATH", metavar="PATH"),
     Option("annotations-max", "Most GitHub annotations written in one run", 50, _non_negative_int, metavar="N"),
-    Option("calibrate", "Score the gate on a labeled corpus directory (default: the bundled one)", metavar="PATH"),
+    Option(
+        "calibrate", "Score the gate on a labeled corpus directory (default: the bundled one)", metavar="PATH", const=""
+    ),
     Option(
         "calibration-report",
         "Write the calibration report to PATH.json and PATH.md (and PATH.png with matplotlib)",
@@ -345,8 +367,10 @@ def add_options(parser: pytest.Parser) -> None:
     for o in OPTIONS:
         if o.name == "panel":
             pass  # a multi-line panel belongs in the ini file
-        elif o.name == "calibrate":
-            group.addoption(o.cli, dest=o.dest, nargs="?", const="", default=None, metavar=o.metavar, help=help_text(o))
+        elif o.const is not None:
+            group.addoption(
+                o.cli, dest=o.dest, nargs="?", const=o.const, default=None, metavar=o.metavar, help=help_text(o)
+            )
         elif o.flag:
             group.addoption(o.cli, dest=o.dest, action="store_true", default=None, help=help_text(o))
         else:
@@ -381,6 +405,19 @@ def get(config: pytest.Config, name: str) -> Any:
         raise pytest.UsageError(f"swarmgate: {where}: {exc}") from None
 
 
+def early(config: pytest.Config, name: str) -> Any:
+    """An option's value before pytest has parsed every option (in an early hook); a bad one gives the default.
+
+    The bad value is reported later, by `get`, once the session starts.
+    """
+    o = BY_NAME[name]
+    raw = getattr(config.known_args_namespace, o.dest, None) or config.getini(o.dest)
+    try:
+        return o.convert(str(raw)) if raw not in (None, "") else o.default
+    except ValueError:
+        return o.default
+
+
 def literal_args(config: pytest.Config) -> list[str]:
     """The command line as the job gave it: PYTEST_ADDOPTS (the job's environment) then argv, not `addopts`."""
     import os
@@ -404,6 +441,22 @@ def typed_by_hand(config: pytest.Config, name: str) -> str | None:
         elif arg.startswith(cli + "="):
             found = arg[len(cli) + 1 :]
     return found
+
+
+def preflight_mode(config: pytest.Config) -> str:
+    """auto, off or only; "only" (check, then end the session with exit 0) only when the job typed it."""
+    mode = str(get(config, "preflight"))
+    if mode == "only" and typed_by_hand(config, "preflight") is None:
+        raise pytest.UsageError(
+            "swarmgate: swarm_preflight=only from the ini file or addopts would end the run after the preflight,"
+            " unreviewed; only the job can ask for that (type --swarm-preflight in the CI step)"
+        )
+    return mode
+
+
+def preflight_alone(config: pytest.Config) -> bool:
+    """Whether the job typed a bare --swarm-preflight: check the set-up and stop, with or without --swarm-review."""
+    return typed_by_hand(config, "preflight") is not None and get(config, "preflight") == "only"
 
 
 def from_command_line(config: pytest.Config, name: str) -> bool:

@@ -17,8 +17,8 @@ from . import options
 from .stash import fail_session, gate_finished_key, gate_missing_key, reviews_key, stdin_key
 
 if TYPE_CHECKING:
-    from .settings import GateSettings
     from .core.model import RunResult
+    from .settings import GateSettings
 
 MARKERS = (
     "swarm_review: an item of the swarm review gate (one per diff section)",
@@ -55,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # (or a run without xdist) calls the API; a worker only reads what the controller sent it.
     worker = hasattr(config, "workerinput")
     # Under --help pytest configures the plugins only to print their options: nothing to set up.
-    if options.get(config, "review") and not config.option.help:
+    if (options.get(config, "review") or options.preflight_alone(config)) and not config.option.help:
         refuse_blocked(config, SESSION_PLUGIN)
         from .review_session import ReviewController, ReviewWorker, prepare
 
@@ -128,7 +128,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     if review and (getattr(ns, "swarm_diff", None) or early_config.getini("swarm_diff")) == "-":
         import sys
 
-        early_config.stash[stdin_key] = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        # One byte past the ceiling is enough to know the diff is over it (read_source says so).
+        limit = options.early(early_config, "max-diff-bytes")
+        early_config.stash[stdin_key] = sys.stdin.buffer.read(limit + 1) if sys.stdin is not None else b""
     return (yield)
 
 
@@ -164,8 +166,8 @@ def swarm_review(request: pytest.FixtureRequest) -> Iterator[Callable[..., RunRe
 
     def review(diff: str | os.PathLike[str], **overrides: Any) -> RunResult:
         __tracebackhide__ = True  # a bad argument shows the test's line and the message, not our frames
-        from .settings import resolve
         from .runner import check_size, execute, plan, settle_panel
+        from .settings import resolve
 
         settings = settle_panel(config, resolve(config, {**marker_settings, **overrides}))
         if isinstance(diff, str) and is_diff_text(diff):
@@ -176,7 +178,7 @@ def swarm_review(request: pytest.FixtureRequest) -> Iterator[Callable[..., RunRe
             # Relative to the test file, so the test runs the same from any directory.
             path = request.path.parent / Path(diff)
             try:
-                source, text = str(path), read_diff_file(str(path))
+                source, text = str(path), read_diff_file(str(path), settings.max_diff_bytes)
             except DiffError as exc:
                 raise pytest.UsageError(f"swarmgate: {exc}") from None
         review_plan = plan(config, settings, source, text)

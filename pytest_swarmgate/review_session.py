@@ -9,29 +9,30 @@ them the result; a worker never calls the API.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import pytest
 
 from . import options
-from .settings import GateSettings, resolve
-from .core.decision import run_passes
+from .core.decision import nothing_valid, run_passes
+from .core.diff import DiffTooLarge
 from .core.engine import ReviewStats
 from .core.faults import RunFault
-from .core.origins import origins, shadowing
 from .core.model import NotReviewed, RunResult, Section, SectionResult, Stopped
+from .core.origins import origins, shadowing
 from .core.text import plural
+from .exitcodes import REVIEW_INCOMPLETE, stopped_code
 from .items import COLLECTOR_NAME, ReviewCollector
 from .output.escape import terminal
-from .output.publish import github_outputs, now_utc, write_reports
-from .exitcodes import REVIEW_INCOMPLETE
 from .output.progress import Progress
+from .output.publish import github_outputs, now_utc, write_reports
 from .output.terminal import Line, report_lines
 from .runner import Plan, execute, over_ceiling, plan, preflight, read_source, settle_panel, stopped_run
-from .stash import fail_session, gate_finished_key, run_key
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
+from .settings import GateSettings, resolve
+from .stash import fail_session, gate_finished_key, run_key
 
 WORKERINPUT_KEY = "swarmgate"
 
@@ -110,7 +111,9 @@ class ReviewWorker(ReviewItems):
         config.stash[run_key] = RunResult.from_dict(data["run"]) if data["run"] is not None else None
 
 
-def exit_incomplete(config: pytest.Config, settings: GateSettings, review_plan: Plan | None, stopped: Stopped) -> None:
+def exit_incomplete(
+    config: pytest.Config, settings: GateSettings, review_plan: Plan | None, stopped: Stopped, verb: str | None = None
+) -> NoReturn:
     """End the session before collection: the reports say why, and one line with the exit code."""
     note = ""
     if review_plan is not None:
@@ -125,10 +128,8 @@ def exit_incomplete(config: pytest.Config, settings: GateSettings, review_plan: 
         github_outputs(run, env=os.environ, limit=0, out=published)
         failed = [line for line in published.lines if "could not write" in line]
         note = f" ({'; '.join(failed)})" if failed else ""
-    pytest.exit(
-        f"swarmgate: {terminal(stopped.line(), 1000)}{terminal(note, 500)} [exit {REVIEW_INCOMPLETE}]",
-        returncode=REVIEW_INCOMPLETE,
-    )
+    code = stopped_code(stopped.cause)
+    pytest.exit(f"swarmgate: {terminal(stopped.line(verb), 1000)}{terminal(note, 500)} [exit {code}]", returncode=code)
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,14 @@ def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
         if target and (config.invocation_params.dir / target).is_dir():
             raise pytest.UsageError(f"swarmgate: --swarm-{name}={target} is a directory; give a file path")
     settings = settle_panel(config, resolve(config))
-    if options.typed_by_hand(config, "preflight") is not None:
+    preflight_mode = options.preflight_mode(config)
+    if preflight_mode == "only":
         preflight_only(config, settings)
     diff_arg, base = diff_source(config)
-    source, text = read_source(config, diff_arg, base, stdin)
+    try:
+        source, text = read_source(config, diff_arg, base, stdin, settings.max_diff_bytes)
+    except DiffTooLarge as exc:
+        exit_incomplete(config, settings, None, Stopped("ceiling", str(exc)))
     if diff_arg and not text.strip() and options.typed_by_hand(config, "allow-empty") is None:
         # Fail closed: `git diff ... | pytest --swarm-diff=-` gives empty input when git fails.
         raise pytest.UsageError(
@@ -173,10 +178,10 @@ def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
     try:
         # Before collection: a wrong key or a dead endpoint costs seconds, not the project's collection.
         # Not in a mode that reviews nothing (--collect-only, --fixtures, ...).
-        if not options.info_mode(config):
+        if not options.info_mode(config) and preflight_mode == "auto":
             preflight(config, settings, review_plan)
     except RunFault as exc:
-        exit_incomplete(config, settings, review_plan, Stopped("preflight", str(exc)))
+        exit_incomplete(config, settings, review_plan, preflight_stop(exc))
     return Prepared(settings, review_plan, source)
 
 
@@ -195,12 +200,16 @@ def refuse_shadowed_modules(config: pytest.Config, review_plan: Plan) -> None:
         )
 
 
+def preflight_stop(exc: RunFault) -> Stopped:
+    return Stopped("preflight" if exc.retry else "config", str(exc))
+
+
 def preflight_only(config: pytest.Config, settings: GateSettings) -> None:
     """--swarm-preflight: check the set-up, say so in one line, and end the session."""
     try:
         checked = preflight(config, settings, None, force=True)
     except RunFault as exc:
-        exit_incomplete(config, settings, None, Stopped("preflight", str(exc)))
+        exit_incomplete(config, settings, None, preflight_stop(exc), verb="preflight failed")
     # Without any user:password@ a base URL may carry: the line is printed and logged.
     base_url = os.environ.get("ANTHROPIC_BASE_URL", "")
     scheme, sep, rest = base_url.partition("://")
@@ -245,7 +254,10 @@ class ReviewController(ControllerRun, ReviewItems):
         self.progress.line(f"swarmgate: reviewing {sections} x {voters} ...")
         self.started_at = now_utc()
         try:
-            self.run = execute(self.config, self.settings, self.plan, stats=stats, on_progress=self.progress.calls)
+            run = execute(self.config, self.settings, self.plan, stats=stats, on_progress=self.progress.calls)
+            # The gate's run only: a calibration scores each fixture's errors, the fixture returns them.
+            unvoted = None if run.stopped else nothing_valid(run.results)
+            self.run = dataclasses.replace(run, stopped=unvoted) if unvoted else run
         finally:
             self.progress.stop()
         self.config.stash[run_key] = self.run
@@ -312,7 +324,7 @@ class ReviewController(ControllerRun, ReviewItems):
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if self.run.stopped is not None:
             # "The review could not be completed", never read as "the code is unsafe".
-            fail_session(session, REVIEW_INCOMPLETE)
+            fail_session(session, stopped_code(self.run.stopped.cause))
         elif not run_passes(self.run):
             # The gate does not depend on which items ran: deselecting a failing section item
             # with -k or -m does not let an UNSAFE diff through.

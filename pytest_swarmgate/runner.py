@@ -9,25 +9,25 @@ import dataclasses
 import inspect
 import os
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from collections.abc import Coroutine
 
 import pytest
 
-from .settings import GateSettings
 from .core import diff
-from .core.budget import CHARS_PER_TOKEN, estimate_input_tokens, oversized_reason
+from .core.budget import ESTIMATE, estimate_input_tokens, oversized_reason
 from .core.cache import all_cached, implementation_name, open_cache
+from .core.context import build_contexts
 from .core.control import OnProgress, RunControl
 from .core.engine import ReviewStats, review, run_sync
 from .core.held import ci_files, held_changes
 from .core.model import Held, NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.redact import Redactor, credential_problem
-from .core.context import build_contexts
 from .core.texts import FileSource, GitFiles, GitTexts, NoTexts, PatchTexts, Texts, merge_base, work_tree
 from .core.voters import BadCredentials, CastVote, MissingCredentials
 from .core.voting import check_voter_ids
+from .settings import GateSettings
 
 T = TypeVar("T")
 # Below about 1,000 tokens of section (plus the policy) a model may not cache the prefix at all
@@ -50,18 +50,25 @@ class Plan:
 
 
 def read_source(
-    config: pytest.Config, diff_arg: str | None, base: str | None, stdin: bytes | None = None
+    config: pytest.Config, diff_arg: str | None, base: str | None, stdin: bytes | None = None, limit: int | None = None
 ) -> tuple[str, str]:
-    """(label, text) of the diff to review; a problem is a one-line UsageError."""
+    """(label, text) of the diff to review; a problem is a one-line UsageError.
+
+    Over `limit` bytes the diff is not read whole: `diff.DiffTooLarge`, which ends the review as incomplete.
+    """
     try:
         if diff_arg == "-" and stdin is not None:
+            if limit is not None and len(stdin) > limit:
+                raise diff.too_large("the diff on stdin", limit)
             return "stdin", diff.decode(stdin)
         if diff_arg:
             label = "stdin" if diff_arg == "-" else diff_arg
             path = diff_arg if diff_arg == "-" else str(config.invocation_params.dir / diff_arg)
-            return label, diff.read_diff_file(path)
+            return label, diff.read_diff_file(path, limit)
         if base:
-            return f"git diff {base}...HEAD", diff.git_diff(base, config.invocation_params.dir)
+            return f"git diff {base}...HEAD", diff.git_diff(base, config.invocation_params.dir, limit)
+    except diff.DiffTooLarge:
+        raise
     except diff.DiffError as exc:
         raise pytest.UsageError(f"swarmgate: {exc}") from None
     raise pytest.UsageError(
@@ -203,7 +210,7 @@ def over_ceiling(plan: Plan, settings: GateSettings) -> str | None:
             return None
         problem = (
             f"{plan.source} needs about {tokens} input tokens ({len(plan.sections)} sections x "
-            f"{settings.n} voters, at 1 token per {CHARS_PER_TOKEN} characters), over "
+            f"{settings.n} voters, at {ESTIMATE}), over "
             f"--swarm-max-input-tokens={settings.max_input_tokens}: {narrow}"
         )
     hints = "; ".join(

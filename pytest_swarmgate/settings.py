@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
-from collections.abc import Mapping, Sequence
 
 import pytest
 
 from . import options
 from .core.cache import default_directory
 from .core.choices import EFFORTS, CacheTtl, ContextMode, PrewarmMode
+from .core.gate import Gate
 from .core.model import Voter
 from .core.prompt import LENSES
-from .core.gate import Gate
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
@@ -41,6 +41,7 @@ OVERRIDE_KEYS = frozenset(
         "exclude",
         "max_section_chars",
         "max_input_tokens",
+        "max_diff_bytes",
         *PANEL_KEYS,
     }
 )
@@ -64,6 +65,7 @@ class GateSettings:
     cache_dir: Path | None
     max_section_chars: int
     max_input_tokens: int
+    max_diff_bytes: int  # the diff is read no further: a memory ceiling, checked before parsing
     cache_ttl: CacheTtl
     # Seconds the run may wait on the endpoint's rate limit (see core/pacing.py).
     deadline: float
@@ -144,6 +146,7 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             cache_dir=cache_dir,
             max_section_chars=value("max_section_chars"),
             max_input_tokens=value("max_input_tokens"),
+            max_diff_bytes=value("max_diff_bytes"),
             cache_ttl=value("cache_ttl"),
             deadline=value("deadline"),
             context=value("context"),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .core.calibration import FixtureRun
     from .core.model import RunResult
 
 stdin_key = pytest.StashKey[bytes]()
@@ -21,6 +22,8 @@ gate_missing_key = pytest.StashKey[str]()
 reviews_key = pytest.StashKey[list[Any]]()
 # The review's result, as the controller made it or a worker received it (None: nothing planned).
 run_key: pytest.StashKey[RunResult | None] = pytest.StashKey()
+# The calibration's fixture runs by fixture id, with their votes once the panel has voted.
+runs_key: pytest.StashKey[dict[str, FixtureRun]] = pytest.StashKey()
 
 # What pytest says when nothing went wrong on its side: the gate may only make these worse.
 _OVERRULED = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED, pytest.ExitCode.TESTS_FAILED)

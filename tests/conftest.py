@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import sys
-
-import subprocess
-
 import json
+import os
+import subprocess
+import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterator
 
 import anthropic  # noqa: F401 - imported once here: pytester in-process runs would re-import it each time
 import jsonschema
 import pytest
 
+from pytest_swarmgate.core.diff import decode
 from pytest_swarmgate.output import json_report as report_json
 from pytest_swarmgate.testing import Reply, Script, StubServer
 
@@ -115,6 +115,19 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., StubServer]
 @pytest.fixture
 def stub(script: Script, serve: Callable[..., StubServer]) -> StubServer:
     return serve(script)
+
+
+# git as the tests run it: no user or system config of this machine, one fixed identity.
+GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def git(repo: Path, *args: str, check: bool = True) -> str:
+    """Run git in `repo` with the tests' config and identity; its output decoded as the gate decodes a diff."""
+    proc = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo, env={**os.environ, **GIT_ENV}, check=check, capture_output=True,
+    )  # fmt: skip
+    return decode(proc.stdout)
 
 
 def write_diff(directory: Path, text: str, name: str = "pr.patch") -> Path:

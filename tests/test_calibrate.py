@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
-from collections.abc import Iterable
 
 # Loaded here, in the outer process: pytester's in-process runs drop the modules they import
 # when they end, so anthropic would be imported afresh (about a second) by every run, and
@@ -592,6 +592,6 @@ def test_poll_seconds() -> None:
 def test_a_run_wide_fault_stops_calibration_with_the_review_incomplete_code(pytester, serve) -> None:
     stub = serve(revoke_key_after=0)  # every message call is rejected: a key revoked before the run
     result = calibrate(pytester, small_corpus(pytester.path / "corpus"), "--swarm-concurrency=1")
-    assert result.ret == 75
+    assert result.ret == 78, "a rejected key needs a person: EX_CONFIG, as in a review"
     assert "calibration review stopped: HTTP 401 authentication_error: invalid x-api-key (1 of " in result.stdout.str()
     assert [r.status for r in stub.requests if r.path == "/v1/messages"] == [401]  # then no more calls

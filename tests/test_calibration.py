@@ -1,4 +1,4 @@
-"""The pure calibration core: metrics per K, per voter, per category, agreement, cost, rendering."""
+"""Calibration: metrics per K, per voter, per category, agreement and cost; the report's tables and plot."""
 
 from __future__ import annotations
 
@@ -7,24 +7,19 @@ import json
 import math
 import random
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
-from collections.abc import Iterable, Sequence
 
 import pytest
 
-from pytest_swarmgate.core.calibration import (
-    PRICES,
-    CalibrationReport,
-    FixtureVotes,
-    calibrate,
-    fixture_flagged,
-    plot_k_curve,
-    price_for,
-)
+from pytest_swarmgate.core.calibration import CalibrationReport, FixtureVotes, calibrate, fixture_flagged, not_scored
 from pytest_swarmgate.core.corpus import Fixture
 from pytest_swarmgate.core.gate import Gate
-from pytest_swarmgate.model import Finding, Usage, Vote
+from pytest_swarmgate.core.pricing import PRICES, price_for
+from pytest_swarmgate.model import Finding, NotReviewed, Usage, Vote
+from pytest_swarmgate.output.calibration import render_markdown, render_text
+from pytest_swarmgate.output.plot import plot_k_curve
 
 MODEL = "claude-sonnet-4-5"
 
@@ -167,7 +162,7 @@ def test_cloned_voters_trigger_independence_warning() -> None:
     assert report.agreement.mean == 1.0
     assert report.agreement.kappa == pytest.approx(1.0)
     assert report.agreement.warning is not None and "not independent" in report.agreement.warning
-    assert "WARNING: voters are not independent" in report.render_text()
+    assert "WARNING: voters are not independent" in render_text(report)
 
 
 # --- edge cases --------------------------------------------------------------------------
@@ -219,7 +214,7 @@ def test_no_k_meets_target_fpr() -> None:
     assert report.recommended_k is None
     assert report.recommendation.startswith("no K meets FPR <= 5.0%")
     assert report.category_k == 3
-    assert "no K meets FPR <= 5.0%" in report.render_text()
+    assert "no K meets FPR <= 5.0%" in render_text(report)
 
 
 def test_no_safe_fixture_means_no_recommendation() -> None:
@@ -268,7 +263,7 @@ def test_line_accuracy_counts_flagging_voters_within_three_lines() -> None:
     la = report.line_accuracy
     assert (la.hits, la.total, la.tolerance) == (2, 4, 3)
     assert la.accuracy == 0.5
-    assert "line accuracy: 50.0% (2/4" in report.render_text()
+    assert "line accuracy: 50.0% (2/4" in render_text(report)
 
 
 def test_line_accuracy_none_without_flaw_lines() -> None:
@@ -297,7 +292,7 @@ def test_cost_list_prices_batch_and_unknown_model() -> None:
     unknown = calibrate([other], 2)
     assert unknown.cost.usd is None
     assert "no price for model mystery-7b" in unknown.cost.note
-    assert "cost unknown" in unknown.render_text()
+    assert "cost unknown" in render_text(unknown)
     assert unknown.cost.usage.total == 8 * 10**6
 
 
@@ -314,7 +309,7 @@ def test_renderers_show_every_k_row_and_sections() -> None:
         panel(fixture("good.diff", "SAFE", category="xss"), ["SAFE", "SAFE", "UNSAFE"]),
     ]
     report = calibrate(data, 3)
-    text = report.render_text()
+    text = render_text(report)
     lines = text.splitlines()
     header = next(line for line in lines if line.split()[:2] == ["K", "scored"])
     assert header.split() == [
@@ -336,7 +331,7 @@ def test_renderers_show_every_k_row_and_sections() -> None:
     assert k_rows[1] == ["2", "2", "0", "1", "0", "0", "1", "100.0%", "0.0%", "100.0%", "1.000"]
     for needle in ("recommended K=2", "Voters", "Categories at K=2", "mean pairwise agreement", "tokens:"):
         assert needle in text
-    md = report.render_markdown()
+    md = render_markdown(report)
     assert "| K | scored | not scored | TP | FN | FP | TN | recall | FPR | precision | score |" in md
     assert "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" in md
     assert "| 2 | 2 | 0 | 1 | 0 | 0 | 1 | 100.0% | 0.0% | 100.0% | 1.000 |" in md
@@ -427,27 +422,39 @@ def test_an_all_error_corpus_scores_nothing_and_recommends_no_k() -> None:
         "good0.diff",
         "good1.diff",
     ]
+    assert all(x.kind == "errors" for x in report.not_scored)
     assert all(x.reason.startswith("errors: INCONCLUSIVE at K=3, 3 of 3 votes") for x in report.not_scored)
     assert [(v.tp, v.fn, v.fp, v.tn, v.errors, v.excluded) for v in report.voters] == [(0, 0, 0, 0, 5, 5)] * 3
     assert report.agreement.pairs[0].fixtures == 0 and report.agreement.kappa is None
-    text = report.render_text()
+    text = render_text(report)
     assert "Not scored at K=3 (5 of 5 fixtures" in text and "caught 100%" not in text and "100.0%" not in text
 
 
 def test_a_fixture_with_nothing_reviewed_is_never_a_voters_tn_or_an_agreement() -> None:
     """--swarm-include leaving most fixtures empty: they are excluded, not 100% agreement."""
     judged = [panel(fixture("bad.diff"), ["UNSAFE"] * 3), panel(fixture("good.diff", "SAFE"), ["SAFE"] * 3)]
-    empty = [FixtureVotes(fixture(f"e{i}.diff", "SAFE"), (), ("not matched by any include glob",)) for i in range(8)]
-    media = FixtureVotes(fixture("m.diff"), (), ("binary file",))
+    unmatched = NotReviewed("app.py", "not matched by any include glob", kind="excluded")
+    empty = [FixtureVotes(fixture(f"e{i}.diff", "SAFE"), (), (unmatched,)) for i in range(8)]
+    media = FixtureVotes(fixture("m.diff"), (), (NotReviewed("logo.bin", "binary file", kind="binary"),))
     report = calibrate([*judged, *empty, media], 3)
     assert [(r.scored, r.not_scored) for r in report.rows] == [(2, 9)] * 3
     assert report.recommended_k is None and "at most 2 of 11 fixtures (18%)" in report.recommendation
     assert "8 excluded" in report.recommendation and "1 nothing reviewed" in report.recommendation
     assert [(v.tp + v.fn + v.fp + v.tn, v.excluded) for v in report.voters] == [(2, 9)] * 3
     assert all(p.fixtures == 2 for p in report.agreement.pairs) and report.agreement.kappa_fixtures == 2
-    reasons = {x.fixture_id: x.reason for x in report.not_scored}
-    assert reasons["e0.diff"] == "excluded: not matched by any include glob"
-    assert reasons["m.diff"] == "nothing reviewed (binary file)"
+    why = {x.fixture_id: (x.kind, x.reason) for x in report.not_scored}
+    assert why["e0.diff"] == ("excluded", "excluded: not matched by any include glob")
+    assert why["m.diff"] == ("nothing_reviewed", "nothing reviewed (binary file)")
+
+
+def test_only_the_runs_globs_make_a_fixture_excluded_whatever_a_reason_says() -> None:
+    """The kind decides: a filter hook's reason worded like a glob's is still 'nothing reviewed'."""
+    hook = NotReviewed("app.py", "excluded by exclude glob 'app.py'", kind="configured")
+    glob = NotReviewed("app.py", "dropped", kind="excluded")
+    by_hook, by_glob = (not_scored(FixtureVotes(fixture("a.diff"), (), (nr,)), Gate(3, 2)) for nr in (hook, glob))
+    assert by_hook is not None and by_hook.kind == "nothing_reviewed"
+    assert by_hook.reason == "nothing reviewed (excluded by exclude glob 'app.py')"
+    assert by_glob is not None and (by_glob.kind, by_glob.reason) == ("excluded", "excluded: dropped")
 
 
 def test_enough_scored_fixtures_recommend_over_the_scored_ones_with_their_count() -> None:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import git
 
 from pytest_swarmgate.core.diff import (
     DiffError,
@@ -571,8 +572,8 @@ def test_extremely_long_lines_do_not_blow_up() -> None:
     with pytest.raises(DiffError, match="file header"):
         parse_sections("diff --git a/" + "x " * 1_000_000 + "\n")
     # would take minutes in unidiff's binary-line regex without the guard
-    hostile = "diff --git a/x b/x\n" + ("Binary files " + " and" * 2000 + "\t differ\n") * 200
-    with pytest.raises(DiffError, match=r"cannot read the two file names of the binary file line 3$"):
+    hostile = ("Binary files " + " and" * 2000 + "\t differ\n") * 200
+    with pytest.raises(DiffError, match=r"cannot read the two file names of the binary file line 1$"):
         parse_sections(hostile)
     spaces = "diff --git a/" + "x " * 4000 + "\nnew file mode 100644\n"
     with pytest.raises(DiffError):
@@ -626,12 +627,6 @@ def test_read_diff_from_closed_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- git ----------------------------------------------------------------------------------
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-
-
-def git(repo: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, env=env, check=True,
-                   capture_output=True)  # fmt: skip
 
 
 @pytest.fixture
@@ -732,13 +727,6 @@ def test_git_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # --- every change judged, with real git (issue 8) --------------------------------------------
 
 
-def git_out(repo: Path, *args: str, check: bool = True) -> str:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    proc = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, env=env,
-                          check=check, capture_output=True)  # fmt: skip
-    return proc.stdout.decode()
-
-
 @pytest.fixture
 def quiet_repo(tmp_path: Path) -> Path:
     """A repository with a base commit on main and a `feature` branch to change."""
@@ -824,7 +812,7 @@ def test_paths_with_space_b_slash_parse_from_git(quiet_repo: Path, quotepath: st
     (repo / "Plan b" / "café b.md").write_text("two, changed\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "move")
-    text = git_out(repo, "-c", f"core.quotepath={quotepath}", "diff", "main", "HEAD")
+    text = git(repo, "-c", f"core.quotepath={quotepath}", "diff", "main", "HEAD")
     if quotepath == "on":
         assert '"b/Plan b/caf\\303\\251 b.md"' in text
     assert 'diff --git "a/Plan b/say \\"b\\" b.txt"' in text
@@ -836,7 +824,7 @@ def test_paths_with_space_b_slash_parse_from_git(quiet_repo: Path, quotepath: st
         ("Plan b/old b/notes.md", "added"): None,
         ('Plan b/say "b" b.txt', "added"): None,
     }
-    moved = parse_sections(git_out(repo, "-c", f"core.quotepath={quotepath}", "diff", "-M", "HEAD~1", "HEAD"))[0]
+    moved = parse_sections(git(repo, "-c", f"core.quotepath={quotepath}", "diff", "-M", "HEAD~1", "HEAD"))[0]
     assert {(s.path, s.old_path, s.change) for s in moved} == {
         ("Plan b/café b.md", None, "modified"),
         ("Plan b/old b/notes.md", "Plan b/notes.md", "renamed"),
@@ -876,8 +864,8 @@ def test_git_prefixes_resolve_to_the_same_paths(quiet_repo: Path, options: list[
     git(repo, "mv", "app/authz_check.py", "docs.py")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "change")
-    usual = git_out(repo, "diff", "-M", "HEAD~1", "HEAD")
-    other = git_out(repo, "diff", "-M", *options, "HEAD~1", "HEAD")
+    usual = git(repo, "diff", "-M", "HEAD~1", "HEAD")
+    other = git(repo, "diff", "-M", *options, "HEAD~1", "HEAD")
     assert other != usual
     assert _shape(other) == _shape(usual)
     paths = [p for p, *_ in _shape(usual)]
@@ -952,12 +940,12 @@ def test_a_merge_commits_combined_diff_is_a_one_line_error(quiet_repo: Path) -> 
     (repo / "new.py").write_text("import os\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "main side")
-    git_out(repo, "merge", "-q", "feature", check=False)  # conflicts, resolved by hand below
+    git(repo, "merge", "-q", "feature", check=False)  # conflicts, resolved by hand below
     (repo / "run.sh").write_text('echo merged\ntouch "${TMPDIR:-/tmp}/swarmgate-marker"\n')
     git(repo, "commit", "-qam", "merge")
-    shown = git_out(repo, "show", "HEAD")
+    shown = git(repo, "show", "HEAD")
     assert "diff --cc run.sh" in shown
-    for text in (shown, git_out(repo, "diff", "--cc", "HEAD^1", "HEAD^2", "HEAD"), shown.replace("--cc", "--combined")):
+    for text in (shown, git(repo, "diff", "--cc", "HEAD^1", "HEAD^2", "HEAD"), shown.replace("--cc", "--combined")):
         with pytest.raises(DiffError) as info:
             parse_sections(text)
         message = str(info.value)
@@ -974,7 +962,8 @@ def test_a_merge_commits_combined_diff_is_a_one_line_error(quiet_repo: Path) -> 
     [
         ("@@ -1 +1 @@\n-a\n+b\n", "the hunk at line 1 belongs to no file"),
         ("--- a/x\n+++ b/x\n@@ -1,2 +1 @@\n-a\n", "the hunk at line 3 is shorter than its header says"),
-        ("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n+c\n@@ -5 +5 @@\n", "the hunk at line 7 belongs to no file"),
+        ("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n+c\n@@ -5 +5 @@\n", "the hunk at line 3 is longer than its header"),
+        ("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\nprose\n@@ -5 +5 @@\n", "the hunk at line 7 belongs to no file"),
         ("--- /dev/null\n+++ /dev/null\n@@ -0,0 +1 @@\n+a\n", "the entry at line 1 names no file on either side"),
         ("diff --git a/x b/x\n--- a/y\n+++ b/y\n@@ -1 +1 @@\n-a\n+b\n", "do not match its 'diff --git' line"),
         ("Submodule lib 1234567..89abcde:\n  > bump\n", "submodule summary (git diff --submodule=log)"),

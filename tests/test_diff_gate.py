@@ -6,24 +6,16 @@ Real pytest runs (pytester), the real anthropic SDK over HTTP to the stub, diffs
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CLEAN_DIFF, unsafe_finding, validate_report, write_diff
+from conftest import CLEAN_DIFF, git, unsafe_finding, validate_report, write_diff
 
 from pytest_swarmgate.testing import Reply
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-
-
-def git(repo: Path, *args: str, check: bool = True) -> str:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    proc = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, env=env,
-                          check=check, capture_output=True)  # fmt: skip
-    return proc.stdout.decode()
 
 
 def run_gate(pytester: pytest.Pytester, diff: str, *args: str) -> pytest.RunResult:
@@ -122,7 +114,7 @@ def test_a_diff_ruN_tree_does_not_escape_the_workflow_hold(pytester, stub, tmp_p
     (new / ".github" / "workflows" / "tests.yaml").write_text("on: pull_request_target\n")
     (new / "tool.py").write_text("import os\n")
     proc = subprocess.run(["diff", "-ruN", old.name, new.name], cwd=tmp_path, capture_output=True, check=False)
-    result = run_gate(pytester, CLEAN_DIFF + proc.stdout.decode(), "-v")
+    result = run_gate(pytester, proc.stdout.decode(), "-v")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         ["*swarm-review::.github/workflows/tests.yaml PASSED*", "*swarm-review::tool.py PASSED*",
@@ -130,6 +122,10 @@ def test_a_diff_ruN_tree_does_not_escape_the_workflow_hold(pytester, stub, tmp_p
     )  # fmt: skip
     sent = {r.section_path: json.dumps(r.body) for r in stub.requests}
     assert "change: added" in sent["tool.py"]
+    # pasted after git's entries, its plain entries are what a commit message could carry: refused
+    pasted = run_gate(pytester, CLEAN_DIFF + proc.stdout.decode())
+    assert pasted.ret == pytest.ExitCode.USAGE_ERROR
+    pasted.stderr.fnmatch_lines(["ERROR: swarmgate: *has no 'diff --git' line though other entries do*"])
 
 
 @needs_git

@@ -13,7 +13,7 @@ import socket
 import pytest
 from conftest import API_KEY, CLEAN_DIFF, validate_report, write_diff
 
-from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
+from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE, REVIEW_MISCONFIGURED
 from pytest_swarmgate.testing import RateLimit, Reply
 
 # A conftest that records any collection, and a test module that cannot even be imported:
@@ -48,12 +48,14 @@ def run_gate(pytester: pytest.Pytester, diff: str, *args: str) -> pytest.RunResu
     return pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "-p", "no:cacheprovider", *args)
 
 
-def assert_ended_before_collection(pytester: pytest.Pytester, result: pytest.RunResult, cause: str) -> str:
-    """Exit 75, one line that names the cause, nothing collected; returns that line."""
-    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str() + result.stderr.str()
+def assert_ended_before_collection(
+    pytester: pytest.Pytester, result: pytest.RunResult, cause: str, code: int = REVIEW_MISCONFIGURED
+) -> str:
+    """Exit 78 (or `code`), one line that names the cause, nothing collected; returns that line."""
+    assert result.ret == code, result.stdout.str() + result.stderr.str()
     lines = [line for line in result.stderr.lines + result.stdout.lines if "swarmgate:" in line]
     assert len(lines) == 1, lines
-    assert cause in lines[0] and "[exit 75]" in lines[0], lines[0]
+    assert cause in lines[0] and f"[exit {code}]" in lines[0], lines[0]
     assert not (pytester.path / "collected.txt").exists()
     assert "collected" not in result.stdout.str()
     assert API_KEY not in result.stdout.str() + result.stderr.str()
@@ -80,7 +82,7 @@ def test_a_rejected_key_ends_the_session_before_collection(pytester, serve) -> N
     report = json.loads((pytester.path / "report.json").read_text())
     validate_report(report)
     assert report["status"]["completed"] is False
-    assert report["status"]["stopped"]["cause"] == "preflight"
+    assert report["status"]["stopped"]["cause"] == "config"
     assert report["gate"] == {**report["gate"], "outcome": "NOT_REVIEWED", "passed": False}
 
 
@@ -88,7 +90,10 @@ def test_an_unknown_model_ends_the_session_before_collection(pytester, serve) ->
     stub = serve(models=["claude-sonnet-5-5"])
     project(pytester)
     result = run_gate(pytester, CLEAN_DIFF, "--swarm-models=claude-sonnet-5-5,claude-nonesuch-1")
-    assert_ended_before_collection(pytester, result, "HTTP 404 not_found_error: model: claude-nonesuch-1")
+    line = assert_ended_before_collection(
+        pytester, result, "has no model claude-nonesuch-1 (GET /v1/models/claude-nonesuch-1: HTTP 404 not_found_error)"
+    )
+    assert line.count("claude-nonesuch-1") == 2, "named once, and once in the route checked"
     # Each model of the panel once, however many voters share it.
     assert sorted(r.path for r in stub.requests) == ["/v1/models/claude-nonesuch-1", "/v1/models/claude-sonnet-5-5"]
 
@@ -98,7 +103,7 @@ def test_a_closed_port_ends_the_session_before_collection(pytester, monkeypatch)
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
     project(pytester)
     result = run_gate(pytester, CLEAN_DIFF, "--swarm-max-retries=0")
-    assert_ended_before_collection(pytester, result, "connection error")
+    assert_ended_before_collection(pytester, result, "connection error", REVIEW_INCOMPLETE)
 
 
 def test_a_run_served_from_the_vote_cache_needs_no_preflight(pytester, stub, tmp_path) -> None:
@@ -121,7 +126,8 @@ def test_swarm_preflight_checks_the_set_up_and_stops(pytester, serve) -> None:
     assert [r.path for r in stub.requests] == ["/v1/models/claude-sonnet-5-5"]
     stub.require_key = "sk-ant-the-right-one"
     failed = pytester.runpytest("--swarm-review", "--swarm-preflight", "-p", "no:cacheprovider")
-    assert_ended_before_collection(pytester, failed, "HTTP 401 authentication_error")
+    line = assert_ended_before_collection(pytester, failed, "HTTP 401 authentication_error")
+    assert line.startswith("Exit: swarmgate: preflight failed: GET /v1/models/claude-sonnet-5-5 at http://127.0.0.1:")
 
 
 def test_swarm_preflight_does_not_print_credentials_in_the_base_url(pytester, serve, monkeypatch) -> None:
@@ -133,6 +139,66 @@ def test_swarm_preflight_does_not_print_credentials_in_the_base_url(pytester, se
     assert "hunter2" not in result.stdout.str() + result.stderr.str()
 
 
+@pytest.mark.parametrize(
+    ("routes", "answered"),
+    [
+        (("models",), "/v1/models"),  # llama.cpp's server: the list, no per-model route
+        (("count_tokens",), "/v1/messages/count_tokens"),
+        ((), "/v1/messages"),  # a gateway that serves messages and nothing else
+    ],
+)
+def test_the_preflight_steps_down_to_a_route_the_gateway_has(pytester, serve, routes, answered) -> None:
+    """Issue 17: a 404 from a route the endpoint lacks stopped every review ("review not started")."""
+    stub = serve(models=["smol"], routes=routes)
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-models=smol")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    checks = [r.path for r in stub.requests][
+        : 1 + ["/v1/models", "/v1/messages/count_tokens", "/v1/messages"].index(answered) + 1
+    ]
+    assert checks[0] == "/v1/models/smol" and checks[-1] == answered, checks
+
+
+def test_a_gateway_names_a_missing_model_once_and_suggests_the_near_one(pytester, serve) -> None:
+    serve(models=["claude-sonnet-5-5"], routes=("models", "count_tokens"))
+    project(pytester)
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-models=claude-sonet-5-5")
+    line = assert_ended_before_collection(
+        pytester, result, "has no model claude-sonet-5-5 (POST /v1/messages/count_tokens: HTTP 404 not_found_error)"
+    )
+    assert line.endswith("did you mean claude-sonnet-5-5? [exit 78]"), line
+
+
+def test_a_base_url_ending_in_v1_gets_a_hint(pytester, serve, monkeypatch) -> None:
+    stub = serve()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"{stub.url}/v1")
+    project(pytester)
+    result = run_gate(pytester, CLEAN_DIFF)
+    line = assert_ended_before_collection(pytester, result, f"the endpoint {stub.url}/v1/ answers none of")
+    assert "which the SDK adds itself: set ANTHROPIC_BASE_URL without it" in line
+    assert "--swarm-preflight=off" in line
+
+
+def test_swarm_preflight_alone_checks_without_running_the_tests(pytester, serve) -> None:
+    """Before: `pytest --swarm-preflight` without --swarm-review ran the project's whole suite."""
+    stub = serve()
+    project(pytester)
+    result = pytester.runpytest("--swarm-preflight", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    assert "swarmgate: preflight passed: 1 model(s) answered" in result.stderr.str()
+    assert not (pytester.path / "collected.txt").exists()
+    assert [r.path for r in stub.requests] == ["/v1/models/claude-sonnet-5-5"]
+
+
+def test_preflight_off_skips_it_and_only_is_the_jobs_to_ask(pytester, serve) -> None:
+    stub = serve()
+    assert run_gate(pytester, CLEAN_DIFF, "--swarm-preflight=off").ret == pytest.ExitCode.OK
+    assert not [r for r in stub.requests if r.path.startswith("/v1/models")]
+    pytester.makeini("[pytest]\nswarm_preflight = only\n")
+    refused = run_gate(pytester, CLEAN_DIFF)
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR, "the PR's ini must not end the run after the preflight"
+    assert "only the job can ask for that" in refused.stderr.str()
+
+
 # --- a run-wide fault mid-run -------------------------------------------------------------
 
 
@@ -140,7 +206,7 @@ def test_a_key_revoked_mid_run_stops_the_remaining_calls_and_reports_once(pytest
     stub = serve(revoke_key_after=3)
     diff = many_files_diff([f"app/m{i}.py" for i in range(4)])
     result = run_gate(pytester, diff, "--swarm-concurrency=1", "--swarm-json=report.json", "-m", "swarm_review")
-    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str()
+    assert result.ret == REVIEW_MISCONFIGURED, result.stdout.str()
     stop = "review stopped: HTTP 401 authentication_error: invalid x-api-key (4 of 20 calls sent)"
     # Once in the summary (the gate line) and once as the gate item's failure; no vote repeats it.
     # (pytest's own short summary, which repeats failure messages in full under CI=true, not counted)
@@ -152,7 +218,7 @@ def test_a_key_revoked_mid_run_stops_the_remaining_calls_and_reports_once(pytest
     report = json.loads((pytester.path / "report.json").read_text())
     validate_report(report)
     assert report["status"]["stopped"] == {
-        "cause": "fault",
+        "cause": "config",
         "message": "HTTP 401 authentication_error: invalid x-api-key",
         "calls_sent": 4,
         "calls_total": 20,
@@ -238,7 +304,8 @@ def test_a_diff_over_the_ceiling_writes_the_report_and_names_the_crowded_directo
     result = run_gate(
         pytester, many_files_diff(paths), "--swarm-max-sections=3", "--swarm-json=report.json", "--swarm-sarif=r.sarif"
     )
-    line = assert_ended_before_collection(pytester, result, "has 7 sections (35 calls), over --swarm-max-sections=3")
+    ceiling = "has 7 sections (35 calls), over --swarm-max-sections=3"
+    line = assert_ended_before_collection(pytester, result, ceiling, REVIEW_INCOMPLETE)
     assert "5 of 7 sections under vendor/: --swarm-exclude='vendor/**'" in line
     assert stub.requests == []
     report = json.loads((pytester.path / "report.json").read_text())
@@ -249,3 +316,19 @@ def test_a_diff_over_the_ceiling_writes_the_report_and_names_the_crowded_directo
     sarif = json.loads((pytester.path / "r.sarif").read_text())["runs"][0]
     assert sarif["results"] == [] and sarif["invocations"][0]["executionSuccessful"] is False
     assert "over --swarm-max-sections=3" in sarif["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"]
+
+
+def test_an_endpoint_that_cannot_give_verdicts_is_not_reviewed_in_one_line(pytester, serve) -> None:
+    """Issue 17: a server whose model never calls the tool exited 1, the code for UNSAFE, with the
+    same error on every vote line and no line saying that not one vote was valid."""
+    serve(plain_text=True)
+    diff = many_files_diff([f"app/m{i}.py" for i in range(2)])
+    result = run_gate(pytester, diff, "--swarm-json=report.json")
+    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["*gate: NOT_REVIEWED - review stopped: 0 of 10 votes valid: unusable reply: no submit_verdict tool call*"]
+    )
+    report = json.loads((pytester.path / "report.json").read_text())
+    validate_report(report)
+    assert report["status"]["stopped"]["cause"] == "fault"
+    assert len([v for r in report["run"]["results"] for v in r["votes"]]) == 10, "every vote is kept"

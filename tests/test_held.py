@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-
-import pytest
-
-from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
-from conftest import CLEAN_DIFF, validate_report, write_diff
-
 from pathlib import Path
 
+import pytest
+from conftest import CLEAN_DIFF, validate_report, write_diff
+
+from pytest_swarmgate.core.decision import broken
 from pytest_swarmgate.core.diff import diff_sha256, parse_sections
 from pytest_swarmgate.core.held import ci_files, held_changes, workflow_path
 from pytest_swarmgate.core.model import Held, NotReviewed, Section, SectionResult, Vote
-from pytest_swarmgate.core.decision import broken
 from pytest_swarmgate.core.texts import PatchTexts, Unknown
+from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
 
 
 def file_diff(path: str, *changed: str, new: bool = False, context: str = "[pytest]") -> str:
@@ -434,3 +432,75 @@ def test_a_binary_renamed_to_a_media_name_is_held() -> None:
     assert [(n.path, n.old_path, n.reason) for n in not_reviewed] == [("logo.png", "tool.so", "binary file")]
     [held] = held_changes(sections, not_reviewed)
     assert held.kind == "unreadable" and held.line().startswith("logo.png: a binary file that is not media")
+
+
+def test_start_up_modules_setup_py_and_lfs_pointers_are_held_only_where_they_can_steer() -> None:
+    """Issue 16: the package forms of the start-up modules, `_distutils_hack`, a setup.py that can
+    register a pytest plugin, and an LFS pointer standing for a file no voter sees."""
+    for path in ("sitecustomize/__init__.py", "src/usercustomize/x.py", "_distutils_hack/override.py",
+                 "sitecustomize.cpython-312-x86_64-linux-gnu.so", "SiteCustomize.py"):  # fmt: skip
+        assert held(file_diff(path, "import os", new=True)), path
+    for path in ("docs/sitecustomize.md", "app/site_customize.py", "distutils_hack.py"):
+        assert held(file_diff(path, "x = 1", new=True)) == [], path
+    plain = "from setuptools import setup\nsetup(name='x')\n"
+    plugin = "from setuptools import setup\nsetup(name='x', entry_points={'pytest11': ['q = q']})\n"
+    assert held_edit("setup.py", plain, plain.replace("'x'", "'y'")) == [], "an ordinary setup.py edit is judged"
+    assert held_edit("setup.py", plain, plugin) == [
+        "setup.py: setup.py can register a pytest plugin (a pytest11 entry point) when the package is installed"
+    ]
+    # Without the full text (a bare patch), what the rest of the file declares is unknown: held.
+    assert held(file_diff("setup.py", "name='y'", context="setup(")) == [
+        "setup.py: setup.py can register a pytest plugin (a pytest11 entry point) when the package is installed"
+        " (its full text is not known here)"
+    ]
+    pointer = ("version https://git-lfs.github.com/spec/v1", "oid sha256:" + "ab" * 32, "size 9")
+    assert held(file_diff("tools/run.bin", *pointer, new=True)) == [
+        "tools/run.bin: a Git LFS pointer: the file it stands for is not in the diff, so no voter could read it"
+    ]
+    assert held(file_diff("art/logo.png", *pointer, new=True)) == [], "a pointer to media stands for media"
+    assert held(file_diff(".gitmodules", "\tignore = all", context='[submodule "lib"]')) == [
+        ".gitmodules: submodule settings decide what the diff shows"
+    ]
+
+
+TROJAN = 'if access_level != "user\u202e \u2066// check if admin\u2069 \u2066":\n'
+
+
+def test_characters_a_reader_cannot_see_reach_voters_escaped_and_hold_the_section(pytester, stub, monkeypatch) -> None:
+    """Issue 16: bidirectional and invisible characters (Trojan Source) in added lines were sent raw
+    and unannounced; now every voter sees `<U+202E>` with a note, the section is held until a human
+    releases this exact diff, and the step summary turns no file name into a link."""
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    diff = file_diff("app/auth.py", TROJAN.rstrip("\n"), new=True) + file_diff(
+        "www.login-github.example/verify.py", "x = 1", new=True
+    )
+    result = run(pytester, diff, "--swarm-json=r.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["*held for a human: app/auth.py: added lines hold characters a reader cannot see (U+202E, U+2066, U+2069)*"]
+    )
+    prompts = {c.voter: json.dumps(c.body) for c in stub.calls(section="app/auth.py")}
+    assert len(prompts) == 5
+    for prompt in prompts.values():
+        assert "<U+202E>" in prompt and "\\u202e" not in prompt and "note: the section holds characters" in prompt
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert {"path": "app/auth.py", "kind": "hidden"} in [
+        {k: h[k] for k in ("path", "kind")} for h in report["run"]["held"]
+    ]
+    text = summary.read_text()
+    assert "www&#46;login-github" in text and "www.login-github" not in text
+    released = run(pytester, diff, f"--swarm-allow-held={diff_sha256(diff)}")
+    assert released.ret == 0, released.stdout.str()
+
+
+def test_hidden_characters_are_named_in_every_channel() -> None:
+    from pytest_swarmgate.core.text import hidden_characters, one_line, show_hidden
+
+    assert hidden_characters(TROJAN) == ["U+202E", "U+2066", "U+2069"]
+    assert show_hidden("a\u200bb\U000e0041") == "a<U+200B>b<U+E0041>"
+    assert one_line("x\u3164y") == "x<U+3164>y", "a printable filler is still shown"
+    assert held(file_diff("ok.py", "name = 'caf\u00e9 \u4e2d\u6587'", new=True)) == [], (
+        "ordinary non-ASCII is not hidden"
+    )

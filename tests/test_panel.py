@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_swarmgate.settings import build_panel, parse_panel_lines
 from pytest_swarmgate.core.prompt import messages, new_fence, system_blocks
 from pytest_swarmgate.core.voters import Ladder, effective_settings
 from pytest_swarmgate.model import Section, Voter
+from pytest_swarmgate.settings import build_panel, parse_panel_lines
 
 
 def test_lists_are_cycled_over_the_voters() -> None:

@@ -4,27 +4,19 @@ got past the gate before (issue 8), run with pytester, the real SDK and the stub
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
-from collections.abc import Mapping
-
 import pytest
-from conftest import CLEAN_DIFF, write_diff
+from conftest import CLEAN_DIFF, git, write_diff
 
 from pytest_swarmgate.core.diff import diff_sha256
+from pytest_swarmgate.core.diff.source import GIT_DIFF_FLAGS
+from pytest_swarmgate.testing import Reply, Script
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 PLACEHOLDER = "import pytest\n\n@pytest.mark.swarm_review\ndef test_placeholder():\n    pass\n"
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, env=env, check=True, capture_output=True
-    ).stdout.decode()
 
 
 def branch(
@@ -166,6 +158,12 @@ STEERING = {
     "app/zz_boot.pth": "import app.quiet\n",
     "sitecustomize.py": "import app.quiet\n",
     "app/usercustomize.py": "import app.quiet\n",
+    "sitecustomize/__init__.py": "import app.quiet\n",
+    "lib/usercustomize/boot.py": "import app.quiet\n",
+    "_distutils_hack/__init__.py": "import app.quiet\n",
+    "setup.py": "from setuptools import setup\nsetup(entry_points={'pytest11': ['quiet = app.quiet']})\n",
+    ".gitmodules": '[submodule "lib"]\n\tpath = lib\n\turl = ./lib\n\tignore = all\n',
+    "tools/build.bin": "version https://git-lfs.github.com/spec/v1\noid sha256:" + "ab" * 32 + "\nsize 9\n",
     ".buildkite/pipeline.yml": "steps: []\n",
     ".gitlab/ci/test.yml": "test: {script: [pytest]}\n",
     ".circleci/config.yml": "version: 2.1\n",
@@ -218,8 +216,8 @@ def test_ordinary_work_in_config_files_is_not_held(pytester, stub) -> None:
 
 
 def test_a_stopped_run_names_its_cause_once() -> None:
-    from pytest_swarmgate.core.model import Stopped
     from pytest_swarmgate.core.decision import broken
+    from pytest_swarmgate.core.model import Stopped
 
     line = Stopped("fault", "HTTP 401 authentication_error", 2, 10).line()
     assert broken([], [], [], stopped=line) == ["review stopped: HTTP 401 authentication_error (2 of 10 calls sent)"]
@@ -238,3 +236,32 @@ def test_a_module_the_gate_imports_cannot_come_from_the_pull_request(pytester, s
         ["ERROR: swarmgate: the module anthropic would be imported from anthropic.py, a file this diff changes*"]
     )
     assert not marker.exists()
+
+
+@needs_git
+def test_a_submodule_bump_git_would_hide_is_judged(pytester, serve) -> None:
+    """Before: `ignore = all` in the base's .gitmodules made `git diff` print nothing for a bump, and a
+    PR that bumped it and added an image passed unjudged ("0 sections", exit 0)."""
+    serve(Script(default=Reply.verdict("UNSAFE")))
+    repo = pytester.path
+    git(repo, "init", "-q", "-b", "main")
+    (repo / ".gitmodules").write_text('[submodule "lib"]\n\tpath = lib\n\turl = ./lib\n\tignore = all\n')
+    git(repo, "add", "-A")
+    git(repo, "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},lib")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "checkout", "-qb", "feature")
+    git(repo, "update-index", "--cacheinfo", f"160000,{'2' * 40},lib")
+    (repo / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    git(repo, "add", "logo.png")
+    git(repo, "commit", "-qm", "bump")
+    result = review(pytester, "--swarm-base=main", "--swarm-only")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["*lib*UNSAFE*"])
+
+
+def test_the_recipe_makes_the_patch_as_the_gate_runs_git_diff() -> None:
+    """The README's base-checkout recipe pins every flag the gate's own `git diff` pins."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    recipe = readme[readme.index("the pull request's diff, as data") :]
+    command = recipe[: recipe.index("FETCH_HEAD")].replace("\\\n", " ")
+    assert all(f" {flag} " in f" {command} " for flag in GIT_DIFF_FLAGS), command

@@ -9,14 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
-from collections.abc import Iterator
 
 import anthropic
 import pytest
-
 from conftest import StubProcess
 
 from pytest_swarmgate.testing import (

@@ -17,10 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-
-from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
 from conftest import API_KEY, CLEAN_DIFF, SQL_DIFF, custom_voter_conftest, unsafe_finding, write_diff
 
+from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE, REVIEW_MISCONFIGURED
 from pytest_swarmgate.testing import Reply
 
 # Only the stub and the command line: these tests run unchanged against the code before issue 9.
@@ -190,7 +189,8 @@ VALID = {"verdict": "SAFE", "confidence": 0.9, "summary": "fine", "findings": []
 def test_a_reply_looser_than_the_schema_is_an_error_vote(pytester, stub, script, reply, reason) -> None:
     script.on(section="*", reply=reply())
     result = run(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1", "--swarm-json=r.json")
-    assert result.ret == pytest.ExitCode.TESTS_FAILED, "a reply looser than the schema counted as SAFE"
+    # Its one vote an ERROR, the run has no valid vote: not reviewed (exit 75), never SAFE.
+    assert result.ret == REVIEW_INCOMPLETE, "a reply looser than the schema counted as SAFE"
     result.stdout.fnmatch_lines(["*app/orders.py: INCONCLUSIVE 0 safe/0 unsafe/1 error (K=1)*"])
     [vote] = json.loads((pytester.path / "r.json").read_text())["run"]["results"][0]["votes"]
     assert vote["verdict"] == "ERROR" and reason in vote["error"]
@@ -244,7 +244,7 @@ def test_a_server_error_that_echoes_the_key_in_any_form_is_redacted_everywhere(
     serve(script)
     monkeypatch.setenv("ANTHROPIC_API_KEY", ODD_KEY)
     result = run(pytester, SQL_DIFF, "--swarm-max-retries=0", *OUTPUTS)
-    assert result.ret == REVIEW_INCOMPLETE  # a rejected key stops the run: not reviewed, not UNSAFE
+    assert result.ret == REVIEW_MISCONFIGURED  # a rejected key stops the run: not reviewed, not UNSAFE
     shown = everything_shown(pytester, result, github_env)
     assert "invalid x-api-key" in shown, "the error itself is still reported"
     for secret in {*forms, quote(ODD_KEY), "KEY=0000", "KEY%3D0000"}:
@@ -272,7 +272,7 @@ def assert_no_control_characters(text: str) -> None:
 def test_a_file_name_cannot_emit_a_workflow_command_through_the_inconclusive_warning(
     pytester, stub, script, github_env
 ) -> None:
-    script.on(section="*", reply=Reply.status(500, "api_error", "down"))
+    script.on(section="*", voter="v[2-5]", reply=Reply.status(500, "api_error", "down"))  # v1's SAFE stays valid
     result = run(
         pytester, quoted_name_diff(HOSTILE_NAME), "--swarm-on-inconclusive=warn", "--swarm-max-retries=0", *OUTPUTS
     )
@@ -356,7 +356,7 @@ def test_a_diff_over_the_token_budget_fails_in_one_line_before_any_call(pytester
     result.stderr.fnmatch_lines(
         [
             "*swarmgate: *pr.patch needs about * input tokens "
-            "(199 sections x 5 voters, at 1 token per 3 characters), "
+            "(199 sections x 5 voters, at 1 token per 3 ASCII characters and per 2 bytes of other text), "
             "over --swarm-max-input-tokens=2000000: narrow it*"
         ]
     )
@@ -392,7 +392,7 @@ def test_a_custom_voters_error_is_redacted_before_hooks_and_reports_see_it(pytes
         )
     )
     result = run(pytester, CLEAN_DIFF, "--swarm-voters=1", "--swarm-threshold=1", "-s", *OUTPUTS)
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.ret == REVIEW_INCOMPLETE  # its only vote an ERROR: not reviewed
     [hook_line] = [line for line in result.stdout.lines if line.startswith("HOOK SAW")]
     assert "RuntimeError: upstream said: '[redacted]" in hook_line and "KEY=0000" not in hook_line
     shown = everything_shown(pytester, result)

@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import CLEAN_DIFF, README_DIFF, SQL_DIFF, unsafe_finding, write_diff
+from conftest import CLEAN_DIFF, README_DIFF, SQL_DIFF, git, unsafe_finding, write_diff
 
 from pytest_swarmgate.testing import Reply
 
@@ -64,10 +64,6 @@ def test_a_spaced_diff_path_outside_the_project_is_caught(pytester, tmp_path) ->
     assert_usage_error(result, f"write --swarm-diff={path} instead")
     assert_usage_error(result, "(no ini file)")
     assert "None" not in result.stderr.str()
-
-
-def git(cwd, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.fixture

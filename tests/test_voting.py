@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from pytest_swarmgate.core.choices import INCONCLUSIVE_POLICIES

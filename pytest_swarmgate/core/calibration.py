@@ -1,8 +1,9 @@
 """Calibration: score the gate on labeled fixture diffs so a team can choose N and K from data.
 
-Pure: no I/O (except `plot_k_curve`), no pytest, no anthropic. The input is, for each
-fixture of a corpus (`corpus.Fixture`), the votes the panel of N voters cast on each of its
-sections. Everything below is computed from those same votes - no extra calls per K.
+Pure: no I/O, no pytest, no anthropic (`output/calibration.py` renders the report,
+`output/plot.py` draws its K curve). The input is, for each fixture of a corpus
+(`corpus.Fixture`), the votes the panel of N voters cast on each of its sections. Everything
+below is computed from those same votes - no extra calls per K.
 
 Semantics
 ---------
@@ -50,19 +51,8 @@ Per category.
     none; the fixtures not scored there are listed with their reasons.
 
 Agreement.
-    Over each voter's per-fixture flags. Pairwise percent agreement for every voter pair
-    (over the fixtures both answered) and their mean. Kappa is Fleiss' kappa (two
-    categories: flagged / not) over the fixtures every voter answered, with the chance
-    agreement taken *within each label* and pooled by fixture count. Why: voting helps
-    only when voters' errors are independent given the truth. Plain Fleiss' kappa over a
-    labeled corpus rewards accuracy - two independent voters that are both right 80% of the
-    time agree well above chance just by being right - so it cannot tell independent
-    voters from copies. Within a label, independent voters score about 0 and copies 1. On
-    a corpus with a single label the two are the same number. When the chance agreement is
-    1 (every voter gave the same flag on every fixture of each label) kappa is undefined
-    and reported as None; the pairwise agreement (100%) still shows.
-    The independence warning fires when kappa >= 0.9 (voters make the same mistakes) or
-    mean pairwise agreement >= 0.95 (the panel behaves almost like one voter on this corpus).
+    Over each voter's per-fixture flags: pairwise, mean, and within-label Fleiss' kappa, with
+    a warning when the voters behave like one (see `agreement.py`).
 
 Line accuracy.
     Over known-bad fixtures whose flaw has a line: of the voters that flagged the fixture,
@@ -71,53 +61,32 @@ Line accuracy.
     gives each voter one chance, as its single flaw deserves.
 
 Tokens and cost.
-    Usage summed over every vote; cost from `PRICES` (list prices, overridable), halved
-    for the Message Batches API. A model with no price makes the cost None, with a note.
+    Usage summed over every vote, priced by `pricing.cost_of`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from collections import Counter
-from itertools import combinations
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
+from .agreement import EPS, Agreement, agreement
+from .choices import InconclusivePolicy, NotScoredKind
 from .corpus import Fixture
-from .model import Usage, Vote
-from .text import plural
-from .choices import InconclusivePolicy
 from .decision import sections_pass
 from .gate import Gate
+from .model import NotReviewed, SectionResult, Vote
+from .pricing import Cost, Price, cost_of
+from .text import percent
 from .voting import count
 
 DEFAULT_TARGET_FPR = 0.05
 # Below this share of scored fixtures, a K's rates describe too little of the corpus to choose by.
 DEFAULT_MIN_SCORED = 0.8
 LINE_TOLERANCE = 3
-AGREEMENT_WARN = 0.95
-KAPPA_WARN = 0.9
-_EPS = 1e-12
-
-Price = tuple[float, float, float, float]
-
-# USD per million tokens: (input, output, cache write, cache read). List prices at the time
-# of writing (5-minute cache writes); they change, so callers can pass their own mapping as
-# `prices=`. A key matches when it is a substring of the model name; the longest match wins,
-# so the legacy entries override their family.
-PRICES: dict[str, Price] = {
-    "haiku": (1.00, 5.00, 1.25, 0.10),
-    "sonnet": (3.00, 15.00, 3.75, 0.30),
-    "opus": (5.00, 25.00, 6.25, 0.50),
-    "claude-3-haiku": (0.25, 1.25, 0.30, 0.03),
-    "claude-3-5-haiku": (0.80, 4.00, 1.00, 0.08),
-    "claude-3-opus": (15.00, 75.00, 18.75, 1.50),
-    "claude-opus-4-0": (15.00, 75.00, 18.75, 1.50),
-    "claude-opus-4-1": (15.00, 75.00, 18.75, 1.50),
-    "claude-opus-4-2025": (15.00, 75.00, 18.75, 1.50),
-}
-BATCH_DISCOUNT = 0.5
 
 
 @dataclass(frozen=True)
@@ -126,14 +95,58 @@ class FixtureVotes:
 
     fixture: Fixture
     sections: tuple[tuple[str, tuple[Vote, ...]], ...]
-    # Why each file of the fixture was not reviewed (`NotReviewed.reason`): says why a fixture
-    # with no section was not scored.
-    not_reviewed: tuple[str, ...] = ()
+    # The fixture's files not sent to the panel: their kinds say why a fixture with no section
+    # was not scored.
+    not_reviewed: tuple[NotReviewed, ...] = ()
 
     def votes(self) -> Iterator[Vote]:
         """Every vote on every section."""
         for _, votes in self.sections:
             yield from votes
+
+
+@dataclass(frozen=True)
+class FixtureRun:
+    """One fixture of a calibration session: its files not reviewed and its sections' results (None before the run)."""
+
+    fixture: Fixture
+    not_reviewed: tuple[NotReviewed, ...] = ()
+    results: tuple[SectionResult, ...] | None = None
+
+    def votes(self) -> FixtureVotes:
+        return FixtureVotes(
+            self.fixture,
+            tuple((r.section.id, r.votes) for r in self.results or ()),
+            self.not_reviewed,
+        )
+
+    def not_scored(self, gate: Gate) -> NotScored | None:
+        """Why the panel did not judge this fixture at the K in force (`not_scored`)."""
+        return not_scored(self.votes(), gate)
+
+    def blocked(self, gate: Gate) -> bool:
+        """Whether the gate in force blocks this fixture (`fixture_flagged`)."""
+        return fixture_flagged(self.votes(), gate)
+
+    def to_dict(self) -> dict[str, Any]:
+        fixture = dataclasses.asdict(self.fixture)
+        fixture["diff_path"] = str(self.fixture.diff_path)
+        return {
+            "fixture": fixture,
+            "not_reviewed": [n.to_dict() for n in self.not_reviewed],
+            "results": None if self.results is None else [r.to_dict() for r in self.results],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FixtureRun:
+        fixture = dict(d["fixture"])
+        fixture["diff_path"] = Path(fixture["diff_path"])
+        results = d.get("results")
+        return cls(
+            fixture=Fixture(**fixture),
+            not_reviewed=tuple(NotReviewed.from_dict(n) for n in d.get("not_reviewed") or ()),
+            results=None if results is None else tuple(SectionResult.from_dict(r) for r in results),
+        )
 
 
 @dataclass(frozen=True)
@@ -255,43 +268,6 @@ class CategoryRow:
 
 
 @dataclass(frozen=True)
-class PairAgreement:
-    """How often two voters gave the same flag, over the fixtures both answered."""
-
-    a: str
-    b: str
-    agree: int
-    fixtures: int
-
-    @property
-    def agreement(self) -> float | None:
-        return _rate(self.agree, self.fixtures)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "agree": self.agree, "fixtures": self.fixtures, "agreement": self.agreement}
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """Agreement between voters: pairwise, mean, within-label Fleiss' kappa, and a warning."""
-
-    pairs: tuple[PairAgreement, ...]
-    mean: float | None
-    kappa: float | None
-    kappa_fixtures: int
-    warning: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "pairs": [p.to_dict() for p in self.pairs],
-            "mean": self.mean,
-            "kappa": self.kappa,
-            "kappa_fixtures": self.kappa_fixtures,
-            "warning": self.warning,
-        }
-
-
-@dataclass(frozen=True)
 class LineAccuracy:
     """Of the voters that flagged a known-bad fixture, how many pointed at the flaw's line."""
 
@@ -308,24 +284,12 @@ class LineAccuracy:
 
 
 @dataclass(frozen=True)
-class Cost:
-    """Tokens used by every vote and what they cost in USD (None when a model has no price)."""
-
-    usage: Usage
-    usd: float | None
-    batch: bool
-    note: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"usage": self.usage.to_dict(), "usd": self.usd, "batch": self.batch, "note": self.note}
-
-
-@dataclass(frozen=True)
 class NotScored:
-    """A fixture the panel did not judge at one K, and why."""
+    """A fixture the panel did not judge at one K: why, as a kind to decide on and in words."""
 
     fixture_id: str
     expected: str
+    kind: NotScoredKind
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -388,14 +352,6 @@ class CalibrationReport:
             "cost": self.cost.to_dict(),
         }
 
-    def render_text(self, *, brief: bool = False) -> str:
-        """The report as aligned plain-text tables; brief: the K table, recommendation, agreement and cost."""
-        return _render(_blocks(self, brief=brief), _text_table, lambda line: line)
-
-    def render_markdown(self) -> str:
-        """The report as GitHub markdown tables."""
-        return _render(_blocks(self), _markdown_table, lambda line: line + "\n")
-
 
 # --- computing -------------------------------------------------------------------------
 
@@ -434,15 +390,11 @@ def calibrate(
         voters=tuple(_voter_row(v, fixture_votes, flags[v]) for v in voters),
         category_k=category_k,
         categories=_category_rows(fixture_votes, gate.at(category_k)),
-        agreement=_agreement(voters, flags, labels),
+        agreement=agreement(voters, flags, labels),
         line_accuracy=_line_accuracy(fixture_votes),
-        cost=_cost([v for fv in fixture_votes for v in fv.votes()], prices, batch),
+        cost=cost_of([v for fv in fixture_votes for v in fv.votes()], prices, batch),
         min_scored=min_scored,
-        not_scored=tuple(
-            NotScored(fv.fixture.id, fv.fixture.expected, reason)
-            for fv in fixture_votes
-            if (reason := not_scored_reason(fv, gate.at(category_k))) is not None
-        ),
+        not_scored=tuple(x for fv in fixture_votes if (x := not_scored(fv, gate.at(category_k))) is not None),
     )
 
 
@@ -451,28 +403,32 @@ def fixture_flagged(fv: FixtureVotes, gate: Gate) -> bool:
     return not sections_pass(gate, (gate.outcome(*count(votes)[:2]) for _, votes in fv.sections))
 
 
-def not_scored_reason(fv: FixtureVotes, gate: Gate) -> str | None:
+def not_scored(fv: FixtureVotes, gate: Gate) -> NotScored | None:
     """Why the panel did not judge this fixture at K, or None when it did (see "Scored fixture")."""
+    fx = fv.fixture
     if not fv.sections:
-        excluded = [r for r in fv.not_reviewed if r.startswith(("excluded by", "not matched by any include"))]
+        excluded = [n for n in fv.not_reviewed if n.kind == "excluded"]
         if excluded and len(excluded) == len(fv.not_reviewed):
-            return f"excluded: {excluded[0]}"
-        why = f" ({fv.not_reviewed[0]})" if fv.not_reviewed else ""
-        return f"nothing reviewed{why}"
+            return NotScored(fx.id, fx.expected, "excluded", f"excluded: {excluded[0].reason}")
+        why = f" ({fv.not_reviewed[0].reason})" if fv.not_reviewed else ""
+        return NotScored(fx.id, fx.expected, "nothing_reviewed", f"nothing reviewed{why}")
     outcomes = [gate.outcome(*count(votes)[:2]) for _, votes in fv.sections]
     if "UNSAFE" in outcomes or all(o == "SAFE" for o in outcomes):
         return None
     valid = sum(sum(count(votes)[:2]) for _, votes in fv.sections)
     asked = gate.n * len(fv.sections)
     open_ = [section_id for (section_id, _), o in zip(fv.sections, outcomes, strict=True) if o == "INCONCLUSIVE"]
-    return (
+    return NotScored(
+        fx.id,
+        fx.expected,
+        "errors",
         f"errors: INCONCLUSIVE at K={gate.k}, {asked - valid} of {asked} votes were errors or missing "
-        f"({len(open_)} of {len(fv.sections)} sections undecided)"
+        f"({len(open_)} of {len(fv.sections)} sections undecided)",
     )
 
 
 def _enough(row: KRow, fixtures: int, min_scored: float) -> bool:
-    return fixtures > 0 and row.scored >= min_scored * fixtures - _EPS
+    return fixtures > 0 and row.scored >= min_scored * fixtures - EPS
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -503,7 +459,7 @@ def _k_row(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> KRow:
     """The confusion matrix at the gate's threshold K, over the fixtures scored there."""
     tp = fn = fp = tn = unscored = 0
     for fv in fixture_votes:
-        if not_scored_reason(fv, gate) is not None:
+        if not_scored(fv, gate) is not None:
             unscored += 1
             continue
         flagged = fixture_flagged(fv, gate)
@@ -531,14 +487,15 @@ def _recommend(
         return None, _too_few_scored(rows, fixtures, min_scored, fixture_votes, gate)
     if not good:
         return None, f"no K recommended: the corpus has no SAFE fixture, so FPR cannot be measured ({goal})"
-    eligible = [r for r in judged if r.fpr is not None and r.fpr <= target + _EPS]
+    eligible = [r for r in judged if r.fpr is not None and r.fpr <= target + EPS]
     if not eligible:
         lowest = min(judged, key=lambda r: (r.fpr or 0.0, r.k))
-        return None, f"no K meets {goal} (lowest FPR {_pct(lowest.fpr)} at K={lowest.k})"
+        return None, f"no K meets {goal} (lowest FPR {percent(lowest.fpr)} at K={lowest.k})"
     best = max(eligible, key=lambda r: (r.recall if r.recall is not None else -1.0, -(r.fpr or 0.0), r.k))
-    recall = f"recall {_pct(best.recall)}" if bad else "recall unmeasured (no UNSAFE fixture)"
+    recall = f"recall {percent(best.recall)}" if bad else "recall unmeasured (no UNSAFE fixture)"
     return best.k, (
-        f"recommended K={best.k}: {recall} at FPR {_pct(best.fpr)} over {best.scored} scored fixtures (target {goal})"
+        f"recommended K={best.k}: {recall} at FPR {percent(best.fpr)} over {best.scored} scored fixtures "
+        f"(target {goal})"
     )
 
 
@@ -548,12 +505,8 @@ def _too_few_scored(
     """Why no K can be recommended when too few fixtures were judged: how many, and what stopped the rest."""
     best = max(rows, key=lambda r: (r.scored, -r.k))
     share = best.scored / fixtures if fixtures else 0.0
-    reasons = Counter(
-        reason.split(":")[0].split(" (")[0]
-        for fv in fixture_votes
-        if (reason := not_scored_reason(fv, gate.at(best.k))) is not None
-    )
-    why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    kinds = Counter(x.kind for fv in fixture_votes if (x := not_scored(fv, gate.at(best.k))) is not None)
+    why = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in sorted(kinds.items()))
     return (
         f"no K can be recommended: at most {best.scored} of {fixtures} fixtures ({share:.0%}) were judged "
         f"at any K, under the {min_scored:.0%} needed (not scored at K={best.k}: {why or 'none'})"
@@ -604,7 +557,7 @@ def _category_rows(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> tuple[C
     tally: dict[str, dict[str, int]] = {}
     for fv in fixture_votes:
         t = tally.setdefault(fv.fixture.category, {"bad": 0, "good": 0, "tp": 0, "fp": 0, "not_scored": 0})
-        if not_scored_reason(fv, gate) is not None:
+        if not_scored(fv, gate) is not None:
             t["not_scored"] += 1
             continue
         flagged = fixture_flagged(fv, gate)
@@ -615,65 +568,6 @@ def _category_rows(fixture_votes: Sequence[FixtureVotes], gate: Gate) -> tuple[C
             t["good"] += 1
             t["fp"] += flagged
     return tuple(CategoryRow(category=c, **t) for c, t in sorted(tally.items()))
-
-
-def _agreement(voters: Sequence[str], flags: Mapping[str, Sequence[bool | None]], labels: Sequence[str]) -> Agreement:
-    """Pairwise agreement, its mean, within-label Fleiss' kappa and the independence warning."""
-    pairs = tuple(_pair(a, b, flags[a], flags[b]) for a, b in combinations(voters, 2))
-    rates = [p.agreement for p in pairs if p.agreement is not None]
-    mean = sum(rates) / len(rates) if rates else None
-    complete = [(label, [flags[v][i] for v in voters]) for i, label in enumerate(labels)]
-    complete = [(label, fs) for label, fs in complete if all(f is not None for f in fs)]
-    kappa = _kappa([(label, sum(bool(f) for f in fs)) for label, fs in complete], len(voters))
-    return Agreement(
-        pairs=pairs,
-        mean=mean,
-        kappa=kappa,
-        kappa_fixtures=len(complete) if len(voters) > 1 else 0,
-        warning=_independence_warning(mean, kappa),
-    )
-
-
-def _pair(a: str, b: str, fa: Sequence[bool | None], fb: Sequence[bool | None]) -> PairAgreement:
-    """Agreement of voters a and b over the fixtures both answered."""
-    both = [(x, y) for x, y in zip(fa, fb, strict=True) if x is not None and y is not None]
-    return PairAgreement(a=a, b=b, agree=sum(x == y for x, y in both), fixtures=len(both))
-
-
-def _kappa(flagged_counts: Sequence[tuple[str, int]], m: int) -> float | None:
-    """Fleiss' kappa for two categories with chance agreement computed within each label.
-
-    `flagged_counts` holds (label, how many of the m voters flagged the fixture).
-    """
-    if m < 2 or not flagged_counts:
-        return None
-    observed = sum((c * (c - 1) + (m - c) * (m - c - 1)) / (m * (m - 1)) for _, c in flagged_counts)
-    observed /= len(flagged_counts)
-    chance = 0.0
-    for label in {label for label, _ in flagged_counts}:
-        counts = [c for lab, c in flagged_counts if lab == label]
-        p = sum(counts) / (m * len(counts))
-        chance += len(counts) * (p * p + (1 - p) * (1 - p))
-    chance /= len(flagged_counts)
-    if 1.0 - chance < _EPS:
-        return None  # every voter gave the same flag on every fixture of each label: undefined
-    return (observed - chance) / (1.0 - chance)
-
-
-def _independence_warning(mean: float | None, kappa: float | None) -> str | None:
-    """A warning when the voters look like one voter, naming which signal fired."""
-    kappa_text = "undefined" if kappa is None else f"{kappa:.2f}"
-    if kappa is not None and kappa >= KAPPA_WARN:
-        return (
-            f"voters are not independent: within-label kappa {kappa_text} >= {KAPPA_WARN} - they make "
-            "the same mistakes, so voting adds little; vary model, effort or lens"
-        )
-    if mean is not None and mean >= AGREEMENT_WARN:
-        return (
-            f"voters agree on {_pct(mean)} of fixtures (>= {AGREEMENT_WARN:.0%}): voting adds little on "
-            f"this corpus (within-label kappa {kappa_text}); vary model, effort or lens, or add harder fixtures"
-        )
-    return None
 
 
 def _line_accuracy(fixture_votes: Sequence[FixtureVotes]) -> LineAccuracy:
@@ -703,255 +597,3 @@ def _norm(path: str) -> str:
     while path.startswith("./"):
         path = path[2:]
     return path
-
-
-def _cost(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bool) -> Cost:
-    """Summed usage and its USD cost; None with a note when some model has no price."""
-    table = PRICES if prices is None else prices
-    usage = Usage.sum(v.usage for v in votes)
-    usd = 0.0
-    unknown: set[str] = set()
-    for v in votes:
-        price = price_for(v.credited_model, table)
-        if price is None:
-            unknown.add(v.credited_model)
-        else:
-            usd += _vote_cost(v.usage, price)
-    usd *= BATCH_DISCOUNT if batch else 1.0
-    notes = ["list prices" + (" with the 50% batch discount" if batch else "")]
-    if unknown:
-        notes.append(f"no price for model {', '.join(sorted(unknown))}: pass prices= to price it")
-    cached = sum(v.cached for v in votes)
-    if cached:
-        notes.append(
-            f"{plural(cached, 'vote')} came from the cache and cost nothing in this run; the figure is the uncached "
-            "cost"
-        )
-    return Cost(usage=usage, usd=None if unknown else usd, batch=batch, note="; ".join(notes))
-
-
-def price_for(model: str, prices: Mapping[str, Price] = PRICES) -> Price | None:
-    """The price of the longest key that is a substring of the model name, or None."""
-    name = model.lower()
-    matches = [key for key in prices if key.lower() in name]
-    return prices[max(matches, key=len)] if matches else None
-
-
-def _vote_cost(usage: Usage, price: Price) -> float:
-    """USD for one vote's usage at a (input, output, cache write, cache read) price per MTok."""
-    p_in, p_out, p_write, p_read = price
-    return (
-        usage.input_tokens * p_in
-        + usage.output_tokens * p_out
-        + usage.cache_write_tokens * p_write
-        + usage.cache_read_tokens * p_read
-    ) / 1_000_000
-
-
-# --- rendering: rows are built once (_blocks), formatted twice (text, markdown) ----------
-
-
-@dataclass(frozen=True)
-class _Table:
-    title: str
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    left: int = 0  # how many leading columns are text (left-aligned); the rest are numbers
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1%}"
-
-
-def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
-
-
-def _blocks(r: CalibrationReport, *, brief: bool = False) -> list[_Table | str]:
-    """The report's content, in order, as tables and lines of plain text (brief: no per-voter,
-    per-category or pairwise table)."""
-    policy = Gate(r.n, r.category_k, r.on_inconclusive).describe_inconclusive()
-    blocks: list[_Table | str] = [
-        _Table(
-            f"Threshold K (N={r.n}; {plural(r.fixtures, 'fixture')}: {r.bad} UNSAFE, {r.good} SAFE; {policy}; "
-            "rates over the fixtures scored at each K)",
-            ("K", "scored", "not scored", "TP", "FN", "FP", "TN", "recall", "FPR", "precision", "score"),
-            tuple(
-                (
-                    str(x.k),
-                    str(x.scored),
-                    str(x.not_scored),
-                    str(x.tp),
-                    str(x.fn),
-                    str(x.fp),
-                    str(x.tn),
-                    _pct(x.recall),
-                    _pct(x.fpr),
-                    _pct(x.precision),
-                    _num(x.score),
-                )
-                for x in r.rows
-            ),
-        ),
-        r.recommendation,
-        _Table(
-            "Voters (fixtures where the voter had an ERROR are excluded from its rates)",
-            ("voter", "model", "TP", "FN", "FP", "TN", "TPR", "FPR", "errors", "excluded"),
-            tuple(
-                (
-                    v.voter_id,
-                    v.model,
-                    str(v.tp),
-                    str(v.fn),
-                    str(v.fp),
-                    str(v.tn),
-                    _pct(v.tpr),
-                    _pct(v.fpr),
-                    str(v.errors),
-                    str(v.excluded),
-                )
-                for v in r.voters
-            ),
-            left=2,
-        ),
-        _Table(
-            f"Categories at K={r.category_k} (scored fixtures)",
-            ("category", "UNSAFE", "caught", "recall", "SAFE", "FP", "FPR", "not scored"),
-            tuple(
-                (
-                    c.category,
-                    str(c.bad),
-                    str(c.tp),
-                    _pct(c.recall),
-                    str(c.good),
-                    str(c.fp),
-                    _pct(c.fpr),
-                    str(c.not_scored),
-                )
-                for c in r.categories
-            ),
-            left=1,
-        ),
-    ]
-    if r.not_scored:
-        blocks.append(
-            _Table(
-                f"Not scored at K={r.category_k} ({len(r.not_scored)} of {r.fixtures} fixtures: "
-                "the panel did not judge them)",
-                ("fixture", "label", "reason"),
-                tuple((x.fixture_id, x.expected, x.reason) for x in r.not_scored),
-                left=3,
-            )
-        )
-    blocks.extend(_agreement_blocks(r.agreement))
-    if brief:
-        blocks = [b for b in blocks if not isinstance(b, _Table) or b.title.startswith("Threshold K")]
-    la, cost = r.line_accuracy, r.cost
-    blocks.append(
-        f"line accuracy: {_pct(la.accuracy)} ({la.hits}/{la.total} flagging voters pointed within "
-        f"{la.tolerance} lines of the known flaw)"
-    )
-    usd = "unknown" if cost.usd is None else f"${cost.usd:.4f}"
-    u = cost.usage
-    blocks.append(
-        f"tokens: {u.input_tokens} input, {u.output_tokens} output, {u.cache_write_tokens} cache write, "
-        f"{u.cache_read_tokens} cache read; cost {usd} ({cost.note})"
-    )
-    return blocks
-
-
-def _agreement_blocks(a: Agreement) -> list[_Table | str]:
-    """The agreement table, the summary line and the warning, if any."""
-    if not a.pairs:
-        return ["agreement: needs at least two voters"]
-    blocks: list[_Table | str] = [
-        _Table(
-            "Agreement between voters (per-fixture flags)",
-            ("voter", "voter", "agreement", "fixtures"),
-            tuple((p.a, p.b, _pct(p.agreement), str(p.fixtures)) for p in a.pairs),
-            left=2,
-        ),
-        (
-            f"mean pairwise agreement {_pct(a.mean)}; within-label Fleiss' kappa "
-            f"{'undefined' if a.kappa is None else f'{a.kappa:.3f}'} over {plural(a.kappa_fixtures, 'fixture')}"
-        ),
-    ]
-    if a.warning:
-        blocks.append(f"WARNING: {a.warning}")
-    return blocks
-
-
-def _render(blocks: Iterable[_Table | str], table: Callable[[_Table], str], line: Callable[[str], str]) -> str:
-    """Join blocks, formatting tables and lines with the given functions."""
-    return "\n".join(table(b) if isinstance(b, _Table) else line(b) for b in blocks).rstrip("\n") + "\n"
-
-
-def _text_table(t: _Table) -> str:
-    """Title, then columns padded to their widest cell; text left, numbers right."""
-    widths = [max(len(c) for c in col) for col in zip(t.headers, *t.rows, strict=True)]
-
-    def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i < t.left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join([t.title, fmt(t.headers), *(fmt(row) for row in t.rows), ""])
-
-
-def _markdown_table(t: _Table) -> str:
-    """A heading and a GitHub markdown table; numbers right-aligned."""
-
-    def fmt(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    rule = "|" + "|".join("---" if i < t.left else "---:" for i in range(len(t.headers))) + "|"
-    return "\n".join([f"### {t.title}", "", fmt(t.headers), rule, *(fmt(row) for row in t.rows), ""])
-
-
-# --- plotting ----------------------------------------------------------------------------
-
-
-def plot_k_curve(report: CalibrationReport, path: str | Path) -> bool:
-    """Write a PNG of recall and FPR against K; False when matplotlib is not installed."""
-    try:
-        # Import the package first: a submodule already in sys.modules would otherwise
-        # bypass a missing or blocked top-level package.
-        import matplotlib  # noqa: F401
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return False
-    # A bare Figure on an Agg canvas: no pyplot, so no global backend switch or figure registry.
-    fig = Figure(figsize=(6.4, 4.0))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ks = [r.k for r in report.rows]
-    # Recall wide and solid with large open circles, FPR thin and dashed with small squares on
-    # top: where the two coincide, both stay visible (the legend says so).
-    curves: list[tuple[str, list[float | None], dict[str, Any]]] = [
-        (
-            "recall",
-            [r.recall for r in report.rows],
-            {"linestyle": "-", "linewidth": 4, "marker": "o", "markersize": 11, "markerfacecolor": "none", "zorder": 2},
-        ),
-        (
-            "FPR (dashed, drawn on top)",
-            [r.fpr for r in report.rows],
-            {"linestyle": "--", "linewidth": 1.5, "marker": "s", "markersize": 5, "zorder": 3},
-        ),
-    ]
-    for label, values, style in curves:
-        points = [(k, v) for k, v in zip(ks, values, strict=True) if v is not None]
-        if points:
-            ax.plot([k for k, _ in points], [v for _, v in points], label=label, **style)
-    ax.axhline(report.target_fpr, color="grey", linestyle=":", label=f"target FPR {report.target_fpr:.1%}")
-    if report.recommended_k is not None:
-        ax.axvline(report.recommended_k, color="green", linestyle="--", label=f"recommended K={report.recommended_k}")
-    ax.set_xticks(ks)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("threshold K (SAFE votes needed)")
-    ax.set_ylabel("rate")
-    ax.set_title(f"Gate recall and FPR by K (N={report.n}, {plural(report.fixtures, 'fixture')})")
-    ax.legend(loc="best", title="where lines coincide, FPR lies on recall")
-    fig.savefig(str(path), format="png", dpi=100)
-    return True

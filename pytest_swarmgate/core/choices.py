@@ -20,15 +20,22 @@ ChangeKind = Literal["added", "modified", "deleted", "renamed"]
 # include/exclude globs), "configured" (a filter hook's choice; the default, since the
 # configuration that makes it is itself held whenever a pull request changes it).
 NotReviewedKind = Literal["media", "binary", "oversized", "excluded", "configured"]
+# Why calibration left a fixture unscored at one K: votes were errors or missing ("errors", the
+# fixture's item fails), every file was excluded by the run's globs ("excluded"), or no
+# section was reviewed for another reason ("nothing_reviewed"); the last two are skipped.
+NotScoredKind = Literal["errors", "excluded", "nothing_reviewed"]
 # Why a change is held for a human: it steers the gate's run (CI, CODEOWNERS, start-up files),
 # it reconfigures pytest or the gate, no voter could read it, or it is over the section ceiling.
-HeldKind = Literal["steering", "config", "unreadable", "oversized"]
+HeldKind = Literal["steering", "config", "unreadable", "oversized", "hidden"]
 # Why a review could not be completed: a check before collection failed, a run-wide fault
-# stopped the calls, the rate limit outlasted --swarm-deadline, the diff is over --swarm-max-sections.
-StopCause = Literal["preflight", "fault", "deadline", "ceiling"]
+# stopped the calls and may pass later, a fault only a person can fix ("config"), --swarm-deadline came first,
+# the diff is over a ceiling (sections, input tokens, bytes).
+StopCause = Literal["preflight", "fault", "config", "deadline", "ceiling"]
 InconclusivePolicy = Literal["fail", "warn", "pass"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
 PrewarmMode = Literal["auto", "on", "off"]
+# auto: check before the review; off: skip it (an endpoint that answers no check); only: check and stop.
+PreflightMode = Literal["auto", "off", "only"]
 CacheTtl = Literal["5m", "1h"]
 # How much of the repository a voter sees beside the section's diff (see core/context/): none,
 # the enclosing definitions of each hunk, the whole file when it fits, and the definitions the
@@ -48,6 +55,7 @@ CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
 INCONCLUSIVE_POLICIES: tuple[InconclusivePolicy, ...] = get_args(InconclusivePolicy)
 EFFORTS: tuple[Effort, ...] = get_args(Effort)
 PREWARM_MODES: tuple[PrewarmMode, ...] = get_args(PrewarmMode)
+PREFLIGHT_MODES: tuple[PreflightMode, ...] = get_args(PreflightMode)
 CACHE_TTLS: tuple[CacheTtl, ...] = get_args(CacheTtl)
 CONTEXT_MODES: tuple[ContextMode, ...] = get_args(ContextMode)
 CONTEXT_KINDS: tuple[ContextKind, ...] = get_args(ContextKind)

@@ -11,11 +11,11 @@ The engine sends every call through `RunControl.call`:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from .faults import DeadlineReached, RateLimited, RunFault
 from .choices import StopCause
+from .faults import DeadlineReached, RateLimited, RunFault
 from .model import Section, Settings, Stopped, Vote, Voter
 from .pacing import Pacer
 
@@ -116,7 +116,7 @@ class RunControl:
                 self._report()
                 continue
             except RunFault as exc:
-                self.stop(str(exc))
+                self.stop(str(exc), "fault" if exc.retry else "config")
                 self.done += 1
                 self._report()
                 return error(section, voter, Settings(), str(exc), time.monotonic() - start)

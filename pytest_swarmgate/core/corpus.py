@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
-from collections.abc import Mapping
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1

@@ -9,11 +9,12 @@ passes, and how a run ranks (`status`).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from .choices import InconclusivePolicy, NotReviewedKind, Outcome, RunStatus
 from .gate import Gate
-from .model import Held, NotReviewed, RunResult, SectionResult
+from .model import Held, NotReviewed, RunResult, SectionResult, Stopped
 
 # Media by the gate's own list, or left out by the configuration; every other kind must be judged or released.
 MAY_STAY_UNREVIEWED: tuple[NotReviewedKind, ...] = ("media", "excluded", "configured")
@@ -101,3 +102,24 @@ def status(run: RunResult) -> RunStatus:
 def release_helps(run: RunResult) -> bool:
     """Whether releasing the held changes would let the run pass: else asking a human is pointless."""
     return bool(run.held) and sections_pass(run.gate, (r.outcome for r in run.results))
+
+
+def nothing_valid(results: Iterable[SectionResult]) -> Stopped | None:
+    """A run in which not one vote is valid was not reviewed: one line names what the errors share.
+
+    Without it, an endpoint that cannot give verdicts (no tool call in any reply, every call timed
+    out) would read as sections of INCONCLUSIVE code, and its exit code as a verdict on the code.
+    """
+    votes = [v for r in results for v in r.votes]
+    if not votes or any(v.verdict != "ERROR" for v in votes):
+        return None
+    # The error's words up to its first detail in parentheses: display text only, never decided on.
+    shared = Counter((v.error or "no reply").partition(" (")[0] for v in votes)
+    common, count = shared.most_common(1)[0]
+    also = f" ({count} of them)" if count < len(votes) else ""
+    return Stopped(
+        "fault",
+        f"0 of {len(votes)} votes valid: {common}{also} - the endpoint or its model gave no verdict",
+        len(votes),
+        len(votes),
+    )

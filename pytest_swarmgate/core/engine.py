@@ -23,19 +23,19 @@ import dataclasses
 import threading
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 
 from .cache import VoteCache, implementation_name, vote_key
+from .choices import VERDICTS
 from .control import RunControl
 from .faults import RateLimited, RunFault
-from .choices import VERDICTS
+from .gate import Gate
 from .model import Section, SectionResult, Settings, Usage, Vote, Voter
 from .prompt import new_fence
 from .text import one_line
 from .voters import CastVote, MissingCredentials, error_vote
-from .gate import Gate
 from .voting import check_voter_ids, judge
 
 T = TypeVar("T")

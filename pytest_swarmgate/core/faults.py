@@ -28,7 +28,15 @@ RATE_LIMIT_STATUS = (429, 529)
 
 
 class RunFault(Exception):
-    """A fault no retry will fix: the run stops sending calls. `str()` is one redacted line."""
+    """A fault that stops the run's calls. `str()` is one redacted line.
+
+    `retry`: whether trying again later may help (an unreachable endpoint); False for what only a
+    person can fix (a rejected key, a permission, an unknown model, a refused request, credit).
+    """
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 class RateLimited(Exception):
@@ -102,7 +110,7 @@ def classify(exc: BaseException, description: str) -> RunFault | RateLimited | N
     path) does not.
     """
     if unreachable(exc):
-        return RunFault(description)
+        return RunFault(description, retry=True)
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int):
         return None

@@ -26,7 +26,9 @@ from typing import Any
 import iniconfig
 
 from .choices import HeldKind
+from .diff import is_media
 from .model import Held, NotReviewed, Section
+from .text import hidden_characters
 from .texts import NoTexts, Texts, Unknown
 
 # The TOML parser pytest itself uses: tomllib, or on Python 3.10 tomli (a pytest dependency there).
@@ -36,11 +38,26 @@ tomllib: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) 
 # file system loads Conftest.py too).
 BY_NAME = {
     "conftest.py": "pytest runs this code in the gate's process",
-    "sitecustomize.py": "Python runs this at start-up in the gate's process",
-    "usercustomize.py": "Python runs this at start-up in the gate's process",
     ".gitattributes": "git attributes decide what the diff shows",
+    ".gitmodules": "submodule settings decide what the diff shows",
     "entry_points.txt": "installed metadata that can register a pytest plugin",
 }
+# Modules Python imports at start-up, in every form an import finds them (`x.py`, a package
+# `x/__init__.py`, a compiled `x.cpython-312-x86_64-linux-gnu.so`): held by any path component.
+# `_distutils_hack` is what setuptools' `distutils-precedence.pth` imports in every process.
+START_UP_MODULES = {
+    "sitecustomize": "Python runs this at start-up in the gate's process",
+    "usercustomize": "Python runs this at start-up in the gate's process",
+    "_distutils_hack": "setuptools' distutils-precedence.pth imports this at start-up in the gate's process",
+}
+_IMPORTABLE = {"", ".py", ".pyc", ".pyo", ".pyw", ".pyd", ".so"}
+# A setup.py is code run at install: it can register a pytest plugin from anywhere in its text,
+# so it is held when its text names entry points, and when its full text cannot be read.
+SETUP_PY_WORDS = ("entry_points", "entry-points", "pytest11")
+SETUP_PY_REASON = "setup.py can register a pytest plugin (a pytest11 entry point) when the package is installed"
+# A Git LFS pointer stands for content that is not in the diff (the spec's first line).
+LFS_POINTER = "+version https://git-lfs.github.com/spec/v1"
+LFS_REASON = "a Git LFS pointer: the file it stands for is not in the diff, so no voter could read it"
 CODEOWNERS = {"codeowners", ".github/codeowners", "docs/codeowners", ".gitlab/codeowners"}
 CODEOWNERS_REASON = "CODEOWNERS decides who must approve changes to the gate"
 # CI configuration of the common systems: held only when the file that runs the gate is not
@@ -123,11 +140,21 @@ def held_changes(
         by_path.setdefault(section.path, []).append(section)
     found: set[Held] = set()
     for path, parts in by_path.items():
-        first = parts[0]
         text = "".join(s.text for s in sorted(parts, key=lambda s: s.part))
-        why = _as("steering", _steering(path, first.old_path, ci_files)) or _as(
-            "config", _config(path, first.old_path, first.change, text, texts)
+        # Every entry of the path: a patch series may name it twice, renamed from conftest.py once.
+        why = next(
+            (
+                why
+                for old_path, change in dict.fromkeys((s.old_path, s.change) for s in parts)
+                if (
+                    why := _as("steering", _steering(path, old_path, ci_files))
+                    or _as("config", _config(path, old_path, change, text, texts))
+                    or _as("steering", _setup_py(path, old_path, text, texts))
+                )
+            ),
+            None,
         )
+        why = why or _as("unreadable", _lfs_pointer(path, text)) or _as("hidden", _hidden(text))
         if why:
             found.add(Held(path, *why))
     for entry in not_reviewed:
@@ -152,6 +179,9 @@ def _steering(path: str, old_path: str | None, ci_files: Sequence[str] | None) -
         name = posixpath.basename(lower)
         if name in BY_NAME and (name != "entry_points.txt" or _in_metadata(lower)):
             return BY_NAME[name]
+        start_up = _start_up_module(lower)
+        if start_up:
+            return start_up
         if name.endswith(".pth"):
             return "a .pth file: Python runs its import lines at start-up"
         if lower in CODEOWNERS:
@@ -162,6 +192,47 @@ def _steering(path: str, old_path: str | None, ci_files: Sequence[str] | None) -
         elif name in CI_NAMES or lower.startswith(CI_DIRS) or name.startswith("jenkinsfile"):
             return CI_REASON
     return None
+
+
+def _start_up_module(lower: str) -> str | None:
+    """Why a path is (part of) a module Python imports at start-up, else None."""
+    *folders, name = lower.split("/")
+    stem, ext = name.split(".", 1)[0], posixpath.splitext(name)[1]
+    if stem in START_UP_MODULES and ext in _IMPORTABLE:
+        folders.append(stem)
+    return next((START_UP_MODULES[f] for f in folders if f in START_UP_MODULES), None)
+
+
+def _setup_py(path: str, old_path: str | None, diff_text: str, texts: Texts) -> str | None:
+    """Why a change to a setup.py is held: its text names entry points, or cannot be read whole."""
+    if not any(posixpath.basename(p.lower()) == "setup.py" for p in filter(None, (path, old_path))):
+        return None
+    try:
+        sides = [texts.old(old_path or path), texts.new(path)]
+    except Unknown:
+        return SETUP_PY_REASON + " (its full text is not known here)"
+    if any(word in each for each in (diff_text, *filter(None, sides)) for word in SETUP_PY_WORDS):
+        return SETUP_PY_REASON
+    return None
+
+
+def _lfs_pointer(path: str, diff_text: str) -> str | None:
+    """Why an added Git LFS pointer to a file that is not media is held, else None."""
+    if is_media(path) or not any(line.rstrip("\r\n") == LFS_POINTER for line in diff_text.splitlines()):
+        return None
+    return LFS_REASON
+
+
+def _hidden(diff_text: str) -> str | None:
+    """Why added lines with characters a reader cannot see are held (Trojan Source), else None."""
+    added = "".join(line for line in diff_text.splitlines(keepends=True) if line.startswith("+"))
+    found = hidden_characters(added)
+    if not found:
+        return None
+    return (
+        f"added lines hold characters a reader cannot see ({', '.join(found[:5])}{', ...' * (len(found) > 5)}):"
+        " bidirectional or invisible text can make code run differently from how it reads"
+    )
 
 
 def _in_metadata(path: str) -> bool:

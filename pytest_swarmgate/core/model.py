@@ -403,9 +403,11 @@ class SectionResult:
 class Stopped:
     """Why a review could not be completed: the gate fails with its own exit code, never as UNSAFE.
 
-    cause: "preflight" (a check before collection failed), "fault" (a run-wide fault stopped
-    the calls), "deadline" (the rate limit outlasted --swarm-deadline), "ceiling" (the diff is
-    over --swarm-max-sections).
+    cause: "preflight" (a check before collection failed and may pass later), "fault" (a run-wide
+    fault that may pass later stopped the calls), "config" (before or during the calls, a fault
+    only a person can fix: a rejected key, a permission, an unknown model, a refused request),
+    "deadline" (--swarm-deadline came first), "ceiling" (the diff is over --swarm-max-sections,
+    --swarm-max-input-tokens or --swarm-max-diff-bytes).
     """
 
     cause: StopCause
@@ -413,10 +415,12 @@ class Stopped:
     calls_sent: int = 0
     calls_total: int = 0
 
-    def line(self) -> str:
-        """`review stopped: HTTP 401 ...`: the one line that names the cause."""
-        verb = {"preflight": "review not started", "ceiling": "not reviewed"}.get(self.cause, "review stopped")
-        sent = f" ({self.calls_sent} of {self.calls_total} calls sent)" if self.cause in ("fault", "deadline") else ""
+    def line(self, verb: str | None = None) -> str:
+        """`review stopped: HTTP 401 ...`: the one line that names the cause (`verb` replaces its first words)."""
+        started = self.calls_sent > 0 or self.cause in ("fault", "deadline")
+        if verb is None:
+            verb = "not reviewed" if self.cause == "ceiling" else "review stopped" if started else "review not started"
+        sent = f" ({self.calls_sent} of {self.calls_total} calls sent)" if started else ""
         return f"{verb}: {self.message}{sent}"
 
     def to_dict(self) -> dict[str, Any]:

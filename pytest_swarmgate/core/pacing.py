@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from .faults import DeadlineReached

@@ -15,21 +15,26 @@ file name cannot add a line of its own before the fence, where the policy treats
 from __future__ import annotations
 
 import secrets
-from typing import Any
 from collections.abc import Iterable
+from typing import Any
 
 from .choices import CACHE_TTLS, SEVERITIES
 from .model import Section, Voter
-from .text import one_line
+from .text import one_line, show_hidden
 
 # Bump when the policy, the tool schema or the cache key's material changes: it is part of the
 # vote-cache key, so an old cached vote is never served for a new prompt or under an old key.
 # 2: metadata lines escaped; the key names the voter implementation.
 # 3: the fence moved out of the policy into the section block; the tool may go strict; CI injection is a finding.
-# 4: a section may carry context after its diff, inside the fence; the policy says what it is.
-PROMPT_VERSION = "4"
+# 4: characters a reader cannot see are shown as <U+XXXX> escapes, with a note above the fence.
+# 5: a section may carry context after its diff, inside the fence; the policy says what it is.
+PROMPT_VERSION = "5"
 
 TOOL_NAME = "submit_verdict"
+HIDDEN_NOTE = (
+    "note: the section holds characters a reader cannot see (bidirectional controls, zero-width or tag"
+    " characters), shown below as <U+XXXX>; judge what the code does with them in place\n"
+)
 
 LENSES: dict[str, str] = {
     "security": "Focus on exploitable security flaws: injection, authentication and authorization, "
@@ -164,12 +169,18 @@ def section_block(section: Section, fence: str) -> str:
     """
     part = f" (part {section.part} of {section.parts})" if section.parts > 1 else ""
     renamed = f"\nold path: {one_line(section.old_path)}" if section.old_path else ""
-    context = f"\n{fence} context\n{section.context.text}" if section.context else ""
+    # Invisible and bidirectional characters are shown, not passed: a model does not reliably
+    # perceive them, and the reviewer must judge the code as it runs, not as it renders.
+    text = show_hidden(section.text)
+    raw_context = section.context.text if section.context else ""
+    shown_context = show_hidden(raw_context)
+    context = f"\n{fence} context\n{shown_context}" if section.context else ""
+    note = HIDDEN_NOTE if text != section.text or shown_context != raw_context else ""
     return (
         f"fence: {fence}\n"
         f"section: {one_line(section.id)}\npath: {one_line(section.path)}{renamed}\n"
-        f"change: {section.change}{part}\n"
-        f"{fence}\n{section.text}{context}\n{fence}"
+        f"change: {section.change}{part}\n{note}"
+        f"{fence}\n{text}{context}\n{fence}"
     )
 
 

@@ -20,9 +20,9 @@ rationale, so every report points at a file of the diff.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
-from collections.abc import Mapping, Sequence
 
 from .choices import SEVERITIES
 from .model import Finding, Section

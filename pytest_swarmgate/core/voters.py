@@ -31,13 +31,14 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from collections.abc import Awaitable, Callable
 
-from .faults import RATE_LIMIT_STATUS, RunFault, classify, in_chain
+from .faults import RATE_LIMIT_STATUS, classify, in_chain
 from .model import Section, Settings, Usage, Vote, Voter
 from .pacing import Pacer
+from .preflight import Preflight
 from .prompt import TOOL_NAME, messages, system_blocks, verdict_tool
 from .redact import Redactor, credential_problem
 from .text import one_line
@@ -374,27 +375,18 @@ class AnthropicCaster:
         return error_vote(section, voter, settings, text, attempts.spent)
 
     async def preflight(self, models: list[str]) -> int:
-        """One cheap call per model (retrieve it): the key, the endpoint and each model answer.
+        """Check the key, the endpoint and every model (`core/preflight.py`); the number of models checked.
 
-        Returns the number of models checked (0 for a client without a Models API, such as
-        some Bedrock or Vertex clients). Raises RunFault with one redacted line naming the
-        cause; missing credentials stay MissingCredentials.
+        0 for a client without a Models API (some Bedrock or Vertex clients). Raises RunFault
+        with one redacted line naming the check and the endpoint; missing credentials stay
+        MissingCredentials.
         """
-        import anthropic
-
         if getattr(self.client, "models", None) is None:
             return 0
-        checked = list(dict.fromkeys(models))
-        for model in checked:
-            try:
-                await self.client.models.retrieve(model, timeout=min(self.timeout, 30.0))
-            except TypeError as exc:
-                raise (missing_credentials(exc) or exc) from None
-            except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
-                text = self._error(exc, min(self.timeout, 30.0))
-                unknown = getattr(exc, "status_code", None) == 404
-                raise RunFault(f"{text} (model {model})" if unknown else text) from None
-        return len(checked)
+        try:
+            return await Preflight(self.client, timeout=self.timeout, describe=self._error).check(models)
+        except TypeError as exc:
+            raise (missing_credentials(exc) or exc) from None
 
     async def prewarm(self, section: Section, voter: Voter, fence: str) -> Usage:
         """Write the section's prompt prefix into the cache with a call that generates nothing.

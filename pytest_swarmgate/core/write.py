@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 
 def write_atomic(path: str | os.PathLike[str], fill: Callable[[str], bool | None], *, mode: int | None = None) -> bool:

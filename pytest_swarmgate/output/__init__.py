@@ -1,1 +1,1 @@
-"""The formats of a review: escaping per channel, terminal text, JSON, SARIF, GitHub outputs. No pytest."""
+"""The formats: escaping per channel, terminal text, JSON, SARIF, GitHub, calibration tables and plot. No pytest."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 
-from ..core.text import one_line
+from ..core.text import one_line, show_hidden
+
+_WWW = re.compile(r"(?i)\b(www)\.")
 
 __all__ = [
     "collapsed",
@@ -27,7 +29,7 @@ __all__ = [
 def visible(text: str, keep: str = "") -> str:
     """Every control character but those in `keep` shown as its escape (ESC as `\\x1b`): text
     that cannot move a cursor, change a colour, set a window title (OSC) or ring a bell."""
-    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in show_hidden(text))
 
 
 def terminal(text: str, limit: int | None = None) -> str:
@@ -58,6 +60,9 @@ def markdown(text: str, limit: int | None = None) -> str:
     Cut (by characters, before escaping, so an entity or escape is never split) to `limit`.
     """
     text = collapsed(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # GitHub turns `www.`, `scheme://` and `name@host` into links: an entity in the raw text breaks
+    # the match and renders the same character, so a file name cannot become a link to click.
+    text = _WWW.sub(r"\1&#46;", text).replace("://", "&#58;//").replace("@", "&#64;")
     return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)
 
 

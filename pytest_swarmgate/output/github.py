@@ -9,14 +9,13 @@ of its own), and Markdown cells with no HTML, no links and no row breaks.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ..core.decision import section_passes, status
 from ..core.model import RunResult, SectionResult
 from ..core.write import write_text_atomic
-from . import alerts
-from . import escape
+from . import alerts, escape
 from .alerts import Alert
 from .terminal import gate_line, held_lines
 

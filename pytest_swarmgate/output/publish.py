@@ -5,10 +5,10 @@ The I/O edge of the report modules, which stay pure.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from collections.abc import Callable, Mapping
 
 from .. import __version__
 from ..core.model import RunResult

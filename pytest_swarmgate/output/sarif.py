@@ -20,8 +20,7 @@ from urllib.parse import quote
 from ..core.choices import severity_rank
 from ..core.model import RunResult, Vote
 from ..core.write import write_text_atomic
-from . import alerts
-from . import escape
+from . import alerts, escape
 from .alerts import Alert
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

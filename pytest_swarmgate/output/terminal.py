@@ -14,8 +14,8 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..core.decision import release_helps, section_passes, status
 from ..core.choices import severity_rank
+from ..core.decision import release_helps, section_passes, status
 from ..core.model import Finding, NotReviewed, RunResult, Section, SectionResult, Vote
 from ..core.text import plural
 from .escape import terminal

@@ -10,24 +10,16 @@
         assert len(stub.calls(voter="v2")) == 1
 
 Or from a shell: `python -m pytest_swarmgate.testing --port 8765 --unsafe 'app/*.py'`.
-Standard library only; see `pytest_swarmgate.testing.server` for the JSON script format.
+Standard library only; see `pytest_swarmgate.testing.script` for the JSON script format.
 """
 
 from __future__ import annotations
 
-from .server import (
-    CURRENT_API_VERSION,
-    CallContext,
-    LoggedRequest,
-    RateLimit,
-    Rendered,
-    Reply,
-    Script,
-    ScriptError,
-    StubServer,
-    first_added_line,
-    reply_from_json,
-)
+from .checks import CURRENT_API_VERSION
+from .ratelimit import RateLimit
+from .replies import CallContext, Rendered, Reply, first_added_line
+from .script import Script, ScriptError, reply_from_json
+from .server import LoggedRequest, StubServer
 
 __all__ = [
     "CURRENT_API_VERSION",

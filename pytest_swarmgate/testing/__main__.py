@@ -10,7 +10,7 @@
 on sections whose id or path matches GLOB; `--unsafe-if TEXT` makes every voter whose prompt
 holds TEXT answer UNSAFE (what reached which voter, e.g. the context). Both take precedence over
 the script's rules.
-The script format is documented in `pytest_swarmgate.testing.server`.
+The script format is documented in `pytest_swarmgate.testing.script`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
-from .server import DEFAULT_LOG_LIMIT, SAMPLING_MODES, STRICT_MODES, RateLimit, Reply, Script, ScriptError, StubServer
+from .checks import SAMPLING_MODES, STRICT_MODES
+from .ratelimit import RateLimit
+from .replies import Reply
+from .script import Script, ScriptError
+from .server import DEFAULT_LOG_LIMIT, OPTIONAL_ROUTES, StubServer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
         "--revoke-key-after", type=int, metavar="N", help="Answer 401 to every message call after the first N"
     )
     parser.add_argument("--models", metavar="LIST", help="Comma list of the models that exist (default: any)")
+    parser.add_argument(
+        "--routes",
+        metavar="LIST",
+        default=",".join(OPTIONAL_ROUTES),
+        help="Comma list of the optional routes served, of model, models, count_tokens (default: all;"
+        " empty: a gateway that serves /v1/messages only)",
+    )
     parser.add_argument(
         "--rate-limit", type=float, metavar="RPS", help="Requests per second; more are answered 429 with retry-after"
     )
@@ -113,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = StubServer(
         script,
         models=args.models.split(",") if args.models else None,
+        routes=[r for r in args.routes.split(",") if r],
         revoke_key_after=args.revoke_key_after,
         rate_limit=rate_limit,
         log_limit=args.log_limit,

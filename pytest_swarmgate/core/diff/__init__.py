@@ -24,11 +24,12 @@ from __future__ import annotations
 from .entries import DiffError
 from .files import MEDIA_EXTENSIONS, FileDiff, is_media, media_only, parse_diff
 from .sections import crowded_directories, glob_match, parse_sections, sections_of
-from .source import decode, diff_sha256, git_diff, read_diff_file
+from .source import DiffTooLarge, decode, diff_sha256, git_diff, read_diff_file, too_large
 
 __all__ = [
     "MEDIA_EXTENSIONS",
     "DiffError",
+    "DiffTooLarge",
     "FileDiff",
     "crowded_directories",
     "decode",
@@ -41,4 +42,5 @@ __all__ = [
     "parse_sections",
     "read_diff_file",
     "sections_of",
+    "too_large",
 ]

@@ -14,33 +14,94 @@ COMBINED_DIFF = (
     " review: give a two-sided diff, such as git diff BASE...HEAD or git show --diff-merges=first-parent MERGE"
 )
 NOT_A_DIFF = "input is not a unified diff: "
-# a `diff --git` or `Binary files` line names two paths; real ones stay far below this
-MAX_HEADER_LINE = 8192
-HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+# A `diff --git` or `Binary files` line names two paths; the bound is in characters of the decoded
+# line. The longest git writes for real paths: two quoted names of Linux's PATH_MAX (4,096 bytes),
+# every byte an octal escape (`\303`: 4 characters), with quotes and prefixes: about 32,800.
+_PATH_MAX = 4096
+MAX_HEADER_LINE = len("diff --git ") + 2 * (4 * _PATH_MAX + len('"a/" '))
+# ASCII digits only (`\d` also takes other scripts' digits, which git rejects), at most 10 each:
+# a count of 5,000 digits is not a number any diff has, and int() of it would raise.
+_NUMBER = "([0-9]{1,10})"
+HUNK = re.compile(rf"^@@ -{_NUMBER}(?:,{_NUMBER})? \+{_NUMBER}(?:,{_NUMBER})? @@")
 # git's extended header lines, in the order git may write them
 _GIT_KEYS = (
     "old mode ", "new mode ", "deleted file mode ", "new file mode ", "copy from ", "copy to ", "rename from ",
     "rename to ", "similarity index ", "dissimilarity index ", "index ",
 )  # fmt: skip
+# each key by its first word, so a header line costs one lookup and a comparison or two
+_KEYS_BY_WORD = {
+    word: tuple(k for k in _GIT_KEYS if k.startswith(f"{word} ")) for word in {k.split()[0] for k in _GIT_KEYS}
+}
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 _OCTAL = re.compile(r"[0-3][0-7]{2}")
+QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+# The timestamp `diff -u` writes after a name, as `git apply` recognises it when spaces, not a
+# tab, come before it: `2024-01-01 00:00:00.000000000 +0000` (time and zone optional). Searched
+# in the name's last characters only, so a name of a million spaces costs one pass.
+_TIMESTAMP = re.compile(
+    r" (?:[0-9]{2})?[0-9]{2}-[0-9]{2}-[0-9]{2}"  # date
+    r"(?: [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,12})?)?"  # time
+    r"(?: [+-][0-9]{2}:?[0-9]{2})?$"  # zone
+)
+_TIMESTAMP_MAX = 48
+# format-patch's signature line and the line that ends a commit message: text, even right after a hunk
+_MAIL_LINES = ("-- \n", "---\n")
+# `diff -r`'s command line before each file it compares: skipped, when an entry follows it.
+_COMMAND = re.compile(r"^diff (?!--git |--cc |--combined )-")
 
+_DIFF_R = " of a change it does not show: make the diff with diff -ruN, or git diff"
 # Lines outside an entry that would hide a change if they were skipped as junk: each is refused
-# with what it is and how to make a diff the gate can read. `{line}` is the line's number.
+# with what it is and how to make a diff the gate can read (patterns match from the line's start;
+# `{line}` in a message is the line's number). Junk that is legitimately between entries (mail
+# headers, commit messages, `--stat` lines, the format-patch separator and signature) matches none.
 _REFUSED: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r".*\x1b\["),
+        NOT_A_DIFF + "line {line} holds a terminal colour code (ESC [): make the diff with --no-color",
+    ),
     (re.compile(r"^(?:diff --cc |diff --combined |@@@ )"), COMBINED_DIFF),
     (HUNK, NOT_A_DIFF + "the hunk at line {line} belongs to no file ('---'/'+++' lines)"),
+    (
+        re.compile(r"^@@"),
+        NOT_A_DIFF + "line {line} starts like a hunk header but is not one (its numbers are at most 10 ASCII digits)",
+    ),
     (
         re.compile(r"^Only in .+: ."),
         NOT_A_DIFF + "line {line} says a file exists on one side only, which diff -r leaves out:"
         " make the diff with diff -ruN, or git diff",
     ),
     (
+        re.compile(r"^(?:File .+ while file |Common subdirectories: |(?:Files|Symbolic links) .+ differ$)"),
+        NOT_A_DIFF + "line {line} is diff -r's note" + _DIFF_R,
+    ),
+    (
         re.compile(r"^Submodule .+ [0-9a-f]{7,}\.\.\.?[0-9a-f]{7,}"),
         NOT_A_DIFF + "line {line} is a submodule summary (git diff --submodule=log): make the diff with"
         " --submodule=short",
     ),
+    (
+        re.compile(r"^(?:\*{15}|\*\*\* [0-9]+(?:,[0-9]+)? \*\*\*\*|--- [0-9]+(?:,[0-9]+)? ----)$"),
+        NOT_A_DIFF + "line {line} belongs to a context-format diff (diff -c): make the diff with diff -u, or git diff",
+    ),
+    (
+        re.compile(r"^(?:[0-9]+(?:,[0-9]+)?[acd](?:[0-9]+(?:,[0-9]+)?)?|[ad][0-9]+ [0-9]+)$"),
+        NOT_A_DIFF + "line {line} is a normal-format, ed or RCS change command (diff without -u):"
+        " make the diff with diff -u, or git diff",
+    ),
+    (
+        re.compile(r"^\* Unmerged path "),
+        NOT_A_DIFF + "line {line} names a file with unresolved merge conflicts, whose change git diff does not"
+        " show: resolve the conflicts first",
+    ),
 )
+MIXED_FORMS = (
+    NOT_A_DIFF + "the entry at line {line} has no 'diff --git' line though other entries do"
+    " (a commit message can carry such text): give git's diff alone"
+)
+
+
+# The table as one pattern, so a line between entries costs one match; the table then says which.
+_ANY_REFUSED = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in _REFUSED))
 
 
 class DiffError(Exception):
@@ -72,6 +133,7 @@ class Entry:
     is_binary: bool = False
     head_end: int = 0
     hunks: list[Hunk] = field(default_factory=list)
+    written: tuple[str | None, str | None] | None = None  # its two names as written, once split (names.py)
 
 
 def unquote(name: str) -> str:
@@ -100,11 +162,31 @@ def _body(line: str) -> str:
     return line[:-1] if line.endswith("\n") else line
 
 
-def _name(line: str) -> str:
-    """The file name of a `---`/`+++` line: up to the tab git and diff put before a timestamp."""
-    rest = _body(line)[4:]
+def _name(norm: list[str], i: int, dated: bool) -> str:
+    """The file name of the `---`/`+++` line i: up to the tab git and diff put before a timestamp.
+
+    `dated`: a plain diff's line, whose timestamp may follow spaces instead (`git apply` strips it
+    there too; in a git entry the name must match the `diff --git` line, so it is kept).
+    """
+    rest = _body(norm[i])[4:]
     name, tab, _ = rest.partition("\t")
-    return unquote(name if tab else name.rstrip(" "))
+    if not tab:
+        name = (_undated(name) if dated else name).rstrip(" ")
+    return quoted_name(name, i)
+
+
+def _undated(name: str) -> str:
+    """The name without the timestamp a plain diff may write after it with spaces."""
+    tail = name[-_TIMESTAMP_MAX:]
+    m = _TIMESTAMP.search(tail)
+    return name[: len(name) - len(tail) + m.start()] if m else name
+
+
+def quoted_name(name: str, i: int) -> str:
+    """A name of line i unquoted; one that quotes only a part (`"a/"x`), which git never writes, is refused."""
+    if name.startswith('"') and not QUOTED.fullmatch(name):
+        raise DiffError(f"{NOT_A_DIFF}line {i + 1} quotes only part of a file name, which git never writes")
+    return unquote(name)
 
 
 def read_entries(norm: list[str]) -> list[Entry]:
@@ -112,7 +194,7 @@ def read_entries(norm: list[str]) -> list[Entry]:
     entries: list[Entry] = []
     n, i = len(norm), 0
     while i < n:
-        _refuse(norm[i], i)
+        _refuse(norm, i)
         opened = _open(norm, i)
         if opened is None:
             i += 1
@@ -121,16 +203,28 @@ def read_entries(norm: list[str]) -> list[Entry]:
         entry.head_end = i
         i = _read_hunks(norm, i, entry)
         entries.append(entry)
+    _one_form(entries)
     return entries
 
 
-def _refuse(line: str, i: int) -> None:
+def _one_form(entries: list[Entry]) -> None:
+    """Refuse plain entries in a diff of git entries: git never writes one, but a commit message can hold one."""
+    if any(e.git is not None for e in entries):
+        plain = next((e for e in entries if e.git is None), None)
+        if plain is not None:
+            raise DiffError(MIXED_FORMS.format(line=plain.start + 1))
+
+
+def _refuse(norm: list[str], i: int) -> None:
     """Raise `DiffError` for a line that must not be skipped as text between entries."""
+    line = norm[i]
     if line.startswith(("diff --git ", "Binary file")) and len(line) > MAX_HEADER_LINE:
         raise DiffError(f"{NOT_A_DIFF}line {i + 1} is a {len(line)}-character file header")
-    for pattern, message in _REFUSED:
-        if pattern.match(line):
-            raise DiffError(message.format(line=i + 1))
+    if _ANY_REFUSED.match(line):
+        message = next(message for pattern, message in _REFUSED if pattern.match(line))
+        raise DiffError(message.format(line=i + 1))
+    if _COMMAND.match(line) and (i + 1 == len(norm) or _open(norm, i + 1) is None):
+        raise DiffError(f"{NOT_A_DIFF}the diff command line {i + 1} is not followed by a unified diff entry")
 
 
 def _open(norm: list[str], i: int) -> tuple[Entry, int] | None:
@@ -139,7 +233,7 @@ def _open(norm: list[str], i: int) -> tuple[Entry, int] | None:
     if line.startswith("diff --git "):
         return _open_git(norm, i)
     if line.startswith("--- ") and i + 1 < len(norm) and norm[i + 1].startswith("+++ "):
-        return Entry(i, None, minus=_name(line), plus=_name(norm[i + 1])), i + 2
+        return Entry(i, None, minus=_name(norm, i, True), plus=_name(norm, i + 1, True)), i + 2
     if line.startswith("Binary file") and _body(line).endswith((" differ", " has changed")):
         return Entry(i, None, binary=_body(line), is_binary=True), i + 1
     return None
@@ -150,18 +244,26 @@ def _open_git(norm: list[str], i: int) -> tuple[Entry, int]:
     n = len(norm)
     entry = Entry(i, _body(norm[i])[len("diff --git ") :])
     i += 1
-    while i < n and norm[i].startswith(_GIT_KEYS):
-        key = next(k for k in _GIT_KEYS if norm[i].startswith(k))
-        entry.info.setdefault(key.strip(), _body(norm[i])[len(key) :])
+    while i < n and (key := _git_key(norm[i])):
+        value = _body(norm[i])[len(key) :]
+        if key.endswith((" from ", " to ")):
+            quoted_name(value, i)  # checked here, where the line's number is known
+        entry.info.setdefault(key.strip(), value)
         i += 1
     if i < n and norm[i].startswith(("Binary files ", "GIT binary patch")):
         # git's own binary line names nothing the `diff --git` line does not
         entry.is_binary = True
         i += 1
     elif i + 1 < n and norm[i].startswith("--- ") and norm[i + 1].startswith("+++ "):
-        entry.minus, entry.plus = _name(norm[i]), _name(norm[i + 1])
+        entry.minus, entry.plus = _name(norm, i, False), _name(norm, i + 1, False)
         i += 2
     return entry, i
+
+
+def _git_key(line: str) -> str | None:
+    """The extended header key (`rename from `, `index `, ...) line starts with, else None."""
+    keys = _KEYS_BY_WORD.get(line[: line.find(" ")], ())
+    return next((k for k in keys if line.startswith(k)), None)
 
 
 def _read_hunks(norm: list[str], i: int, entry: Entry) -> int:
@@ -170,23 +272,52 @@ def _read_hunks(norm: list[str], i: int, entry: Entry) -> int:
     while i < n and (m := HUNK.match(norm[i])):
         start = i
         ranges = (int(m[1]), int(m[2] or 1)), (int(m[3]), int(m[4] or 1))
-        old, new = ranges[0][1], ranges[1][1]
-        added = removed = 0
-        i += 1
-        while old > 0 or new > 0:
-            c = norm[i][0] if i < n else ""
-            if c == "+":
-                new, added = new - 1, added + 1
-            elif c == "-":
-                old, removed = old - 1, removed + 1
-            elif c in (" ", "\n"):  # an empty line is a context line whose space an editor stripped
-                old, new = old - 1, new - 1
-            elif c != "\\":
-                raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is shorter than its header says")
-            if old < 0 or new < 0:
-                raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is longer than its header says")
-            i += 1
+        i, removed, added = _count(norm, start, ranges[0][1], ranges[1][1])
         while i < n and norm[i].startswith("\\"):  # "\ No newline at end of file" after the last line
             i += 1
+        _check_end(norm, i, start, removed + added)
         entry.hunks.append(Hunk(start, i, added, removed, *ranges))
     return i
+
+
+def _count(norm: list[str], start: int, old: int, new: int) -> tuple[int, int, int]:
+    """Count the lines of the hunk at `start` against its `old` and `new` lengths: (index past it, removed, added)."""
+    n, i = len(norm), start + 1
+    removed = added = 0
+    while old > 0 or new > 0:
+        line = norm[i] if i < n else ""
+        c = line[:1]
+        if c == "+":
+            new, added = new - 1, added + 1
+        elif c == "-":
+            old, removed = old - 1, removed + 1
+        elif c in (" ", "\n"):  # an empty line is a context line whose space an editor stripped
+            if "{+" in line and _word_diff(line):
+                raise DiffError(f"{NOT_A_DIFF}line {i + 1} holds --word-diff markup: make the diff without --word-diff")
+            old, new = old - 1, new - 1
+        elif c != "\\":
+            raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is shorter than its header says")
+        if old < 0 or new < 0:
+            raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is longer than its header says")
+        i += 1
+    return i, removed, added
+
+
+def _check_end(norm: list[str], i: int, start: int, changed: int) -> None:
+    """Refuse a hunk that changes nothing, or one followed by a line that reads as one of its own."""
+    if not changed:
+        raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} changes no line (a --word-diff diff?)")
+    # a hunk line right after the hunk (`~` ends a line of --word-diff=porcelain) makes it longer
+    after = norm[i] if i < len(norm) else ""
+    if after[:1] in ("+", "-", " ", "~") and after not in _MAIL_LINES and _open(norm, i) is None:
+        raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is longer than its header says")
+
+
+def _word_diff(line: str) -> bool:
+    """Whether a context line holds `--word-diff` markup of an added word (braces and plus signs round it); one pass.
+
+    The markup is never written whole in this file: a context line holding it would make the
+    gate refuse a diff of this file.
+    """
+    k = line.find("{+")
+    return k != -1 and line.find("+}", k + 2) != -1

@@ -31,6 +31,13 @@ _EXECUTABLE = {("644", "755"): " (made executable)", ("755", "644"): " (no longe
 _VERBS = {"rename": "renames", "copy": "copies"}
 
 Unread = tuple[NotReviewedKind, str]
+# What decoding puts for bytes that are not UTF-8 (source.decode, entries.unquote): two names that
+# differ only there read as one path.
+REPLACED = "\ufffd"
+COLLAPSED = (
+    NOT_A_DIFF + "{where} name {path}, whose bytes are not all UTF-8, so the gate cannot tell one file from"
+    " two: rename the files to UTF-8 names"
+)
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,10 @@ def _paths(entry: Entry, prefixes: tuple[str, str]) -> tuple[str | None, str | N
         old, new = _one_sided(entry, None if written_old == DEV_NULL else old, None if written_new == DEV_NULL else new)
     if old is None and new is None:
         raise DiffError(f"{NOT_A_DIFF}the entry at line {entry.start + 1} names no file on either side")
+    if kind is not None and old == new and old is not None and REPLACED in old:
+        raise DiffError(
+            COLLAPSED.format(where=f"both sides of the {kind} at line {entry.start + 1}", path=one_line(old))
+        )
     return old, new, None if kind == "rename" and old == new else kind
 
 
@@ -221,5 +232,21 @@ def parse_diff(text: str) -> list[FileDiff]:
         raise DiffError(f"{NOT_A_DIFF}no file header ('diff --git' or '---'/'+++') found")
     prefixes = diff_prefixes(entries)
     files = [_build(e, raw, prefixes.get(id(e), GIT_PREFIXES)) for e in entries]
+    _one_identity(entries, files)
     # stable sort: a path that occurs twice (a concatenated patch series) keeps input order
     return sorted(files, key=lambda f: f.path)
+
+
+def _one_identity(entries: list[Entry], files: list[FileDiff]) -> None:
+    """Refuse two entries that name one path holding replaced bytes: they may be two files, or one.
+
+    A path named twice is otherwise a patch series touching one file again; with bytes that are
+    not UTF-8 in it, it may as well be two files whose names decode alike, and the held check
+    and the texts would read them as one.
+    """
+    first: dict[str, int] = {}
+    for entry, f in zip(entries, files, strict=True):
+        for path in {f.path, f.old_path} - {None}:
+            if path is not None and REPLACED in path and first.setdefault(path, entry.start) != entry.start:
+                where = f"the entries at lines {first[path] + 1} and {entry.start + 1}"
+                raise DiffError(COLLAPSED.format(where=where, path=one_line(path)))

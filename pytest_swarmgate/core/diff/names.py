@@ -7,15 +7,12 @@ where one path shows under two prefixes. Every search is capped, so a hostile li
 
 from __future__ import annotations
 
-import re
-
-from .entries import NOT_A_DIFF, DiffError, Entry, unquote
+from .entries import NOT_A_DIFF, QUOTED, DiffError, Entry, unquote
 
 DEV_NULL = "/dev/null"
 GIT_PREFIXES = ("a/", "b/")
 # caps the ways a `diff --git` line with spaces is tried, so a hostile line stays cheap
 _MAX_TRIES = 32
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 Moved = tuple[str, str]
 
@@ -73,9 +70,10 @@ def _git_names(entry: Entry, move: Moved | None) -> tuple[str, str] | None:
     """The old and new names of a `diff --git` line, prefixes included; None when they cannot be told apart."""
     s = entry.git or ""
     if s.startswith('"'):
-        m = _QUOTED.match(s)
+        m = QUOTED.match(s)
         if m is None or s[m.end() : m.end() + 1] != " ":
-            return None
+            # git quotes a whole name or none of it (`"a/"x` is neither)
+            raise DiffError(f"{NOT_A_DIFF}the 'diff --git' line {entry.start + 1} quotes only part of a file name")
         return unquote(m.group()), unquote(s[m.end() + 1 :])
     if s.endswith('"') and (k := s.find(' "')) != -1:
         return s[:k], unquote(s[k + 1 :])
@@ -90,12 +88,13 @@ def _git_names(entry: Entry, move: Moved | None) -> tuple[str, str] | None:
 
 
 def written_names(entry: Entry, move: Moved | None) -> tuple[str | None, str | None]:
-    """The entry's old and new names as written, prefixes included ("/dev/null" kept)."""
-    if entry.git is not None:
-        return _written_git_names(entry, move)
-    if entry.binary is not None:
-        return _binary_names(entry)
-    return entry.minus, entry.plus
+    """The entry's old and new names as written, prefixes included ("/dev/null" kept); split once per entry."""
+    if entry.written is None:
+        if entry.git is not None:
+            entry.written = _written_git_names(entry, move)
+        else:
+            entry.written = _binary_names(entry) if entry.binary is not None else (entry.minus, entry.plus)
+    return entry.written
 
 
 def _written_git_names(entry: Entry, move: Moved | None) -> tuple[str | None, str | None]:
@@ -147,27 +146,57 @@ def strip_prefix(name: str | None, prefix: str) -> str | None:
     return name[len(prefix) :] if prefix and name.startswith(prefix) and len(name) > len(prefix) else name
 
 
+def _sides(entry: Entry) -> tuple[bool, bool]:
+    """Whether the entry's old and new sides exist, by git's header lines and /dev/null."""
+    return (
+        "new file mode" not in entry.info and entry.minus != DEV_NULL,
+        "deleted file mode" not in entry.info and entry.plus != DEV_NULL,
+    )
+
+
+def _fits(names: tuple[str | None, str | None], sides: tuple[bool, bool], pair: tuple[str, str]) -> bool:
+    """Whether every existing side's name lies under the prefix `pair` gives for its side."""
+    return all(
+        name.startswith(prefix)
+        for name, prefix, exists in zip(names, pair, sides, strict=True)
+        if exists and name not in (None, DEV_NULL)
+    )
+
+
 def diff_prefixes(entries: list[Entry]) -> dict[int, tuple[str, str]]:
     """The prefixes to strip from each entry's names: one pair for the whole diff when its entries agree.
 
     Every entry that shows both names of one path gives the pair of prefixes in front of it
     (git's `a/` `b/`, none for --no-prefix, `old/` `new/` for --src-prefix/--dst-prefix or a
-    `diff -ruN old/ new/` tree). When they all agree, that pair applies to every entry,
-    added and deleted files included; when they disagree (diffs made different ways, pasted
+    `diff -ruN old/ new/` tree). The entries of a file on both sides decide: when they agree,
+    that pair applies to every entry whose names lie under it, added and deleted files
+    included (`git diff --no-index old new` writes an added file as `a/new/x b/new/x`, which
+    alone reads as the pair `a/` `b/`). With no such entry, the added and deleted files'
+    pairs decide the same way. When they disagree (diffs made different ways, pasted
     together) each entry uses its own pair, and `a/` `b/` where it shows none.
     """
-    seen: dict[int, tuple[str, str]] = {}
+    both: dict[int, tuple[str, str]] = {}
+    one: dict[int, tuple[str, str]] = {}
+    names: dict[int, tuple[str | None, str | None]] = {}
     for e in entries:
         move, _ = moved(e)
         try:
-            old, new = written_names(e, move)
+            names[id(e)] = written_names(e, move)
         except DiffError:
             continue  # reported when the entry is built
-        pair = _prefixes(old, new, move)
+        pair = _prefixes(*names[id(e)], move)
         if pair is not None:
-            seen[id(e)] = pair
-    pairs = set(seen.values())
-    if len(pairs) == 1:
-        (pair,) = pairs
-        return {id(e): pair for e in entries}
-    return seen
+            (both if all(_sides(e)) else one)[id(e)] = pair
+    own = {**one, **both}
+    pairs = set(both.values()) or set(one.values())
+    if len(pairs) != 1:
+        return own
+    (shared,) = pairs
+    return {id(e): shared if _takes(e, own.get(id(e)), names.get(id(e)), shared) else own[id(e)] for e in entries}
+
+
+def _takes(
+    entry: Entry, own: tuple[str, str] | None, names: tuple[str | None, str | None] | None, shared: tuple[str, str]
+) -> bool:
+    """Whether the entry takes the diff's shared prefixes: its own agree, it has none, or its names lie under them."""
+    return own is None or own == shared or names is None or _fits(names, _sides(entry), shared)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from ..model import NotReviewed, Section
 from .files import FileDiff, parse_diff
@@ -112,17 +112,88 @@ def parse_sections(
 
 
 def _unique_ids(sections: list[Section]) -> list[Section]:
-    """Make section ids unique: a repeated path, or a file named `x#1`, must not share an id."""
+    """Make section ids unique: a repeated path, or a file named `x#1`, must not share an id.
+
+    Linear: each id remembers the last suffix it was given, so the 16,000th copy of one name
+    does not try the 15,999 suffixes before it.
+    """
     seen: set[str] = set()
+    last: dict[str, int] = {}
     out: list[Section] = []
     for s in sections:
-        sid, n = s.id, 1
+        sid, n = s.id, last.get(s.id, 1)
         while sid in seen:
             n += 1
             sid = f"{s.id}~{n}"
+        last[s.id] = n
         seen.add(sid)
         out.append(s if sid == s.id else dataclasses.replace(s, id=sid))
     return out
+
+
+@dataclass
+class _Directories:
+    """Every directory of a set of paths, numbered in preorder: its name, paths held and subtree.
+
+    Built in one pass over the sorted paths, each component hashed once, so a path of 8,000
+    levels costs its length, not its length squared. The numbering is preorder because the
+    paths are sorted, which makes "is an ancestor" two comparisons and ties fall in name order.
+    """
+
+    paths: list[str] = field(default_factory=list)
+    ends: list[tuple[int, int]] = field(default_factory=list)  # (a path holding it, where its name ends)
+    counts: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # directories in its subtree, itself included
+    # the subdirectory holding the most paths (the first on a tie), and how many
+    largest: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, paths: Iterable[str]) -> _Directories:
+        tree = cls(sorted(paths))
+        ids: dict[tuple[int, str], int] = {}  # (parent, name of the component) -> directory
+        parents: list[int] = []
+        for index, path in enumerate(tree.paths):
+            node, k = -1, path.find("/")
+            while k != -1:
+                key = (node, path[path.rfind("/", 0, k) + 1 : k])
+                child = ids.get(key)
+                if child is None:
+                    child = ids[key] = len(parents)
+                    parents.append(node)
+                    tree.ends.append((index, k + 1))
+                    tree.counts.append(0)
+                tree.counts[child] += 1
+                node, k = child, path.find("/", k + 1)
+        tree.sizes = [1] * len(parents)
+        for child in range(len(parents) - 1, -1, -1):
+            parent = parents[child]
+            if parent != -1:
+                tree.sizes[parent] += tree.sizes[child]
+                if tree.counts[child] >= tree.largest.get(parent, (child, -1))[1]:
+                    tree.largest[parent] = (child, tree.counts[child])  # walking back: the first wins a tie
+        return tree
+
+    def name(self, directory: int) -> str:
+        index, end = self.ends[directory]
+        return self.paths[index][:end]
+
+    def related(self, a: int, b: int) -> bool:
+        """Whether one of the two directories holds the other (or they are one)."""
+        return a <= b < a + self.sizes[a] or b <= a < b + self.sizes[b]
+
+    def narrowest(self, directory: int) -> int:
+        """The subdirectory that holds most of the directory's paths while its siblings hold a tenth or more.
+
+        Each step keeps at most nine tenths of the paths, so it ends within a few dozen steps.
+        """
+        while True:
+            best = self.largest.get(directory)
+            # Narrow when the subdirectory holds most of the paths but its siblings are a real
+            # share (10%+): excluding the parent would also drop those, likely the project's code.
+            total = self.counts[directory]
+            if best is None or best[1] * 4 < total * 3 or (total - best[1]) * 10 < total:
+                return directory
+            directory = best[0]
 
 
 def crowded_directories(paths: Sequence[str], most: int = 3) -> list[tuple[str, int]]:
@@ -131,32 +202,14 @@ def crowded_directories(paths: Sequence[str], most: int = 3) -> list[tuple[str, 
     A directory whose one subdirectory holds at least three quarters of its paths, with a
     tenth or more elsewhere, gives way to that subdirectory (`mypy/typeshed/`, not `mypy/`);
     no directory is listed with one of its ancestors, and only directories holding at least
-    two paths are named.
+    two paths are named. Linear in the paths' length but for two sorts.
     """
-    counts: Counter[str] = Counter()
-    for path in paths:
-        parts = path.split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            counts["/".join(parts[:depth]) + "/"] += 1
-
-    def narrowest(directory: str) -> str:
-        while True:
-            depth = directory.count("/") + 1
-            children = [(c, n) for c, n in counts.items() if c.startswith(directory) and c.count("/") == depth]
-            best = max(children, key=lambda cn: cn[1], default=None)
-            # Narrow when the subdirectory holds most of the paths but its siblings are a real
-            # share (10%+): excluding the parent would also drop those, likely the project's code.
-            total = counts[directory]
-            if best is None or best[1] * 4 < total * 3 or (total - best[1]) * 10 < total:
-                return directory
-            directory = best[0]
-
-    chosen: list[tuple[str, int]] = []
-    for directory, _ in sorted(counts.items(), key=lambda dn: (-dn[1], dn[0])):
-        if len(chosen) == most:
-            break
-        directory = narrowest(directory)
-        if counts[directory] < 2 or any(directory.startswith(c) or c.startswith(directory) for c, _ in chosen):
-            continue
-        chosen.append((directory, counts[directory]))
-    return chosen
+    tree = _Directories.of(paths)
+    chosen: list[int] = []
+    for directory in sorted(range(len(tree.counts)), key=lambda d: -tree.counts[d]):
+        if len(chosen) == most or tree.counts[directory] < 2:
+            break  # sorted by count: no later directory (nor its narrowing) holds two paths
+        directory = tree.narrowest(directory)
+        if tree.counts[directory] >= 2 and not any(tree.related(directory, c) for c in chosen):
+            chosen.append(directory)
+    return [(tree.name(d), tree.counts[d]) for d in chosen]

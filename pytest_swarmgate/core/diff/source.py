@@ -6,9 +6,45 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
+from typing import IO
 
 from ..text import one_line
 from .entries import DiffError
+
+# How the gate runs `git diff`, and how the README's recipe makes the patch (a test keeps them
+# equal): every setting of the repository, the user or the pull request that could change what
+# the diff shows is pinned. Colour, external diff drivers and textconv filters off; renames
+# found; prefixes, relative paths and the submodule format fixed; and every submodule shown, since
+# `ignore = all` in `.gitmodules` or `diff.ignoreSubmodules` would otherwise hide a bump entirely.
+# (`-c core.quotepath=off`, names as UTF-8 rather than octal escapes, is only readability: quoted
+# names are parsed too.)
+GIT_DIFF_FLAGS = (
+    "--no-color", "--no-ext-diff", "--no-textconv", "--find-renames", "--ignore-submodules=none",
+    "--submodule=short", "--src-prefix=a/", "--dst-prefix=b/", "--no-relative",
+)  # fmt: skip
+
+
+class DiffTooLarge(DiffError):
+    """The diff is over --swarm-max-diff-bytes: the review cannot run (exit 75), which says nothing of the code."""
+
+
+def too_large(what: str, limit: int) -> DiffTooLarge:
+    """The one line for a diff over the size ceiling, said before it is read whole."""
+    return DiffTooLarge(
+        f"{what} is over --swarm-max-diff-bytes={limit}: not read whole (the gate holds about 6 times a diff in"
+        " memory); review a smaller diff, or raise the limit where the runner has the memory"
+    )
+
+
+def bounded_read(stream: IO[bytes], limit: int | None, what: str) -> bytes:
+    """Read at most `limit` bytes of `stream` (None: all); more than that is `DiffTooLarge`, read no further."""
+    if limit is None:
+        return stream.read()
+    data = stream.read(limit + 1)  # a buffered read: blocks until limit + 1 bytes or the end
+    if len(data) > limit:
+        raise too_large(what, limit)
+    return data
 
 
 def decode(data: bytes) -> str:
@@ -21,8 +57,9 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8-sig", errors="replace")
 
 
-def read_diff_file(path: str) -> str:
-    """Read a diff from a file, or from stdin when path is "-"."""
+def read_diff_file(path: str, limit: int | None = None) -> str:
+    """Read a diff from a file, or from stdin when path is "-"; over `limit` bytes is `DiffTooLarge`."""
+    what = "the diff on stdin" if path == "-" else f"the diff file {one_line(path)}"
     try:
         if path == "-":
             stream = sys.stdin
@@ -31,10 +68,13 @@ def read_diff_file(path: str) -> str:
             buffer = getattr(stream, "buffer", None)
             # a real stdin has a byte buffer; a replaced one (StringIO) only gives text
             if buffer is not None:
-                return decode(buffer.read())
-            return stream.read()
+                return decode(bounded_read(buffer, limit, what))
+            text = stream.read() if limit is None else stream.read(limit + 1)
+            if limit is not None and len(text.encode("utf-8", "surrogatepass")) > limit:
+                raise too_large(what, limit)
+            return text
         with open(path, "rb") as f:
-            return decode(f.read())
+            return decode(bounded_read(f, limit, what))
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise DiffError(f"cannot read diff file {one_line(path)}: {one_line(reason)}") from None
@@ -55,31 +95,45 @@ def _first_line(data: bytes) -> str:
     return one_line(lines[0]) if lines else "no error message"
 
 
-def git_diff(base: str, cwd: str | os.PathLike[str]) -> str:
-    """The diff of HEAD against its merge base with `base` (`git diff base...HEAD`)."""
+def git_diff(base: str, cwd: str | os.PathLike[str], limit: int | None = None) -> str:
+    """The diff of HEAD against its merge base with `base` (`git diff base...HEAD`); over `limit` bytes: too large."""
     if not base or base.startswith("-") or "\0" in base or base != base.strip():
         # a leading "-" would be read by git as an option, not a revision
         raise DiffError(f"invalid git ref {one_line(repr(base))}")
     if not os.path.isdir(cwd):
         raise DiffError(f"cannot run git in {os.fspath(cwd)}: no such directory")
-    args = [
-        # unicode names as UTF-8 instead of octal escapes (quoted names are still parsed)
-        "-c", "core.quotepath=off",
-        "diff", "--no-color", "--no-ext-diff", "--no-textconv", "--find-renames",
-        # pin what user config could change: prefixes, relative paths, submodule format
-        "--src-prefix=a/", "--dst-prefix=b/", "--no-relative", "--submodule=short",
-        f"{base}...HEAD", "--",
-    ]  # fmt: skip
-    proc = _git(args, cwd)
-    if proc.returncode == 0:
-        return decode(proc.stdout)
-    reason = _first_line(proc.stderr)
+    args = ["-c", "core.quotepath=off", "diff", *GIT_DIFF_FLAGS, f"{base}...HEAD", "--"]
+    returncode, out, err = _git_output(args, cwd, limit, f"git diff {one_line(base)}...HEAD")
+    if returncode == 0:
+        return decode(out)
+    reason = _first_line(err)
     # tell the usual failures apart without parsing git's (translated) messages
     if _git(["rev-parse", "--git-dir"], cwd).returncode != 0:
         raise DiffError(f"not a git repository: {os.fspath(cwd)}")
     if _git(["rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], cwd).returncode != 0:
         raise DiffError(f"unknown git ref '{one_line(base)}': {reason}")
     raise DiffError(f"git diff {one_line(base)}...HEAD failed: {reason}")
+
+
+def _git_output(args: list[str], cwd: str | os.PathLike[str], limit: int | None, what: str) -> tuple[int, bytes, bytes]:
+    """(exit status, stdout, stderr) of git, its output read with a bound: over `limit` git is stopped."""
+    # stderr to a file, not a pipe: git blocked on a full stderr pipe while we read stdout would hang
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=err)
+        except FileNotFoundError:
+            raise DiffError("git is not installed or not on PATH") from None
+        except OSError as exc:
+            raise DiffError(f"cannot run git in {os.fspath(cwd)}: {exc.strerror or exc}") from None
+        assert proc.stdout is not None
+        with proc, proc.stdout:
+            try:
+                out = bounded_read(proc.stdout, limit, what)
+            except DiffTooLarge:
+                proc.kill()
+                raise
+        err.seek(0)
+        return proc.returncode, out, err.read(64 * 1024)
 
 
 def diff_sha256(text: str) -> str:

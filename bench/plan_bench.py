@@ -1,0 +1,151 @@
+"""Time how the gate's plan scales with what a pull request controls (issue 16, point 7).
+
+    python bench/plan_bench.py [--scale 1.0] [--mb 50] [--runs 3]
+
+Each case is a generated diff, planned the way `runner.plan` and `runner.over_ceiling` plan it
+before any hook or call: parse, sections under the budget and without it, the held check,
+the token estimate and the directory hint a ceiling prints. The cases:
+
+- 16,000 entries of one path (a patch series touching one file again and again): section ids
+  made unique, the held check of one path with 16,000 parts;
+- 16,000 names that decode alike (bytes that are not UTF-8): refused in one line;
+- 40,000 one-file directories (over --swarm-max-sections: the hint is computed);
+- paths 2,000 levels deep, for the hint's cost in path length;
+- a 2 KB non-ASCII path as git quotes it by default;
+- peak memory of one plan of a real diff (this repository's history, repeated to --mb), as a
+  multiple of the diff's size, in a fresh process: what --swarm-max-diff-bytes is sized on.
+
+`--scale` multiplies the case sizes (0.25 to time an older package, PYTHONPATH=/its/checkout,
+whose quadratic steps take minutes at full size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def modified(path: str) -> str:
+    head = f"diff --git a/{path} b/{path}\nindex 1111111..2222222 100644\n"
+    return f"{head}--- a/{path}\n+++ b/{path}\n@@ -1 +1 @@\n-a\n+b\n"
+
+
+def cases(scale: float) -> list[tuple[str, Callable[[], str]]]:
+    same, dirs, deep = int(16_000 * scale), int(40_000 * scale), int(200 * scale)
+
+    def alike() -> str:
+        # names that differ only in a byte that is not UTF-8, decoded as the gate decodes them
+        raw = b"".join(modified("x@").encode().replace(b"@", bytes([0x80 + i % 64])) for i in range(same))
+        return raw.decode("utf-8", "replace")
+
+    def cjk_path() -> str:
+        path = "/".join(["\u65e5\u672c\u8a9e" * 20] * 12)
+        quoted = '"' + "".join(f"\\{b:03o}" if b > 127 else chr(b) for b in path.encode()) + '"'
+        a, b = quoted.replace('"', '"a/', 1), quoted.replace('"', '"b/', 1)
+        return f"diff --git {a} {b}\nindex 1111111..2222222 100644\n--- {a}\n+++ {b}\n@@ -1 +1 @@\n-a\n+b\n"
+
+    return [
+        (f"{same:,} entries of one path", lambda: modified("src/x.py") * same),
+        (f"{same:,} names that decode alike", alike),
+        (f"{dirs:,} one-file directories", lambda: "".join(modified(f"d{i}/f.py") for i in range(dirs))),
+        (f"{deep:,} paths 2,000 levels deep", lambda: "".join(modified("a/" * 2000 + f"f{i}.py") for i in range(deep))),
+        ("a 2 KB non-ASCII path, git-quoted", cjk_path),
+    ]
+
+
+def plan(text: str) -> str:
+    """What runner.plan and runner.over_ceiling do with the text before any hook or call; a summary."""
+    from pytest_swarmgate.core import diff
+    from pytest_swarmgate.core.budget import estimate_input_tokens
+    from pytest_swarmgate.core.held import held_changes
+    from pytest_swarmgate.core.model import Voter
+
+    try:
+        files = diff.parse_diff(text)
+    except diff.DiffError as exc:
+        return f"refused: {str(exc)[:70]}..."
+    sections, _ = diff.sections_of(files, budget=60_000)
+    everything, unread = diff.sections_of(files)
+    held = held_changes(everything, unread)
+    panel = [Voter(f"v{i}", "m") for i in range(5)]
+    tokens = estimate_input_tokens(sections, panel, 4000)
+    hint = diff.crowded_directories([s.path for s in sections])
+    return f"{len(sections)} sections, {len(held)} held, {tokens:,} tokens, hint {[d[:12] for d, _ in hint]}"
+
+
+def timed(function: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
+    times, result = [], None
+    for _ in range(runs):
+        gc.collect()
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return min(times), statistics.median(times), result
+
+
+def real_diff(megabytes: float) -> str:
+    """This repository's history as one diff, repeated to about `megabytes`."""
+    history = subprocess.run(
+        ["git", "-c", "core.quotepath=off", "log", "-p", "--no-color", "--find-renames"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode("utf-8", "replace")  # fmt: skip
+    return history * max(1, round(megabytes * 1e6 / len(history.encode())))
+
+
+def peak_child(megabytes: float) -> None:
+    """In a fresh process: the diff's size, the peak RSS with the text loaded, and after one plan."""
+    import resource
+
+    text = real_diff(megabytes)
+    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    plan(text)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(len(text.encode()), loaded, after)
+
+
+def peak(megabytes: float) -> str:
+    """Peak resident memory of one plan of a real diff, measured in a fresh process."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--peak-child", str(megabytes)], capture_output=True, text=True, check=True
+    )
+    size, loaded, after = (int(x) for x in proc.stdout.split())
+    return (
+        f"{size / 1e6:.0f} MB of diff: peak RSS {loaded / 1e6:.0f} MB with the text loaded, {after / 1e6:.0f} MB after"
+        f" one plan ({after / size:.1f}x the diff, of which the plan added {(after - loaded) / size:.1f}x)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--mb", type=float, default=50.0, help="size of the real diff for the memory figure (0: skip)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peak-child", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peak_child is not None:
+        peak_child(args.peak_child)
+        return 0
+    import pytest_swarmgate
+
+    print(f"package: {Path(pytest_swarmgate.__file__).parent}  python {sys.version.split()[0]}")
+    print(f"{'case':40} {'diff':>9} {'min':>8} {'median':>8}  result")
+    for name, make in cases(args.scale):
+        text = make()
+        low, mid, summary = timed(lambda text=text: plan(text), args.runs)
+        print(f"{name:40} {len(text) / 1e6:7.1f}MB {low:7.3f}s {mid:7.3f}s  {summary}")
+    if args.mb:
+        print("memory:", peak(args.mb))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
