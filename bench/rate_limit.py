@@ -39,7 +39,7 @@ async def one_run(sections: Sequence[object], concurrency: int) -> tuple[float, 
     client = make_client(timeout=120.0, max_retries=2)
     cast = AnthropicCaster(client, timeout=120.0)
     panel = build_panel(VOTERS, [DEFAULT_MODEL], lenses=DEFAULT_LENSES.split(","))
-    control = RunControl(cast.pacer, deadline_s=1200.0)
+    control = RunControl(cast.pacer, deadline=1200.0)
     start = time.perf_counter()
     try:
         results = await review(sections, panel, 4, cast, concurrency=concurrency, control=control)  # type: ignore[arg-type]

@@ -4,13 +4,15 @@
     1   a section UNSAFE, INCONCLUSIVE under on-inconclusive=fail, or HELD; or a test failed
     2-5 pytest's own: interrupted, internal error, usage error (bad options, no credentials), no tests
     75  the review could not be completed, and trying again later may help: the endpoint
-        unreachable, a rate limit outlasting --swarm-deadline, a diff over a ceiling
+        unreachable, --swarm-deadline reached (calls cancelled), not one valid vote (every call
+        timed out or failed), a diff over a ceiling
         (--swarm-max-sections, --swarm-max-input-tokens, or --swarm-max-diff-bytes, which stops
         before the diff is read and writes no report), a review planned but never run. The JSON
         report's `status.stopped` says which.
     78  the review could not be completed, and no retry will help until a person fixes the
         set-up: the key rejected, no permission, a model the endpoint does not have, a request
-        the endpoint refuses for every call, the credit exhausted (`status.stopped.cause` "config").
+        the endpoint refuses for every call, the credit exhausted, an endpoint whose replies never
+        hold the verdict tool call (`status.stopped.cause` "config").
 
 75 is EX_TEMPFAIL and 78 EX_CONFIG in sysexits.h: outside pytest's 0-5, so "the API is broken"
 is never read as "the code is unsafe". Standard library only.

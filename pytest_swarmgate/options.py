@@ -186,8 +186,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "deadline",
-        "Seconds the whole review may wait on the endpoint's rate limit; after that a call still waiting is an ERROR "
-        "vote",
+        "Seconds the whole review may take from its first call (the preflight's), rate-limit waits included; at the "
+        "deadline the calls still running are cancelled and the review stops (exit 75)",
         1200.0,
         _positive_float,
         metavar="SECONDS",

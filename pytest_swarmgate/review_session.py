@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import pytest
 
 from . import options
-from .core.decision import nothing_valid, run_passes
+from .core.decision import error_summary, nothing_valid, run_passes
 from .core.diff import DiffTooLarge
 from .core.engine import ReviewStats
 from .core.faults import RunFault
@@ -257,7 +257,9 @@ class ReviewController(ControllerRun, ReviewItems):
             run = execute(self.config, self.settings, self.plan, stats=stats, on_progress=self.progress.calls)
             # The gate's run only: a calibration scores each fixture's errors, the fixture returns them.
             unvoted = None if run.stopped else nothing_valid(run.results)
-            self.run = dataclasses.replace(run, stopped=unvoted) if unvoted else run
+            errors = error_summary(run.results)
+            notes = (*run.notes, errors) if errors and not unvoted else run.notes
+            self.run = dataclasses.replace(run, stopped=unvoted or run.stopped, notes=notes)
         finally:
             self.progress.stop()
         self.config.stash[run_key] = self.run

@@ -19,8 +19,9 @@ from .core import diff
 from .core.budget import ESTIMATE, estimate_input_tokens, oversized_reason
 from .core.cache import all_cached, implementation_name, open_cache
 from .core.context import build_contexts
-from .core.control import OnProgress, RunControl
+from .core.control import Deadline, OnProgress, RunControl
 from .core.engine import ReviewStats, review, run_sync
+from .core.faults import DeadlineReached, RunFault
 from .core.held import ci_files, held_changes
 from .core.model import Held, NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.redact import Redactor, credential_problem
@@ -28,6 +29,7 @@ from .core.texts import FileSource, GitFiles, GitTexts, NoTexts, PatchTexts, Tex
 from .core.voters import BadCredentials, CastVote, MissingCredentials
 from .core.voting import check_voter_ids
 from .settings import GateSettings
+from .stash import deadline_key
 
 T = TypeVar("T")
 # Below about 1,000 tokens of section (plus the policy) a model may not cache the prefix at all
@@ -255,10 +257,19 @@ def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, 
         if check is None or (served and not force) or (plan is not None and not plan.sections and not force):
             run_sync(_closing(client, _nothing()))
             return 0
-        checked: int = run_sync(_closing(client, check(models)))
+        checked: int = run_sync(_closing(client, run_deadline(config, settings).bound(check(models))))
     except MissingCredentials as exc:
         raise no_credentials(exc) from None
+    except DeadlineReached:
+        raise RunFault(f"--swarm-deadline={settings.deadline:g} reached during the preflight", retry=True) from None
     return checked
+
+
+def run_deadline(config: pytest.Config, settings: GateSettings) -> Deadline:
+    """The session's one deadline, shared by its preflight and its review (it starts at the first call)."""
+    if deadline_key not in config.stash:
+        config.stash[deadline_key] = Deadline(settings.deadline)
+    return config.stash[deadline_key]
 
 
 async def _nothing() -> None:
@@ -348,7 +359,7 @@ def execute(
     def on_section(result: SectionResult) -> None:
         config.hook.pytest_swarmgate_section_result(config=config, result=redact.section_result(result))
 
-    control = RunControl(getattr(cast, "pacer", None), deadline_s=settings.deadline, on_progress=on_progress)
+    control = RunControl(getattr(cast, "pacer", None), deadline=run_deadline(config, settings), on_progress=on_progress)
     try:
         # The clock starts after set-up: the first `import anthropic` is not review time.
         start = time.monotonic()

@@ -11,6 +11,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .core.calibration import FixtureRun
+    from .core.control import Deadline
     from .core.model import RunResult
 
 stdin_key = pytest.StashKey[bytes]()
@@ -22,6 +23,8 @@ gate_missing_key = pytest.StashKey[str]()
 reviews_key = pytest.StashKey[list[Any]]()
 # The review's result, as the controller made it or a worker received it (None: nothing planned).
 run_key: pytest.StashKey[RunResult | None] = pytest.StashKey()
+# --swarm-deadline, one per session: it starts at the preflight's call or the review's first.
+deadline_key: pytest.StashKey[Deadline] = pytest.StashKey()
 # The calibration's fixture runs by fixture id, with their votes once the panel has voted.
 runs_key: pytest.StashKey[dict[str, FixtureRun]] = pytest.StashKey()
 

@@ -286,10 +286,66 @@ def test_a_rate_limit_outlasting_the_deadline_stops_the_run(pytester, stub, scri
     script.on(section="*", reply=Reply.status(429, retry_after=30))
     result = run_gate(pytester, CLEAN_DIFF, "--swarm-deadline=1", "--swarm-json=report.json")
     assert result.ret == REVIEW_INCOMPLETE
-    result.stdout.fnmatch_lines(["*gate: NOT_REVIEWED - review stopped: rate limit: the run's deadline*"])
+    result.stdout.fnmatch_lines(
+        ["*gate: NOT_REVIEWED - review stopped: --swarm-deadline=1 reached (the rate limit needed * s more): 0 of 5 *"]
+    )
     report = json.loads((pytester.path / "report.json").read_text())
     validate_report(report)
     assert report["status"]["stopped"]["cause"] == "deadline"
+
+
+# --- the deadline -------------------------------------------------------------------------
+
+
+def test_a_deadline_bounds_the_runs_wall_time_and_every_report_is_written(pytester, serve, monkeypatch) -> None:
+    """Issue 17: `--swarm-deadline 60` did not bound a 99.7 s run; it bounded only the rate-limit waits.
+
+    The stub never answers within the deadline: the calls still running are cancelled at it, the
+    run stops with exit 75 and one line counting the votes cast, and every report is written."""
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    serve(latency=120)  # each reply takes two minutes, far past the deadline and the test's patience
+    diff = many_files_diff([f"app/m{i}.py" for i in range(2)])
+    out = ("--swarm-json=report.json", "--swarm-sarif=r.sarif", "--junitxml=j.xml")
+    slow = ("--swarm-deadline=2", "--swarm-timeout=300", "--swarm-prewarm=off", "--swarm-preflight=off")
+    result = run_gate(pytester, diff, *slow, *out)
+    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str()
+    # Bounded by the deadline, not by the replies (120 s) or the vote timeout (300 s): generous for a loaded CI host.
+    assert result.duration < 30, result.duration
+    line = "review stopped: --swarm-deadline=2 reached (calls still running were cancelled): 0 of 10 votes cast"
+    result.stdout.fnmatch_lines([f"*gate: NOT_REVIEWED - {line} (10 of 10 calls sent)"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    validate_report(report)
+    assert report["status"]["stopped"]["cause"] == "deadline"
+    votes = [v for r in report["run"]["results"] for v in r["votes"]]
+    assert len(votes) == 10 and {v["error_kind"] for v in votes} == {"deadline"}
+    assert (
+        json.loads((pytester.path / "r.sarif").read_text())["runs"][0]["invocations"][0]["executionSuccessful"] is False
+    )
+    assert "--swarm-deadline=2 reached" in summary.read_text()
+    assert (pytester.path / "j.xml").exists()
+
+
+def test_the_deadline_bounds_the_preflight_too(pytester, serve) -> None:
+    serve(latency=120)
+    project(pytester)
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-deadline=2", "--swarm-timeout=300")
+    assert result.duration < 30, result.duration
+    assert_ended_before_collection(
+        pytester, result, "--swarm-deadline=2 reached during the preflight", REVIEW_INCOMPLETE
+    )
+
+
+def test_at_the_deadline_the_votes_already_cast_are_kept_and_counted(pytester, stub, script) -> None:
+    script.on(section="app/m1.py", reply=Reply.slow(120))
+    diff = many_files_diff([f"app/m{i}.py" for i in range(2)])
+    result = run_gate(pytester, diff, "--swarm-deadline=3", "--swarm-prewarm=off", "--swarm-json=report.json")
+    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str()
+    result.stdout.fnmatch_lines(["*review stopped: --swarm-deadline=3 reached (*): 5 of 10 votes cast*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    verdicts = {r["section"]["id"]: {v["verdict"] for v in r["votes"]} for r in report["run"]["results"]}
+    assert verdicts == {"app/m0.py": {"SAFE"}, "app/m1.py": {"ERROR"}}
 
 
 # --- the ceiling ------------------------------------------------------------------------
@@ -320,15 +376,36 @@ def test_a_diff_over_the_ceiling_writes_the_report_and_names_the_crowded_directo
 
 def test_an_endpoint_that_cannot_give_verdicts_is_not_reviewed_in_one_line(pytester, serve) -> None:
     """Issue 17: a server whose model never calls the tool exited 1, the code for UNSAFE, with the
-    same error on every vote line and no line saying that not one vote was valid."""
+    same error on every vote line and no line saying that not one vote was valid. No retry fixes
+    an endpoint that ignores the forced tool choice: exit 78, decided on the votes' error kind."""
     serve(plain_text=True)
     diff = many_files_diff([f"app/m{i}.py" for i in range(2)])
     result = run_gate(pytester, diff, "--swarm-json=report.json")
-    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str()
-    result.stdout.fnmatch_lines(
-        ["*gate: NOT_REVIEWED - review stopped: 0 of 10 votes valid: unusable reply: no submit_verdict tool call*"]
+    assert result.ret == REVIEW_MISCONFIGURED, result.stdout.str()
+    line = (
+        "gate: NOT_REVIEWED - review stopped: 0 of 10 votes valid: no reply contained a submit_verdict tool call"
+        " - the endpoint or model cannot give verdicts (10 of 10 calls sent)"
     )
+    # Said once, as the gate's line (and, as for every stop, as the gate item's failure); no vote repeats it.
+    shown = result.stdout.str().split("short test summary info")[0]
+    assert result.stdout.lines.count(line) == 2 and shown.count("submit_verdict") == 2, result.stdout.str()
     report = json.loads((pytester.path / "report.json").read_text())
     validate_report(report)
-    assert report["status"]["stopped"]["cause"] == "fault"
-    assert len([v for r in report["run"]["results"] for v in r["votes"]]) == 10, "every vote is kept"
+    assert report["status"]["stopped"]["cause"] == "config"
+    votes = [v for r in report["run"]["results"] for v in r["votes"]]
+    assert len(votes) == 10 and {v["error_kind"] for v in votes} == {"no_tool_call"}, "every vote is kept"
+
+
+def test_every_call_timing_out_is_not_reviewed_and_may_pass_later(pytester, stub, script) -> None:
+    script.on(section="*", reply=Reply.slow(60))
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-timeout=1", "--swarm-max-retries=0", "--swarm-prewarm=off")
+    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str()
+    result.stdout.fnmatch_lines(["*gate: NOT_REVIEWED - review stopped: 0 of 5 votes valid: timed out, e.g. *"])
+
+
+def test_when_some_votes_are_valid_one_line_says_what_the_errors_share(pytester, stub, script) -> None:
+    script.on(section="*", voter="v2", reply=Reply.text("I think this is fine."))
+    script.on(section="*", voter="v3", reply=Reply.status(500))
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-max-retries=0", "--swarm-threshold=3")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(["note: ERROR votes: 2 of 5 (1 no submit_verdict tool call, 1 request failed)"])

@@ -55,6 +55,37 @@ def test_missing_api_key_when_a_call_is_needed(pytester) -> None:
     assert_usage_error(pytester.runpytest("--swarm-review", f"--swarm-diff={path}"), "no Anthropic credentials")
 
 
+def test_missing_credentials_are_reported_before_the_sdk_is_imported(pytester) -> None:
+    """Issue 17: with no key the one-line error took 6 to 9.5 s, the SDK imported before the check."""
+    pytester.makeconftest(
+        "import pathlib, sys\n"
+        "def pytest_unconfigure(config):\n"
+        "    pathlib.Path('imported.txt').write_text(str('anthropic' in sys.modules))\n"
+    )
+    path = write_diff(pytester.path, CLEAN_DIFF)
+    assert_usage_error(
+        pytester.runpytest_subprocess("--swarm-review", f"--swarm-diff={path}"), "no Anthropic credentials"
+    )
+    assert (pytester.path / "imported.txt").read_text() == "False"
+
+
+def test_anything_the_sdk_might_read_credentials_from_counts(tmp_path) -> None:
+    from pytest_swarmgate.core.voters import credential_sources
+
+    home = {"HOME": str(tmp_path)}
+    assert credential_sources(home) == []
+    assert credential_sources({**home, "ANTHROPIC_AUTH_TOKEN": "t", "ANTHROPIC_PROFILE": "dev"}) == [
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_PROFILE",
+    ]
+    profiles = tmp_path / ".config" / "anthropic"
+    profiles.mkdir(parents=True)
+    assert credential_sources(home) == [], "an empty profile directory holds no credential"
+    (profiles / "active_config").write_text("dev")  # a profile on disk: the SDK decides
+    assert credential_sources(home) == [str(profiles)]
+    assert credential_sources({"ANTHROPIC_CONFIG_DIR": str(tmp_path / "elsewhere"), **home}) == []
+
+
 def test_a_spaced_diff_path_outside_the_project_is_caught(pytester, tmp_path) -> None:
     pytester.makeini("[pytest]\nswarm_voters = 1\n")
     outside = tmp_path / "elsewhere"

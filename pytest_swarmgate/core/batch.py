@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .choices import ErrorKind
 from .model import Section, Vote, Voter
 from .voters import (
     AnthropicCaster,
@@ -75,6 +76,7 @@ class _Answer:
     message: Any = None
     error: str = ""
     rejected: bool = False  # an invalid_request_error: the ladder may know a setting to drop
+    kind: ErrorKind = "request"
 
 
 @dataclass
@@ -112,7 +114,7 @@ class BatchCaster:
                 return vote_from_message(section, voter, settings, answer.message, time.monotonic() - start)
             if answer.rejected and self.ladder.step_down(voter, rung, answer.error):
                 continue
-            return error_vote(section, voter, settings, answer.error, time.monotonic() - start)
+            return error_vote(section, voter, settings, answer.error, time.monotonic() - start, answer.kind)
 
     async def _park(self, params: dict[str, Any], rung: Rung) -> _Answer:
         parked = _Parked(params, rung.api_version, asyncio.get_running_loop().create_future())
@@ -193,7 +195,7 @@ class BatchCaster:
         if kind == "canceled":
             return _Answer(error="batch request canceled before it was processed")
         if kind == "expired":
-            return _Answer(error="batch request expired before it was processed")
+            return _Answer(error="batch request expired before it was processed", kind="timeout")
         return _Answer(error=f"batch result of unknown type {kind!r}")
 
 

@@ -231,6 +231,7 @@ _VOTE_TYPES: dict[str, tuple[type, ...]] = {
     "settings": (dict,),
     "confidence": (int, float),
     "answered_model": _OPTIONAL_STR,
+    "error_kind": (type(None),),  # only SAFE and UNSAFE votes are stored
 }
 _SETTINGS_TYPES: dict[str, tuple[type, ...]] = {
     "temperature": (int, float, type(None)),
@@ -264,7 +265,7 @@ def revalidate(vote: Vote, section: Section, voter: Voter) -> Vote:
     """A cached vote checked like a fresh verdict: same section and voter, strict fields, no contradiction."""
     if (vote.section_id, vote.voter_id, vote.model) != (section.id, voter.id, voter.model):
         raise VerdictError("the entry holds a vote for another section or voter")
-    if vote.error is not None:
+    if vote.error is not None or vote.error_kind is not None:
         raise VerdictError("a SAFE or UNSAFE vote carries no error")
     parsed = parse_tool_input(
         {

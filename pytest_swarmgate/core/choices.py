@@ -31,6 +31,13 @@ HeldKind = Literal["steering", "config", "unreadable", "oversized", "hidden"]
 # stopped the calls and may pass later, a fault only a person can fix ("config"), --swarm-deadline came first,
 # the diff is over a ceiling (sections, input tokens, bytes).
 StopCause = Literal["preflight", "fault", "config", "deadline", "ceiling"]
+# Why a vote is an ERROR, decided where the vote is made (the run's summary and the NOT_REVIEWED
+# line decide on it, never on the error's words): the reply held no verdict tool call
+# ("no_tool_call"), the tool call or reply was unusable ("unusable": invalid fields, truncated,
+# not JSON), the call timed out ("timeout"), the request failed ("request": HTTP, connection), the run
+# stopped before it was sent ("not_sent"), --swarm-deadline cut it ("deadline"), a custom voter
+# raised or returned something that is not a vote ("voter").
+ErrorKind = Literal["no_tool_call", "unusable", "timeout", "request", "not_sent", "deadline", "voter"]
 InconclusivePolicy = Literal["fail", "warn", "pass"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
 PrewarmMode = Literal["auto", "on", "off"]
@@ -52,6 +59,7 @@ VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
+ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
 INCONCLUSIVE_POLICIES: tuple[InconclusivePolicy, ...] = get_args(InconclusivePolicy)
 EFFORTS: tuple[Effort, ...] = get_args(Effort)
 PREWARM_MODES: tuple[PrewarmMode, ...] = get_args(PrewarmMode)

@@ -2,19 +2,23 @@
 
 The engine sends every call through `RunControl.call`:
 - the run's Pacer says when it may start (a rate limit slows every call, not just one);
-- a `RateLimited` call goes again when the pacer allows, until the run's deadline; a call
-  the deadline catches waiting is an ERROR vote, and the run stops (cause "deadline");
+- the run's deadline (--swarm-deadline, from the first call) bounds its wall time: a call the
+  deadline catches, waiting on the rate limit or still running (it is cancelled), is an ERROR
+  vote, and the run stops (cause "deadline") with one line counting the votes cast;
+- a `RateLimited` call goes again when the pacer allows, until the deadline;
 - a `RunFault` (a rejected key, an unknown model...) stops the run: the calls not yet sent
   become ERROR votes that say they were not sent, and the run reports the fault once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from .choices import StopCause
+from .choices import ErrorKind, StopCause
 from .faults import DeadlineReached, RateLimited, RunFault
 from .model import Section, Settings, Stopped, Vote, Voter
 from .pacing import Pacer
@@ -44,7 +48,33 @@ class CallProgress:
 
 
 OnProgress = Callable[[CallProgress], None]
-MakeError = Callable[[Section, Voter, Settings, str, float], Vote]
+MakeError = Callable[[Section, Voter, Settings, str, float, ErrorKind], Vote]
+T = TypeVar("T")
+
+
+class Deadline:
+    """--swarm-deadline: a bound on a review's wall time, from its first call (the preflight's, when it runs)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.at: float | None = None
+
+    def start(self) -> float | None:
+        """The moment it falls (monotonic), set by the first call that asks; None without a deadline."""
+        if self.at is None and self.seconds is not None:
+            self.at = time.monotonic() + self.seconds
+        return self.at
+
+    async def bound(self, work: Awaitable[T]) -> T:
+        """Await `work`, cancelled when the deadline falls (DeadlineReached)."""
+        at = self.start()
+        if at is None:
+            return await work
+        try:
+            return await asyncio.wait_for(work, max(0.0, at - time.monotonic()))
+        except asyncio.TimeoutError:
+            # The work itself never raises a timeout: the voter makes its own timeouts ERROR votes.
+            raise DeadlineReached("calls still running were cancelled") from None
 
 
 class RunControl:
@@ -55,17 +85,17 @@ class RunControl:
         pacer: Pacer | None = None,
         *,
         total: int = 0,
-        deadline_s: float | None = None,
+        deadline: Deadline | float | None = None,
         on_progress: OnProgress | None = None,
     ) -> None:
         self.pacer = pacer if pacer is not None else Pacer()
         self.total = total
-        self.deadline_s = deadline_s
+        self.deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
         self.on_progress = on_progress
         self.started = time.monotonic()
-        self.deadline = self.started + deadline_s if deadline_s is not None else None
         self.sent = 0
         self.done = 0
+        self.cut = 0  # calls the deadline ended: finished, but no vote was cast
         self.stopped: str | None = None
         self.cause: StopCause = "fault"
 
@@ -89,28 +119,36 @@ class RunControl:
             return None
         return Stopped(self.cause, self.stopped, self.sent, self.total)
 
+    def out_of_time(self, how: str) -> None:
+        """Stop the run at its deadline: one line with what was cast by then."""
+        cast = self.done - self.cut
+        self.stop(
+            f"--swarm-deadline={self.deadline.seconds:g} reached ({how}): {cast} of {self.total} votes cast", "deadline"
+        )
+
     async def call(self, send: Callable[[], Awaitable[Vote]], section: Section, voter: Voter, error: MakeError) -> Vote:
-        """One vote through the pacer, again after each rate limit, never after a stop."""
+        """One vote through the pacer, again after each rate limit, never after a stop or past the deadline."""
         start = time.monotonic()
         first = True
         while True:
             if self.stopped is not None:
-                return error(section, voter, Settings(), NOT_SENT, 0.0)
+                return error(section, voter, Settings(), NOT_SENT, 0.0, "not_sent")
             try:
-                await self.pacer.acquire(self.deadline)
+                await self.pacer.acquire(self.deadline.start())
+                if self.stopped is not None:
+                    return error(section, voter, Settings(), NOT_SENT, 0.0, "not_sent")
+                if first:
+                    self.sent += 1
+                    first = False
+                vote = await self.deadline.bound(send())
             except DeadlineReached as exc:
+                self.out_of_time(str(exc))
                 self.done += 1
+                self.cut += 1
                 self._report()
-                problem = f"rate limit: the run's deadline (--swarm-deadline={self.deadline_s:g}) came first ({exc})"
-                self.stop(problem, "deadline")
-                return error(section, voter, Settings(), problem, time.monotonic() - start)
-            if self.stopped is not None:
-                return error(section, voter, Settings(), NOT_SENT, 0.0)
-            if first:
-                self.sent += 1
-                first = False
-            try:
-                vote = await send()
+                return error(
+                    section, voter, Settings(), f"cut by --swarm-deadline: {exc}", time.monotonic() - start, "deadline"
+                )
             except RateLimited as exc:
                 self.pacer.limited(exc.retry_after)
                 self._report()
@@ -119,7 +157,7 @@ class RunControl:
                 self.stop(str(exc), "fault" if exc.retry else "config")
                 self.done += 1
                 self._report()
-                return error(section, voter, Settings(), str(exc), time.monotonic() - start)
+                return error(section, voter, Settings(), str(exc), time.monotonic() - start, "request")
             self.pacer.succeeded()
             self.done += 1
             self._report()

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from .choices import InconclusivePolicy, NotReviewedKind, Outcome, RunStatus
+from .choices import ErrorKind, InconclusivePolicy, NotReviewedKind, Outcome, RunStatus
 from .gate import Gate
-from .model import Held, NotReviewed, RunResult, SectionResult, Stopped
+from .model import Held, NotReviewed, RunResult, SectionResult, Stopped, Vote
+from .prompt import TOOL_NAME
+from .text import one_line
 
 # Media by the gate's own list, or left out by the configuration; every other kind must be judged or released.
 MAY_STAY_UNREVIEWED: tuple[NotReviewedKind, ...] = ("media", "excluded", "configured")
@@ -104,22 +106,55 @@ def release_helps(run: RunResult) -> bool:
     return bool(run.held) and sections_pass(run.gate, (r.outcome for r in run.results))
 
 
+# Each kind of ERROR vote (core/choices.py) as the run's summary says it.
+ERROR_SAID: dict[ErrorKind, str] = {
+    "no_tool_call": f"no {TOOL_NAME} tool call",
+    "unusable": "unusable reply",
+    "timeout": "timed out",
+    "request": "request failed",
+    "not_sent": "not sent",
+    "deadline": "cut by the deadline",
+    "voter": "the voter failed",
+}
+# Kinds no retry fixes: an endpoint that ignores the forced tool choice on every call cannot vote at
+# all. An unusable reply, a timeout or a failed request may well pass on the next run.
+_NO_RETRY: frozenset[ErrorKind] = frozenset({"no_tool_call"})
+
+
+def _kind(vote: Vote) -> ErrorKind:
+    return vote.error_kind or "request"
+
+
 def nothing_valid(results: Iterable[SectionResult]) -> Stopped | None:
     """A run in which not one vote is valid was not reviewed: one line names what the errors share.
 
     Without it, an endpoint that cannot give verdicts (no tool call in any reply, every call timed
     out) would read as sections of INCONCLUSIVE code, and its exit code as a verdict on the code.
+    Decided on the votes' error kinds, never their words: when no retry can fix any of them the
+    cause is "config" (exit 78), else "fault" (75, try again later).
     """
     votes = [v for r in results for v in r.votes]
     if not votes or any(v.verdict != "ERROR" for v in votes):
         return None
-    # The error's words up to its first detail in parentheses: display text only, never decided on.
-    shared = Counter((v.error or "no reply").partition(" (")[0] for v in votes)
-    common, count = shared.most_common(1)[0]
+    kinds = Counter(_kind(v) for v in votes)
+    kind, count = kinds.most_common(1)[0]
     also = f" ({count} of them)" if count < len(votes) else ""
-    return Stopped(
-        "fault",
-        f"0 of {len(votes)} votes valid: {common}{also} - the endpoint or its model gave no verdict",
-        len(votes),
-        len(votes),
-    )
+    if kind == "no_tool_call":
+        what = f"no reply contained a {TOOL_NAME} tool call{also}"
+    else:
+        example = next(v.error for v in votes if _kind(v) == kind) or ERROR_SAID[kind]
+        what = f"{ERROR_SAID[kind]}{also}, e.g. {one_line(example, 160)}"
+    n = len(votes)
+    if all(k in _NO_RETRY for k in kinds):
+        return Stopped("config", f"0 of {n} votes valid: {what} - the endpoint or model cannot give verdicts", n, n)
+    return Stopped("fault", f"0 of {n} votes valid: {what} - the endpoint gave no verdict", n, n)
+
+
+def error_summary(results: Iterable[SectionResult]) -> str | None:
+    """One line on what a run's ERROR votes have in common, when some are valid and some not."""
+    votes = [v for r in results for v in r.votes]
+    errors = Counter(_kind(v) for v in votes if v.verdict == "ERROR")
+    if not errors or sum(errors.values()) == len(votes):
+        return None
+    kinds = ", ".join(f"{count} {ERROR_SAID[kind]}" for kind, count in errors.most_common())
+    return f"ERROR votes: {sum(errors.values())} of {len(votes)} ({kinds})"

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from .cache import VoteCache, implementation_name, vote_key
 from .choices import VERDICTS
 from .control import RunControl
-from .faults import RateLimited, RunFault
+from .faults import DeadlineReached, RateLimited, RunFault
 from .gate import Gate
 from .model import Section, SectionResult, Settings, Usage, Vote, Voter
 from .prompt import new_fence
@@ -168,10 +168,14 @@ class _Run:
         async with self.limit:
             stats.in_flight += 1
             try:
-                stats.prewarm_usage = stats.prewarm_usage + await write(section, voter, self.fence)
+                stats.prewarm_usage = stats.prewarm_usage + await self.control.deadline.bound(
+                    write(section, voter, self.fence)
+                )
                 stats.prewarm_calls += 1
             except MissingCredentials:
                 raise
+            except DeadlineReached:
+                self.control.out_of_time("a prewarm call was still running")
             except Exception as exc:
                 stats.notes.append(f"prewarm of {section.id} for {voter.model} failed: {type(exc).__name__}: {exc}")
             finally:
@@ -236,13 +240,13 @@ async def _isolated(cast: CastVote, section: Section, voter: Voter, fence: str) 
     except (MissingCredentials, RunFault, RateLimited):
         raise  # run-wide: the run stops, or its pacer sends the call again
     except Exception as exc:
-        return error_vote(section, voter, Settings(), f"{type(exc).__name__}: {exc}", time.monotonic() - start)
+        return error_vote(section, voter, Settings(), f"{type(exc).__name__}: {exc}", time.monotonic() - start, "voter")
     if not isinstance(vote, Vote):
         problem = f"the voter returned {type(vote).__name__}, not a Vote"
-        return error_vote(section, voter, Settings(), problem, time.monotonic() - start)
+        return error_vote(section, voter, Settings(), problem, time.monotonic() - start, "voter")
     if vote.verdict not in VERDICTS:
         problem = f"the voter returned verdict {vote.verdict!r:.60}, not one of {', '.join(VERDICTS)}"
-        return error_vote(section, voter, Settings(), problem, time.monotonic() - start)
+        return error_vote(section, voter, Settings(), problem, time.monotonic() - start, "voter")
     return dataclasses.replace(vote, section_id=section.id, voter_id=voter.id, model=voter.model, cached=False)
 
 

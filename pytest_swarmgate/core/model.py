@@ -16,6 +16,7 @@ from typing import Any
 from .choices import (
     ChangeKind,
     ContextKind,
+    ErrorKind,
     HeldKind,
     NotReviewedKind,
     Outcome,
@@ -295,6 +296,8 @@ class Vote:
     cached: bool = False
     # The model the reply named (a gateway may answer with another one); None without a reply.
     answered_model: str | None = None
+    # Why it is an ERROR, from a closed set (core/choices.py); None for SAFE and UNSAFE.
+    error_kind: ErrorKind | None = None
 
     @property
     def credited_model(self) -> str:
@@ -330,6 +333,7 @@ class Vote:
             settings=Settings.from_dict(d.get("settings") or {}),
             cached=bool(d.get("cached")),
             answered_model=d.get("answered_model"),
+            error_kind=d.get("error_kind"),
         )
 
     def top_finding(self) -> Finding | None:

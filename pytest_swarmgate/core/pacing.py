@@ -176,7 +176,7 @@ class Pacer:
                     bucket.take(self._cost(name), now)
                 return
             if deadline is not None and now + wait > deadline:
-                raise DeadlineReached(f"the rate limit needed {wait:.1f}s more")
+                raise DeadlineReached(f"the rate limit needed {wait:.1f} s more")
             self.waiting += 1
             try:
                 await self.sleep(wait)

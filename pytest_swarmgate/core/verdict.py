@@ -43,6 +43,10 @@ class VerdictError(ValueError):
     """The reply is not a usable verdict; the message says why (it becomes an ERROR vote)."""
 
 
+class NoToolCall(VerdictError):
+    """The reply held no tool call at all: an endpoint or model that cannot give verdicts, if every reply is so."""
+
+
 @dataclass(frozen=True)
 class ParsedVerdict:
     verdict: Literal["SAFE", "UNSAFE"]
@@ -61,7 +65,7 @@ def parse_reply(
         raise VerdictError(f"the reply was truncated (stop_reason {stop_reason})")
     calls = [b for b in content if b.get("type") == "tool_use"]
     if not calls:
-        raise VerdictError(f"no {TOOL_NAME} tool call in the reply (stop_reason {stop_reason})")
+        raise NoToolCall(f"no {TOOL_NAME} tool call in the reply (stop_reason {stop_reason})")
     if len(calls) > 1:
         raise VerdictError(f"{len(calls)} tool calls in the reply, expected exactly one")
     call = calls[0]

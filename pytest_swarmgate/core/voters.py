@@ -30,11 +30,13 @@ import contextvars
 import dataclasses
 import json
 import os
+import pathlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .choices import ErrorKind
 from .faults import RATE_LIMIT_STATUS, classify, in_chain
 from .model import Section, Settings, Usage, Vote, Voter
 from .pacing import Pacer
@@ -42,7 +44,7 @@ from .preflight import Preflight
 from .prompt import TOOL_NAME, messages, system_blocks, verdict_tool
 from .redact import Redactor, credential_problem
 from .text import one_line
-from .verdict import VerdictError, parse_reply
+from .verdict import NoToolCall, VerdictError, parse_reply
 
 if TYPE_CHECKING:
     import anthropic
@@ -157,18 +159,58 @@ async def _pace_rate_limits(response: Any) -> None:
 
 
 def make_client(*, timeout: float, max_retries: int) -> anthropic.AsyncAnthropic:
-    """The standard client: the SDK resolves credentials and ANTHROPIC_BASE_URL itself."""
-    import anthropic
+    """The standard client: the SDK resolves credentials and ANTHROPIC_BASE_URL itself.
 
+    With nowhere the SDK could find a credential, says so before importing it (seconds saved).
+    """
     problem = credential_problem(os.environ)
     if problem:
         raise BadCredentials(problem)
+    if not credential_sources(os.environ):
+        raise MissingCredentials("no api_key, auth_token or profile found")
+    import anthropic
+
     try:
         http_client = anthropic.DefaultAsyncHttpxClient(event_hooks={"response": [_pace_rate_limits]})
         return anthropic.AsyncAnthropic(timeout=timeout, max_retries=max_retries, http_client=http_client)
     except anthropic.CredentialsError as exc:
         # A profile or config directory that is named but unusable: as good as no credentials.
         raise MissingCredentials(" ".join(str(exc).split())) from None
+
+
+# Where the SDK's credential chain looks (anthropic.lib.credentials): the key and token, a named
+# profile, workload identity federation; and its profile directory (below).
+CREDENTIAL_SOURCE_ENVS = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_PROFILE",
+    "ANTHROPIC_FEDERATION_RULE_ID",
+    "ANTHROPIC_IDENTITY_TOKEN",
+    "ANTHROPIC_IDENTITY_TOKEN_FILE",
+)
+
+
+def credential_sources(env: Mapping[str, str]) -> list[str]:
+    """Where the SDK might find a credential: the variables set, and its profile directory if it holds anything.
+
+    Errs towards the SDK: anything that might hold a credential counts, and the SDK decides.
+    """
+    found = [name for name in CREDENTIAL_SOURCE_ENVS if env.get(name)]
+    if env.get("ANTHROPIC_CONFIG_DIR"):
+        profiles = pathlib.Path(env["ANTHROPIC_CONFIG_DIR"])
+    elif env.get("APPDATA"):
+        profiles = pathlib.Path(env["APPDATA"]) / "Anthropic"
+    else:
+        try:
+            profiles = (pathlib.Path(env["HOME"]) if env.get("HOME") else pathlib.Path.home()) / ".config" / "anthropic"
+        except RuntimeError:  # no home directory to look in
+            return found
+    try:
+        if any(profiles.iterdir()):
+            found.append(str(profiles))
+    except OSError:  # absent or unreadable: no profile the SDK could load
+        pass
+    return found
 
 
 def redact(text: str, client: Any) -> str:
@@ -229,7 +271,7 @@ def vote_from_message(section: Section, voter: Voter, settings: Settings, messag
         note = f"answered by model {one_line(answered, 100)}, not {voter.model} as requested"
         settings = dataclasses.replace(settings, notes=(*settings.notes, note))
     vote = dataclasses.replace(
-        error_vote(section, voter, settings, None, latency),
+        error_vote(section, voter, settings, None, latency, "unusable"),
         stop_reason=stop_reason,
         usage=_usage(message),
         answered_model=answered,
@@ -238,17 +280,21 @@ def vote_from_message(section: Section, voter: Voter, settings: Settings, messag
         content = [block.model_dump() if hasattr(block, "model_dump") else dict(block) for block in message.content]
         parsed = parse_reply(stop_reason, content, section)
     except (VerdictError, TypeError, AttributeError, ValueError) as exc:
-        return dataclasses.replace(vote, error=f"unusable reply: {exc}")
+        kind: ErrorKind = "no_tool_call" if isinstance(exc, NoToolCall) else "unusable"
+        return dataclasses.replace(vote, error=f"unusable reply: {exc}", error_kind=kind)
     return dataclasses.replace(
         vote,
         verdict=parsed.verdict,
+        error_kind=None,
         confidence=parsed.confidence,
         findings=parsed.findings,
         summary=parsed.summary,
     )
 
 
-def error_vote(section: Section, voter: Voter, settings: Settings, error: str | None, latency: float) -> Vote:
+def error_vote(
+    section: Section, voter: Voter, settings: Settings, error: str | None, latency: float, kind: ErrorKind
+) -> Vote:
     return Vote(
         section_id=section.id,
         voter_id=voter.id,
@@ -257,6 +303,7 @@ def error_vote(section: Section, voter: Voter, settings: Settings, error: str | 
         error=error,
         latency_s=latency,
         settings=settings,
+        error_kind=kind,
     )
 
 
@@ -372,7 +419,7 @@ class AnthropicCaster:
         self.pacer.observe(getattr(getattr(exc, "response", None), "headers", None))
         if (fault := classify(exc, text)) is not None:
             raise fault from None  # from None: the SDK's exception holds unredacted text
-        return error_vote(section, voter, settings, text, attempts.spent)
+        return error_vote(section, voter, settings, text, attempts.spent, "timeout" if _is_timeout(exc) else "request")
 
     async def preflight(self, models: list[str]) -> int:
         """Check the key, the endpoint and every model (`core/preflight.py`); the number of models checked.
@@ -453,7 +500,7 @@ class AnthropicCaster:
             except ValueError as exc:
                 # The SDK lets a 200 whose body is not JSON through as a bare JSONDecodeError.
                 error = f"malformed reply: {type(exc).__name__}: {exc}"
-                return error_vote(section, voter, settings, self._redact(error), attempts.spent)
+                return error_vote(section, voter, settings, self._redact(error), attempts.spent, "unusable")
             vote = vote_from_message(section, voter, settings, message, attempts.spent)
             self.pacer.spent(vote.usage.input_tokens + vote.usage.cache_write_tokens)
             return vote
