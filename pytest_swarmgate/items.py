@@ -21,7 +21,6 @@ from .output.terminal import gate_line, section_line
 from .stash import run_key
 
 COLLECTOR_NAME = "swarm-review"
-SEE_SUMMARY = "  votes and findings: in the swarm review summary below (every vote with -v)"
 
 
 class SectionFailed(Exception):
@@ -72,8 +71,8 @@ class SectionItem(ReviewItem):
             # The votes it lacks were never sent: the gate item and the summary say why, once.
             pytest.skip(terminal(f"not reviewed: {run.stopped.line()}", 300))
         if not section_passes(run.gate, result.outcome):
-            # The votes and findings are printed once, in the summary; not again here.
-            raise SectionFailed([section_line(result), SEE_SUMMARY])
+            # One line: the votes and findings are printed once, in the swarm review summary.
+            raise SectionFailed([section_line(result)])
         if warns(run.gate, result.outcome):
             # The warnings summary prints the message raw: the file name is the pull request's.
             warnings.warn(

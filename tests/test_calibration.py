@@ -291,7 +291,7 @@ def test_cost_list_prices_batch_and_unknown_model() -> None:
     )
     unknown = calibrate([other], 2)
     assert unknown.cost.usd is None
-    assert "no price for model mystery-7b" in unknown.cost.note
+    assert "no list price known for model mystery-7b" in unknown.cost.note
     assert "cost unknown" in render_text(unknown)
     assert unknown.cost.usage.total == 8 * 10**6
 
@@ -485,4 +485,4 @@ def test_voters_are_credited_to_the_model_that_answered() -> None:
     fv = FixtureVotes(fixture("bad.diff"), (("s1", tuple(swapped)),))
     report = calibrate([fv], 2)
     assert {v.model for v in report.voters} == {"smol"}
-    assert report.cost.usd is None and "no price for model smol" in report.cost.note
+    assert report.cost.usd is None and "no list price known for model smol" in report.cost.note

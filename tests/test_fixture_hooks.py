@@ -83,7 +83,7 @@ def test_custom_voter_hook_replaces_the_llm(pytester) -> None:
         [
             "*panel of 3*",
             "*SESSION *app/orders.py* UNSAFE *UNSAFE*ERROR*UNSAFE*",
-            "*v2 * ERROR *RuntimeError: linter crashed*",
+            "*votes: *v2 ERROR (RuntimeError: linter crashed)*",
             "*README.md: not reviewed (docs are not reviewed here)*",
         ]
     )

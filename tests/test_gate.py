@@ -36,9 +36,8 @@ def test_four_of_five_unsafe_fails_the_session_and_shows_every_voter(pytester, s
             "swarmgate: reviewing 1 section x 5 voters ...",
             "swarmgate: [[]1/1] app/orders.py: UNSAFE 4/5 (K=4) - calls 5/5, *",
             "*app/orders.py: UNSAFE 4/5 (K=4) - app/orders.py:7 SQL built by string concatenation",
-            "*v1 * t=default lens=security * UNSAFE *",
-            "*v4 * UNSAFE *",
-            "*v5 * lens=concurrency * SAFE *",
+            # Every voter on one line; one line each with -v.
+            "  votes: v1 UNSAFE 0.90, v2 UNSAFE 0.90, v3 UNSAFE 0.90, v4 UNSAFE 0.90, v5 SAFE 0.90",
             # One finding for the four voters that raised it, not four copies.
             "  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v1, v2, v3, v4)",
             "*customer flows into the query text",
@@ -56,7 +55,7 @@ def test_a_clean_diff_passes(pytester, stub) -> None:
     result = run_gate(pytester, CLEAN_DIFF)
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*app/orders.py: SAFE 5/5 (K=4)*", "*gate: SAFE*"])
+    result.stdout.fnmatch_lines(["SAFE: 1 section: app/orders.py", "*gate: SAFE*"])
 
 
 @pytest.mark.parametrize("k, expected", [(5, pytest.ExitCode.TESTS_FAILED), (4, pytest.ExitCode.OK)])
@@ -69,7 +68,9 @@ def test_one_dissenting_voter_against_k(pytester, stub, script, k, expected) -> 
     result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=5", f"--swarm-threshold={k}")
     assert result.ret == expected
     # The dissent is shown whichever way the section went.
-    result.stdout.fnmatch_lines(["*v3 * UNSAFE *", "*CWE-89 app/orders.py:7: SQL built by string concatenation (v3)"])
+    result.stdout.fnmatch_lines(
+        ["*votes: *v3 UNSAFE 0.90*", "*CWE-89 app/orders.py:7: SQL built by string concatenation (v3)"]
+    )
     if k == 4:
         result.stdout.fnmatch_lines(["*app/orders.py: SAFE 4/5 (K=4)*", "*dissent from v3: possible injection*"])
 
@@ -137,7 +138,11 @@ def test_faults_are_error_votes_and_never_safe(pytester, stub, script, reply, er
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["*app/orders.py: INCONCLUSIVE 1 safe/0 unsafe/1 error (K=2)*", "*v1 * ERROR *" + error.strip("*") + "*"]
+        [
+            "app/orders.py: INCONCLUSIVE 1 safe/0 unsafe/1 error (K=2) - v1 error: *"
+            + error.strip("*").removeprefix("error: ")
+            + "*"
+        ]
     )
 
 
@@ -243,7 +248,7 @@ def test_xdist_sends_no_section_twice_and_the_summary_is_complete(pytester, stub
     assert len(stub.calls()) == 6
     assert len({(r.section, r.voter) for r in stub.calls()}) == 6
     result.stdout.fnmatch_lines(
-        ["*app/orders.py: UNSAFE 1/3 (K=3)*", "*docs/README.md: SAFE 3/3 (K=3)*", "*gate: UNSAFE*"]
+        ["*app/orders.py: UNSAFE 1/3 (K=3)*", "SAFE: 1 section: docs/README.md", "*gate: UNSAFE*"]
     )
 
 

@@ -224,7 +224,7 @@ def test_a_safe_vote_with_a_malformed_finding_is_still_an_error(pytester, stub, 
     result = run(pytester, CLEAN_DIFF, "--swarm-voters=2", "--swarm-threshold=2")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["*INCONCLUSIVE 1 safe/0 unsafe/1 error (K=2)*", "*v1 * ERROR *severity must be one of*"]
+        ["*INCONCLUSIVE 1 safe/0 unsafe/1 error (K=2)*", "*votes: v1 ERROR (*severity must be one of*"]
     )
 
 
@@ -288,7 +288,7 @@ def test_a_custom_voter_returning_none_is_an_error_vote_not_a_crash(pytester) ->
     result.stdout.fnmatch_lines(
         [
             "*app/orders.py: INCONCLUSIVE 2 safe/0 unsafe/1 error (K=3)*",
-            "*v1 * ERROR *the voter returned NoneType, not a Vote*",
+            "*votes: v1 ERROR (the voter returned NoneType, not a Vote)*",
         ]
     )
 

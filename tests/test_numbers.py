@@ -14,7 +14,7 @@ from typing import Any
 
 import anthropic  # noqa: F401 - imported once in the outer process (see test_calibrate.py)
 import pytest
-from conftest import CLEAN_DIFF, README_DIFF, SQL_DIFF, validate_report, write_diff
+from conftest import CLEAN_DIFF, README_DIFF, SQL_DIFF, unsafe_finding, validate_report, write_diff
 from test_calibrate import calibrate, script_small, small_corpus
 
 from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
@@ -183,16 +183,13 @@ def test_the_error_names_every_attempt_and_what_the_last_one_got(pytester, stub,
 
 
 def test_the_progress_line_shows_calls_in_flight_and_retries(pytester, stub, script) -> None:
-    script.on("app/orders.py", reply=Reply.slow(1.0))
+    # A section that is not SAFE gets its line as it finishes; a SAFE one is only counted.
+    script.on("app/orders.py", reply=Reply.slow(1.0, then=Reply.verdict("UNSAFE", findings=[unsafe_finding()])))
     script.on("docs/README.md", reply=Reply.sequence(Reply.status(500, retry_after=0), Reply.slow(4.0)))
     result, _ = review(pytester, CLEAN_DIFF + README_DIFF, "--swarm-voters=1", "--swarm-threshold=1")
-    assert result.ret == 0
-    result.stdout.fnmatch_lines(
-        [
-            "swarmgate: [[]1/2] app/orders.py: SAFE 1/1 (K=1)*; 1 call in flight, 1 retry",
-            "swarmgate: [[]2/2] docs/README.md: SAFE 1/1 (K=1)*",
-        ]
-    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["swarmgate: [[]1/2] app/orders.py: UNSAFE 1/1 (K=1)*; 1 call in flight, 1 retry"])
+    assert "docs/README.md: SAFE" not in result.stdout.str().split("= swarm review =")[0]
 
 
 # --------------------------------------------------------------------------- 5. a policy the cache keeps

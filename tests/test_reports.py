@@ -548,10 +548,26 @@ def test_step_summary_has_every_part() -> None:
         "| app/files.py | v1 | claude-test | t=default lens=security (temperature not applied) | ERROR | - | error: "
         "HTTP 529 overloaded after 2 retries |" in text
     )
-    assert "- **error** high CWE-89 app/orders.py:7: SQL injection (UNSAFE 4/5 (K=4); raised by v1, v2, v3, v4)" in text
+    assert "- **high** CWE-89 app/orders.py:7: SQL injection. " in text
     assert "- assets/logo.png: binary file" in text
     assert "| 14 | 1 | 12000 | 2400 | 9600 | 600 | 9.50s |" in text
     assert "Cut to fit" not in text
+    # The verdict, then what to fix (UNSAFE before INCONCLUSIVE, each with its findings and votes),
+    # the SAFE count, everything else collapsed, cost last.
+    order = [
+        "## Swarm review",
+        "### ❌ app/orders.py: UNSAFE 4/5 (K=4)",
+        "- **high** CWE-89 app/orders.py:7",
+        "- votes: v1 UNSAFE",
+        "### ⚠ app/files.py: INCONCLUSIVE",
+        "1 section SAFE, each listed under *Every outcome and vote*.",
+        "<details><summary>Every outcome and vote</summary>",
+        "### Votes",
+        "</details>",
+        "### Cost",
+    ]
+    at = [text.index(part) for part in order]
+    assert at == sorted(at), order
 
 
 def test_step_summary_notes_an_allowed_inconclusive() -> None:
@@ -611,7 +627,8 @@ def test_step_summary_keeps_the_sections_that_matter_when_safe_rows_must_go() ->
     text = github.step_summary(run_of(*safe, unsafe_sqli()), max_bytes=20_000)
     assert len(text.encode()) <= 20_000
     assert "| app/orders.py | UNSAFE | UNSAFE 4/5 (K=4) | v5 |" in text
-    assert "- **error** high CWE-89 app/orders.py:7: SQL injection" in text
+    assert "- **high** CWE-89 app/orders.py:7: SQL injection. " in text
+    assert "2000 sections SAFE, their rows left out to fit (see the note)." in text
     assert "| ok/f0.py |" not in text
     assert "the outcome rows of 2000 SAFE sections left out" in text.splitlines()[-1]
     assert "### Cost" in text

@@ -300,7 +300,8 @@ def test_concurrent_requests_sleep_in_parallel() -> None:
             messages = list(pool.map(lambda i: c.messages.create(**params(f"s{i}.py")), range(100)))
         elapsed = time.monotonic() - start
     assert all(m.content[0].type == "tool_use" for m in messages)
-    assert elapsed < 2.0, f"100 calls at 0.5 s latency took {elapsed:.2f} s"
+    # In series they would take 50 s; the bound leaves room for a loaded CI host.
+    assert elapsed < 10.0, f"100 calls at 0.5 s latency took {elapsed:.2f} s"
 
 
 def test_script_from_json() -> None:

@@ -484,8 +484,10 @@ class RunResult:
 
     @cached_property
     def calls(self) -> int:
-        """Calls that went to the endpoint, prewarm calls included (cached votes cost nothing)."""
-        return self.prewarm_calls + len(self.votes) - self.cached_votes
+        """Calls sent to the endpoint, prewarm calls included: not a cached vote, nor one a stop left unsent.
+
+        The one count of calls: the totals, the cost and a stop's "16 of 25 calls sent" all say this."""
+        return self.prewarm_calls + sum(1 for v in self.votes if not v.cached and v.error_kind != "not_sent")
 
     @cached_property
     def counts(self) -> Mapping[Outcome, int]:

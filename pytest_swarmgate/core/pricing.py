@@ -62,7 +62,8 @@ def cost_of(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bo
     usd *= BATCH_DISCOUNT if batch else 1.0
     notes = ["list prices" + (" with the 50% batch discount" if batch else "")]
     if unknown:
-        notes.append(f"no price for model {', '.join(sorted(unknown))}: pass prices= to price it")
+        # No advice to pass prices=: only the Python API can, and a command-line user has the tokens.
+        notes.append(f"no list price known for model {', '.join(sorted(unknown))}, so no cost is given (tokens are)")
     cached = sum(v.cached for v in votes)
     if cached:
         notes.append(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from ..core.choices import severity_rank
+from ..core.decision import release_helps
 from ..core.model import Finding, RunResult, SectionResult, Vote
 
 # Why an alert is reported: the section is UNSAFE, or it is SAFE and this is dissent, or it
@@ -190,6 +191,17 @@ def _clean(path: str) -> str | None:
         return None
     clean = posixpath.normpath(path)
     return None if clean in (".", "") else clean
+
+
+def release_hint(run: RunResult) -> str:
+    """What a human can do about the held changes, the same in every channel: the release command
+    only when releasing would let the run pass (else asking a human is pointless)."""
+    if release_helps(run):
+        return (
+            f"review by hand, then rerun with --swarm-allow-held={run.diff_sha256} typed on the command line "
+            "(or run the gate from the base branch)"
+        )
+    return "releasing it would not pass the gate: other sections fail on their own"
 
 
 def held_entries(run: RunResult) -> list[tuple[str, str]]:

@@ -9,15 +9,16 @@ of its own), and Markdown cells with no HTML, no links and no row breaks.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..core.decision import section_passes, status
 from ..core.model import RunResult, SectionResult
+from ..core.text import plural
 from ..core.write import write_text_atomic
 from . import alerts, escape
 from .alerts import Alert
-from .terminal import gate_line, held_lines
+from .terminal import gate_line, held_lines, votes_line
 
 STEP_SUMMARY_LIMIT = 1_000_000  # GitHub takes at most 1 MiB per step summary file; stay under it
 CELL_CHARS = 200
@@ -54,7 +55,7 @@ def github_annotations(run: RunResult, *, limit: int) -> list[str]:
         if r.outcome == "INCONCLUSIVE"
     ]
     # Held changes come first: they fail the gate whatever the panel said.
-    release = f"review it by hand, then rerun with --swarm-allow-held={run.diff_sha256}"
+    release = alerts.release_hint(run)
     lines = [
         workflow_command("error", f"{reason} - {release}", file=path, title="swarm review: held for a human")
         for path, reason in alerts.held_entries(run)
@@ -129,15 +130,20 @@ def step_summary(run: RunResult, *, max_bytes: int = STEP_SUMMARY_LIMIT) -> str:
 
 
 class _Parts:
-    """The summary's pieces, each rendered once however many detail steps it takes to fit."""
+    """The summary's pieces, each rendered once however many detail steps it takes to fit.
+
+    The verdict first, then what to fix: each failing section with its merged findings and the
+    votes that decided it; the held changes (the release command only when releasing would pass);
+    one line counting the SAFE sections; every outcome and vote collapsed in `<details>`; cost last.
+    """
 
     def __init__(self, run: RunResult, found: tuple[Alert, ...]) -> None:
         self.run = run
-        self.head = [f"## Swarm review: {HEADLINE[status(run)]}", "", _gate_text(run), "", *_held_list(run)]
-        self.findings = _finding_items(found)
+        self.head = [f"## Swarm review: {HEADLINE[status(run)]}", "", _gate_text(run), ""]
+        self.found = found
         self._outcomes: dict[bool, list[str]] = {}
         self._votes: list[str] | None = None
-        self.tail = _not_reviewed_list(run) + _cost_table(run)
+        self.tail = _not_reviewed_list(run)
 
     def outcomes(self, safe_rows: bool) -> list[str]:
         if safe_rows not in self._outcomes:
@@ -154,10 +160,38 @@ class _Parts:
         run = self.run
         if not run.results and not run.not_reviewed:
             return [*self.head, f"Nothing to review: {_md(run.source)} has no changed files."]
-        shown = self.findings if detail.findings is None else self.findings[: detail.findings]
-        findings = ["### Findings", "", *shown, ""] if shown else []
+        shown = self.found if detail.findings is None else self.found[: detail.findings]
+        failing = _failing_sections(run, shown)
         votes = self.votes() if detail.votes else []
-        return self.head + self.outcomes(detail.safe_rows) + findings + _panel_table(run) + votes + self.tail
+        everything = [*self.outcomes(detail.safe_rows), *_panel_table(run), *votes]
+        details = ["<details><summary>Every outcome and vote</summary>", "", *everything, "</details>", ""]
+        return (
+            self.head
+            + failing
+            + _held_list(run)
+            + self.tail
+            + _safe_count(run, detail.safe_rows)
+            + details
+            + _cost_table(run)
+        )
+
+
+def _failing_sections(run: RunResult, shown: Sequence[Alert]) -> list[str]:
+    """Each section that is not SAFE, UNSAFE first: its findings merged over voters, and its votes."""
+    lines: list[str] = []
+    for outcome in ("UNSAFE", "INCONCLUSIVE"):
+        for result in (r for r in run.results if r.outcome == outcome):
+            findings = [a for a in shown if a.result is result]
+            lines += [f"### {HEADLINE[outcome][:1]} {_md(result.section.id)}: {_md(result.tally())}", ""]
+            lines += [_finding_item(a) for a in findings]
+            lines += [f"- {_md(votes_line(result))}", ""]
+    return lines
+
+
+def _safe_count(run: RunResult, listed: bool) -> list[str]:
+    safe = run.counts["SAFE"]
+    where = "each listed under *Every outcome and vote*" if listed else "their rows left out to fit (see the note)"
+    return [f"{plural(safe, 'section')} SAFE, {where}.", ""] if safe else []
 
 
 def _gate_text(run: RunResult) -> str:
@@ -212,12 +246,11 @@ def _votes_table(run: RunResult) -> list[str]:
     return ["### Votes", "", *_table(header, rows)]
 
 
-def _finding_items(found: tuple[Alert, ...]) -> list[str]:
-    """One list item per alert, most important first."""
-    return [
-        f"- **{a.level}** {_md(a.severity)} {_md(a.rule_id)} {_md(a.where())}: {_md(a.title)} ({_md(a.context())})"
-        for a in found
-    ]
+def _finding_item(a: Alert) -> str:
+    """One merged finding as a list item, its rationale on the same line."""
+    why = f" {_md(a.rationale)}" if a.rationale else ""
+    by = _md(", ".join(a.voters))
+    return f"- **{_md(a.severity)}** {_md(a.rule_id)} {_md(a.where())}: {_md(a.title)}.{why} (raised by {by})"
 
 
 def _held_list(run: RunResult) -> list[str]:

@@ -124,11 +124,7 @@ def _held_result(path: str, reason: str, rule_index: int, run: RunResult) -> dic
         "ruleId": HELD_RULE["id"],
         "ruleIndex": rule_index,
         "level": "error",
-        "message": {
-            "text": escape.sarif_text(
-                f"{reason}. Held for a human: rerun with --swarm-allow-held={run.diff_sha256} once reviewed."
-            )
-        },
+        "message": {"text": escape.sarif_text(f"{reason}. Held for a human: {alerts.release_hint(run)}.")},
         "locations": [
             {"physicalLocation": {"artifactLocation": {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}}}
         ],

@@ -4,8 +4,8 @@ Everything shown here may come from the pull request (paths) or from a model tha
 (titles, summaries), so it goes through `escape.terminal`: a file name with terminal escape codes
 must not be able to rewrite the lines that carry the verdict.
 
-The summary is compact by default: a line per section, detail only where the panel did not
-agree on SAFE, the gate line last. `verbosity` is pytest's (-q is -1, -v is 1).
+The summary is compact by default: what fails first, with its detail, one line counting the
+SAFE sections, the gate line last. `verbosity` is pytest's (-q is -1, -v is 1).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..core.choices import severity_rank
-from ..core.decision import release_helps, section_passes, status
+from ..core.decision import section_passes, status
 from ..core.model import Finding, NotReviewed, RunResult, Section, SectionResult, Vote
 from ..core.text import plural
+from .alerts import release_hint
 from .escape import terminal
 
 # Colours by pytest's terminal-writer markup names; the writer honours --color.
@@ -111,16 +112,24 @@ def needs_detail(result: SectionResult) -> bool:
     return result.outcome != "SAFE" or bool(result.dissent)
 
 
-def detail_lines(result: SectionResult, *, verbose: bool = False) -> list[str]:
-    """Under a section line: every voter, notes on settings, dissent, then findings merged across voters.
+def unanimous(result: SectionResult) -> bool:
+    """Every vote cast, with one verdict: its tally says all there is to say about the votes."""
+    return len({v.verdict for v in result.votes}) == 1 and result.votes[0].verdict != "ERROR"
 
-    Verbose: each vote also shows its own top finding and an UNSAFE vote's summary.
+
+def detail_lines(result: SectionResult, *, verbose: bool = False) -> list[str]:
+    """Under a section line: the votes, dissent, then findings merged across voters.
+
+    By default the votes take one line, and none when the panel was unanimous; verbose: every
+    voter on its own line with its top finding and notes, and an UNSAFE vote's summary.
     """
     lines: list[str] = []
-    for vote in result.votes:
-        lines.append("  " + vote_line(vote, finding=verbose))
-        if verbose:
+    if verbose:
+        for vote in result.votes:
+            lines.append("  " + vote_line(vote, finding=True))
             lines.extend(f"       note: {terminal(note)}" for note in vote.settings.notes)
+    elif not unanimous(result):
+        lines.append("  " + votes_line(result))
     for vote in result.dissent:
         label = "dissent" if result.outcome == "SAFE" else "dissent (SAFE)"
         lines.append(f"  {label} from {terminal(vote.voter_id)}: {terminal(vote.summary, 300) or 'no summary'}")
@@ -173,29 +182,60 @@ def explain_lines(result: RunResult | SectionResult) -> list[str]:
 
 
 def report_lines(run: RunResult, *, verbosity: int = 0) -> list[Line]:
-    """The whole terminal summary, gate line last.
+    """The whole terminal summary, what fails first and the gate line last.
 
-    -q: the sections that fail, what is held, the gate line. Default: a line per section,
-    voter detail only for sections not SAFE or with dissent, then totals. -v: every vote.
-    A stopped run shows each section's tally only: its missing votes would repeat the fault.
+    UNSAFE sections, then what is held, then INCONCLUSIVE ones, then SAFE ones with dissent, each
+    with its detail; then one line counting the other SAFE sections (each listed under -v, with
+    every vote). -q: only what fails,
+    what is held and the gate line. A stopped run shows each section's tally only: its missing
+    votes would repeat the fault.
     """
     lines: list[Line] = []
     if not run.results and not run.not_reviewed:
         lines.append(Line(f"nothing to review: {terminal(run.source)} has no changed files"))
-    for result in run.results:
+    by_outcome = {o: [r for r in run.results if r.outcome == o] for o in ("UNSAFE", "INCONCLUSIVE", "SAFE")}
+    for result in by_outcome["UNSAFE"]:
+        lines.extend(_section_lines(run, result, verbosity))
+    # held_lines opens with one line per held change: those are the ones to colour.
+    lines.extend(Line(text, COLOURS["HELD"] if i < len(run.held) else None) for i, text in enumerate(held_lines(run)))
+    for result in by_outcome["INCONCLUSIVE"]:
         if verbosity >= 0 or not section_passes(run.gate, result.outcome):
             lines.extend(_section_lines(run, result, verbosity))
+    safe = by_outcome["SAFE"]
+    if verbosity > 0:
+        for result in safe:
+            lines.extend(_section_lines(run, result, verbosity))
+    elif verbosity == 0 and safe:
+        # Dissent on a SAFE section is worth its detail; the unanimous ones are counted on one line.
+        dissent = [r for r in safe if r.dissent]
+        for result in dissent:
+            lines.extend(_section_lines(run, result, verbosity))
+        unanimous_safe = [r for r in safe if not r.dissent]
+        if unanimous_safe:
+            lines.append(Line(safe_line(unanimous_safe, len(dissent)), COLOURS["SAFE"]))
     if verbosity >= 0:
         lines.extend(Line(not_reviewed_line(nr)) for nr in run.not_reviewed)
         lines.extend(Line(f"note: {terminal(note, 300)}") for note in run.notes)
         if verbosity == 0:
             lines.extend(Line(text) for text in settings_notes(run.votes))
-    # held_lines opens with one line per held change: those are the ones to colour.
-    lines.extend(Line(text, COLOURS["HELD"] if i < len(run.held) else None) for i, text in enumerate(held_lines(run)))
     if verbosity >= 0 and run.results:
         lines.append(Line(totals_line(run)))
     lines.append(Line(gate_line(run), COLOURS.get(status(run)), bold=True))
     return lines
+
+
+# The SAFE line names its sections while they fit on one line.
+SAFE_NAMES_CHARS = 100
+
+
+def safe_line(safe: list[SectionResult], listed: int = 0) -> str:
+    """`SAFE: 2 sections: a.py, b.py`, or `SAFE: 43 sections (each listed with -v)`; after `listed`
+    SAFE sections shown with their dissent, `SAFE without dissent: ...` for the rest."""
+    label = "SAFE without dissent" if listed else "SAFE"
+    names = ", ".join(terminal(r.section.id) for r in safe)
+    if len(names) <= SAFE_NAMES_CHARS:
+        return f"{label}: {plural(len(safe), 'section')}: {names}"
+    return f"{label}: {plural(len(safe), 'section')} (each listed with -v)"
 
 
 def _section_lines(run: RunResult, result: SectionResult, verbosity: int) -> list[Line]:
@@ -246,13 +286,8 @@ def gate_line(run: RunResult) -> str:
 
 
 def held_lines(run: RunResult) -> list[str]:
-    """What the gate held for a human, how to release it (only when that would change the result), what was released."""
+    """What the gate held for a human, what a human can do about it (`alerts.release_hint`), what was released."""
     lines = [f"held for a human: {terminal(h.line())}" for h in run.held]
-    if release_helps(run):
-        lines.append(
-            "review these by hand, then rerun with --swarm-allow-held="
-            f"{run.diff_sha256} typed on the command line (or run the gate from the base branch)"
-        )
-    elif run.held:
-        lines.append("releasing them would not pass the gate: the sections above fail on their own")
+    if run.held:
+        lines.append(f"held changes: {release_hint(run)}")
     return lines + [f"released by hand: {terminal(r.line())}" for r in run.released]
