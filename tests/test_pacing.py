@@ -229,6 +229,57 @@ def test_progress_says_calls_rate_time_left_and_when_it_waits_on_the_rate_limit(
     assert describe_calls(CallProgress(100, 100, 20.0, False, 0)) == "calls 100/100, 5.0/s"
 
 
+def test_a_ci_log_gets_a_calls_line_at_most_every_few_seconds_and_a_tenth_of_the_calls() -> None:
+    now = [0.0]
+    reporter = Reporter()
+    progress = Progress(reporter, total=50, clock=lambda: now[0])
+    now[0] = 6.0
+    progress.calls(CallProgress(done=5, total=100, elapsed_s=6.0, waiting=False, rate_limited=0))
+    assert reporter.lines == []  # a few seconds on, but not a tenth of the calls
+    progress.calls(CallProgress(done=10, total=100, elapsed_s=6.0, waiting=False, rate_limited=0))
+    assert len(reporter.lines) == 1
+    now[0] = 8.0
+    progress.calls(CallProgress(done=40, total=100, elapsed_s=8.0, waiting=False, rate_limited=0))
+    assert len(reporter.lines) == 1  # a tenth more, but only 2 s later
+    now[0] = 37.0
+    progress.calls(CallProgress(done=41, total=100, elapsed_s=37.0, waiting=False, rate_limited=0))
+    assert reporter.lines[-1] == "swarmgate: calls 41/100, 1.1/s, about 53 s left"  # after a long silence
+
+
+class Terminal(Reporter):
+    """pytest's terminal reporter on a TTY: `rewrite` redraws the current line in place."""
+
+    isatty = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current = ""
+
+    def rewrite(self, line: str, erase: bool = False) -> None:
+        self.current = line
+
+    def write(self, text: str) -> None:
+        if text == "\n":
+            self.lines.append(self.current)
+        self.current = ""
+
+
+def test_on_a_terminal_the_status_updates_in_place_and_only_what_is_not_safe_stays() -> None:
+    from test_reports import judged, vote
+
+    terminal = Terminal()
+    progress = Progress(terminal, total=3)
+    progress.calls(CallProgress(done=4, total=15, elapsed_s=1.0, waiting=False, rate_limited=0))
+    assert terminal.current.startswith("swarmgate: [0/3] sections - calls 4/15") and terminal.lines == []
+    progress.section(judged("a.py", *(vote("a.py", f"v{i}", "SAFE") for i in range(1, 6))))
+    assert terminal.current.startswith("swarmgate: [1/3] sections - calls 4/15")
+    progress.section(judged("b.py", *(vote("b.py", f"v{i}", "UNSAFE") for i in range(1, 6))))
+    assert terminal.lines == ["swarmgate: [2/3] b.py: UNSAFE 5/5 (K=4) - calls 4/15, 4.0/s, about 3 s left"]
+    progress.section(judged("c.py", *(vote("c.py", f"v{i}", "SAFE") for i in range(1, 6))))
+    progress.stop()
+    assert terminal.current == "" and len(terminal.lines) == 1  # the report follows on a clean line
+
+
 # --- the stub --------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ once a tenth of the calls more have finished (or after a long silence, so a slow
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,9 +69,10 @@ class Progress:
             self.last_done = self.latest.done
 
     def status(self, text: str) -> None:
-        """The line a terminal updates in place."""
+        """The line a terminal updates in place, cut to its width: a wrapped line cannot be redrawn."""
         if self.reporter is not None and self.total and self.in_place:
-            self.reporter.rewrite(text, erase=True)
+            width = shutil.get_terminal_size().columns - 1
+            self.reporter.rewrite(text if len(text) <= width else text[: width - 3] + "...", erase=True)
             self.status_shown = True
 
     def release(self) -> list[str]:
