@@ -216,8 +216,8 @@ def preflight_only(config: pytest.Config, settings: GateSettings) -> None:
     host, slash, path = rest.partition("/")
     endpoint = f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if base_url else "the default endpoint"
     nothing = "nothing to check (a custom voter, or a client without a Models API)"
-    what = f"{checked} model(s) answered" if checked else nothing
-    pytest.exit(f"swarmgate: preflight passed: {what} at {terminal(endpoint)}", returncode=0)
+    what = "; ".join(terminal(c) for c in checked) if checked else nothing
+    pytest.exit(f"swarmgate: preflight passed at {terminal(endpoint)}: {what}", returncode=0)
 
 
 class ReviewController(ControllerRun, ReviewItems):

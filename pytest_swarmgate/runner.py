@@ -238,12 +238,13 @@ def stopped_run(plan: Plan, settings: GateSettings, stopped: Stopped) -> RunResu
     )
 
 
-def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, *, force: bool = False) -> int:
+def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, *, force: bool = False) -> list[str]:
     """Check the credentials, the endpoint and every model with one cheap call each.
 
-    Skipped (returns 0) when the vote cache can serve every vote of `plan`, and for a voter
-    without a `preflight` method; otherwise returns the number of models checked. A failure
-    is a RunFault with one line naming the cause; missing credentials are a UsageError.
+    Skipped (returns []) when the vote cache can serve every vote of `plan`, and for a voter
+    without a `preflight` method; otherwise returns what passed for each model (a custom
+    voter's `preflight` may return a count instead). A failure is a RunFault with one line
+    naming the cause; missing credentials are a UsageError.
     """
     choice = hook_voter(config, settings)
     client, cast = choice.client, choice.cast
@@ -256,13 +257,13 @@ def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, 
         models = [v.model for v in settings.panel]
         if check is None or (served and not force) or (plan is not None and not plan.sections and not force):
             run_sync(_closing(client, _nothing()))
-            return 0
-        checked: int = run_sync(_closing(client, run_deadline(config, settings).bound(check(models))))
+            return []
+        checked: list[str] | int = run_sync(_closing(client, run_deadline(config, settings).bound(check(models))))
     except MissingCredentials as exc:
         raise no_credentials(exc) from None
     except DeadlineReached:
         raise RunFault(f"--swarm-deadline={settings.deadline:g} reached during the preflight", retry=True) from None
-    return checked
+    return [f"{checked} model(s)"] if isinstance(checked, int) and checked else list(checked or [])
 
 
 def run_deadline(config: pytest.Config, settings: GateSettings) -> Deadline:

@@ -121,7 +121,7 @@ def test_swarm_preflight_checks_the_set_up_and_stops(pytester, serve) -> None:
     project(pytester)
     result = pytester.runpytest("--swarm-review", "--swarm-preflight", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK
-    assert "swarmgate: preflight passed: 1 model(s) answered" in result.stderr.str()
+    assert "swarmgate: preflight passed at http://127.0.0.1:" in result.stderr.str()
     assert not (pytester.path / "collected.txt").exists()
     assert [r.path for r in stub.requests] == ["/v1/models/claude-sonnet-5-5"]
     stub.require_key = "sk-ant-the-right-one"
@@ -135,7 +135,7 @@ def test_swarm_preflight_does_not_print_credentials_in_the_base_url(pytester, se
     monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url.replace("://", "://gate:hunter2-secret@"))
     result = pytester.runpytest("--swarm-review", "--swarm-preflight", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK
-    assert f"preflight passed: 1 model(s) answered at {stub.url}" in result.stderr.str()
+    assert f"preflight passed at {stub.url}: claude-sonnet-5-5 answered GET /v1/models/{{model}}" in result.stderr.str()
     assert "hunter2" not in result.stdout.str() + result.stderr.str()
 
 
@@ -184,9 +184,17 @@ def test_swarm_preflight_alone_checks_without_running_the_tests(pytester, serve)
     project(pytester)
     result = pytester.runpytest("--swarm-preflight", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
-    assert "swarmgate: preflight passed: 1 model(s) answered" in result.stderr.str()
+    assert "swarmgate: preflight passed at http://127.0.0.1:" in result.stderr.str()
     assert not (pytester.path / "collected.txt").exists()
     assert [r.path for r in stub.requests] == ["/v1/models/claude-sonnet-5-5"]
+
+
+def test_swarm_preflight_says_which_check_passed_at_a_gateway(pytester, serve) -> None:
+    serve(models=["smol"], routes=("models",))
+    result = pytester.runpytest("--swarm-review", "--swarm-preflight", "--swarm-models=smol", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    said = ": smol answered GET /v1/models (GET /v1/models/{model} not served)"
+    assert "preflight passed at http://127.0.0.1:" in result.stderr.str() and said in result.stderr.str()
 
 
 def test_preflight_off_skips_it_and_only_is_the_jobs_to_ask(pytester, serve) -> None:

@@ -76,14 +76,13 @@ class Preflight:
         self.where = public_url(str(getattr(client, "base_url", "") or ""))
         self.listed: list[str] | None = None
 
-    async def check(self, models: list[str]) -> int:
-        """Check every model; the number checked. Raises RunFault naming the check and the endpoint."""
-        checked = list(dict.fromkeys(models))
-        for model in checked:
-            await self._model(model)
-        return len(checked)
+    async def check(self, models: list[str]) -> list[str]:
+        """Check every model; for each, the check that passed (`claude-x answered GET /v1/models`).
 
-    async def _model(self, model: str) -> None:
+        Raises RunFault naming the check and the endpoint."""
+        return [await self._model(model) for model in dict.fromkeys(models)]
+
+    async def _model(self, model: str) -> str:
         steps: list[tuple[str, Callable[[str], Awaitable[bool]]]] = [
             ("GET /v1/models/{model}", self._retrieve),
             ("GET /v1/models", self._list),
@@ -94,7 +93,8 @@ class Preflight:
         for route, step in steps:
             try:
                 if await self._call(route, model, step):
-                    return
+                    absent = f" ({', '.join(missing)} not served)" if missing else ""
+                    return f"{model} answered {route}{absent}"
             except _RouteMissing:
                 missing.append(route)
                 continue

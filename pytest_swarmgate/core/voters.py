@@ -421,15 +421,15 @@ class AnthropicCaster:
             raise fault from None  # from None: the SDK's exception holds unredacted text
         return error_vote(section, voter, settings, text, attempts.spent, "timeout" if _is_timeout(exc) else "request")
 
-    async def preflight(self, models: list[str]) -> int:
-        """Check the key, the endpoint and every model (`core/preflight.py`); the number of models checked.
+    async def preflight(self, models: list[str]) -> list[str]:
+        """Check the key, the endpoint and every model (`core/preflight.py`); the check each model passed.
 
-        0 for a client without a Models API (some Bedrock or Vertex clients). Raises RunFault
+        Empty for a client without a Models API (some Bedrock or Vertex clients). Raises RunFault
         with one redacted line naming the check and the endpoint; missing credentials stay
         MissingCredentials.
         """
         if getattr(self.client, "models", None) is None:
-            return 0
+            return []
         try:
             return await Preflight(self.client, timeout=self.timeout, describe=self._error).check(models)
         except TypeError as exc:
