@@ -43,6 +43,7 @@ from .core.calibration import CalibrationReport, FixtureRun, calibrate
 from .core.corpus import CorpusError, Fixture, load_corpus
 from .core.gate import Gate
 from .core.text import plural
+from .core.texts import TreeFiles
 from .core.write import write_atomic, write_text_atomic
 from .items import ReviewItem, SectionFailed, junit_properties
 from .output.calibration import render_markdown, render_text
@@ -187,6 +188,13 @@ def load_fixtures(directory: Path) -> list[Fixture]:
         raise pytest.UsageError(f"swarmgate: {exc}") from None
 
 
+def fixture_files(fixture: Fixture) -> TreeFiles | None:
+    """The fixture's tree, read like a checkout (confined to it, regular files, size-capped); None without one.
+
+    Its label reaches the prompt, so it never names the tree: a tree's name may carry the label."""
+    return None if fixture.tree is None else TreeFiles(fixture.tree, label="base tree")
+
+
 def read_fixture(fixture: Fixture) -> str:
     """A fixture's diff text; an unreadable file is a one-line usage error."""
     try:
@@ -254,7 +262,8 @@ class CalibrationController(ControllerRun, CalibrationItems):
         fixtures = load_fixtures(self.corpus)
         # The source names the fixture for a parse error; it is never part of a prompt.
         self.plans: tuple[Plan, ...] = tuple(
-            plan(config, self.settings, str(f.diff_path), read_fixture(f)) for f in fixtures
+            plan(config, self.settings, str(f.diff_path), read_fixture(f), base_files=fixture_files(f))
+            for f in fixtures
         )
         self.runs = tuple(FixtureRun(f, p.not_reviewed) for f, p in zip(fixtures, self.plans, strict=True))
         # The fixture ids pytest kept after deselection; None until collection finished here.

@@ -25,7 +25,7 @@ from .core.faults import DeadlineReached, RunFault
 from .core.held import ci_files, held_changes
 from .core.model import Held, NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.redact import Redactor, credential_problem
-from .core.texts import FileSource, GitFiles, GitTexts, NoTexts, PatchTexts, Texts, merge_base, work_tree
+from .core.texts import FileSource, GitFiles, GitTexts, NoTexts, PatchTexts, Reader, Texts, merge_base, work_tree
 from .core.voters import BadCredentials, CastVote, MissingCredentials
 from .core.voting import check_voter_ids
 from .settings import GateSettings
@@ -87,12 +87,15 @@ def plan(
     *,
     base: str | None = None,
     tree: str | os.PathLike[str] | None = None,
+    base_files: Reader | None = None,
 ) -> Plan:
     """Split the diff into sections and let hooks filter them.
 
     `base`: the diff is git's `base...HEAD` (full old and new texts from git); `tree`: a
-    checkout the patch may apply to (full texts when it does). Either lets the held check
-    compare what pytest reads; without them it judges the hunks alone, more strictly.
+    checkout the patch may apply to (full texts when it does); `base_files`: the files the
+    patch applies to, outside any checkout (a calibration fixture's tree). Each lets the held
+    check compare what pytest reads, and the context read the files; without them the held
+    check judges the hunks alone, more strictly.
     """
     try:
         files = diff.parse_diff(text)
@@ -110,9 +113,11 @@ def plan(
     not_reviewed += [
         NotReviewed(s.id, oversized[s.id], s.old_path, "oversized", s.change) for s in sections if s.id in oversized
     ]
-    texts = _texts(base, tree, everything)
+    texts = (
+        _texts(base, tree, everything) if base_files is None else PatchTexts(base_files, everything, _changes(files))
+    )
     reviewed = [s for s in sections if s.id not in oversized]
-    source_of_context, note = _context_source(settings, base, tree, texts, files, everything)
+    source_of_context, note = _context_source(settings, base, tree, texts, files, everything, base_files)
     # A diff over --swarm-max-sections is never sent (over_ceiling stops it): no context to build for it.
     mode = settings.context if len(reviewed) <= settings.max_sections else "off"
     return Plan(
@@ -140,11 +145,13 @@ def _context_source(
     texts: Texts,
     files: list[diff.FileDiff],
     everything: list[Section],
+    base_files: Reader | None = None,
 ) -> tuple[FileSource, str | None]:
     """Where the voters' context reads files, and a note for the run when it cannot read any.
 
-    With `--swarm-base` the held check's git objects; for a patch, the checkout's HEAD with the
-    hunks applied in memory (never its working tree, where a job may have left secrets); else none.
+    With `--swarm-base` the held check's git objects; for a patch, the checkout's HEAD (never its
+    working tree, where a job may have left secrets) or the given `base_files`, with the hunks
+    applied in memory; else none.
     """
     if settings.context == "off":
         return NoTexts(), None
@@ -152,22 +159,28 @@ def _context_source(
         return texts, None
     if base is not None:
         return NoTexts(), f"context: git cannot tell the merge base of {base}: the voters see the diff only"
-    top = work_tree(tree) if tree is not None else None
-    if top is None:
+    top = work_tree(tree) if tree is not None and base_files is None else None
+    if top is None and base_files is None:
         return NoTexts(), (
             "context: no git checkout to read files from (a bare patch): the voters see the diff, the files it "
             "adds and the map of the pull request only"
         )
+    reader = base_files if base_files is not None else GitFiles(top or "", "HEAD", label="checkout HEAD")
     return (
         PatchTexts(
-            GitFiles(top, "HEAD", label="checkout HEAD"),
+            reader,
             everything,
-            {f.path: f.change for f in files},
+            _changes(files),
             moves={f.path: f.old_path for f in files if f.old_path},
             diff_paths=[p for f in files for p in (f.path, f.old_path) if p],
         ),
         None,
     )
+
+
+def _changes(files: list[diff.FileDiff]) -> dict[str, str]:
+    """Each changed path's change kind, as PatchTexts takes it."""
+    return {f.path: f.change for f in files}
 
 
 def _texts(base: str | None, tree: str | os.PathLike[str] | None, sections: list[Section]) -> Texts:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 # numpy (under matplotlib) cannot be imported twice in one process at all.
 import anthropic  # noqa: F401
 import pytest
+from conftest import unsafe_finding
 
 from pytest_swarmgate.core.batch import batch_params, poll_seconds
 from pytest_swarmgate.model import Vote
@@ -595,3 +596,45 @@ def test_a_run_wide_fault_stops_calibration_with_the_review_incomplete_code(pyte
     assert result.ret == 78, "a rejected key needs a person: EX_CONFIG, as in a review"
     assert "calibration review stopped: HTTP 401 authentication_error: invalid x-api-key (1 of " in result.stdout.str()
     assert [r.status for r in stub.requests if r.path == "/v1/messages"] == [401]  # then no more calls
+
+
+# --- fixtures with a base tree: the context decides ---------------------------------------
+
+VIEWS = 'from app.store import lookup\n\n\ndef show(db, request):\n    return "ok"\n'
+# The diff is the same for both twins: only the helper it calls, in the tree, tells them apart.
+CALLER_DIFF = (
+    "diff --git a/app/views.py b/app/views.py\nindex 1111111..2222222 100644\n--- a/app/views.py\n+++ b/app/views.py\n"
+    '@@ -2,4 +2,4 @@ from app.store import lookup\n \n \n def show(db, request):\n-    return "ok"\n'
+    '+    return lookup(db, request.args["name"])\n'
+)
+STORES = {
+    "bad": 'def lookup(db, name):\n    return db.execute("SELECT * FROM users WHERE name = \'" + name + "\'")\n',
+    "good": 'def lookup(db, name):\n    return db.execute("SELECT * FROM users WHERE name = ?", (name,))\n',
+}
+
+
+def tree_corpus(directory: Path) -> Path:
+    """One pair whose diff is identical; each twin's tree holds the helper the diff calls."""
+    for label, store in STORES.items():
+        (directory / "trees" / f"lookup-{label}" / "app").mkdir(parents=True)
+        (directory / "trees" / f"lookup-{label}" / "app" / "views.py").write_text(VIEWS)
+        (directory / "trees" / f"lookup-{label}" / "app" / "store.py").write_text(store)
+    bad = fixture("lookup", "app/views.py", "UNSAFE", text=CALLER_DIFF, tree="trees/lookup-bad")
+    bad["flaw"] = {"path": "app/views.py", "line": 5}
+    good = fixture("lookup", "app/views.py", "SAFE", text=CALLER_DIFF, tree="trees/lookup-good")
+    return write_corpus(directory, [bad, good])
+
+
+def test_a_fixture_with_a_tree_is_judged_with_the_code_it_calls(pytester, stub, script) -> None:
+    """Issue 19: a voter that sees only the hunk cannot tell these twins apart; with the tree it can."""
+    script.on_prompt("+ name +", reply=Reply.verdict("UNSAFE", findings=[unsafe_finding("app/views.py", 5)]))
+    corpus = tree_corpus(pytester.path / "corpus")
+    with_context = calibrate(pytester, corpus, "--swarm-voters=3", "--swarm-threshold=2", "-v")
+    with_context.assert_outcomes(passed=2)
+    blind = calibrate(pytester, corpus, "--swarm-voters=3", "--swarm-threshold=2", "--swarm-context=off", "-v")
+    blind.assert_outcomes(passed=1, failed=1)  # the known-bad twin is missed without its tree
+    sent = [json.dumps(c.body) for c in stub.calls()]
+    assert sum("+ name +" in s for s in sent) == 3, "each voter of the bad twin read its tree"
+    assert sum("base tree" in s for s in sent) == 6
+    # The prompt never names the tree: its name, like the fixture's, may carry the label.
+    assert not any("lookup-" in s or "trees/" in s or "corpus" in s for s in sent)

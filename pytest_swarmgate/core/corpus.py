@@ -5,8 +5,13 @@ A corpus is a directory holding `manifest.json` and the diffs it lists:
     {"version": 1, "fixtures": [
       {"diff": "diffs/sqli.bad.diff", "expected": "UNSAFE", "category": "sql-injection",
        "cwe": "CWE-89", "flaw": {"path": "app/reports.py", "line": 42}, "why": "...",
-       "twin": "diffs/sqli.good.diff", "language": "python", "adversarial": false},
+       "twin": "diffs/sqli.good.diff", "language": "python", "adversarial": false,
+       "tree": "trees/sqli"},
       ...]}
+
+`tree` (optional) names a directory of the repository's files before the change: the diff
+applies to it, and the voters' context (the enclosing definitions, the file, the code it
+calls) is read from it, as from a checkout. Without it a fixture is a bare patch.
 
 The corpus may be a team's own, half-trusted input, so the loader is strict: every diff
 path stays inside the directory, every `*.diff` / `*.patch` file under it is listed (an
@@ -30,7 +35,7 @@ DIFF_SUFFIXES: tuple[str, ...] = (".diff", ".patch")
 LABELS: tuple[str, ...] = ("SAFE", "UNSAFE")
 
 _REQUIRED = ("diff", "expected", "category")
-_OPTIONAL = ("cwe", "flaw", "why", "twin", "language", "adversarial")
+_OPTIONAL = ("cwe", "flaw", "why", "twin", "language", "adversarial", "tree")
 
 
 class CorpusError(Exception):
@@ -56,6 +61,8 @@ class Fixture:
     adversarial: bool
     language: str | None
     twin: str | None = None
+    # The files before the change, for the voters' context; None: a bare patch.
+    tree: Path | None = None
 
     def text(self) -> str:
         """The diff's text (read on demand: the loader only checks that it exists)."""
@@ -138,11 +145,14 @@ def _fixture(root: Path, real_root: Path, manifest: Path, index: int, entry: Any
         adversarial=_bool(entry, "adversarial", where),
         language=_optional_str(entry, "language", where),
         twin=None if twin is None else _inside(root, real_root, twin, where, "twin"),
+        tree=None
+        if entry.get("tree") is None
+        else root / _inside(root, real_root, entry["tree"], where, "tree", dir=True),
     )
 
 
-def _inside(root: Path, real_root: Path, raw: Any, where: str, key: str) -> str:
-    """The normalised posix path of an existing file inside the corpus, or CorpusError."""
+def _inside(root: Path, real_root: Path, raw: Any, where: str, key: str, *, dir: bool = False) -> str:
+    """The normalised posix path of an existing file (or `dir`ectory) inside the corpus, or CorpusError."""
     if not isinstance(raw, str) or not raw.strip():
         raise CorpusError(f"{where}: '{key}' must be a non-empty relative path")
     posix = PurePosixPath(raw.replace("\\", "/"))
@@ -153,8 +163,8 @@ def _inside(root: Path, real_root: Path, raw: Any, where: str, key: str) -> str:
         raise CorpusError(f"{where}: '{key}' path {raw!r} escapes the corpus directory")
     rel = posix.as_posix()
     target = root / rel
-    if not target.is_file():
-        raise CorpusError(f"{where}: '{key}' file {rel} does not exist")
+    if not (target.is_dir() if dir else target.is_file()):
+        raise CorpusError(f"{where}: '{key}' {'directory' if dir else 'file'} {rel} does not exist")
     # A symlink can point outside even when the path text does not.
     if not target.resolve().is_relative_to(real_root):
         raise CorpusError(f"{where}: '{key}' path {raw!r} escapes the corpus directory (symlink)")
