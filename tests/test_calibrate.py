@@ -595,3 +595,28 @@ def test_a_run_wide_fault_stops_calibration_with_the_review_incomplete_code(pyte
     assert result.ret == 78, "a rejected key needs a person: EX_CONFIG, as in a review"
     assert "calibration review stopped: HTTP 401 authentication_error: invalid x-api-key (1 of " in result.stdout.str()
     assert [r.status for r in stub.requests if r.path == "/v1/messages"] == [401]  # then no more calls
+
+
+def test_a_calibration_that_finds_nothing_recommends_no_k_and_fails(pytester, monkeypatch) -> None:
+    """The issue's run: the bundled corpus against the stub's command line started without --unsafe.
+
+    Every vote is SAFE, so recall is 0 at every K: no K is recommended, one line says why (the stub
+    says SAFE unless told otherwise), and the run fails with 1, the code of a gate that misses."""
+    from conftest import StubProcess
+
+    with StubProcess() as stub:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "stub")
+        out = pytester.path / "calibration"
+        result = calibrate(pytester, None, "-k", "sqli", f"--swarm-calibration-report={out}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    line = (
+        "no K flags any known-bad fixture at FPR <= 5%: the panel found nothing (run against the bundled stub, "
+        "that is expected: it answers SAFE unless started with --unsafe GLOB, --unsafe-if TEXT or --script FILE)"
+    )
+    result.stdout.fnmatch_lines(["*= swarm calibration =*", line, f"swarmgate: calibration failed: {line}"])
+    assert "recommended K=" not in result.stdout.str()
+    report = json.loads(out.with_suffix(".json").read_text())["report"]
+    assert report["recommended_k"] is None and report["found_nothing"] and report["judged_enough"]
+    assert all(row["tp"] == 0 for row in report["rows"]) and report["bad"] > 0
+    assert line in out.with_suffix(".md").read_text()
