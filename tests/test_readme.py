@@ -117,7 +117,8 @@ def test_the_python_example_runs_as_written_from_another_directory(pytester, stu
     tests = pytester.mkdir("tests")
     (tests / "test_readme_example.py").write_text(example)
     (tests / "diffs").mkdir()
-    shutil.copy(ROOT / "fixtures" / "diffs" / "sqli-orders-report.bad.diff", tests / "diffs")
+    # The package's corpus: in the repository a link to fixtures/, in the sdist the files themselves.
+    shutil.copy(ROOT / "pytest_swarmgate" / "corpus" / "diffs" / "sqli-orders-report.bad.diff", tests / "diffs")
     (tests / "diffs" / "docs-only.diff").write_text(README_DIFF)
     elsewhere = pytester.mkdir("elsewhere")
     monkeypatch.chdir(elsewhere)
