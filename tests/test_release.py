@@ -19,11 +19,12 @@ from test_readme import ROOT, clean_copy, fresh_venv
 pytestmark = pytest.mark.slow
 
 COPYRIGHT = "Copyright (c) 2026 the pytest-swarmgate authors"
-# A few of the sdist's tests, run inside it: pure ones, and one that reads the packaged corpus.
+# A few of the sdist's tests, run inside it: pure ones, one that reads the packaged corpus, one the action.
 SDIST_TESTS = [
     "tests/test_diff.py",
     "tests/test_corpus.py",
     "tests/test_calibrate.py::test_the_bundled_corpus_collects_without_calls",
+    "tests/test_action.py::test_action_yml_is_valid_action_metadata",
 ]
 
 
