@@ -51,7 +51,7 @@ from .output.escape import terminal, terminal_block
 from .output.plot import plot_k_curve
 from .output.terminal import not_reviewed_line, section_line, section_lines
 from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
-from .stash import runs_key
+from .stash import fail_session, runs_key
 
 if TYPE_CHECKING:
     from .core.model import RunResult
@@ -442,12 +442,19 @@ class CalibrationController(ControllerRun, CalibrationItems):
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Too few fixtures judged: the calibration measured nothing to choose K by, so the run fails."""
-        if self.report is None or self.report.judged_enough:
+        """No K to recommend from what was measured: the run fails, and says why in one line.
+
+        Too few fixtures judged: exit 3, not 1 - the panel could not judge (an endpoint problem),
+        which is not a gate that disagrees. Judged, but no K within the target FPR flags a known-bad
+        fixture: exit 1, as for any fixture the gate gets wrong - the panel judged and missed."""
+        report = self.report
+        if report is None or (report.judged_enough and not report.found_nothing):
             return
-        self.notices.append(f"swarmgate: calibration failed: {self.report.recommendation}")
-        # Not 1: the panel could not judge (an endpoint problem), which is not a gate that disagrees.
-        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        self.notices.append(f"swarmgate: calibration failed: {report.recommendation}")
+        if not report.judged_enough:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        else:
+            fail_session(session, pytest.ExitCode.TESTS_FAILED)
 
     def document(self, report: CalibrationReport) -> dict[str, Any]:
         """The JSON report: the calibration report, and every fixture with every vote cast on it."""

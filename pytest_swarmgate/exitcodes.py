@@ -1,7 +1,8 @@
 """The exit codes of a gated session, as a contract CI can rely on (see the README's table).
 
     0   reviewed and passed (and the project's tests passed)
-    1   a section UNSAFE, INCONCLUSIVE under on-inconclusive=fail, or HELD; or a test failed
+    1   a section UNSAFE, INCONCLUSIVE under on-inconclusive=fail, or HELD; or a test failed; in a
+        calibration, a fixture the gate gets wrong, or no K within the target FPR that catches anything
     2-5 pytest's own: interrupted, internal error, usage error (bad options, no credentials), no tests
     75  the review could not be completed, and trying again later may help: the endpoint
         unreachable, --swarm-deadline reached (calls cancelled), not one valid vote (every call

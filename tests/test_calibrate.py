@@ -638,3 +638,28 @@ def test_a_fixture_with_a_tree_is_judged_with_the_code_it_calls(pytester, stub, 
     assert sum("base tree" in s for s in sent) == 6
     # The prompt never names the tree: its name, like the fixture's, may carry the label.
     assert not any("lookup-" in s or "trees/" in s or "corpus" in s for s in sent)
+
+
+def test_a_calibration_that_finds_nothing_recommends_no_k_and_fails(pytester, monkeypatch) -> None:
+    """The issue's run: the bundled corpus against the stub's command line started without --unsafe.
+
+    Every vote is SAFE, so recall is 0 at every K: no K is recommended, one line says why (the stub
+    says SAFE unless told otherwise), and the run fails with 1, the code of a gate that misses."""
+    from conftest import StubProcess
+
+    with StubProcess() as stub:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "stub")
+        out = pytester.path / "calibration"
+        result = calibrate(pytester, None, "-k", "sqli", f"--swarm-calibration-report={out}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    line = (
+        "no K flags any known-bad fixture at FPR <= 5%: the panel found nothing (run against the bundled stub, "
+        "that is expected: it answers SAFE unless started with --unsafe GLOB, --unsafe-if TEXT or --script FILE)"
+    )
+    result.stdout.fnmatch_lines(["*= swarm calibration =*", line, f"swarmgate: calibration failed: {line}"])
+    assert "recommended K=" not in result.stdout.str()
+    report = json.loads(out.with_suffix(".json").read_text())["report"]
+    assert report["recommended_k"] is None and report["found_nothing"] and report["judged_enough"]
+    assert all(row["tp"] == 0 for row in report["rows"]) and report["bad"] > 0
+    assert line in out.with_suffix(".md").read_text()

@@ -3,6 +3,8 @@ outcome as headline, and failures that explain themselves. Through pytester, the
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from conftest import CLEAN_DIFF, README_DIFF, SQL_DIFF, unsafe_finding, write_diff
 
@@ -380,6 +382,7 @@ def test_the_stub_cli_on_a_free_port_writes_an_env_file_and_says_how_to_stop_it(
         assert f"kill {stub.proc.pid}" in stub.line, stub.line
         # The file exists once the server listens: `. stub.env` then points the SDK at it.
         assert env_file.read_text() == f"export ANTHROPIC_BASE_URL={stub.url} ANTHROPIC_API_KEY=stub-not-a-secret\n"
+        assert os.listdir(tmp_path) == ["stub.env"]  # the temporary file it was written through is gone
         done = subprocess.run(
             ["bash", "-c", f'. {env_file} && printf %s "$ANTHROPIC_BASE_URL"'],
             capture_output=True,
@@ -388,6 +391,7 @@ def test_the_stub_cli_on_a_free_port_writes_an_env_file_and_says_how_to_stop_it(
         )
         assert done.stdout == stub.url
     assert stub.proc.returncode == 0
+    assert not env_file.exists(), "a stopped stub leaves no file pointing at its dead port"
 
 
 def test_calibration_progress_follows_the_session_header_under_xdist(pytester, stub) -> None:

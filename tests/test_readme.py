@@ -116,7 +116,8 @@ def test_the_python_example_runs_as_written_from_another_directory(pytester, stu
     tests = pytester.mkdir("tests")
     (tests / "test_readme_example.py").write_text(example)
     (tests / "diffs").mkdir()
-    shutil.copy(ROOT / "fixtures" / "diffs" / "sqli-orders-report.bad.diff", tests / "diffs")
+    # The package's corpus: in the repository a link to fixtures/, in the sdist the files themselves.
+    shutil.copy(ROOT / "pytest_swarmgate" / "corpus" / "diffs" / "sqli-orders-report.bad.diff", tests / "diffs")
     (tests / "diffs" / "docs-only.diff").write_text(README_DIFF)
     elsewhere = pytester.mkdir("elsewhere")
     monkeypatch.chdir(elsewhere)
@@ -126,30 +127,49 @@ def test_the_python_example_runs_as_written_from_another_directory(pytester, stu
     assert len(stub.calls(section="app/reports.py")) == 3
 
 
-def test_the_no_key_snippet_runs_as_written_and_stops_its_stub(tmp_path) -> None:
+def no_key_block() -> list[str]:
+    """The command lines of the README's "No key yet?" block."""
     block = README.split("No key yet?")[1].split("\n\n")[1]
-    lines = [line[4:] for line in block.splitlines() if line.startswith("    ")]
-    assert any("--port 0" in line for line in lines) and lines[-1].startswith("kill ")
-    (tmp_path / "my.patch").write_text(SQL_DIFF + README_DIFF)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "PYTEST_", "GITHUB_"))}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        HOME=str(tmp_path),
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-    )
-    done = subprocess.run(
-        ["bash", "-c", "\n".join(lines)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stdout + done.stderr  # the last line, kill, found its job
-    assert "stub Anthropic server on http://127.0.0.1:" in done.stdout
-    assert re.search(r"^gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections", done.stdout, flags=re.M)
-    pid = int(re.search(r"kill (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+    return [line[4:] for line in block.splitlines() if line.startswith("    ")]
+
+
+def wait_for_exit(pid: int) -> None:
     for _ in range(50):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            break
+            return
         time.sleep(0.1)
-    else:
-        os.kill(pid, 9)
-        pytest.fail("the README's kill did not stop the stub")
+    os.kill(pid, 9)
+    pytest.fail("the README's kill did not stop the stub")
+
+
+def test_the_no_key_snippet_runs_twice_as_written_stops_its_stub_and_leaves_nothing(tmp_path) -> None:
+    """Twice in a row in the same directory, as a user retries it: the second run must not source
+    the first stub's dead port, and neither may leave a file in the project or its env file anywhere."""
+    lines = no_key_block()
+    assert any("--port 0" in line for line in lines) and lines[-1].startswith("kill ")
+    project, home, temp = (tmp_path / name for name in ("project", "home", "tmp"))
+    for directory in (project, home, temp):
+        directory.mkdir()
+    (project / "my.patch").write_text(SQL_DIFF + README_DIFF)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "PYTEST_", "GITHUB_"))}
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", HOME=str(home), TMPDIR=str(temp))
+    pids = []
+    for run in ("first", "second"):
+        # A cache of its own for each run: votes from the first run's cache would hide a dead endpoint,
+        # so the second verdict below comes from the second stub.
+        env["XDG_CACHE_HOME"] = str(home / f"cache-{run}")
+        done = subprocess.run(
+            ["bash", "-c", "\n".join(lines)], cwd=project, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, (run, done.stdout + done.stderr)  # the last line, kill, found its job
+        assert "stub Anthropic server on http://127.0.0.1:" in done.stdout
+        assert re.search(r"^gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections", done.stdout, flags=re.M)
+        pids.append(int(re.search(r"kill (\d+)", done.stdout).group(1)))  # type: ignore[union-attr]
+    for pid in pids:
+        wait_for_exit(pid)
+    # pytest's own cache directory is every pytest run's; the block adds nothing else to the project.
+    assert sorted(p.name for p in project.iterdir()) == [".pytest_cache", "my.patch"]
+    made = list(temp.iterdir())  # one `mktemp -d` directory per run, each left empty by its stub
+    assert len(made) == 2 and all(list(d.iterdir()) == [] for d in made), [list(d.iterdir()) for d in made]

@@ -382,3 +382,28 @@ def test_stub_command_line_stops_cleanly_on_sigterm_the_instant_it_is_ready() ->
         _, stderr = proc.communicate(timeout=5)
         assert seen.startswith(b"stub Anthropic server on "), seen
         assert proc.returncode == 0, stderr
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_the_env_file_says_what_the_help_says_and_goes_when_the_stub_stops(tmp_path: Path, stop: str) -> None:
+    from pytest_swarmgate.testing.__main__ import ENV_FILE_KEY, env_exports
+
+    helped = subprocess.run([*CLI, "--help"], check=True, capture_output=True, text=True).stdout
+    assert env_exports("http://127.0.0.1:PORT") in " ".join(helped.split()), helped
+    env_file = tmp_path / "stub.env"
+    with StubProcess("--env-file", str(env_file)) as stub:
+        assert env_file.read_text() == env_exports(stub.url) + "\n"
+        assert f"ANTHROPIC_API_KEY={ENV_FILE_KEY}" in stub.line
+        stub.proc.send_signal(getattr(signal, stop))
+        assert stub.proc.wait(timeout=5) == 0
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_stub_leaves_an_env_file_another_stub_wrote_since(tmp_path: Path) -> None:
+    env_file = tmp_path / "stub.env"
+    with StubProcess("--env-file", str(env_file)) as first, StubProcess("--env-file", str(env_file)) as second:
+        assert second.url != first.url and second.url in env_file.read_text()
+        first.proc.terminate()
+        assert first.proc.wait(timeout=5) == 0
+        assert second.url in env_file.read_text(), "the second stub's file is still in place"
+    assert not env_file.exists()

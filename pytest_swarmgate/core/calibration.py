@@ -37,7 +37,11 @@ Recommended K.
     the smaller K); if recall and FPR both tie, to the larger K - the corpus cannot tell them
     apart and a security gate prefers the more sensitive threshold. None, with the statement
     "no K meets FPR <= 5.0%", when no K
-    qualifies, and None when the corpus has no SAFE fixture (FPR unmeasurable).
+    qualifies, and None when the corpus has no SAFE fixture (FPR unmeasurable). None too when
+    the best of them catches nothing (recall 0 with known-bad fixtures scored): a K that flags
+    no known-bad fixture is no gate, and recommending it would read as a result. The report
+    says so in one line (`found_nothing`), with the usual cause when it was run against the
+    bundled stub, and the calibration run fails.
 
 Per voter.
     A voter flags a fixture when it voted UNSAFE on any of its sections. A fixture on which
@@ -84,6 +88,12 @@ from .text import percent
 from .voting import count
 
 DEFAULT_TARGET_FPR = 0.05
+# Why a calibration against the bundled stub finds nothing: the plugin cannot tell the stub from
+# a real endpoint, so the one line says it to everyone (the flags are the stub's, testing/__main__.py).
+STUB_FINDS_NOTHING = (
+    "run against the bundled stub, that is expected: it answers SAFE unless started with "
+    "--unsafe GLOB, --unsafe-if TEXT or --script FILE"
+)
 # Below this share of scored fixtures, a K's rates describe too little of the corpus to choose by.
 DEFAULT_MIN_SCORED = 0.8
 LINE_TOLERANCE = 3
@@ -326,6 +336,12 @@ class CalibrationReport:
         """Whether some K scored at least `min_scored` of the fixtures: without one, no K can be chosen."""
         return any(_enough(r, self.fixtures, self.min_scored) for r in self.rows)
 
+    @property
+    def found_nothing(self) -> bool:
+        """Whether the K that meet the target FPR (judged enough to choose by) flag no known-bad fixture."""
+        eligible = _eligible(self.rows, self.target_fpr, self.fixtures, self.min_scored)
+        return bool(self.bad and self.good and eligible) and all(r.tp == 0 for r in eligible)
+
     def row(self, k: int) -> KRow:
         """The row for threshold K."""
         return self.rows[k - 1]
@@ -343,6 +359,7 @@ class CalibrationReport:
             "recommendation": self.recommendation,
             "min_scored": self.min_scored,
             "judged_enough": self.judged_enough,
+            "found_nothing": self.found_nothing,
             "not_scored": [x.to_dict() for x in self.not_scored],
             "voters": [v.to_dict() for v in self.voters],
             "category_k": self.category_k,
@@ -431,6 +448,11 @@ def _enough(row: KRow, fixtures: int, min_scored: float) -> bool:
     return fixtures > 0 and row.scored >= min_scored * fixtures - EPS
 
 
+def _eligible(rows: Sequence[KRow], target: float, fixtures: int, min_scored: float) -> list[KRow]:
+    """The K a recommendation may choose from: judged enough, and FPR within the target."""
+    return [r for r in rows if _enough(r, fixtures, min_scored) and r.fpr is not None and r.fpr <= target + EPS]
+
+
 def _rate(num: int, den: int) -> float | None:
     return num / den if den else None
 
@@ -487,10 +509,15 @@ def _recommend(
         return None, _too_few_scored(rows, fixtures, min_scored, fixture_votes, gate)
     if not good:
         return None, f"no K recommended: the corpus has no SAFE fixture, so FPR cannot be measured ({goal})"
-    eligible = [r for r in judged if r.fpr is not None and r.fpr <= target + EPS]
+    eligible = _eligible(rows, target, fixtures, min_scored)
     if not eligible:
         lowest = min(judged, key=lambda r: (r.fpr or 0.0, r.k))
         return None, f"no K meets {goal} (lowest FPR {percent(lowest.fpr)} at K={lowest.k})"
+    if bad and all(r.tp == 0 for r in eligible):
+        return None, (
+            f"no K flags any known-bad fixture at FPR <= {target * 100:g}%: the panel found nothing "
+            f"({STUB_FINDS_NOTHING})"
+        )
     best = max(eligible, key=lambda r: (r.recall if r.recall is not None else -1.0, -(r.fpr or 0.0), r.k))
     recall = f"recall {percent(best.recall)}" if bad else "recall unmeasured (no UNSAFE fixture)"
     return best.k, (

@@ -30,6 +30,15 @@ from .replies import Reply
 from .script import Script, ScriptError
 from .server import DEFAULT_LOG_LIMIT, OPTIONAL_ROUTES, StubServer
 
+# The key the env file gives the SDK: the stub takes any key (unless --require-key), and this one
+# reads as what it is. The help text and the file are made from the same function.
+ENV_FILE_KEY = "stub-not-a-secret"
+
+
+def env_exports(url: str) -> str:
+    """The line the stub prints and writes to `--env-file`: what `. FILE` sets."""
+    return f"export ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY={ENV_FILE_KEY}"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -40,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--env-file",
         metavar="FILE",
-        help="Once listening, write `export ANTHROPIC_BASE_URL=... ANTHROPIC_API_KEY=stub` to FILE (for `. FILE`)",
+        help=f"Once listening, write the line `{env_exports('http://127.0.0.1:PORT')}` to FILE (for `. FILE`),"
+        " atomically; removed again when the stub stops",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds every request waits before its reply")
     parser.add_argument(
@@ -104,9 +114,41 @@ def build_script(script_file: str | None, unsafe: Sequence[str], unsafe_if: Sequ
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    """SIGINT and SIGTERM end the server quietly (SIGINT even when the shell ignored it
-    for a background job)."""
+    """SIGINT, SIGTERM and SIGHUP end the server quietly, its env file removed (SIGINT even when
+    the shell ignored it for a background job)."""
     raise KeyboardInterrupt
+
+
+class EnvFile:
+    """`--env-file`: written whole or not at all, and removed when the stub stops.
+
+    A shell waiting for the file must not source half a line, so the line goes to a temporary
+    file in the same directory first, then `os.replace` puts it in place. A stopped stub leaves
+    no file behind that points at its dead port (the next `until [ -s FILE ]` would take it);
+    a file another stub has since written in its place is that one's, and stays.
+    (The stub uses the standard library only, so not the package's own writer.)
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.text: str | None = None
+
+    def write(self, line: str) -> None:
+        text = line + "\n"
+        self.partial.write_text(text, encoding="utf-8")
+        os.replace(self.partial, self.path)
+        self.text = text
+
+    def remove(self) -> None:
+        self.partial.unlink(missing_ok=True)
+        if self.text is None:
+            return
+        try:
+            if self.path.read_text(encoding="utf-8") == self.text:
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,22 +181,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # Handlers first: a caller may send SIGTERM the instant the ready line appears, and the
     # default action would kill the process without stopping the server cleanly.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _raise_interrupt)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # no SIGHUP on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _raise_interrupt)
+    env_file = EnvFile(args.env_file) if args.env_file else None
     try:
         try:
             server.start()
         except OSError as exc:
             print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
             return 1
-        exports = f"export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=stub-not-a-secret"
-        if args.env_file:
-            # Written whole or not at all: a shell waiting for the file must not source half a line.
-            # (The stub uses the standard library only, so not the package's own writer.)
-            target = Path(args.env_file)
-            partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            partial.write_text(exports + "\n", encoding="utf-8")
-            os.replace(partial, target)
+        exports = env_exports(server.url)
+        if env_file is not None:
+            env_file.write(exports)
         print(
             f"stub Anthropic server on {server.url} ({exports}); stop it with Ctrl-C or kill {os.getpid()}", flush=True
         )
@@ -162,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        if env_file is not None:
+            env_file.remove()
         server.stop()
     return 0
 
