@@ -17,7 +17,7 @@ import pytest
 
 from .core import diff
 from .core.budget import ESTIMATE, estimate_input_tokens, oversized_reason
-from .core.cache import all_cached, implementation_name, open_cache
+from .core.cache import BUILTIN_CASTER, CacheServes, VoteCache, all_cached, implementation_name, open_cache
 from .core.context import build_contexts
 from .core.control import Deadline, OnProgress, RunControl
 from .core.engine import ReviewStats, review, run_sync
@@ -26,10 +26,10 @@ from .core.held import ci_files, held_changes
 from .core.model import Held, NotReviewed, RunResult, Section, SectionResult, Stopped
 from .core.redact import Redactor, credential_problem
 from .core.texts import FileSource, GitFiles, GitTexts, NoTexts, PatchTexts, Reader, Texts, merge_base, work_tree
-from .core.voters import BadCredentials, CastVote, MissingCredentials
+from .core.voters import BadCredentials, CastVote, MissingCredentials, profile_directory
 from .core.voting import check_voter_ids
 from .settings import GateSettings
-from .stash import deadline_key
+from .stash import cache_key, deadline_key
 
 T = TypeVar("T")
 # Below about 1,000 tokens of section (plus the policy) a model may not cache the prefix at all
@@ -259,13 +259,22 @@ def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, 
     voter's `preflight` may return a count instead). A failure is a RunFault with one line
     naming the cause; missing credentials are a UsageError.
     """
+    cache, _ = session_cache(config, settings)
+    planned = planned_endpoint(config)
+    # Asked before any client is built: a run the cache serves whole never imports the SDK.
+    if (
+        not force
+        and plan is not None
+        and planned is not None
+        and all_cached(cache, plan.sections, settings.panel, planned, BUILTIN_CASTER)
+    ):
+        return []
     choice = hook_voter(config, settings)
     client, cast = choice.client, choice.cast
     try:
         check = getattr(cast, "preflight", None)
-        cache, _ = open_cache(settings.cache_dir, os.environ)
         served = plan is not None and all_cached(
-            cache, plan.sections, settings.panel, endpoint(client), implementation_name(cast)
+            cache, plan.sections, settings.panel, planned or endpoint(client), implementation_name(cast)
         )
         models = [v.model for v in settings.panel]
         if check is None or (served and not force) or (plan is not None and not plan.sections and not force):
@@ -277,6 +286,30 @@ def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, 
     except DeadlineReached:
         raise RunFault(f"--swarm-deadline={settings.deadline:g} reached during the preflight", retry=True) from None
     return [f"{checked} model(s)"] if isinstance(checked, int) and checked else list(checked or [])
+
+
+def session_cache(config: pytest.Config, settings: GateSettings) -> tuple[VoteCache | None, str | None]:
+    """The session's one vote cache (and why it is off), shared by the preflight and the review:
+    each entry is read once."""
+    if cache_key not in config.stash:
+        config.stash[cache_key] = open_cache(settings.cache_dir, os.environ)
+    return config.stash[cache_key]
+
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+
+def planned_endpoint(config: pytest.Config) -> str | None:
+    """The endpoint the built-in client would call, told without building it (nor importing the SDK),
+    as the vote cache keys it; None when only a client can tell: a client or voter from another
+    plugin's hook, or an anthropic profile, which may name its own base URL."""
+    hook = config.pluginmanager.hook
+    impls = [*hook.pytest_swarmgate_make_client.get_hookimpls(), *hook.pytest_swarmgate_make_voter.get_hookimpls()]
+    if any(getattr(impl.plugin, "__name__", None) != "pytest_swarmgate.plugin" for impl in impls):
+        return None
+    if os.environ.get("ANTHROPIC_PROFILE") or profile_directory(os.environ) is not None:
+        return None
+    return os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
 
 
 def run_deadline(config: pytest.Config, settings: GateSettings) -> Deadline:
@@ -364,9 +397,13 @@ def execute(
     if problem:
         # Before any call: sent as a header, the key would come back quoted in every error.
         raise pytest.UsageError(f"swarmgate: {problem}")
-    cache, cache_off = open_cache(settings.cache_dir, os.environ)
+    cache, cache_off = session_cache(config, settings)
     stats = stats if stats is not None else ReviewStats()
-    choice = voter if voter is not None else hook_voter(config, settings)
+    planned = planned_endpoint(config)
+    if voter is None and planned is not None and all_cached(cache, plan.sections, panel, planned, BUILTIN_CASTER):
+        choice = VoterChoice(None, CacheServes())  # no client: the SDK is not even imported
+    else:
+        choice = voter if voter is not None else hook_voter(config, settings)
     client, cast = choice.client, choice.cast
     redact = Redactor.from_env(os.environ, client)
 
@@ -387,7 +424,7 @@ def execute(
                     cast,
                     concurrency=settings.concurrency,
                     cache=cache,
-                    endpoint=endpoint(client),
+                    endpoint=planned or endpoint(client),
                     on_section=on_section,
                     prewarm=getattr(cast, "prewarm", None) if settings.prewarm != "off" else None,
                     prewarm_min_chars=prewarm_min_chars(settings) or 0,

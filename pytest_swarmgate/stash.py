@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .core.cache import VoteCache
     from .core.calibration import FixtureRun
     from .core.control import Deadline
     from .core.model import RunResult
@@ -23,6 +24,8 @@ gate_missing_key = pytest.StashKey[str]()
 reviews_key = pytest.StashKey[list[Any]]()
 # The review's result, as the controller made it or a worker received it (None: nothing planned).
 run_key: pytest.StashKey[RunResult | None] = pytest.StashKey()
+# The session's vote cache and why it is off, opened once: each entry is read once per run.
+cache_key: pytest.StashKey[tuple[VoteCache | None, str | None]] = pytest.StashKey()
 # --swarm-deadline, one per session: it starts at the preflight's call or the review's first.
 deadline_key: pytest.StashKey[Deadline] = pytest.StashKey()
 # The calibration's fixture runs by fixture id, with their votes once the panel has voted.

@@ -11,7 +11,7 @@ import json
 import socket
 
 import pytest
-from conftest import API_KEY, CLEAN_DIFF, validate_report, write_diff
+from conftest import API_KEY, CLEAN_DIFF, README_DIFF, validate_report, write_diff
 
 from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE, REVIEW_MISCONFIGURED
 from pytest_swarmgate.testing import RateLimit, Reply
@@ -46,6 +46,12 @@ def project(pytester: pytest.Pytester) -> None:
 def run_gate(pytester: pytest.Pytester, diff: str, *args: str) -> pytest.RunResult:
     path = write_diff(pytester.path, diff)
     return pytester.runpytest("--swarm-review", f"--swarm-diff={path}", "-p", "no:cacheprovider", *args)
+
+
+def run_gate_subprocess(pytester: pytest.Pytester, diff: str, *args: str) -> pytest.RunResult:
+    """In a fresh process: what it imports is its own."""
+    path = write_diff(pytester.path, diff)
+    return pytester.runpytest_subprocess("--swarm-review", f"--swarm-diff={path}", "-p", "no:cacheprovider", *args)
 
 
 def assert_ended_before_collection(
@@ -113,6 +119,37 @@ def test_a_run_served_from_the_vote_cache_needs_no_preflight(pytester, stub, tmp
     stub.require_key = "sk-ant-another-key"  # any call now would be rejected
     result = run_gate(pytester, CLEAN_DIFF, cache)
     assert result.ret == pytest.ExitCode.OK
+    assert stub.requests == []
+
+
+def test_a_run_the_cache_serves_whole_imports_no_sdk_and_reads_each_entry_once(pytester, stub, tmp_path) -> None:
+    """Issue 21: a cached rerun built the client (importing the SDK) before asking the cache, and
+    read and MAC-checked every entry twice."""
+    pytester.makeconftest(
+        "import json, pathlib, sys\n"
+        "from pytest_swarmgate.core.cache import VoteCache\n"
+        "reads = []\n"
+        "real = VoteCache._read\n"
+        "def counted(self, key, section, voter):\n"
+        "    reads.append(key)\n"
+        "    return real(self, key, section, voter)\n"
+        "VoteCache._read = counted\n"
+        "def pytest_unconfigure(config):\n"
+        "    seen = {m: m in sys.modules for m in ('anthropic', 'httpx')}\n"
+        "    pathlib.Path('seen.json').write_text(json.dumps({**seen, 'reads': len(reads), 'keys': len(set(reads))}))\n"
+    )
+    cache = f"--swarm-cache-dir={tmp_path / 'votes'}"
+    diff = CLEAN_DIFF + README_DIFF
+    assert run_gate_subprocess(pytester, diff, cache).ret == pytest.ExitCode.OK
+    first = json.loads((pytester.path / "seen.json").read_text())
+    assert first["anthropic"] and first["reads"] == first["keys"] == 10  # every miss read once
+    assert list((tmp_path / "votes").rglob("*.tmp")) == [] and len(list((tmp_path / "votes").rglob("*.json"))) == 10
+    stub.clear_log()
+    result = run_gate_subprocess(pytester, diff, cache)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(["totals: 2 sections x 5 voters, 0 calls (10 votes from cache)*"])
+    again = json.loads((pytester.path / "seen.json").read_text())
+    assert again == {"anthropic": False, "httpx": False, "reads": 10, "keys": 10}
     assert stub.requests == []
 
 

@@ -30,14 +30,26 @@ def good_vote(**changes: Any) -> Vote:
 
 def test_an_entry_with_a_valid_mac_is_still_validated_like_a_fresh_vote(tmp_path) -> None:
     """Only the key holder can write a valid MAC; what it wrote is still checked field by field."""
-    cache = VoteCache(tmp_path, b"k" * 32)
-    assert cache.put("key1", good_vote(), SECTION, VOTER) is None
+    writer = VoteCache(tmp_path, b"k" * 32)
+    assert writer.put("key1", good_vote(), SECTION, VOTER) is None
+    path = tmp_path / "ke" / "key1.json"
+    assert not path.exists(), "an entry lands when the run's writes are made durable, not before"
+    assert writer.flush() is None and path.exists()
+    assert list(tmp_path.rglob("*.tmp")) == []
+
+    class Fresh(VoteCache):
+        """A new run for each read: one run reads an entry once and keeps the answer."""
+
+        def get(self, key: str, section: Section, voter: Voter) -> Vote | None:
+            self._known.clear()
+            return super().get(key, section, voter)
+
+    cache = Fresh(tmp_path, b"k" * 32)
     assert cache.get("key1", SECTION, VOTER) == good_vote()
     # Served for another section or voter: refused.
     assert cache.get("key1", Section("b.py", "b.py", None, "added", "+y\n"), VOTER) is None
     assert cache.get("key1", SECTION, Voter("v2", "m")) is None
     # Moved to another key: the key is inside the MAC.
-    path = tmp_path / "ke" / "key1.json"
     (tmp_path / "ot").mkdir()
     (tmp_path / "ot" / "other.json").write_text(path.read_text())
     assert cache.get("other", SECTION, VOTER) is None
@@ -61,6 +73,20 @@ def test_an_entry_with_a_valid_mac_is_still_validated_like_a_fresh_vote(tmp_path
     # A different job secret: every entry is a miss.
     path.write_text(json.dumps(entry))
     assert VoteCache(tmp_path, b"another secret").get("key1", SECTION, VOTER) is None
+
+
+def test_a_run_reads_each_entry_once(tmp_path) -> None:
+    writer = VoteCache(tmp_path, b"k" * 32)
+    writer.put("key1", good_vote(), SECTION, VOTER)
+    writer.flush()
+    cache = VoteCache(tmp_path, b"k" * 32)
+    assert [cache.get(k, SECTION, VOTER) for k in ("key1", "key1", "nokey", "nokey")] == [
+        good_vote(),
+        good_vote(),
+        None,
+        None,
+    ]
+    assert cache.reads == 2
 
 
 def test_the_mac_key_comes_from_the_job_and_its_own_secret_wins() -> None:

@@ -28,6 +28,7 @@ import hmac
 import json
 import math
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,6 @@ from typing import Any
 from .model import Section, Vote, Voter
 from .prompt import PROMPT_VERSION
 from .verdict import VerdictError, parse_tool_input
-from .write import write_text_atomic
 
 # The job's own secret for the cache wins; else the Anthropic credential the job already holds.
 CACHE_KEY_ENV = "SWARMGATE_CACHE_KEY"
@@ -53,7 +53,17 @@ def default_directory() -> Path:
 # The built-in caster's two transports: direct calls and Message Batches send the same requests
 # and validate the replies the same way, so their votes are interchangeable.
 BUILTIN_CASTER = "pytest_swarmgate.core.voters.AnthropicCaster"
-_SAME_AS_BUILTIN = frozenset({BUILTIN_CASTER, "pytest_swarmgate.core.batch.BatchCaster"})
+_SAME_AS_BUILTIN = frozenset(
+    {BUILTIN_CASTER, "pytest_swarmgate.core.batch.BatchCaster", "pytest_swarmgate.core.cache.CacheServes"}
+)
+
+
+class CacheServes:
+    """The voter of a run the vote cache serves whole, for the built-in voter's votes: no client,
+    no SDK. It is never called; if it were, the run would fail closed (an ERROR vote)."""
+
+    async def __call__(self, section: Section, voter: Voter, fence: str) -> Vote:
+        raise RuntimeError("the vote cache was to serve this vote and did not")
 
 
 def implementation_name(cast: Any) -> str:
@@ -122,6 +132,19 @@ NO_SECRET_NOTE = (
 )
 
 
+def _sync(paths: list[Path]) -> None:
+    """Everything written so far on disk: one `sync` where the system has it, else each path's fsync."""
+    if hasattr(os, "sync"):
+        os.sync()
+        return
+    for path in dict.fromkeys(p for p in paths if p.is_file()):  # a directory cannot be opened everywhere
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def open_cache(directory: Path | None, env: Mapping[str, str]) -> tuple[VoteCache | None, str | None]:
     """The run's vote cache (None when off), and the note that says why it is off for want of a secret."""
     if directory is None:
@@ -133,7 +156,12 @@ def open_cache(directory: Path | None, env: Mapping[str, str]) -> tuple[VoteCach
 
 
 class VoteCache:
-    """Votes stored one authenticated JSON file per key; writes are atomic so a crash leaves no half file."""
+    """Votes stored one authenticated JSON file per key.
+
+    Each entry is read at most once per run (the answer is kept), and writes are made durable once
+    per run: `put` writes a temporary file beside the entry, `flush` syncs them all, then moves each
+    into place. A crash before the flush leaves only temporary files, never a torn entry.
+    """
 
     def __init__(self, directory: Path, secret: bytes) -> None:
         if not secret:
@@ -141,6 +169,9 @@ class VoteCache:
         self.directory = directory
         self._secret = secret
         self.rejected = 0
+        self.reads = 0
+        self._known: dict[str, Vote | None] = {}
+        self._pending: list[tuple[Path, Path]] = []  # (written temporary file, entry it becomes)
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
@@ -151,7 +182,13 @@ class VoteCache:
         return hmac.new(self._secret, body.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
 
     def get(self, key: str, section: Section, voter: Voter) -> Vote | None:
-        """The cached vote of `voter` on `section`, or None; a bad entry counts in `rejected`."""
+        """The cached vote of `voter` on `section`, or None; a bad entry counts in `rejected`, once."""
+        if key not in self._known:
+            self._known[key] = self._read(key, section, voter)
+        return self._known[key]
+
+    def _read(self, key: str, section: Section, voter: Voter) -> Vote | None:
+        self.reads += 1
         path = self._path(key)
         try:
             # A vote is a few kilobytes: a planted giant file is refused unread.
@@ -185,12 +222,36 @@ class VoteCache:
             return None
         data = dataclasses.replace(checked, cached=False).to_dict()
         entry = {"format": ENTRY_FORMAT, "key": key, "vote": data, "mac": self._mac(key, data)}
+        target = self._path(key)
         try:
-            # 0600: a vote cache is this user's, not something other tools read.
-            write_text_atomic(self._path(key), json.dumps(entry), mode=0o600)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 (mkstemp's mode): a vote cache is this user's, not something other tools read.
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(entry))
         except OSError as exc:
-            return f"vote cache not written to {self.directory}: {exc.strerror or exc}"
+            return self._unwritable(exc)
+        self._pending.append((Path(tmp), target))
         return None
+
+    def flush(self) -> str | None:
+        """Make this run's entries durable in one sync, then move them into place; why not, else None."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return None
+        try:
+            _sync([tmp for tmp, _ in pending])
+            for tmp, target in pending:
+                os.replace(tmp, target)
+            _sync([target.parent for _, target in pending])  # the renames too
+        except OSError as exc:
+            for tmp, _ in pending:
+                tmp.unlink(missing_ok=True)
+            return self._unwritable(exc)
+        return None
+
+    def _unwritable(self, exc: OSError) -> str:
+        return f"vote cache not written to {self.directory}: {exc.strerror or exc}"
 
     def note(self) -> str | None:
         """One line for the run's notes when entries were refused, else None."""

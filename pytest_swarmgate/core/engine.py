@@ -149,6 +149,10 @@ class _Run:
         finally:
             for t in [*tasks, *self.warming.values()]:
                 t.cancel()
+            # The votes cast so far, made durable once for the run (even when it stopped).
+            problem = self.cache.flush() if self.cache else None
+            if problem and problem not in self.stats.notes:
+                self.stats.notes.append(problem)
         self.stats.notes.extend(swap_notes(v for row in self.votes for v in row))
         return [self.results[i] for i in range(len(self.sections))]
 

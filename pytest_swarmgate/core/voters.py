@@ -196,6 +196,12 @@ def credential_sources(env: Mapping[str, str]) -> list[str]:
     Errs towards the SDK: anything that might hold a credential counts, and the SDK decides.
     """
     found = [name for name in CREDENTIAL_SOURCE_ENVS if env.get(name)]
+    profiles = profile_directory(env)
+    return found if profiles is None else [*found, str(profiles)]
+
+
+def profile_directory(env: Mapping[str, str]) -> pathlib.Path | None:
+    """The SDK's profile directory when it holds anything (a profile may hold a key and a base URL), else None."""
     if env.get("ANTHROPIC_CONFIG_DIR"):
         profiles = pathlib.Path(env["ANTHROPIC_CONFIG_DIR"])
     elif env.get("APPDATA"):
@@ -204,13 +210,11 @@ def credential_sources(env: Mapping[str, str]) -> list[str]:
         try:
             profiles = (pathlib.Path(env["HOME"]) if env.get("HOME") else pathlib.Path.home()) / ".config" / "anthropic"
         except RuntimeError:  # no home directory to look in
-            return found
+            return None
     try:
-        if any(profiles.iterdir()):
-            found.append(str(profiles))
+        return profiles if any(profiles.iterdir()) else None
     except OSError:  # absent or unreadable: no profile the SDK could load
-        pass
-    return found
+        return None
 
 
 def redact(text: str, client: Any) -> str:
