@@ -76,7 +76,7 @@ def test_swarm_only_from_the_ini_file(pytester, stub, unimportable_project) -> N
 def test_swarm_only_with_calibration(pytester, stub, unimportable_project) -> None:
     result = pytester.runpytest("--swarm-calibrate", "--swarm-only", "-p", "no:cacheprovider", "--co", "-q")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["swarm-calibrate::*", "92 tests collected*"])
+    result.stdout.fnmatch_lines(["swarm-calibrate::*", "116 tests collected*"])
     assert "a_dependency_that_is_not_installed" not in result.stdout.str()
 
 
