@@ -232,6 +232,7 @@ class VoteCache:
         except OSError as exc:
             return self._unwritable(exc)
         self._pending.append((Path(tmp), target))
+        self._known[key] = dataclasses.replace(checked, cached=False)  # what a later read would give
         return None
 
     def flush(self) -> str | None:

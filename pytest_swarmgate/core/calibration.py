@@ -70,11 +70,9 @@ Tokens and cost.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .agreement import EPS, Agreement, agreement
@@ -139,21 +137,17 @@ class FixtureRun:
         return fixture_flagged(self.votes(), gate)
 
     def to_dict(self) -> dict[str, Any]:
-        fixture = dataclasses.asdict(self.fixture)
-        fixture["diff_path"] = str(self.fixture.diff_path)
         return {
-            "fixture": fixture,
+            "fixture": self.fixture.to_dict(),
             "not_reviewed": [n.to_dict() for n in self.not_reviewed],
             "results": None if self.results is None else [r.to_dict() for r in self.results],
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FixtureRun:
-        fixture = dict(d["fixture"])
-        fixture["diff_path"] = Path(fixture["diff_path"])
         results = d.get("results")
         return cls(
-            fixture=Fixture(**fixture),
+            fixture=Fixture.from_dict(d["fixture"]),
             not_reviewed=tuple(NotReviewed.from_dict(n) for n in d.get("not_reviewed") or ()),
             results=None if results is None else tuple(SectionResult.from_dict(r) for r in results),
         )

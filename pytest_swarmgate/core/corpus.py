@@ -22,6 +22,7 @@ CorpusError with a one-line message naming the manifest and the entry.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -63,6 +64,17 @@ class Fixture:
     twin: str | None = None
     # The files before the change, for the voters' context; None: a bare patch.
     tree: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: the paths as strings."""
+        d = dataclasses.asdict(self)
+        d["diff_path"], d["tree"] = str(self.diff_path), None if self.tree is None else str(self.tree)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Fixture:
+        tree = d.get("tree")
+        return cls(**{**d, "diff_path": Path(d["diff_path"]), "tree": None if tree is None else Path(tree)})
 
     def text(self) -> str:
         """The diff's text (read on demand: the loader only checks that it exists)."""
