@@ -50,7 +50,15 @@ from .output.calibration import render_markdown, render_text
 from .output.escape import terminal, terminal_block
 from .output.plot import plot_k_curve
 from .output.terminal import not_reviewed_line, section_line, section_lines
-from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
+from .sessions import (
+    ControllerRun,
+    SessionItems,
+    check_rootdir,
+    forget_passed_phases,
+    from_controller,
+    guard_logs,
+    to_worker,
+)
 from .stash import fail_session, runs_key
 
 if TYPE_CHECKING:
@@ -442,11 +450,13 @@ class CalibrationController(ControllerRun, CalibrationItems):
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """No K to recommend from what was measured: the run fails, and says why in one line.
+        """No K to recommend from what was measured: the run fails, and says why in one line (and the
+        fixtures' passed setup and teardown reports leave the terminal's stats, see forget_passed_phases).
 
         Too few fixtures judged: exit 3, not 1 - the panel could not judge (an endpoint problem),
         which is not a gate that disagrees. Judged, but no K within the target FPR flags a known-bad
         fixture: exit 1, as for any fixture the gate gets wrong - the panel judged and missed."""
+        forget_passed_phases(self.config, COLLECTOR_NAME)
         report = self.report
         if report is None or (report.judged_enough and not report.found_nothing):
             return

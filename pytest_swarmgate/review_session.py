@@ -30,7 +30,15 @@ from .output.progress import Progress
 from .output.publish import github_outputs, now_utc, write_reports
 from .output.terminal import Line, report_lines
 from .runner import Plan, execute, over_ceiling, plan, preflight, read_source, settle_panel, stopped_run
-from .sessions import ControllerRun, SessionItems, check_rootdir, from_controller, guard_logs, to_worker
+from .sessions import (
+    ControllerRun,
+    SessionItems,
+    check_rootdir,
+    forget_passed_phases,
+    from_controller,
+    guard_logs,
+    to_worker,
+)
 from .settings import GateSettings, resolve
 from .stash import fail_session, gate_finished_key, run_key
 
@@ -297,6 +305,7 @@ class ReviewController(ControllerRun, ReviewItems):
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # tryfirst: before the terminal summary, which lists what was written.
         self.config.stash[gate_finished_key] = True
+        forget_passed_phases(self.config, COLLECTOR_NAME)
         if self.run is None:
             if not self.config.option.collectonly:
                 # Planned but never reviewed (pytest.exit, another runner): never a pass.

@@ -516,7 +516,15 @@ class RunResult:
         return tuple(f for v in self.votes for f in v.findings)
 
     def result_for(self, section_id: str) -> SectionResult | None:
-        return next((r for r in self.results if r.section.id == section_id), None)
+        return self._by_id.get(section_id)
+
+    @cached_property
+    def _by_id(self) -> Mapping[str, SectionResult]:
+        """Results by section id (the first, should one repeat), indexed once: each section's item asks for its own."""
+        by_id: dict[str, SectionResult] = {}
+        for r in self.results:
+            by_id.setdefault(r.section.id, r)
+        return by_id
 
     def to_dict(self) -> dict[str, Any]:
         return {
