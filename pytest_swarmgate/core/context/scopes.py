@@ -30,6 +30,8 @@ _SHELL_EXT = frozenset({".sh", ".bash", ".zsh", ".ksh"})
 _PLAIN_EXT = frozenset({".sql", ".md", ".rst", ".txt", ".csv", ".json", ".lock", ".svg", ".html", ".xml"})
 # A header longer than this is cut: a signature is a few lines, not a screen.
 MAX_HEADER_LINES = 12
+# Block comments read on one line by the brace scan; the rest of a line with more is taken as code.
+MAX_LINE_COMMENTS = 100
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,10 @@ def _imports(node: ast.Import | ast.ImportFrom) -> dict[str, tuple[str, str, int
 
 # --- Fallback scans -----------------------------------------------------------------------
 
-_STRINGS = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`(?:\\.|[^`\\])*`')
+_QUOTES = "\"'`"
+# A string's rest after its opening quote: escapes, other characters, then the closing quote.
+_STRING_REST = {q: re.compile(rf"(?:\\.|[^{q}\\])*{q}") for q in _QUOTES}
+_OPENING = {alive: re.compile(f"[{re.escape(alive)}]") for alive in ("\"'`", "'`", "\"`", "\"'", "\"", "'", "`")}
 _CONTROL = re.compile(
     r"^\s*(?:}\s*)?(?:if|else|elif|for|foreach|while|do|switch|case|default|try|catch|except|finally|return|with|"
     r"synchronized|select|defer|go|unsafe|loop|match|then)\b"
@@ -234,22 +239,48 @@ _DEF_WORD = re.compile(
     r"\b(?:class|struct|interface|enum|namespace|impl|trait|union|module|object|record|func|function|fn|def|"
     r"type)\s+([A-Za-z_$][\w$]*)"
 )
-_CALLED = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
-_ASSIGNED = re.compile(r"([A-Za-z_$][\w$]*)\s*[:=]\s*(?:async\s*)?(?:function\b|\([^)]*\)\s*=>|\w+\s*=>)")
+# Linear on hostile lines: a name starts where a word does (tried from inside one, a long identifier costs
+# quadratic time), and an arrow's parameters are looked for within a bound (`a=(a=(a=(...` would be too).
+_CALLED = re.compile(r"(?<![\w$])([A-Za-z_$][\w$]*)\s*\(")
+_ASSIGNED = re.compile(
+    r"(?<![\w$])([A-Za-z_$][\w$]*)\s*[:=]\s*(?:async\s*)?(?:function\b|\([^)]{0,200}\)\s*=>|\w+\s*=>)"
+)
 _KEYWORDS = frozenset({"func", "function", "fn", "if", "for", "while", "switch", "catch", "return", "sizeof"})
+
+
+def _blank_strings(line: str) -> str:
+    """Each string literal of the line as `""`, in linear time: when a quote finds no closing one, no later
+    quote of its kind can (it was escaped in the failed scan), so its kind is not tried again."""
+    out: list[str] = []
+    done = 0
+    alive = _QUOTES
+    while alive:
+        opening = _OPENING[alive].search(line, done)
+        if opening is None:
+            break
+        quote = opening.group()
+        rest = _STRING_REST[quote].match(line, opening.end())
+        if rest is None:
+            alive = alive.replace(quote, "")
+            continue
+        out += [line[done : opening.start()], '""']
+        done = rest.end()
+    return "".join(out) + line[done:]
 
 
 def _code(line: str, in_comment: bool, shell: bool) -> tuple[str, bool]:
     """The line without strings and comments, and whether a block comment is still open after it."""
     out = ""
-    while line:
+    for _ in range(MAX_LINE_COMMENTS):  # each turn reads the rest of the line: `/**/` repeated is hostile
+        if not line:
+            return out, in_comment
         if in_comment:
             end = line.find("*/")
             if end == -1:
                 return out, True
             line, in_comment = line[end + 2 :], False
             continue
-        line = _STRINGS.sub('""', line)
+        line = _blank_strings(line)
         starts = [i for i in (line.find("/*"), line.find("//"), line.find("#") if shell else -1) if i != -1]
         if not starts:
             return out + line, False
@@ -259,7 +290,7 @@ def _code(line: str, in_comment: bool, shell: bool) -> tuple[str, bool]:
             line, in_comment = line[cut + 2 :], True
         else:
             return out, False
-    return out, in_comment
+    return out + line, False  # past the bound the rest of the line is taken as code
 
 
 def _header_start(codes: Sequence[str], line: int) -> int:
@@ -299,20 +330,26 @@ def brace_scopes(lines: Sequence[str], shell: bool = False) -> tuple[Scope, ...]
     for raw in lines:
         code, in_comment = _code(raw, in_comment, shell)
         codes.append(code)
+    headers: dict[int, tuple[int, str | None]] = {}
+
+    def header(line: int) -> tuple[int, str | None]:
+        # Every `{` of a line has the same header: read once, or `{{{{...` on one line would be quadratic.
+        if line not in headers:
+            start = _header_start(codes, line)
+            headers[line] = start, _block_name("\n".join(codes[start - 1 : line]))
+        return headers[line]
+
     open_at: list[tuple[int, str | None]] = []
     scopes: list[Scope] = []
     for number, code in enumerate(codes, 1):
         for ch in code:
             if ch == "{":
-                start = _header_start(codes, number)
-                name = _block_name("\n".join(codes[start - 1 : number]))
-                open_at.append((number, name))
+                open_at.append((number, header(number)[1]))
             elif ch == "}" and open_at:
                 opened, name = open_at.pop()
                 if name is not None:
-                    start = _header_start(codes, opened)
-                    scopes.append(Scope(name, "block", start, opened, number))
-    scopes += [Scope(n, "block", _header_start(codes, o), o, len(codes)) for o, n in open_at if n is not None]
+                    scopes.append(Scope(name, "block", header(opened)[0], opened, number))
+    scopes += [Scope(n, "block", header(o)[0], o, len(codes)) for o, n in open_at if n is not None]
     return tuple(sorted(scopes, key=lambda s: (s.start, -s.end)))
 
 
