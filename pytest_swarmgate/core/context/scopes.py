@@ -1,9 +1,11 @@
 """Where definitions begin and end in a file's text. Pure; nothing parsed is ever run or imported.
 
 Python is read with the standard library's `ast` (definitions, and for the `repo` mode the
-names each line calls, imports and inherits). Other languages get a scan that says it is a
-fallback: braces for the C family, Go, Java, JavaScript, TypeScript, Rust, shell and the like;
-indentation for the rest; SQL and prose have no scopes and are plain text.
+names each line calls, imports and inherits). Go, JavaScript, TypeScript, C, Java and shell are
+read by tree-sitter (`treesitter`, its grammars imported on first use). Other languages get a scan
+that says it is a fallback: braces for C++, Rust, C#, PHP and the like, and for a tree-sitter
+language whose grammar is missing or whose broken tree gives nothing; indentation for the rest;
+SQL and prose have no scopes and are plain text.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 PYTHON = "python (ast)"
-BRACES = "brace scan (fallback: no parser for this language)"
-INDENT = "indentation scan (fallback: no parser for this language)"
+TREE_SITTER = "tree-sitter ({})"  # the grammar's name
+FALLBACK = "{} scan (fallback: {})"  # the scan, and why no parser read the file
+BRACES = FALLBACK.format("brace", "no parser for this language")
+INDENT = FALLBACK.format("indentation", "no parser for this language")
 PLAIN = "plain text"
 
 _PYTHON_EXT = frozenset({".py", ".pyi", ".pyw"})
@@ -27,6 +31,13 @@ _BRACE_EXT = frozenset({
     ".groovy", ".dart", ".sh", ".bash", ".zsh", ".ksh", ".proto",
 })  # fmt: skip
 _SHELL_EXT = frozenset({".sh", ".bash", ".zsh", ".ksh"})
+_GRAMMAR_EXT = {
+    ".go": "go", ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript",
+    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx", ".c": "c", ".h": "c",
+    ".java": "java", ".sh": "bash", ".bash": "bash",
+}  # fmt: skip
+# A script without an extension is read as bash when its shebang names a POSIX shell.
+_SHELL_SHEBANG = re.compile(r"#!\s*\S*/(?:env\s+)?(?:ba|da)?sh\b")
 _PLAIN_EXT = frozenset({".sql", ".md", ".rst", ".txt", ".csv", ".json", ".lock", ".svg", ".html", ".xml"})
 # A header longer than this is cut: a signature is a few lines, not a screen.
 MAX_HEADER_LINES = 12
@@ -113,11 +124,22 @@ class Outline:
         return self._names.get(name, [])
 
 
+def grammar(path: str, first_line: str) -> str | None:
+    """The tree-sitter grammar for a file, by extension (a shebang for none), or None."""
+    ext = posixpath.splitext(path)[1].lower()
+    if not ext and _SHELL_SHEBANG.match(first_line):
+        return "bash"
+    return _GRAMMAR_EXT.get(ext)
+
+
 def language(path: str, first_line: str) -> str:
-    """The parser for a file: PYTHON, BRACES, INDENT or PLAIN, by extension (a shebang for none)."""
+    """The parser for a file: PYTHON, a TREE_SITTER grammar, BRACES, INDENT or PLAIN, by extension (a shebang
+    for none)."""
     ext = posixpath.splitext(path)[1].lower()
     if ext in _PYTHON_EXT or (not ext and first_line.startswith("#!") and "python" in first_line):
         return PYTHON
+    if (name := grammar(path, first_line)) is not None:
+        return TREE_SITTER.format(name)
     if ext in _BRACE_EXT or (not ext and first_line.startswith("#!") and "sh" in first_line):
         return BRACES
     return PLAIN if ext in _PLAIN_EXT else INDENT
@@ -129,11 +151,34 @@ def outline(path: str, text: str, facts: bool = False) -> Outline:
     parser = language(path, lines[0] if lines else "")
     if parser == PYTHON:
         return python_outline(text, facts)
+    if (name := grammar(path, lines[0] if lines else "")) is not None:
+        return tree_outline(name, text, lines)
     if parser == BRACES:
         return Outline(brace_scopes(lines, shell=posixpath.splitext(path)[1].lower() in _SHELL_EXT), BRACES)
     if parser == INDENT:
         return Outline(indent_scopes(lines), INDENT)
     return Outline((), PLAIN)
+
+
+def tree_outline(name: str, text: str, lines: Sequence[str]) -> Outline:
+    """Definitions by a tree-sitter grammar, or by the brace scan (saying why) when it has none to give."""
+    from . import treesitter  # here, not above: the grammars load with the first file of their language
+
+    label = TREE_SITTER.format(name)
+    try:
+        scopes, broken = treesitter.definitions(name, text)
+    except ImportError:
+        why = f"{label} is not installed"
+    except TimeoutError:
+        # Hostile or enormous: a scan would take longer still, and guess.
+        return Outline((), label, f"does not parse by {label} within {treesitter.DEADLINE_SECONDS:g} s")
+    except ValueError:  # tree-sitter's own: a grammar this tree-sitter cannot load
+        why = f"{label} cannot load its grammar"
+    else:
+        if scopes or not broken:
+            return Outline(scopes, label)
+        why = f"{label} found no definition in a tree with errors"
+    return Outline(brace_scopes(lines, shell=name == "bash"), FALLBACK.format("brace", why))
 
 
 # --- Python -------------------------------------------------------------------------------
@@ -230,7 +275,7 @@ def _imports(node: ast.Import | ast.ImportFrom) -> dict[str, tuple[str, str, int
 _QUOTES = "\"'`"
 # A string's rest after its opening quote: escapes, other characters, then the closing quote.
 _STRING_REST = {q: re.compile(rf"(?:\\.|[^{q}\\])*{q}") for q in _QUOTES}
-_OPENING = {alive: re.compile(f"[{re.escape(alive)}]") for alive in ("\"'`", "'`", "\"`", "\"'", "\"", "'", "`")}
+_OPENING = {alive: re.compile(f"[{re.escape(alive)}]") for alive in ("\"'`", "'`", '"`', "\"'", '"', "'", "`")}
 _CONTROL = re.compile(
     r"^\s*(?:}\s*)?(?:if|else|elif|for|foreach|while|do|switch|case|default|try|catch|except|finally|return|with|"
     r"synchronized|select|defer|go|unsafe|loop|match|then)\b"
