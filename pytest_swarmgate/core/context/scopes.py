@@ -17,6 +17,9 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+# Only the standard library at import: each grammar is imported with the first file of its language.
+from . import treesitter
+
 PYTHON = "python (ast)"
 TREE_SITTER = "tree-sitter ({})"  # the grammar's name
 FALLBACK = "{} scan (fallback: {})"  # the scan, and why no parser read the file
@@ -162,11 +165,9 @@ def outline(path: str, text: str, facts: bool = False) -> Outline:
 
 def tree_outline(name: str, text: str, lines: Sequence[str]) -> Outline:
     """Definitions by a tree-sitter grammar, or by the brace scan (saying why) when it has none to give."""
-    from . import treesitter  # here, not above: the grammars load with the first file of their language
-
     label = TREE_SITTER.format(name)
     try:
-        scopes, broken = treesitter.definitions(name, text)
+        found, broken = treesitter.definitions(name, text)
     except ImportError:
         why = f"{label} is not installed"
     except TimeoutError:
@@ -175,7 +176,11 @@ def tree_outline(name: str, text: str, lines: Sequence[str]) -> Outline:
     except ValueError:  # tree-sitter's own: a grammar this tree-sitter cannot load
         why = f"{label} cannot load its grammar"
     else:
-        if scopes or not broken:
+        if found or not broken:
+            scopes = [
+                Scope(name, kind, first, max(first, min(body, last, first + MAX_HEADER_LINES - 1)), last)
+                for name, kind, first, body, last in found
+            ]
             return Outline(scopes, label)
         why = f"{label} found no definition in a tree with errors"
     return Outline(brace_scopes(lines, shell=name == "bash"), FALLBACK.format("brace", why))

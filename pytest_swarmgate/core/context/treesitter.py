@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
-from .scopes import MAX_HEADER_LINES, Scope
-
 if TYPE_CHECKING:
     from tree_sitter import Node, Parser, Query
 
@@ -25,6 +23,9 @@ if TYPE_CHECKING:
 MAX_DEPTH = 64
 MAX_NAME = 120
 DEADLINE_SECONDS = 1.0
+# One definition: qualified name, "class" or "def", its first line, the line its body opens on, its last line
+# (1-based). `scopes` makes it a Scope, its header cut there as for every parser.
+Found = tuple[str, str, int, int, int]
 SMALL_ERROR_TOKENS, MAX_ERROR_TOKENS = 64, 10_000
 
 # The type-like definitions are "class" scopes; every other definition is a "def".
@@ -115,7 +116,7 @@ def load(name: str) -> tuple[Parser, Query]:
     return Parser(language), Query(language, grammar.query())
 
 
-def definitions(name: str, text: str) -> tuple[tuple[Scope, ...], bool]:
+def definitions(name: str, text: str) -> tuple[list[Found], bool]:
     """The definitions of `text` in the grammar `name`, sorted by start, and whether its tree has errors."""
     from tree_sitter import QueryCursor
 
@@ -141,7 +142,7 @@ def definitions(name: str, text: str) -> tuple[tuple[Scope, ...], bool]:
             cursor.set_byte_range(start, end)
             found.update(((n.start_byte, n.end_byte, n.type), n) for n in cursor.captures(node).get("def", []))
     nodes = sorted(found.values(), key=lambda n: (n.start_byte, -n.end_byte))
-    scopes: list[Scope] = []
+    scopes: list[Found] = []
     open_at: list[tuple[int, str]] = []  # (end byte, qualified name) of the definitions around
     for node in nodes:
         own = _name(node, source)
@@ -154,10 +155,9 @@ def definitions(name: str, text: str) -> tuple[tuple[Scope, ...], bool]:
         kind = "class" if node.type in CLASS_NODES else "def"
         start, end = _start(node), node.end_point.row + 1
         body = _body(node)
-        header_end = body.start_point.row + 1 if body is not None else end
-        scopes.append(Scope(name, kind, start, max(start, min(header_end, end, start + MAX_HEADER_LINES - 1)), end))
-    scopes.sort(key=lambda s: (s.start, -s.end))
-    return tuple(scopes), root.has_error
+        scopes.append((name, kind, start, body.start_point.row + 1 if body is not None else end, end))
+    scopes.sort(key=lambda s: (s[2], -s[4]))
+    return scopes, root.has_error
 
 
 def _searches(root: Node, deadline: float) -> Iterator[tuple[Node, list[tuple[int, int]]]]:
