@@ -178,8 +178,8 @@ def tree_outline(name: str, text: str, lines: Sequence[str]) -> Outline:
     else:
         if found or not broken:
             scopes = [
-                Scope(name, kind, first, max(first, min(body, last, first + MAX_HEADER_LINES - 1)), last)
-                for name, kind, first, body, last in found
+                Scope(qualified, kind, first, max(first, min(body, last, first + MAX_HEADER_LINES - 1)), last)
+                for qualified, kind, first, body, last in found
             ]
             return Outline(scopes, label)
         why = f"{label} found no definition in a tree with errors"
