@@ -3,6 +3,7 @@
     python bench/context_bench.py history REPO_DIR... [--commits 300] [--budget 20000]
     python bench/context_bench.py cost REPO_DIR [--files 10] [--budget 20000]
     python bench/context_bench.py plan REPO_DIR OLD NEW      # planning time and peak memory, off vs default
+    python bench/context_bench.py outline [--lines 5000]     # seconds to outline a generated file per language
 
 `history`: the last N first-parent commits of HEAD that touch Python, one `git diff -M <parent>
 <commit>` each (the gate's flags), planned as the gate plans it with the texts from git. Per mode:
@@ -18,6 +19,10 @@ output, and wall time. The clone, the cache and HOME live in a temporary directo
 
 `plan`: `git diff OLD NEW` planned (parse, sections, the held check, the context) in a fresh
 process per mode, with wall time and peak memory (max RSS).
+
+`outline`: a generated file of about `--lines` lines per language (a type and its methods, repeated
+with new names), outlined once cold (the grammar's import and parser included) and then the best of
+five: seconds, scopes found, and the parser that found them (tree-sitter, or the brace scan).
 
 Nothing from the repositories is run or imported: the gate reads their files through git.
 """
@@ -39,7 +44,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pytest_swarmgate.core.context import build_contexts
-from pytest_swarmgate.core.context.scopes import PYTHON, outline
+from pytest_swarmgate.core.context.scopes import PYTHON, Outline, outline
 from pytest_swarmgate.core.diff import parse_diff, sections_of
 from pytest_swarmgate.core.model import Section
 from pytest_swarmgate.core.texts import GitTexts, Unknown, parse_hunks
@@ -280,6 +285,50 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- outline time per language ------------------------------------------------------------
+
+# One unit per language, `{n}` numbering its names: a type, a method with a two-line signature, a function.
+UNITS = {
+    "go": "type Server{n} struct {{\n\tmu sync.Mutex\n}}\n\nfunc (s *Server{n}) Handle(w http.ResponseWriter,\n"
+    "\tr *http.Request) error {{\n\tif r == nil {{\n\t\treturn nil\n\t}}\n\treturn s.next{n}(w, r)\n}}\n\n",
+    "js": "class Server{n} extends Base {{\n  handle(req,\n      res) {{\n    if (!req) {{ return null; }}\n"
+    "    return this.next(req, res);\n  }}\n}}\nconst route{n} = async (req) => {{\n  return req.body;\n}};\n\n",
+    "ts": "export class Server{n} implements Handler {{\n  handle(req: Request,\n      res: Response): void {{\n"
+    "    if (!req) {{ return; }}\n    this.next(req, res);\n  }}\n}}\nexport interface Opts{n} {{ port: number }}\n\n",
+    "c": "struct conn{n} {{\n  int fd;\n}};\n\nstatic int\nhandle{n}(struct conn{n} *c,\n         const char *buf)\n"
+    "{{\n  if (!c) {{\n    return -1;\n  }}\n  return write(c->fd, buf, 1);\n}}\n\n",
+    "java": "class Server{n} extends Base {{\n  @Override\n  public void handle(Request req,\n      Response res) {{\n"
+    "    if (req == null) {{ return; }}\n    next(req, res);\n  }}\n}}\n\n",
+    "sh": 'handle_{n}() {{\n  local f="$1"\n  if [ -z "$f" ]; then\n    return 1\n  fi\n  cat "$f"\n}}\n\n',
+    "rs": "impl Server{n} {{\n    fn handle(&self,\n        req: &Request) -> Result<()> {{\n"
+    "        if req.empty() {{\n            return Ok(());\n        }}\n        self.next(req)\n    }}\n}}\n\n",
+}
+
+
+def generated(ext: str, lines: int) -> str:
+    """A file of about `lines` lines of the language, its unit repeated with new names."""
+    unit = UNITS[ext]
+    return "".join(unit.format(n=n) for n in range(max(1, lines // unit.format(n=0).count("\n"))))
+
+
+def outline_times(args: argparse.Namespace) -> int:
+    for ext in UNITS:
+        text = generated(ext, args.lines)
+        cold, tree = _timed(f"gen.{ext}", text)
+        best = min(_timed(f"gen.{ext}", text)[0] for _ in range(5))
+        print(
+            f"  .{ext:<5} {text.count(chr(10)):>6} lines {len(text) / 1e3:>5.0f} kB  cold {cold * 1e3:6.1f} ms  "
+            f"warm {best * 1e3:6.1f} ms  {len(tree.scopes):>5} scopes  by {tree.parser}"
+        )
+    return 0
+
+
+def _timed(path: str, text: str) -> tuple[float, Outline]:
+    start = time.perf_counter()
+    tree = outline(path, text)
+    return time.perf_counter() - start, tree
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -299,7 +348,11 @@ def main() -> int:
         p.add_argument("new")
         p.add_argument("--budget", type=int, default=20_000)
         p.add_argument("--mode", default="repo", choices=("off", *MODES))
+    o = sub.add_parser("outline")
+    o.add_argument("--lines", type=int, default=5000)
     args = parser.parse_args()
+    if args.command == "outline":
+        return outline_times(args)
     if shutil.which("git") is None:
         raise SystemExit("git is needed")
     command = {"history": history, "cost": cost, "plan": plan, "plan-once": plan_once}[args.command]

@@ -14,7 +14,7 @@ import pytest
 
 from pytest_swarmgate.core.cache import vote_key
 from pytest_swarmgate.core.context import ContextBuilder, build_contexts
-from pytest_swarmgate.core.context.scopes import BRACES, INDENT, PLAIN, PYTHON, language, outline
+from pytest_swarmgate.core.context.scopes import BRACES, INDENT, PLAIN, PYTHON, brace_scopes, language
 from pytest_swarmgate.core.diff import parse_diff, sections_of
 from pytest_swarmgate.core.model import Section, Voter
 from pytest_swarmgate.core.prompt import messages, new_fence, section_block
@@ -283,25 +283,24 @@ def test_repo_mode_finds_definitions_in_the_file_its_imports_and_the_pr_and_call
 
 
 def test_brace_and_indentation_scans_say_they_are_fallbacks() -> None:
-    old = (
-        "package x\n\nfunc (s *Server) Handle(w Writer,\n\tr *Request) error {\n\tif r == nil {\n\t\treturn nil\n\t}\n"
-    )
-    old += "\tw.Write(r.Body)\n\treturn nil\n}\n"
-    new = old.replace("\tw.Write(r.Body)\n", "\tw.Write(exec(r.Body))\n")
-    context = contexts({"srv/handle.go": (old, new)})["srv/handle.go"].context
+    old = "struct Server;\n\nimpl Server {\n    fn handle(&self,\n        r: &Request) -> Result<()> {\n"
+    old += "        if r.empty() {\n            return Ok(());\n        }\n        self.write(r.body)\n    }\n}\n"
+    new = old.replace("self.write(r.body)", "self.write(exec(r.body))")
+    context = contexts({"srv/handle.rs": (old, new)})["srv/handle.rs"].context
     assert context is not None and context.parts[0].kind == "scope"
-    assert f"## scope, by {BRACES}: srv/handle.go, new lines 3-10" in context.text
-    assert "func (s *Server) Handle(w Writer," in context.text
-    assert (language("a.ts", ""), language("deploy", "#!/bin/sh"), language("x.yml", ""), language("q.sql", "")) == (
+    assert f"## scope, by {BRACES}: srv/handle.rs, new lines 3-10" in context.text
+    assert "    fn handle(&self," in context.text
+    assert (language("a.rs", ""), language("deploy", "#!/bin/zsh"), language("x.yml", ""), language("q.sql", "")) == (
         BRACES,
         BRACES,
         INDENT,
         PLAIN,
     )
     assert language("tool", "#!/usr/bin/env python3") == PYTHON
+    assert (language("a.ts", ""), language("deploy", "#!/bin/sh")) == ("tree-sitter (typescript)", "tree-sitter (bash)")
     js = "class A extends B {\n  m(a,\n    b) {\n    if (a) { return '}'; }\n  }\n}\n"
     js += "const f = (x) => {\n  return x;\n};\n"
-    names = [(s.name, s.start, s.header_end, s.end) for s in outline("a.js", js).scopes]
+    names = [(s.name, s.start, s.header_end, s.end) for s in brace_scopes(js.split("\n"))]
     assert names == [("A", 1, 1, 6), ("m", 2, 3, 5), ("f", 7, 7, 9)]
 
 

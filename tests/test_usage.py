@@ -139,7 +139,7 @@ def test_without_the_flag_there_is_no_output_and_no_anthropic_import(pytester) -
         """
         import sys, pytest
         ret = pytest.main(["-q", "-p", "no:cacheprovider"])
-        heavy = sorted(m for m in ("anthropic", "unidiff", "httpx", "httpx2") if m in sys.modules)
+        heavy = sorted(m for m in ("anthropic", "unidiff", "httpx", "httpx2", "tree_sitter") if m in sys.modules)
         print("HEAVY", heavy)
         sys.exit(ret)
         """

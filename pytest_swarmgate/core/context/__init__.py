@@ -19,7 +19,8 @@ section with diff-only context and a note. The context is untrusted data like th
 inside the section's fence (see core/prompt.py). The pull request's title and description are
 never context.
 
-- `scopes`: definitions per language (Python's `ast`; brace and indentation scans as fallbacks);
+- `scopes`: definitions per language (Python's `ast`, tree-sitter for Go, JavaScript, TypeScript, C, Java
+  and shell in `treesitter`; brace and indentation scans as fallbacks);
 - `parts`: a file's text as read, numbered excerpts, offers to the budget;
 - `prmap`: the map of the pull request;
 - `repo`: definitions and callers for the `repo` mode;

@@ -184,7 +184,8 @@ class ContextBuilder:
             reserve = map_part.pick(self.budget, {}) if map_part is not None else None
             room = self.budget - (reserve.part.chars if isinstance(reserve, Form) else 0)
             forms += [whole] if whole is not None and whole.part.chars <= room else []
-        # A scan says it is one: its scopes are a guess at where definitions begin and end.
+        # Every parser but Python's names itself: a scan says it is a fallback (its scopes are a guess),
+        # tree-sitter names its grammar.
         how = "" if new.outline.parser == PYTHON else f", by {new.outline.parser}"
         forms.append(excerpt("scope", new, scope_ranges(new.outline, lines, bodies=True), title=f"scope{how}"))
         headers = scope_ranges(new.outline, lines, bodies=False)

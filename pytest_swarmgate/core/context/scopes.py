@@ -1,9 +1,11 @@
 """Where definitions begin and end in a file's text. Pure; nothing parsed is ever run or imported.
 
 Python is read with the standard library's `ast` (definitions, and for the `repo` mode the
-names each line calls, imports and inherits). Other languages get a scan that says it is a
-fallback: braces for the C family, Go, Java, JavaScript, TypeScript, Rust, shell and the like;
-indentation for the rest; SQL and prose have no scopes and are plain text.
+names each line calls, imports and inherits). Go, JavaScript, TypeScript, C, Java and shell are
+read by tree-sitter (`treesitter`, its grammars imported on first use). Other languages get a scan
+that says it is a fallback: braces for C++, Rust, C#, PHP and the like, and for a tree-sitter
+language whose grammar is missing or whose broken tree gives nothing; indentation for the rest;
+SQL and prose have no scopes and are plain text.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+# Only the standard library at import: each grammar is imported with the first file of its language.
+from . import treesitter
+
 PYTHON = "python (ast)"
-BRACES = "brace scan (fallback: no parser for this language)"
-INDENT = "indentation scan (fallback: no parser for this language)"
+TREE_SITTER = "tree-sitter ({})"  # the grammar's name
+FALLBACK = "{} scan (fallback: {})"  # the scan, and why no parser read the file
+BRACES = FALLBACK.format("brace", "no parser for this language")
+INDENT = FALLBACK.format("indentation", "no parser for this language")
 PLAIN = "plain text"
 
 _PYTHON_EXT = frozenset({".py", ".pyi", ".pyw"})
@@ -27,9 +34,18 @@ _BRACE_EXT = frozenset({
     ".groovy", ".dart", ".sh", ".bash", ".zsh", ".ksh", ".proto",
 })  # fmt: skip
 _SHELL_EXT = frozenset({".sh", ".bash", ".zsh", ".ksh"})
+_GRAMMAR_EXT = {
+    ".go": "go", ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript",
+    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx", ".c": "c", ".h": "c",
+    ".java": "java", ".sh": "bash", ".bash": "bash",
+}  # fmt: skip
+# A script without an extension is read as bash when its shebang names a POSIX shell.
+_SHELL_SHEBANG = re.compile(r"#!\s*\S*/(?:env\s+)?(?:ba|da)?sh\b")
 _PLAIN_EXT = frozenset({".sql", ".md", ".rst", ".txt", ".csv", ".json", ".lock", ".svg", ".html", ".xml"})
 # A header longer than this is cut: a signature is a few lines, not a screen.
 MAX_HEADER_LINES = 12
+# Block comments read on one line by the brace scan; the rest of a line with more is taken as code.
+MAX_LINE_COMMENTS = 100
 
 
 @dataclass(frozen=True)
@@ -111,11 +127,22 @@ class Outline:
         return self._names.get(name, [])
 
 
+def grammar(path: str, first_line: str) -> str | None:
+    """The tree-sitter grammar for a file, by extension (a shebang for none), or None."""
+    ext = posixpath.splitext(path)[1].lower()
+    if not ext and _SHELL_SHEBANG.match(first_line):
+        return "bash"
+    return _GRAMMAR_EXT.get(ext)
+
+
 def language(path: str, first_line: str) -> str:
-    """The parser for a file: PYTHON, BRACES, INDENT or PLAIN, by extension (a shebang for none)."""
+    """The parser for a file: PYTHON, a TREE_SITTER grammar, BRACES, INDENT or PLAIN, by extension (a shebang
+    for none)."""
     ext = posixpath.splitext(path)[1].lower()
     if ext in _PYTHON_EXT or (not ext and first_line.startswith("#!") and "python" in first_line):
         return PYTHON
+    if (name := grammar(path, first_line)) is not None:
+        return TREE_SITTER.format(name)
     if ext in _BRACE_EXT or (not ext and first_line.startswith("#!") and "sh" in first_line):
         return BRACES
     return PLAIN if ext in _PLAIN_EXT else INDENT
@@ -127,11 +154,36 @@ def outline(path: str, text: str, facts: bool = False) -> Outline:
     parser = language(path, lines[0] if lines else "")
     if parser == PYTHON:
         return python_outline(text, facts)
+    if (name := grammar(path, lines[0] if lines else "")) is not None:
+        return tree_outline(name, text, lines)
     if parser == BRACES:
         return Outline(brace_scopes(lines, shell=posixpath.splitext(path)[1].lower() in _SHELL_EXT), BRACES)
     if parser == INDENT:
         return Outline(indent_scopes(lines), INDENT)
     return Outline((), PLAIN)
+
+
+def tree_outline(name: str, text: str, lines: Sequence[str]) -> Outline:
+    """Definitions by a tree-sitter grammar, or by the brace scan (saying why) when it has none to give."""
+    label = TREE_SITTER.format(name)
+    try:
+        found, broken = treesitter.definitions(name, text)
+    except ImportError:
+        why = f"{label} is not installed"
+    except TimeoutError:
+        # Hostile or enormous: a scan would take longer still, and guess.
+        return Outline((), label, f"does not parse by {label} within {treesitter.DEADLINE_SECONDS:g} s")
+    except ValueError:  # tree-sitter's own: a grammar this tree-sitter cannot load
+        why = f"{label} cannot load its grammar"
+    else:
+        if found or not broken:
+            scopes = [
+                Scope(qualified, kind, first, max(first, min(body, last, first + MAX_HEADER_LINES - 1)), last)
+                for qualified, kind, first, body, last in found
+            ]
+            return Outline(scopes, label)
+        why = f"{label} found no definition in a tree with errors"
+    return Outline(brace_scopes(lines, shell=name == "bash"), FALLBACK.format("brace", why))
 
 
 # --- Python -------------------------------------------------------------------------------
@@ -225,7 +277,10 @@ def _imports(node: ast.Import | ast.ImportFrom) -> dict[str, tuple[str, str, int
 
 # --- Fallback scans -----------------------------------------------------------------------
 
-_STRINGS = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`(?:\\.|[^`\\])*`')
+_QUOTES = "\"'`"
+# A string's rest after its opening quote: escapes, other characters, then the closing quote.
+_STRING_REST = {q: re.compile(rf"(?:\\.|[^{q}\\])*{q}") for q in _QUOTES}
+_OPENING = {alive: re.compile(f"[{re.escape(alive)}]") for alive in ("\"'`", "'`", '"`', "\"'", '"', "'", "`")}
 _CONTROL = re.compile(
     r"^\s*(?:}\s*)?(?:if|else|elif|for|foreach|while|do|switch|case|default|try|catch|except|finally|return|with|"
     r"synchronized|select|defer|go|unsafe|loop|match|then)\b"
@@ -234,22 +289,48 @@ _DEF_WORD = re.compile(
     r"\b(?:class|struct|interface|enum|namespace|impl|trait|union|module|object|record|func|function|fn|def|"
     r"type)\s+([A-Za-z_$][\w$]*)"
 )
-_CALLED = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
-_ASSIGNED = re.compile(r"([A-Za-z_$][\w$]*)\s*[:=]\s*(?:async\s*)?(?:function\b|\([^)]*\)\s*=>|\w+\s*=>)")
+# Linear on hostile lines: a name starts where a word does (tried from inside one, a long identifier costs
+# quadratic time), and an arrow's parameters are looked for within a bound (`a=(a=(a=(...` would be too).
+_CALLED = re.compile(r"(?<![\w$])([A-Za-z_$][\w$]*)\s*\(")
+_ASSIGNED = re.compile(
+    r"(?<![\w$])([A-Za-z_$][\w$]*)\s*[:=]\s*(?:async\s*)?(?:function\b|\([^)]{0,200}\)\s*=>|\w+\s*=>)"
+)
 _KEYWORDS = frozenset({"func", "function", "fn", "if", "for", "while", "switch", "catch", "return", "sizeof"})
+
+
+def _blank_strings(line: str) -> str:
+    """Each string literal of the line as `""`, in linear time: when a quote finds no closing one, no later
+    quote of its kind can (it was escaped in the failed scan), so its kind is not tried again."""
+    out: list[str] = []
+    done = 0
+    alive = _QUOTES
+    while alive:
+        opening = _OPENING[alive].search(line, done)
+        if opening is None:
+            break
+        quote = opening.group()
+        rest = _STRING_REST[quote].match(line, opening.end())
+        if rest is None:
+            alive = alive.replace(quote, "")
+            continue
+        out += [line[done : opening.start()], '""']
+        done = rest.end()
+    return "".join(out) + line[done:]
 
 
 def _code(line: str, in_comment: bool, shell: bool) -> tuple[str, bool]:
     """The line without strings and comments, and whether a block comment is still open after it."""
     out = ""
-    while line:
+    for _ in range(MAX_LINE_COMMENTS):  # each turn reads the rest of the line: `/**/` repeated is hostile
+        if not line:
+            return out, in_comment
         if in_comment:
             end = line.find("*/")
             if end == -1:
                 return out, True
             line, in_comment = line[end + 2 :], False
             continue
-        line = _STRINGS.sub('""', line)
+        line = _blank_strings(line)
         starts = [i for i in (line.find("/*"), line.find("//"), line.find("#") if shell else -1) if i != -1]
         if not starts:
             return out + line, False
@@ -259,7 +340,7 @@ def _code(line: str, in_comment: bool, shell: bool) -> tuple[str, bool]:
             line, in_comment = line[cut + 2 :], True
         else:
             return out, False
-    return out, in_comment
+    return out + line, False  # past the bound the rest of the line is taken as code
 
 
 def _header_start(codes: Sequence[str], line: int) -> int:
@@ -299,20 +380,26 @@ def brace_scopes(lines: Sequence[str], shell: bool = False) -> tuple[Scope, ...]
     for raw in lines:
         code, in_comment = _code(raw, in_comment, shell)
         codes.append(code)
+    headers: dict[int, tuple[int, str | None]] = {}
+
+    def header(line: int) -> tuple[int, str | None]:
+        # Every `{` of a line has the same header: read once, or `{{{{...` on one line would be quadratic.
+        if line not in headers:
+            start = _header_start(codes, line)
+            headers[line] = start, _block_name("\n".join(codes[start - 1 : line]))
+        return headers[line]
+
     open_at: list[tuple[int, str | None]] = []
     scopes: list[Scope] = []
     for number, code in enumerate(codes, 1):
         for ch in code:
             if ch == "{":
-                start = _header_start(codes, number)
-                name = _block_name("\n".join(codes[start - 1 : number]))
-                open_at.append((number, name))
+                open_at.append((number, header(number)[1]))
             elif ch == "}" and open_at:
                 opened, name = open_at.pop()
                 if name is not None:
-                    start = _header_start(codes, opened)
-                    scopes.append(Scope(name, "block", start, opened, number))
-    scopes += [Scope(n, "block", _header_start(codes, o), o, len(codes)) for o, n in open_at if n is not None]
+                    scopes.append(Scope(name, "block", header(opened)[0], opened, number))
+    scopes += [Scope(n, "block", header(o)[0], o, len(codes)) for o, n in open_at if n is not None]
     return tuple(sorted(scopes, key=lambda s: (s.start, -s.end)))
 
 
