@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -106,10 +107,18 @@ GRAMMARS = {
 }
 
 
-@cache
 def load(name: str) -> tuple[Parser, Query]:
     """The parser and the definitions query of one grammar, built once; ImportError when its wheel is missing."""
-    from tree_sitter import Language, Parser, Query
+    import tree_sitter
+
+    return _load(name, tree_sitter)
+
+
+@cache
+def _load(name: str, binding: ModuleType) -> tuple[Parser, Query]:
+    """Built once per import of the binding: a process that imports it afresh (pytester's in-process
+    runs drop the modules they imported) gets types that objects of the earlier import are not of."""
+    Language, Parser, Query = binding.Language, binding.Parser, binding.Query
 
     grammar = GRAMMARS[name]
     language = Language(getattr(importlib.import_module(grammar.module), grammar.function)())
