@@ -236,7 +236,7 @@ class CalibrationController(ControllerRun, CalibrationItems):
     """The calibration run of one pytest session (the xdist controller, or the only process without xdist)."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from .runner import plan, settle_panel
+        from .runner import load_policy, plan, settle_panel
         from .settings import resolve
 
         self.config = config
@@ -248,7 +248,8 @@ class CalibrationController(ControllerRun, CalibrationItems):
         self.held_lines: list[str] | None = None
         guard_logs(config)
         check_rootdir(config, "--swarm-calibrate")
-        self.settings: GateSettings = settle_panel(config, resolve(config))
+        # The team's guidance applies to calibration too: that is how a team measures what it changes.
+        self.settings: GateSettings = load_policy(config, settle_panel(config, resolve(config)), None)
         self.gate = self.settings.gate
         self.target_fpr: float = options.get(config, "target-fpr")
         self.min_scored: float = options.get(config, "min-scored")

@@ -300,6 +300,12 @@ OPTIONS: tuple[Option, ...] = (
         None,
         metavar="SHA",
     ),
+    Option(
+        "policy",
+        "The team's own review guidance, appended to every voter's policy: a file of the base checkout (under "
+        "--swarm-base, the merge base's); a pull request that changes it is held for a human",
+        metavar="FILE",
+    ),
     Option("json", "Write the full JSON report to PATH", metavar="PATH"),
     Option("sarif", "Write SARIF 2.1.0 to PATH", metavar="PATH"),
     Option("annotations-max", "Most GitHub annotations written in one run", 50, _non_negative_int, metavar="N"),

@@ -146,7 +146,11 @@ def pytest_swarmgate_make_voter(config: pytest.Config, settings: GateSettings, c
     from .core.voters import AnthropicCaster
 
     return AnthropicCaster(
-        client, timeout=settings.timeout, max_tokens=settings.max_tokens, cache_ttl=settings.cache_ttl
+        client,
+        timeout=settings.timeout,
+        max_tokens=settings.max_tokens,
+        cache_ttl=settings.cache_ttl,
+        guidance=settings.policy.block() if settings.policy else "",
     )
 
 

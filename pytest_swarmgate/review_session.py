@@ -29,7 +29,17 @@ from .output.escape import terminal
 from .output.progress import Progress
 from .output.publish import github_outputs, now_utc, write_reports
 from .output.terminal import Line, report_lines
-from .runner import Plan, execute, over_ceiling, plan, preflight, read_source, settle_panel, stopped_run
+from .runner import (
+    Plan,
+    execute,
+    load_policy,
+    over_ceiling,
+    plan,
+    preflight,
+    read_source,
+    settle_panel,
+    stopped_run,
+)
 from .sessions import (
     ControllerRun,
     SessionItems,
@@ -167,6 +177,7 @@ def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
     if preflight_mode == "only":
         preflight_only(config, settings)
     diff_arg, base = diff_source(config)
+    settings = load_policy(config, settings, base)
     try:
         source, text = read_source(config, diff_arg, base, stdin, settings.max_diff_bytes)
     except DiffTooLarge as exc:
@@ -247,6 +258,12 @@ class ReviewController(ControllerRun, ReviewItems):
             f"{plural(len(self.sections), 'section')}{skipped}"
         ]
         lines += [f"swarmgate: released by hand: {terminal(c.line())}" for c in self.plan.released]
+        policy = self.settings.policy
+        if policy is not None:
+            lines.append(
+                f"swarmgate: team guidance {terminal(policy.path)} from the {terminal(policy.source)}, "
+                f"sha256 {policy.sha256[:12]}"
+            )
         return lines + self.progress.release()
 
     def run_once(self) -> None:

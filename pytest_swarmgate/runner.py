@@ -11,10 +11,12 @@ import os
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
+from . import options
 from .core import diff
 from .core.budget import ESTIMATE, estimate_input_tokens, oversized_reason
 from .core.cache import BUILTIN_CASTER, CacheServes, VoteCache, all_cached, implementation_name, open_cache
@@ -24,8 +26,21 @@ from .core.engine import ReviewStats, review, run_sync
 from .core.faults import DeadlineReached, RunFault
 from .core.held import ci_files, held_changes
 from .core.model import Held, NotReviewed, RunResult, Section, SectionResult, Stopped
+from .core.policy import PolicyError, team_policy
 from .core.redact import Redactor, credential_problem
-from .core.texts import FileSource, GitFiles, GitTexts, NoTexts, PatchTexts, Reader, Texts, merge_base, work_tree
+from .core.texts import (
+    FileSource,
+    GitFiles,
+    GitTexts,
+    NoTexts,
+    PatchTexts,
+    Reader,
+    Texts,
+    TreeFiles,
+    Unknown,
+    merge_base,
+    work_tree,
+)
 from .core.voters import BadCredentials, CastVote, MissingCredentials, profile_directory
 from .core.voting import check_voter_ids
 from .settings import GateSettings
@@ -128,7 +143,13 @@ def plan(
         held=tuple(
             sorted(
                 {
-                    *held_changes(everything, unread, texts=texts, ci_files=ci_files(os.environ)),
+                    *held_changes(
+                        everything,
+                        unread,
+                        texts=texts,
+                        ci_files=ci_files(os.environ),
+                        policy_files=[settings.policy.path] if settings.policy else [],
+                    ),
                     *(Held(i, "oversized", r) for i, r in oversized.items()),
                 },
                 key=Held.line,
@@ -266,7 +287,7 @@ def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, 
         not force
         and plan is not None
         and planned is not None
-        and all_cached(cache, plan.sections, settings.panel, planned, BUILTIN_CASTER)
+        and all_cached(cache, plan.sections, settings.panel, planned, BUILTIN_CASTER, policy_key(settings))
     ):
         return []
     choice = hook_voter(config, settings)
@@ -274,7 +295,12 @@ def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, 
     try:
         check = getattr(cast, "preflight", None)
         served = plan is not None and all_cached(
-            cache, plan.sections, settings.panel, planned or endpoint(client), implementation_name(cast)
+            cache,
+            plan.sections,
+            settings.panel,
+            planned or endpoint(client),
+            implementation_name(cast),
+            policy_key(settings),
         )
         models = [v.model for v in settings.panel]
         if check is None or (served and not force) or (plan is not None and not plan.sections and not force):
@@ -310,6 +336,44 @@ def planned_endpoint(config: pytest.Config) -> str | None:
     if os.environ.get("ANTHROPIC_PROFILE") or profile_directory(os.environ) is not None:
         return None
     return os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+
+
+def policy_key(settings: GateSettings) -> str:
+    """The sha256 of the team's guidance the voters read, for the vote cache; "" without one."""
+    return settings.policy.sha256 if settings.policy else ""
+
+
+def load_policy(config: pytest.Config, settings: GateSettings, base: str | None) -> GateSettings:
+    """The settings with the team's guidance (--swarm-policy) read from the trusted side: under
+    `--swarm-base` the merge base's file through git (the checkout is the pull request's), else
+    the checkout's (the base checkout of the recipe; were it the pull request's, a change to the
+    file is held for a human). A file that cannot be used is a one-line usage error."""
+    raw = options.get(config, "policy")
+    if not raw:
+        return settings
+    root = config.rootpath
+    given = Path(str(raw))
+    try:
+        path = (given.resolve().relative_to(root.resolve()) if given.is_absolute() else given).as_posix()
+    except ValueError:
+        raise pytest.UsageError(f"swarmgate: --swarm-policy={raw}: outside the project ({root})") from None
+    try:
+        if base is not None:
+            old = merge_base(root, base)
+            if old is None:
+                raise PolicyError(f"--swarm-policy={path}: git cannot tell the merge base of {base} to read it from")
+            top = work_tree(root) or str(root)
+            source = f"git {base} (merge base)"
+            text = GitFiles(top, old, label=source).read(path)
+        else:
+            source = "checkout"
+            text = TreeFiles(root, label=source).read(path)
+        policy = team_policy(path, text, source)
+    except Unknown as exc:
+        raise pytest.UsageError(f"swarmgate: --swarm-policy={path}: {exc}") from None
+    except PolicyError as exc:
+        raise pytest.UsageError(f"swarmgate: {exc}") from None
+    return dataclasses.replace(settings, policy=policy)
 
 
 def run_deadline(config: pytest.Config, settings: GateSettings) -> Deadline:
@@ -400,7 +464,12 @@ def execute(
     cache, cache_off = session_cache(config, settings)
     stats = stats if stats is not None else ReviewStats()
     planned = planned_endpoint(config)
-    if voter is None and planned is not None and all_cached(cache, plan.sections, panel, planned, BUILTIN_CASTER):
+    policy = policy_key(settings)
+    if (
+        voter is None
+        and planned is not None
+        and all_cached(cache, plan.sections, panel, planned, BUILTIN_CASTER, policy)
+    ):
         choice = VoterChoice(None, CacheServes())  # no client: the SDK is not even imported
     else:
         choice = voter if voter is not None else hook_voter(config, settings)
@@ -430,6 +499,7 @@ def execute(
                     prewarm_min_chars=prewarm_min_chars(settings) or 0,
                     stats=stats,
                     control=control,
+                    policy=policy,
                 ),
             )
         )
@@ -450,6 +520,7 @@ def execute(
         held=plan.held,
         released=plan.released,
         stopped=control.result(),
+        policy=settings.policy,
     )
     # Every text that came from the HTTP layer, the SDK, a server or a custom voter, once more.
     return redact.run(run)

@@ -18,6 +18,7 @@ from .core.cache import default_directory
 from .core.choices import EFFORTS, CacheTtl, ContextMode, PrewarmMode
 from .core.gate import Gate
 from .core.model import Voter
+from .core.policy import TeamPolicy
 from .core.prompt import LENSES
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
@@ -72,6 +73,8 @@ class GateSettings:
     # What each section's voters see beside its diff, and how many characters of it (see core/context/).
     context: ContextMode
     context_budget: int
+    # The team's review guidance (--swarm-policy), read from the trusted side by runner.load_policy.
+    policy: TeamPolicy | None = None
 
     @property
     def n(self) -> int:

@@ -95,7 +95,7 @@ class BatchCaster:
         self.client = direct.client
         self.timeout = direct.timeout
         self.max_tokens = direct.max_tokens
-        self.cache_ttl = direct.cache_ttl
+        self.cache_ttl, self.guidance = direct.cache_ttl, direct.guidance
         self.ladder = direct.ladder
         self.poll_seconds = poll_seconds
         self.progress = progress
@@ -108,7 +108,7 @@ class BatchCaster:
         while True:
             rung = self.ladder.rung(voter)
             settings = effective_settings(voter, rung)
-            params = request_params(section, voter, fence, rung, self.max_tokens, self.cache_ttl)
+            params = request_params(section, voter, fence, rung, self.max_tokens, self.cache_ttl, self.guidance)
             answer = await self._park(batch_params(params), rung)
             if answer.message is not None:
                 return vote_from_message(section, voter, settings, answer.message, time.monotonic() - start)

@@ -82,17 +82,18 @@ def implementation_name(cast: Any) -> str:
     return BUILTIN_CASTER if name in _SAME_AS_BUILTIN else name
 
 
-def all_cached(cache: VoteCache | None, sections: Any, panel: Any, endpoint: str, impl: str) -> bool:
+def all_cached(cache: VoteCache | None, sections: Any, panel: Any, endpoint: str, impl: str, policy: str = "") -> bool:
     """Whether the cache holds every vote of these sections x voters, so the run makes no call."""
     return cache is not None and all(
-        cache.get(vote_key(s, v, endpoint, impl), s, v) is not None for s in sections for v in panel
+        cache.get(vote_key(s, v, endpoint, impl, policy), s, v) is not None for s in sections for v in panel
     )
 
 
-def vote_key(section: Section, voter: Voter, endpoint: str, impl: str) -> str:
+def vote_key(section: Section, voter: Voter, endpoint: str, impl: str, policy: str = "") -> str:
     """A content address for one voter's vote on one section at one endpoint, cast by `impl`.
 
-    `impl` names the voter implementation (see `implementation_name`).
+    `impl` names the voter implementation (see `implementation_name`); `policy` is the sha256 of
+    the team's guidance the voter read (core/policy.py), "" for none.
     """
     material = {
         "prompt": PROMPT_VERSION,
@@ -109,6 +110,8 @@ def vote_key(section: Section, voter: Voter, endpoint: str, impl: str) -> str:
         # What the voter saw beside the diff: a vote cast with other context is another vote.
         "context": section.context.text if section.context else None,
     }
+    if policy:  # only when given: the keys of runs without one stay what they were
+        material["policy"] = policy
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8", "surrogateescape")).hexdigest()
 
 

@@ -75,11 +75,14 @@ async def review(
     prewarm_min_chars: int = 0,
     stats: ReviewStats | None = None,
     control: RunControl | None = None,
+    policy: str = "",
 ) -> list[SectionResult]:
     """Judge every section by every voter; results come back in section order.
 
     Every call goes through `control` (pacing, the deadline, a stop on a run-wide fault);
     without one, the run gets its own, sharing the voter's `pacer` when it has one.
+
+    `policy`: the sha256 of the team's guidance the voters read, part of every vote's cache key.
 
     Sections are told apart by position, not id: a calibration run reviews many diffs
     whose sections may share a path. Voters are told apart by id, so ids must not repeat.
@@ -98,6 +101,7 @@ async def review(
         on_section,
         stats if stats is not None else ReviewStats(),
         control if control is not None else RunControl(getattr(cast, "pacer", None)),
+        policy,
     )
     return await run.all(prewarm, prewarm_min_chars)
 
@@ -117,6 +121,7 @@ class _Run:
         on_section: OnSection | None,
         stats: ReviewStats,
         control: RunControl,
+        policy: str,
     ) -> None:
         self.sections, self.panel, self.gate, self.cast, self.limit = sections, panel, gate, cast, limit
         self.cache, self.on_section, self.stats, self.control = cache, on_section, stats, control
@@ -127,7 +132,9 @@ class _Run:
         self.order = {v.id: i for i, v in enumerate(panel)}
         impl = implementation_name(cast)
         self.keys = (
-            {(i, v.id): vote_key(s, v, endpoint, impl) for i, s in enumerate(sections) for v in panel} if cache else {}
+            {(i, v.id): vote_key(s, v, endpoint, impl, policy) for i, s in enumerate(sections) for v in panel}
+            if cache
+            else {}
         )
         self.hits = {
             (i, voter.id): vote

@@ -125,13 +125,15 @@ def held_changes(
     *,
     texts: Texts | None = None,
     ci_files: Sequence[str] | None = None,
+    policy_files: Sequence[str] = (),
 ) -> list[Held]:
     """One Held per changed file the gate holds for a human, sorted by path.
 
     `sections` and `not_reviewed` are the whole diff before any include/exclude glob or hook.
     `texts` gives the full old and new text of a file where known (else the hunks are judged
     alone); `ci_files` are the CI files known to run the gate (a trailing "/" for a folder;
-    None: unknown, so every CI file of the common systems is held).
+    None: unknown, so every CI file of the common systems is held); `policy_files` hold the team's
+    review guidance (--swarm-policy): a change to one steers every voter, so it is held as config.
     """
     texts = texts or NoTexts()
     sections = list(sections)
@@ -154,6 +156,9 @@ def held_changes(
             ),
             None,
         )
+        guidance = {path, *(s.old_path for s in parts if s.old_path)} & set(policy_files)
+        if guidance and not why:
+            why = ("config", f"changes {min(guidance)}, the team's review guidance every voter reads (--swarm-policy)")
         why = why or _as("unreadable", _lfs_pointer(path, text)) or _as("hidden", _hidden(text))
         if why:
             found.add(Held(path, *why))

@@ -26,6 +26,7 @@ from .choices import (
     severity_rank,
 )
 from .gate import Gate
+from .policy import TeamPolicy
 
 
 def describe_knobs(
@@ -458,6 +459,8 @@ class RunResult:
     released: tuple[Held, ...] = ()
     # Set when the review could not be completed (see Stopped): the gate fails, not as UNSAFE.
     stopped: Stopped | None = None
+    # The team's review guidance every voter read (--swarm-policy), word for word; None without one.
+    policy: TeamPolicy | None = None
 
     def __post_init__(self) -> None:
         if self.gate.n != len(self.panel):
@@ -542,6 +545,7 @@ class RunResult:
             "held": [h.to_dict() for h in self.held],
             "released": [h.to_dict() for h in self.released],
             "stopped": self.stopped.to_dict() if self.stopped is not None else None,
+            "policy": self.policy.to_dict() if self.policy is not None else None,
         }
 
     @classmethod
@@ -562,4 +566,5 @@ class RunResult:
             held=tuple(Held.from_dict(h) for h in d.get("held") or ()),
             released=tuple(Held.from_dict(h) for h in d.get("released") or ()),
             stopped=Stopped.from_dict(d["stopped"]) if d.get("stopped") else None,
+            policy=TeamPolicy.from_dict(d["policy"]) if d.get("policy") else None,
         )

@@ -136,9 +136,10 @@ def cache_control(ttl: str = "5m") -> dict[str, str]:
     return {"type": "ephemeral", "ttl": ttl} if ttl != "5m" else {"type": "ephemeral"}
 
 
-def system_blocks(ttl: str = "5m") -> list[dict[str, Any]]:
-    """The policy as one cacheable system block: the same bytes for every call of every run."""
-    text = POLICY.format(tool=TOOL_NAME, severities=", ".join(SEVERITIES))
+def system_blocks(ttl: str = "5m", guidance: str = "") -> list[dict[str, Any]]:
+    """The policy, and the team's `guidance` (`TeamPolicy.block`), as one cacheable system block: the same
+    bytes for every call of every run with the same guidance."""
+    text = POLICY.format(tool=TOOL_NAME, severities=", ".join(SEVERITIES)) + guidance
     return [{"type": "text", "text": text, "cache_control": cache_control(ttl)}]
 
 

@@ -242,13 +242,13 @@ def _usage(message: Any) -> Usage:
 
 
 def request_params(
-    section: Section, voter: Voter, fence: str, rung: Rung, max_tokens: int, cache_ttl: str = "5m"
+    section: Section, voter: Voter, fence: str, rung: Rung, max_tokens: int, cache_ttl: str = "5m", guidance: str = ""
 ) -> dict[str, Any]:
     """The keyword arguments of `messages.create` for one vote (also the body of a batch request)."""
     params: dict[str, Any] = {
         "model": voter.model,
         "max_tokens": max_tokens,
-        "system": system_blocks(cache_ttl),
+        "system": system_blocks(cache_ttl, guidance),
         "messages": messages(section, voter, fence),
         "tools": [verdict_tool(rung.strict)],
         "tool_choice": {"type": "tool", "name": TOOL_NAME},
@@ -370,7 +370,13 @@ class AnthropicCaster:
     """
 
     def __init__(
-        self, client: Any, *, timeout: float, max_tokens: int = DEFAULT_MAX_TOKENS, cache_ttl: str = "5m"
+        self,
+        client: Any,
+        *,
+        timeout: float,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        cache_ttl: str = "5m",
+        guidance: str = "",
     ) -> None:
         self.client = _counting(client, self._count_attempt)
         # Built once: the job's secrets and the client's credentials, for every error text.
@@ -378,6 +384,7 @@ class AnthropicCaster:
         self.timeout = timeout
         self.max_tokens = max_tokens
         self.cache_ttl = cache_ttl
+        self.guidance = guidance  # the team's policy block (core/policy.py), the same for every call
         self.ladder = Ladder()
         self.retries = 0
         # The engine paces every call of the run with it; the responses' headers feed it.
@@ -466,7 +473,7 @@ class AnthropicCaster:
 
         while True:
             rung = dataclasses.replace(self.ladder.rung(voter), api_version=None, temperature=False, effort=False)
-            params = request_params(section, voter, fence, rung, max_tokens=0, cache_ttl=self.cache_ttl)
+            params = request_params(section, voter, fence, rung, 0, self.cache_ttl, self.guidance)
             # Everything up to the section's cache breakpoint, nothing voter-specific after it.
             params["messages"][0]["content"] = params["messages"][0]["content"][:1]
             try:
@@ -490,7 +497,7 @@ class AnthropicCaster:
         while True:
             rung = self.ladder.rung(voter)
             settings = effective_settings(voter, rung)
-            params = request_params(section, voter, fence, rung, self.max_tokens, self.cache_ttl)
+            params = request_params(section, voter, fence, rung, self.max_tokens, self.cache_ttl, self.guidance)
             try:
                 message = await self._create(params, attempts)
             except anthropic.BadRequestError as exc:
