@@ -380,7 +380,13 @@ class CalibrationController(ControllerRun, CalibrationItems):
             return execute(self.config, self.settings, combined)
         # One batch for the run: the engine must start every call at once (see batch.BatchCaster).
         calls = len(combined.sections) * self.settings.n
-        settings = dataclasses.replace(self.settings, concurrency=max(self.settings.concurrency, calls))
+        # A batch takes minutes to hours: only a deadline the job gave bounds it, never the default.
+        given = options.from_command_line(self.config, "deadline") or self.config.getini("swarm_deadline")
+        settings = dataclasses.replace(
+            self.settings,
+            concurrency=max(self.settings.concurrency, calls),
+            deadline=self.settings.deadline if given else None,
+        )
         return execute(self.config, settings, combined, self._batch_voter(settings))
 
     def _batch_voter(self, settings: GateSettings) -> VoterChoice:

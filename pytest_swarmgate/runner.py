@@ -128,11 +128,11 @@ def plan(
     not_reviewed += [
         NotReviewed(s.id, oversized[s.id], s.old_path, "oversized", s.change) for s in sections if s.id in oversized
     ]
-    texts = (
-        _texts(base, tree, everything) if base_files is None else PatchTexts(base_files, everything, _changes(files))
-    )
+    # Fixture files: one reading serves the held check and the context, each file read once.
+    given = None if base_files is None else _patch_texts(base_files, files, everything)
+    texts = given if given is not None else _texts(base, tree, everything)
     reviewed = [s for s in sections if s.id not in oversized]
-    source_of_context, note = _context_source(settings, base, tree, texts, files, everything, base_files)
+    source_of_context, note = _context_source(settings, base, tree, texts, files, everything, given)
     # A diff over --swarm-max-sections is never sent (over_ceiling stops it): no context to build for it.
     mode = settings.context if len(reviewed) <= settings.max_sections else "off"
     return Plan(
@@ -166,42 +166,40 @@ def _context_source(
     texts: Texts,
     files: list[diff.FileDiff],
     everything: list[Section],
-    base_files: Reader | None = None,
+    given: PatchTexts | None = None,
 ) -> tuple[FileSource, str | None]:
     """Where the voters' context reads files, and a note for the run when it cannot read any.
 
-    With `--swarm-base` the held check's git objects; for a patch, the checkout's HEAD (never its
-    working tree, where a job may have left secrets) or the given `base_files`, with the hunks
-    applied in memory; else none.
+    With `--swarm-base` the held check's git objects; the `given` files (a fixture's tree); for a
+    patch, the checkout's HEAD with the hunks applied in memory (never its working tree, where a
+    job may have left secrets); else none.
     """
     if settings.context == "off":
         return NoTexts(), None
     if isinstance(texts, GitTexts):
         return texts, None
+    if given is not None:
+        return given, None
     if base is not None:
         return NoTexts(), f"context: git cannot tell the merge base of {base}: the voters see the diff only"
-    top = work_tree(tree) if tree is not None and base_files is None else None
-    if top is None and base_files is None:
+    top = work_tree(tree) if tree is not None else None
+    if top is None:
         return NoTexts(), (
             "context: no git checkout to read files from (a bare patch): the voters see the diff, the files it "
             "adds and the map of the pull request only"
         )
-    reader = base_files if base_files is not None else GitFiles(top or "", "HEAD", label="checkout HEAD")
-    return (
-        PatchTexts(
-            reader,
-            everything,
-            _changes(files),
-            moves={f.path: f.old_path for f in files if f.old_path},
-            diff_paths=[p for f in files for p in (f.path, f.old_path) if p],
-        ),
-        None,
+    return _patch_texts(GitFiles(top, "HEAD", label="checkout HEAD"), files, everything), None
+
+
+def _patch_texts(reader: Reader, files: list[diff.FileDiff], everything: list[Section]) -> PatchTexts:
+    """The old files from `reader`, the new ones made by applying the diff's hunks in memory."""
+    return PatchTexts(
+        reader,
+        everything,
+        {f.path: f.change for f in files},
+        moves={f.path: f.old_path for f in files if f.old_path},
+        diff_paths=[p for f in files for p in (f.path, f.old_path) if p],
     )
-
-
-def _changes(files: list[diff.FileDiff]) -> dict[str, str]:
-    """Each changed path's change kind, as PatchTexts takes it."""
-    return {f.path: f.change for f in files}
 
 
 def _texts(base: str | None, tree: str | os.PathLike[str] | None, sections: list[Section]) -> Texts:

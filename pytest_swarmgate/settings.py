@@ -68,8 +68,8 @@ class GateSettings:
     max_input_tokens: int
     max_diff_bytes: int  # the diff is read no further: a memory ceiling, checked before parsing
     cache_ttl: CacheTtl
-    # Seconds the run may wait on the endpoint's rate limit (see core/pacing.py).
-    deadline: float
+    # Seconds the review may take from its first call (see core/control.py); None: unbounded.
+    deadline: float | None
     # What each section's voters see beside its diff, and how many characters of it (see core/context/).
     context: ContextMode
     context_budget: int

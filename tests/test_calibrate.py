@@ -16,6 +16,7 @@ import pytest
 from conftest import unsafe_finding
 
 from pytest_swarmgate.core.batch import batch_params, poll_seconds
+from pytest_swarmgate.exitcodes import REVIEW_INCOMPLETE
 from pytest_swarmgate.model import Vote
 from pytest_swarmgate.testing import CallContext, Reply, Script
 
@@ -663,3 +664,15 @@ def test_a_calibration_that_finds_nothing_recommends_no_k_and_fails(pytester, mo
     assert report["recommended_k"] is None and report["found_nothing"] and report["judged_enough"]
     assert all(row["tp"] == 0 for row in report["rows"]) and report["bad"] > 0
     assert line in out.with_suffix(".md").read_text()
+
+
+def test_a_batch_is_bounded_only_by_a_deadline_the_job_gives(pytester, serve, script, monkeypatch) -> None:
+    """A batch takes minutes to hours: the default --swarm-deadline (20 minutes) does not cut it, a
+    typed one does, and the calibration then stops as a review would (exit 75, not a verdict)."""
+    monkeypatch.setenv("SWARMGATE_BATCH_POLL_SECONDS", "0.2")
+    script_small(script)
+    serve(script, batch_polls_before_done=1000)  # the batch never ends within the test
+    corpus = small_corpus(pytester.path / "corpus")
+    result = calibrate(pytester, corpus, "--swarm-voters=2", "--swarm-batch", "--swarm-deadline=2", "--swarm-no-cache")
+    assert result.ret == REVIEW_INCOMPLETE, result.stdout.str()
+    result.stdout.fnmatch_lines(["*--swarm-deadline=2 reached (calls still running were cancelled)*"])
