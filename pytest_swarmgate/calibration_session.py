@@ -249,7 +249,9 @@ class CalibrationController(ControllerRun, CalibrationItems):
         guard_logs(config)
         check_rootdir(config, "--swarm-calibrate")
         # The team's guidance applies to calibration too: that is how a team measures what it changes.
-        self.settings: GateSettings = load_policy(config, settle_panel(config, resolve(config)), None)
+        # Calibration scores verdicts: no fixture's author reads a synthesis, so none is paid for.
+        settings = dataclasses.replace(settle_panel(config, resolve(config)), aggregate="off")
+        self.settings: GateSettings = load_policy(config, settings, None)
         self.gate = self.settings.gate
         self.target_fpr: float = options.get(config, "target-fpr")
         self.min_scored: float = options.get(config, "min-scored")

@@ -30,10 +30,30 @@ SQL_FINDING = {
 DROPPED_ENV = ("PYTEST_ADDOPTS", "GITHUB_ACTIONS", "GITHUB_BASE_REF", "GITHUB_STEP_SUMMARY", "ANTHROPIC_AUTH_TOKEN")
 
 
+# What an aggregator would write for the author from those votes (the stub plays the model).
+DEMO_REVIEW = Reply.review(
+    title="SQL injection in find_orders: customer is concatenated into the query (app/orders.py:7)",
+    explanation=(
+        "find_orders builds its SELECT by pasting customer into the SQL text, so a name such as "
+        "' OR '1'='1 returns every customer's orders, and a crafted one can run other statements."
+    ),
+    disagreement="v5 found it SAFE without naming a reason; the other four agree on the same line and cause.",
+    fix="Pass customer as a bound parameter and let sqlite3 quote it.",
+    patch=(
+        '-    query = "SELECT id, total FROM orders WHERE customer = \'" + customer + "\'"\n'
+        "-    return db.execute(query).fetchall()\n"
+        '+    query = "SELECT id, total FROM orders WHERE customer = ?"\n'
+        "+    return db.execute(query, (customer,)).fetchall()\n"
+    ),
+)
+
+
 def demo_script() -> Script:
     """Four of five voters call app/orders.py UNSAFE (the fifth dissents); everything else is SAFE."""
-    return Script(default=Reply.verdict("SAFE")).on(
-        "app/orders.py", voter="v[1-4]", reply=Reply.verdict("UNSAFE", 0.93, findings=[SQL_FINDING])
+    return (
+        Script(default=Reply.verdict("SAFE"))
+        .on("app/orders.py", voter="v[1-4]", reply=Reply.verdict("UNSAFE", 0.93, findings=[SQL_FINDING]))
+        .on_synthesis("app/orders.py", reply=DEMO_REVIEW)
     )
 
 

@@ -106,11 +106,16 @@ class GateItem(ReviewItem):
 
 def junit_properties(result: SectionResult) -> list[tuple[str, object]]:
     """JSON-safe properties: they travel from xdist workers and land in JUnit XML."""
-    return [
+    properties: list[tuple[str, object]] = [
         ("swarm_outcome", result.outcome),
         ("swarm_tally", result.tally()),
         ("swarm_votes", json.dumps([_vote_summary(v) for v in result.votes])),
     ]
+    synthesis = result.synthesis
+    if synthesis is not None:
+        said = synthesis.title if synthesis.error is None else f"synthesis failed: {synthesis.error}"
+        properties.append(("swarm_review", junit_text(said, 300)))
+    return properties
 
 
 def _vote_summary(vote: Vote) -> dict[str, object]:

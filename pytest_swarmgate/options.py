@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from .core.choices import (
+    AGGREGATE_MODES,
     CACHE_TTLS,
     CONTEXT_MODES,
     EFFORTS,
@@ -300,6 +301,16 @@ OPTIONS: tuple[Option, ...] = (
         None,
         metavar="SHA",
     ),
+    Option(
+        "aggregate",
+        "One review for the author, synthesized from the panel's votes by one more call per section: for each "
+        "section that fails the gate (blocked), also each one a voter dissents on (all), or none (off). It never "
+        "changes an outcome",
+        "blocked",
+        _choice(AGGREGATE_MODES),
+        metavar="MODE",
+    ),
+    Option("aggregator-model", "The model that writes the synthesis (default: the panel's first)", metavar="MODEL"),
     Option(
         "policy",
         "The team's own review guidance, appended to every voter's policy: a file of the base checkout (under "

@@ -285,7 +285,9 @@ def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, 
         not force
         and plan is not None
         and planned is not None
-        and all_cached(cache, plan.sections, settings.panel, planned, BUILTIN_CASTER, policy_key(settings))
+        and all_cached(
+            cache, plan.sections, settings.panel, planned, BUILTIN_CASTER, policy_key(settings), settings.aggregation
+        )
     ):
         return []
     choice = hook_voter(config, settings)
@@ -299,6 +301,7 @@ def preflight(config: pytest.Config, settings: GateSettings, plan: Plan | None, 
             planned or endpoint(client),
             implementation_name(cast),
             policy_key(settings),
+            settings.aggregation,
         )
         models = [v.model for v in settings.panel]
         if check is None or (served and not force) or (plan is not None and not plan.sections and not force):
@@ -463,10 +466,11 @@ def execute(
     stats = stats if stats is not None else ReviewStats()
     planned = planned_endpoint(config)
     policy = policy_key(settings)
+    aggregation = settings.aggregation
     if (
         voter is None
         and planned is not None
-        and all_cached(cache, plan.sections, panel, planned, BUILTIN_CASTER, policy)
+        and all_cached(cache, plan.sections, panel, planned, BUILTIN_CASTER, policy, aggregation)
     ):
         choice = VoterChoice(None, CacheServes())  # no client: the SDK is not even imported
     else:
@@ -498,6 +502,8 @@ def execute(
                     stats=stats,
                     control=control,
                     policy=policy,
+                    aggregation=aggregation,
+                    synthesize=getattr(cast, "synthesize", None),
                 ),
             )
         )

@@ -15,11 +15,12 @@ import pytest
 
 from . import options
 from .core.cache import default_directory
-from .core.choices import EFFORTS, CacheTtl, ContextMode, PrewarmMode
+from .core.choices import EFFORTS, AggregateMode, CacheTtl, ContextMode, PrewarmMode
 from .core.gate import Gate
 from .core.model import Voter
 from .core.policy import TeamPolicy
 from .core.prompt import LENSES
+from .core.synthesis import Aggregation
 
 PANEL_KEYS = ("voters", "models", "temperatures", "effort", "lenses")
 OVERRIDE_KEYS = frozenset(
@@ -37,6 +38,8 @@ OVERRIDE_KEYS = frozenset(
         "section_budget",
         "context",
         "context_budget",
+        "aggregate",
+        "aggregator_model",
         "max_sections",
         "include",
         "exclude",
@@ -75,6 +78,9 @@ class GateSettings:
     context_budget: int
     # The team's review guidance (--swarm-policy), read from the trusted side by runner.load_policy.
     policy: TeamPolicy | None = None
+    # Which sections get the aggregator's review for the author, and its model (None: the panel's first).
+    aggregate: AggregateMode = "blocked"
+    aggregator_model: str | None = None
 
     @property
     def n(self) -> int:
@@ -83,6 +89,13 @@ class GateSettings:
     @property
     def k(self) -> int:
         return self.gate.k
+
+    @property
+    def aggregation(self) -> Aggregation | None:
+        """Which sections get a synthesis and from which model; None when off."""
+        if self.aggregate == "off":
+            return None
+        return Aggregation(self.aggregate, self.aggregator_model or self.panel[0].model, self.gate)
 
     def describe_panel(self) -> str:
         return f"panel of {self.n} ({', '.join(sorted({v.model for v in self.panel}))}), K={self.k}"
@@ -154,6 +167,8 @@ def resolve(config: pytest.Config, overrides: Mapping[str, Any] | None = None) -
             deadline=value("deadline"),
             context=value("context"),
             context_budget=value("context_budget"),
+            aggregate=value("aggregate"),
+            aggregator_model=value("aggregator_model") or None,
         )
     except ValueError as exc:
         raise pytest.UsageError(f"swarmgate: {exc}") from None

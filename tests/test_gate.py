@@ -27,7 +27,8 @@ def run_gate(pytester: pytest.Pytester, diff: str, *args: str) -> pytest.RunResu
 def test_four_of_five_unsafe_fails_the_session_and_shows_every_voter(pytester, stub, script) -> None:
     for voter in ("v1", "v2", "v3", "v4"):
         script.on(section="app/orders.py", voter=voter, reply=Reply.verdict("UNSAFE", findings=[unsafe_finding()]))
-    result = run_gate(pytester, SQL_DIFF)
+    # The panel's own report: without the aggregator's review (tests/test_synthesis.py shows it on top).
+    result = run_gate(pytester, SQL_DIFF, "--swarm-aggregate=off")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=2)  # the section and the gate
     result.stdout.fnmatch_lines(
@@ -66,7 +67,7 @@ def test_one_dissenting_voter_against_k(pytester, stub, script, k, expected) -> 
         voter="v3",
         reply=Reply.verdict("UNSAFE", summary="possible injection", findings=[unsafe_finding()]),
     )
-    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=5", f"--swarm-threshold={k}")
+    result = run_gate(pytester, CLEAN_DIFF, "--swarm-voters=5", f"--swarm-threshold={k}", "--swarm-aggregate=off")
     assert result.ret == expected
     # The dissent is shown whichever way the section went.
     result.stdout.fnmatch_lines(

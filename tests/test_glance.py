@@ -109,23 +109,44 @@ def test_default_report_is_a_line_per_section_with_detail_only_where_needed(pyte
         [
             "*= swarm review =*",
             "app/orders.py: UNSAFE 4/5 (K=4) - app/orders.py:7 SQL built by string concatenation",
+            # The review for the author comes first (the stub plays the aggregator), then who voted what.
+            "  Review for the author, synthesized from the votes by claude-sonnet-5-5 (the outcome is the panel's):",
+            "    4 of 5 voters flag app/orders.py: SQL built by string concatenation",
+            "*",
+            "    HIGH CWE-89 app/orders.py:7: SQL built by string concatenation",
+            "        customer flows into the query text",
+            "*where the voters disagreed: 1 of 5 voters did not find it unsafe.",
+            "*fix: *",
+            "  votes: v1 UNSAFE 0.90, v2 UNSAFE 0.90, v3 UNSAFE 0.90, v4 UNSAFE 0.90, v5 SAFE 0.90",
+            "SAFE: 1 section: docs/README.md",
+            "totals: 2 sections x 5 voters, 11 calls (1 by the aggregator)*",
+            "gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections (K=4 of N=5)",
+            "*short test summary info*",
+        ]
+    )
+    # The finding once in the review, not once per voter; no voter lines for the SAFE section; no summaries.
+    assert summary.count("SQL built by string concatenation") == 3  # the section line, the title, the finding
+    assert "conf=" not in summary and "summary:" not in summary  # one line of votes, no voter lines
+    # The failed item is the section's line alone: the votes are printed once, in the summary.
+    failures = out[out.index("= FAILURES =") : out.index("= swarm review =")]
+    assert "votes:" not in failures and "customer flows" not in failures and "below" not in failures
+    assert len(out.splitlines()) <= 40
+
+
+def test_without_the_aggregator_the_panels_findings_are_merged_under_the_section(pytester, stub, script) -> None:
+    result = two_file_review(pytester, script, "--swarm-aggregate=off")
+    result.stdout.fnmatch_lines(
+        [
+            "app/orders.py: UNSAFE 4/5 (K=4) - app/orders.py:7 SQL built by string concatenation",
             "  votes: v1 UNSAFE 0.90, v2 UNSAFE 0.90, v3 UNSAFE 0.90, v4 UNSAFE 0.90, v5 SAFE 0.90",
             "  dissent (SAFE) from v5: *",
             "  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v1, v2, v3, v4)",
             "        customer flows into the query text",
             "SAFE: 1 section: docs/README.md",
             "totals: 2 sections x 5 voters, 10 calls*",
-            "gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections (K=4 of N=5)",
-            "*short test summary info*",
         ]
     )
-    # The finding once, not once per voter; no voter lines for the SAFE section; no summaries.
-    assert summary.count("SQL built by string concatenation") == 2  # the section line and the merged finding
-    assert "conf=" not in summary and "summary:" not in summary  # one line of votes, no voter lines
-    # The failed item is the section's line alone: the votes are printed once, in the summary.
-    failures = out[out.index("= FAILURES =") : out.index("= swarm review =")]
-    assert "votes:" not in failures and "customer flows" not in failures and "below" not in failures
-    assert len(out.splitlines()) <= 35
+    assert swarm_summary(result.stdout.str()).count("SQL built by string concatenation") == 2
 
 
 def test_quiet_report_keeps_what_fails_and_the_gate_line(pytester, stub, script) -> None:

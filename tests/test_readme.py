@@ -102,7 +102,10 @@ def test_the_first_command_blocks_the_sample_diff_in_a_fresh_venv(tmp_path) -> N
     for line in [
         r"app/orders.py: UNSAFE 4/5 \(K=4\) - app/orders.py:7 SQL built by string concatenation",
         r"  votes: v1 UNSAFE 0\.93, .*, v5 SAFE 0\.90$",
-        r"  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation \(v1, v2, v3, v4\)",
+        r"  Review for the author, synthesized from the votes by claude-sonnet-5-5 \(the outcome is the panel's\):",
+        r"    SQL injection in find_orders: customer is concatenated into the query \(app/orders.py:7\)",
+        r"    HIGH CWE-89 app/orders.py:7: SQL built by string concatenation",
+        r"    fix: Pass customer as a bound parameter",
         r"^SAFE: 1 section: docs/orders.md$",
         r"gate: UNSAFE - 1 UNSAFE, 0 INCONCLUSIVE, 1 SAFE of 2 sections \(K=4 of N=5\)",
         r"swarmgate demo: exit 1 is the expected result",

@@ -65,8 +65,8 @@ def cache_entries(directory: Path) -> list[Path]:
 
 
 def rewrite_entries(directory: Path, change: Any) -> int:
-    """Apply `change(vote_dict) -> new file content` to every entry; returns how many."""
-    entries = cache_entries(directory)
+    """Apply `change(vote_dict) -> new file content` to every vote entry (not a synthesis); returns how many."""
+    entries = [p for p in cache_entries(directory) if "synthesis" not in json.loads(p.read_text())]
     for path in entries:
         data = json.loads(path.read_text())
         vote = data.get("vote", data) if isinstance(data, dict) else data

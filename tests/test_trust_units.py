@@ -63,7 +63,7 @@ def test_an_entry_with_a_valid_mac_is_still_validated_like_a_fresh_vote(tmp_path
         {**entry["vote"], "extra": 1},
     ]
     for bad in bad_votes:
-        path.write_text(json.dumps({**entry, "vote": bad, "mac": cache._mac("key1", bad)}))
+        path.write_text(json.dumps({**entry, "vote": bad, "mac": cache._mac("key1", bad, "vote")}))
         assert cache.get("key1", SECTION, VOTER) is None, bad
     assert cache.rejected == 3 + len(bad_votes)
     assert cache.note() is not None and "8 vote cache entries" in cache.note()  # type: ignore[operator]

@@ -29,13 +29,17 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .model import Section, Vote, Voter
+from .model import Section, SectionResult, Synthesis, Vote, Voter
 from .prompt import PROMPT_VERSION
+from .synthesis import Aggregation, revalidate_synthesis, synthesis_key
 from .verdict import VerdictError, parse_tool_input
+from .voting import judge
+
+T = TypeVar("T")
 
 # The job's own secret for the cache wins; else the Anthropic credential the job already holds.
 CACHE_KEY_ENV = "SWARMGATE_CACHE_KEY"
@@ -65,6 +69,10 @@ class CacheServes:
     async def __call__(self, section: Section, voter: Voter, fence: str) -> Vote:
         raise RuntimeError("the vote cache was to serve this vote and did not")
 
+    async def synthesize(self, result: SectionResult, fence: str, model: str) -> Synthesis:
+        """Never called either: the run is served whole only when the syntheses it needs are cached too."""
+        raise RuntimeError("the vote cache was to serve this synthesis and did not")
+
 
 def implementation_name(cast: Any) -> str:
     """`module.qualname` of what casts the votes: the function itself, or the callable's class.
@@ -82,11 +90,35 @@ def implementation_name(cast: Any) -> str:
     return BUILTIN_CASTER if name in _SAME_AS_BUILTIN else name
 
 
-def all_cached(cache: VoteCache | None, sections: Any, panel: Any, endpoint: str, impl: str, policy: str = "") -> bool:
-    """Whether the cache holds every vote of these sections x voters, so the run makes no call."""
-    return cache is not None and all(
-        cache.get(vote_key(s, v, endpoint, impl, policy), s, v) is not None for s in sections for v in panel
-    )
+def all_cached(
+    cache: VoteCache | None,
+    sections: Iterable[Section],
+    panel: Sequence[Voter],
+    endpoint: str,
+    impl: str,
+    policy: str = "",
+    aggregation: Aggregation | None = None,
+) -> bool:
+    """Whether the cache holds every vote of these sections x voters, and the synthesis of each section that
+    `aggregation` wants once judged, so the run makes no call."""
+    if cache is None:
+        return False
+    for section in sections:
+        keys = [vote_key(section, v, endpoint, impl, policy) for v in panel]
+        votes = [cache.get(key, section, v) for key, v in zip(keys, panel, strict=True)]
+        cast = [v for v in votes if v is not None]
+        if len(cast) < len(panel):
+            return False
+        if aggregation is None:
+            continue
+        result = judge(section, [dataclasses.replace(v, cached=True) for v in cast], len(panel), aggregation.gate.k)
+        wanted = aggregation.wants(result)
+        if (
+            wanted
+            and cache.get_synthesis(synthesis_key(result, keys, aggregation.model, endpoint, impl), result) is None
+        ):
+            return False
+    return True
 
 
 def vote_key(section: Section, voter: Voter, endpoint: str, impl: str, policy: str = "") -> str:
@@ -173,24 +205,35 @@ class VoteCache:
         self._secret = secret
         self.rejected = 0
         self.reads = 0
-        self._known: dict[str, Vote | None] = {}
+        self._known: dict[str, Vote | Synthesis | None] = {}
         self._pending: list[tuple[Path, Path]] = []  # (written temporary file, entry it becomes)
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
-    def _mac(self, key: str, vote: Mapping[str, Any]) -> str:
+    def _mac(self, key: str, payload: Mapping[str, Any], kind: str) -> str:
         # The cache key is inside the MAC: a valid entry cannot be moved to vouch for another section.
-        body = json.dumps([ENTRY_FORMAT, key, vote], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        # A vote's MAC keeps the form it had before syntheses were stored, so older entries still serve.
+        material: list[Any] = [ENTRY_FORMAT, key, payload] if kind == "vote" else [ENTRY_FORMAT, key, kind, payload]
+        body = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hmac.new(self._secret, body.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
 
     def get(self, key: str, section: Section, voter: Voter) -> Vote | None:
         """The cached vote of `voter` on `section`, or None; a bad entry counts in `rejected`, once."""
         if key not in self._known:
-            self._known[key] = self._read(key, section, voter)
-        return self._known[key]
+            self._known[key] = self._read(key, "vote", lambda data: _entry_vote(data, section, voter))
+        found = self._known[key]
+        return found if isinstance(found, Vote) else None
 
-    def _read(self, key: str, section: Section, voter: Voter) -> Vote | None:
+    def get_synthesis(self, key: str, result: SectionResult) -> Synthesis | None:
+        """The cached synthesis of `result` (see core/synthesis.py), or None; checked like a fresh one."""
+        if key not in self._known:
+            self._known[key] = self._read(key, "synthesis", lambda data: _entry_synthesis(data, result))
+        found = self._known[key]
+        return found if isinstance(found, Synthesis) else None
+
+    def _read(self, key: str, kind: str, load: Callable[[dict[str, Any]], T]) -> T | None:
+        """The entry's `kind` payload, authenticated and loaded; None for a miss (a bad entry is counted)."""
         self.reads += 1
         path = self._path(key)
         try:
@@ -204,7 +247,7 @@ class VoteCache:
             self.rejected += 1
             return None
         try:
-            return _entry_vote(text, key, self._mac, section, voter)
+            return load(_entry_payload(text, key, kind, self._mac))
         except (VerdictError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             # A forged or damaged entry is a miss, and is replaced by the next put.
             self.rejected += 1
@@ -220,11 +263,25 @@ class VoteCache:
         if vote.verdict not in ("SAFE", "UNSAFE"):
             return None
         try:
-            checked = revalidate(vote, section, voter)
+            checked = dataclasses.replace(revalidate(vote, section, voter), cached=False)
         except (VerdictError, ValueError, TypeError):
             return None
-        data = dataclasses.replace(checked, cached=False).to_dict()
-        entry = {"format": ENTRY_FORMAT, "key": key, "vote": data, "mac": self._mac(key, data)}
+        return self._write(key, "vote", checked)
+
+    def put_synthesis(self, key: str, synthesis: Synthesis, result: SectionResult) -> str | None:
+        """Store a synthesis that has no error (a failed one deserves another try); why not, else None."""
+        if synthesis.error is not None:
+            return None
+        try:
+            checked = dataclasses.replace(revalidate_synthesis(synthesis, result), cached=False)
+        except (VerdictError, ValueError, TypeError):
+            return None
+        return self._write(key, "synthesis", checked)
+
+    def _write(self, key: str, kind: str, item: Vote | Synthesis) -> str | None:
+        """Write the entry beside its place, for `flush`; why it could not be written, else None."""
+        data = item.to_dict()
+        entry = {"format": ENTRY_FORMAT, "key": key, kind: data, "mac": self._mac(key, data, kind)}
         target = self._path(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -235,7 +292,7 @@ class VoteCache:
         except OSError as exc:
             return self._unwritable(exc)
         self._pending.append((Path(tmp), target))
-        self._known[key] = dataclasses.replace(checked, cached=False)  # what a later read would give
+        self._known[key] = item  # what a later read would give
         return None
 
     def flush(self) -> str | None:
@@ -268,16 +325,38 @@ class VoteCache:
         )
 
 
-def _entry_vote(text: str, key: str, mac: Any, section: Section, voter: Voter) -> Vote:
+def _entry_payload(text: str, key: str, kind: str, mac: Callable[[str, Mapping[str, Any], str], str]) -> dict[str, Any]:
+    """The authenticated `kind` payload of an entry for `key` (ValueError for anything else)."""
     entry = json.loads(text)
-    if not isinstance(entry, dict) or set(entry) != {"format", "key", "vote", "mac"}:
-        raise ValueError("not a vote cache entry")
-    if entry["format"] != ENTRY_FORMAT or entry["key"] != key or not isinstance(entry["vote"], dict):
+    if not isinstance(entry, dict) or set(entry) != {"format", "key", kind, "mac"}:
+        raise ValueError(f"not a {kind} cache entry")
+    payload = entry[kind]
+    if entry["format"] != ENTRY_FORMAT or entry["key"] != key or not isinstance(payload, dict):
         raise ValueError("not an entry for this key")
-    if not isinstance(entry["mac"], str) or not hmac.compare_digest(entry["mac"], mac(key, entry["vote"])):
+    if not isinstance(entry["mac"], str) or not hmac.compare_digest(entry["mac"], mac(key, payload, kind)):
         raise ValueError("MAC mismatch")
-    _check_types(entry["vote"])
-    return revalidate(Vote.from_dict(entry["vote"]), section, voter)
+    return payload
+
+
+def _entry_vote(data: dict[str, Any], section: Section, voter: Voter) -> Vote:
+    _check_types(data)
+    return revalidate(Vote.from_dict(data), section, voter)
+
+
+_SYNTHESIS_TYPES: dict[str, tuple[type, ...]] = {
+    **{name: (str,) for name in ("model", "title", "explanation", "disagreement", "fix", "patch")},
+    "findings": (list,),
+    "usage": (dict,),
+    "latency_s": (int, float),
+    "error": (type(None),),  # only a synthesis without an error is stored
+    "cached": (bool,),
+}
+
+
+def _entry_synthesis(data: dict[str, Any], result: SectionResult) -> Synthesis:
+    _check_fields(data, _SYNTHESIS_TYPES)
+    _check_usage(data["usage"])
+    return revalidate_synthesis(Synthesis.from_dict(data), result)
 
 
 _OPTIONAL_STR = (str, type(None))
@@ -310,20 +389,28 @@ _SETTINGS_TYPES: dict[str, tuple[type, ...]] = {
 
 def _check_types(data: Mapping[str, Any]) -> None:
     """Every field of a stored vote has the type the reports expect (a float is not a string)."""
-    for fields, where in ((_VOTE_TYPES, data), (_SETTINGS_TYPES, data["settings"])):
-        if set(where) != set(fields):
-            raise ValueError("unexpected fields")
-        for name, types in fields.items():
-            value = where[name]
-            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                raise TypeError(f"{name} has the wrong type")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{name} is not finite")
-    usage = data["usage"]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in usage.values()):
-        raise TypeError("usage must hold whole numbers")
+    _check_fields(data, _VOTE_TYPES)
+    _check_fields(data["settings"], _SETTINGS_TYPES)
+    _check_usage(data["usage"])
     if not all(isinstance(n, str) for n in data["settings"]["notes"]):
         raise TypeError("settings notes must be strings")
+
+
+def _check_fields(where: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]]) -> None:
+    """Exactly these fields, each of its type (a bool is not a number), no float that is not finite."""
+    if set(where) != set(fields):
+        raise ValueError("unexpected fields")
+    for name, types in fields.items():
+        value = where[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise TypeError(f"{name} has the wrong type")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} is not finite")
+
+
+def _check_usage(usage: Mapping[str, Any]) -> None:
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in usage.values()):
+        raise TypeError("usage must hold whole numbers")
 
 
 def revalidate(vote: Vote, section: Section, voter: Voter) -> Vote:

@@ -54,6 +54,9 @@ ContextMode = Literal["off", "scope", "file", "repo"]
 ContextKind = Literal["scope", "file", "definition", "caller", "map"]
 # Which side of the diff a text is from.
 Side = Literal["old", "new"]
+# Which sections get one synthesized review for the author (core/synthesis.py): none, those that
+# fail the gate, or also every section with a dissenting vote.
+AggregateMode = Literal["off", "blocked", "all"]
 
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
@@ -67,6 +70,7 @@ PREFLIGHT_MODES: tuple[PreflightMode, ...] = get_args(PreflightMode)
 CACHE_TTLS: tuple[CacheTtl, ...] = get_args(CacheTtl)
 CONTEXT_MODES: tuple[ContextMode, ...] = get_args(ContextMode)
 CONTEXT_KINDS: tuple[ContextKind, ...] = get_args(ContextKind)
+AGGREGATE_MODES: tuple[AggregateMode, ...] = get_args(AggregateMode)
 
 
 def severity_rank(severity: str) -> int:

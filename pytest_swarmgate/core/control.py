@@ -162,3 +162,16 @@ class RunControl:
             self.done += 1
             self._report()
             return vote
+
+    async def paced(self, send: Callable[[], Awaitable[T]]) -> T:
+        """A call that casts no vote (the aggregator's): through the pacer and again after each rate limit,
+        within the deadline (DeadlineReached); a run-wide fault is the caller's to note, not a stop."""
+        while True:
+            await self.pacer.acquire(self.deadline.start())
+            try:
+                answer = await self.deadline.bound(send())
+            except RateLimited as exc:
+                self.pacer.limited(exc.retry_after)
+                continue
+            self.pacer.succeeded()
+            return answer

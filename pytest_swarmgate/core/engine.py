@@ -14,6 +14,11 @@ answering, so N voters sent together on a large section all pay to write it. Wit
 prewarm function, the engine first sends one output-less call per (section, model) that
 several uncached voters share, then lets those voters go: they read the section from the
 cache. One short extra round trip buys reads at a tenth of the input price.
+
+Synthesis: with an `Aggregation`, each section it wants (one that fails the gate) gets one more
+call as soon as its last vote is in - the aggregator's review for the author - under the same
+limit, pacer and deadline, overlapping the votes still running. The outcome is judged before it is
+asked and never changes: a synthesis that fails or is cut carries its error, and the run a note.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from .choices import VERDICTS
 from .control import RunControl
 from .faults import DeadlineReached, RateLimited, RunFault
 from .gate import Gate
-from .model import Section, SectionResult, Settings, Usage, Vote, Voter
+from .model import Section, SectionResult, Settings, Synthesis, Usage, Vote, Voter
 from .prompt import new_fence
+from .synthesis import Aggregation, failed, failure_note, synthesis_key
 from .text import one_line
 from .voters import CastVote, MissingCredentials, error_vote
 from .voting import check_voter_ids, judge
@@ -41,6 +47,8 @@ from .voting import check_voter_ids, judge
 T = TypeVar("T")
 OnSection = Callable[[SectionResult], None]
 Prewarm = Callable[[Section, Voter, str], Awaitable[Usage]]
+# The aggregator's call: a judged section, the run's fence and the model -> its synthesis.
+Synthesize = Callable[[SectionResult, str, str], Awaitable[Synthesis]]
 
 
 @dataclass
@@ -76,6 +84,8 @@ async def review(
     stats: ReviewStats | None = None,
     control: RunControl | None = None,
     policy: str = "",
+    aggregation: Aggregation | None = None,
+    synthesize: Synthesize | None = None,
 ) -> list[SectionResult]:
     """Judge every section by every voter; results come back in section order.
 
@@ -83,6 +93,8 @@ async def review(
     without one, the run gets its own, sharing the voter's `pacer` when it has one.
 
     `policy`: the sha256 of the team's guidance the voters read, part of every vote's cache key.
+    `aggregation` and `synthesize`: which sections get a synthesis, and the call that writes one
+    (both, or no synthesis).
 
     Sections are told apart by position, not id: a calibration run reviews many diffs
     whose sections may share a path. Voters are told apart by id, so ids must not repeat.
@@ -102,6 +114,7 @@ async def review(
         stats if stats is not None else ReviewStats(),
         control if control is not None else RunControl(getattr(cast, "pacer", None)),
         policy,
+        (aggregation, synthesize) if aggregation is not None and synthesize is not None else None,
     )
     return await run.all(prewarm, prewarm_min_chars)
 
@@ -122,17 +135,19 @@ class _Run:
         stats: ReviewStats,
         control: RunControl,
         policy: str,
+        aggregator: tuple[Aggregation, Synthesize] | None = None,
     ) -> None:
         self.sections, self.panel, self.gate, self.cast, self.limit = sections, panel, gate, cast, limit
         self.cache, self.on_section, self.stats, self.control = cache, on_section, stats, control
+        self.aggregator, self.endpoint, self.impl = aggregator, endpoint, implementation_name(cast)
+        self.writing: list[asyncio.Future[None]] = []  # the syntheses under way
         self.fence = new_fence(sections)
         stats.retry_source = cast
         self.votes: list[list[Vote]] = [[] for _ in sections]
         self.results: dict[int, SectionResult] = {}
         self.order = {v.id: i for i, v in enumerate(panel)}
-        impl = implementation_name(cast)
         self.keys = (
-            {(i, v.id): vote_key(s, v, endpoint, impl, policy) for i, s in enumerate(sections) for v in panel}
+            {(i, v.id): vote_key(s, v, endpoint, self.impl, policy) for i, s in enumerate(sections) for v in panel}
             if cache
             else {}
         )
@@ -153,15 +168,19 @@ class _Run:
         tasks = [asyncio.ensure_future(self.one(i, v)) for v in self.panel for i in range(len(self.sections))]
         try:
             await asyncio.gather(*tasks, *self.warming.values())
+            # Every section is judged by now, so every synthesis has begun.
+            await asyncio.gather(*self.writing)
         finally:
-            for t in [*tasks, *self.warming.values()]:
+            for t in [*tasks, *self.warming.values(), *self.writing]:
                 t.cancel()
             # The votes cast so far, made durable once for the run (even when it stopped).
             problem = self.cache.flush() if self.cache else None
             if problem and problem not in self.stats.notes:
                 self.stats.notes.append(problem)
         self.stats.notes.extend(swap_notes(v for row in self.votes for v in row))
-        return [self.results[i] for i in range(len(self.sections))]
+        results = [self.results[i] for i in range(len(self.sections))]
+        self.stats.notes.extend(filter(None, [failure_note(results)]))
+        return results
 
     def start_warming(self, prewarm: Prewarm, min_chars: int) -> None:
         """One prewarm per (section, model) that two or more uncached voters share."""
@@ -226,6 +245,39 @@ class _Run:
             self.results[index] = result = judge(self.sections[index], ordered, self.gate.n, self.gate.k)
             if self.on_section:
                 self.on_section(result)
+            if self.aggregator and self.control.stopped is None and self.aggregator[0].wants(result):
+                self.writing.append(asyncio.ensure_future(self.synthesis(index, result, *self.aggregator)))
+
+    async def synthesis(self, index: int, result: SectionResult, aggregation: Aggregation, write: Synthesize) -> None:
+        """The section's synthesis, from the cache or one call; the outcome is already judged and stays."""
+        model = aggregation.model
+        keys = [self.keys[(index, v.voter_id)] for v in result.votes] if self.cache else []
+        key = synthesis_key(result, keys, model, self.endpoint, self.impl) if self.cache else ""
+        found = self.cache.get_synthesis(key, result) if self.cache else None
+        if found is not None:
+            synthesis = dataclasses.replace(found, cached=True)
+        else:
+            synthesis = await self.write_synthesis(result, model, write)
+            problem = self.cache.put_synthesis(key, synthesis, result) if self.cache else None
+            if problem and problem not in self.stats.notes:
+                self.stats.notes.append(problem)
+        self.results[index] = dataclasses.replace(self.results[index], synthesis=synthesis)
+
+    async def write_synthesis(self, result: SectionResult, model: str, write: Synthesize) -> Synthesis:
+        """One aggregator call under the run's limit, pacer and deadline; any failure is the synthesis's error."""
+        start = time.monotonic()
+        async with self.limit:
+            self.stats.in_flight += 1
+            try:
+                return await self.control.paced(lambda: write(result, self.fence, model))
+            except MissingCredentials:
+                raise
+            except DeadlineReached as exc:
+                return failed(model, f"cut by --swarm-deadline: {exc}", time.monotonic() - start)
+            except Exception as exc:  # a RunFault included: the votes are cast, so it stops nothing
+                return failed(model, f"{type(exc).__name__}: {exc}", time.monotonic() - start)
+            finally:
+                self.stats.in_flight -= 1
 
 
 def swap_notes(votes: Iterable[Vote]) -> list[str]:

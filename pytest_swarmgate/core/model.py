@@ -345,14 +345,52 @@ class Vote:
 
 
 @dataclass(frozen=True)
+class Synthesis:
+    """The aggregator's one review of a section for its author (core/synthesis.py): model output,
+    shown and never counted - the outcome is the panel's. `error` says why there is none."""
+
+    model: str
+    title: str = ""
+    explanation: str = ""
+    findings: tuple[Finding, ...] = ()
+    disagreement: str = ""
+    fix: str = ""
+    patch: str = ""
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    error: str | None = None
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["findings"] = [f.to_dict() for f in self.findings]
+        d["usage"] = self.usage.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Synthesis:
+        texts = {name: str(d.get(name) or "") for name in ("title", "explanation", "disagreement", "fix", "patch")}
+        return cls(
+            model=d["model"],
+            **texts,
+            findings=tuple(Finding.from_dict(f) for f in d.get("findings") or ()),
+            usage=Usage.from_dict(d.get("usage") or {}),
+            latency_s=float(d.get("latency_s") or 0.0),
+            error=d.get("error"),
+            cached=bool(d.get("cached")),
+        )
+
+
+@dataclass(frozen=True)
 class SectionResult:
-    """A section, every vote cast on it, and the panel's outcome."""
+    """A section, every vote cast on it, the panel's outcome, and the aggregator's review (if any)."""
 
     section: Section
     votes: tuple[Vote, ...]
     outcome: Outcome
     n: int
     k: int
+    synthesis: Synthesis | None = None
 
     # Counts are cached: the instance is frozen, and reports read them many times.
     @cached_property
@@ -391,6 +429,7 @@ class SectionResult:
             "n": self.n,
             "k": self.k,
             "tally": {"safe": self.safe, "unsafe": self.unsafe, "error": self.errors},
+            "synthesis": self.synthesis.to_dict() if self.synthesis is not None else None,
         }
 
     @classmethod
@@ -401,6 +440,7 @@ class SectionResult:
             outcome=d["outcome"],
             n=int(d["n"]),
             k=int(d["k"]),
+            synthesis=Synthesis.from_dict(d["synthesis"]) if d.get("synthesis") else None,
         )
 
 
@@ -477,8 +517,15 @@ class RunResult:
 
     @cached_property
     def usage(self) -> Usage:
-        """Tokens this run paid for, prewarm calls included: a vote served from the cache cost nothing."""
-        return Usage.sum([self.prewarm_usage, *(v.usage for v in self.votes if not v.cached)])
+        """Tokens this run paid for, prewarm and aggregator calls included; nothing the cache served."""
+        return Usage.sum(
+            [self.prewarm_usage, *(v.usage for v in self.votes if not v.cached), *(s.usage for s in self.syntheses)]
+        )
+
+    @cached_property
+    def syntheses(self) -> tuple[Synthesis, ...]:
+        """The aggregator's calls of this run (one per synthesized section), not those the cache served."""
+        return tuple(r.synthesis for r in self.results if r.synthesis is not None and not r.synthesis.cached)
 
     @cached_property
     def cached_votes(self) -> int:
@@ -487,10 +534,12 @@ class RunResult:
 
     @cached_property
     def calls(self) -> int:
-        """Calls sent to the endpoint, prewarm calls included: not a cached vote, nor one a stop left unsent.
+        """Calls sent to the endpoint, prewarm and aggregator calls included: not a cached vote or review, nor a
+        vote a stop left unsent.
 
         The one count of calls: the totals, the cost and a stop's "16 of 25 calls sent" all say this."""
-        return self.prewarm_calls + sum(1 for v in self.votes if not v.cached and v.error_kind != "not_sent")
+        sent = sum(1 for v in self.votes if not v.cached and v.error_kind != "not_sent")
+        return self.prewarm_calls + sent + len(self.syntheses)
 
     @cached_property
     def counts(self) -> Mapping[Outcome, int]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-from .model import Finding, RunResult, SectionResult, Vote
+from .model import Finding, RunResult, SectionResult, Synthesis, Vote
 
 REDACTED = "[redacted]"
 # The credentials the SDK reads, and the vote cache's own secret.
@@ -101,8 +101,22 @@ class Redactor:
             rationale=self(finding.rationale),
         )
 
+    def synthesis(self, synthesis: Synthesis) -> Synthesis:
+        """The aggregator's review with every text field redacted: it is model output, like a vote."""
+        return dataclasses.replace(
+            synthesis,
+            title=self(synthesis.title),
+            explanation=self(synthesis.explanation),
+            findings=tuple(self.finding(f) for f in synthesis.findings),
+            disagreement=self(synthesis.disagreement),
+            fix=self(synthesis.fix),
+            patch=self(synthesis.patch),
+            error=self.optional(synthesis.error),
+        )
+
     def section_result(self, result: SectionResult) -> SectionResult:
-        return dataclasses.replace(result, votes=tuple(self.vote(v) for v in result.votes))
+        synthesis = self.synthesis(result.synthesis) if result.synthesis is not None else None
+        return dataclasses.replace(result, votes=tuple(self.vote(v) for v in result.votes), synthesis=synthesis)
 
     def run(self, run: RunResult) -> RunResult:
         """The run with the text of every vote and note redacted (paths and diff text are the PR's own)."""

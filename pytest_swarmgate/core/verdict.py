@@ -59,28 +59,33 @@ def parse_reply(
     stop_reason: str | None, content: Sequence[Mapping[str, Any]], section: Section | None = None
 ) -> ParsedVerdict:
     """Validate a Messages API reply (stop reason and content blocks as dicts) for `section`."""
+    return parse_tool_input(tool_call_input(stop_reason, content, TOOL_NAME), section)
+
+
+def tool_call_input(stop_reason: str | None, content: Sequence[Mapping[str, Any]], name: str) -> Any:
+    """The input of the reply's one call of tool `name`, which it stopped for; VerdictError if there is none."""
     if stop_reason == "refusal":
         raise VerdictError("the model refused to answer (stop_reason refusal)")
     if stop_reason in ("max_tokens", "model_context_window_exceeded"):
         raise VerdictError(f"the reply was truncated (stop_reason {stop_reason})")
     calls = [b for b in content if b.get("type") == "tool_use"]
     if not calls:
-        raise NoToolCall(f"no {TOOL_NAME} tool call in the reply (stop_reason {stop_reason})")
+        raise NoToolCall(f"no {name} tool call in the reply (stop_reason {stop_reason})")
     if len(calls) > 1:
         raise VerdictError(f"{len(calls)} tool calls in the reply, expected exactly one")
     call = calls[0]
-    if call.get("name") != TOOL_NAME:
-        raise VerdictError(f"the reply called tool {_short(call.get('name'))}, expected {TOOL_NAME}")
+    if call.get("name") != name:
+        raise VerdictError(f"the reply called tool {_short(call.get('name'))}, expected {name}")
     if stop_reason != "tool_use":
         raise VerdictError(f"stop_reason {_short(stop_reason)}, expected tool_use")
-    return parse_tool_input(call.get("input"), section)
+    return call.get("input")
 
 
 def parse_tool_input(data: Any, section: Section | None = None) -> ParsedVerdict:
     """Validate the tool input against the verdict schema, strictly; anchor findings to `section`."""
     if not isinstance(data, Mapping):
         raise VerdictError("tool input is not an object")
-    _exact_fields(data, VERDICT_FIELDS, "tool input")
+    exact_fields(data, VERDICT_FIELDS, "tool input")
     verdict = data.get("verdict")
     if verdict not in ("SAFE", "UNSAFE"):
         raise VerdictError(f"verdict must be SAFE or UNSAFE, got {_short(verdict)}")
@@ -106,14 +111,15 @@ def parse_tool_input(data: Any, section: Section | None = None) -> ParsedVerdict
         if severe:
             raise VerdictError(f"contradictory verdict: SAFE with a {severe[0]} finding")
     else:
-        findings, summary = _unsafe_findings(raw_findings, summary)
+        findings, summary = kept_findings(raw_findings, summary)
     if section is not None:
         findings = tuple(anchor(f, section) for f in findings)
     return ParsedVerdict(cast(Literal["SAFE", "UNSAFE"], verdict), float(confidence), summary, findings)
 
 
-def _unsafe_findings(raw_findings: list[Any], summary: str) -> tuple[tuple[Finding, ...], str]:
-    """An UNSAFE vote's valid findings, at most MAX_FINDINGS, and the summary noting what was dropped."""
+def kept_findings(raw_findings: list[Any], summary: str) -> tuple[tuple[Finding, ...], str]:
+    """The valid findings (of an UNSAFE vote, a synthesis), at most MAX_FINDINGS, and `summary` noting what was
+    dropped."""
     valid: list[Finding] = []
     malformed = 0
     for i, data in enumerate(raw_findings, 1):
@@ -146,7 +152,8 @@ def anchor(finding: Finding, section: Section) -> Finding:
     return Finding(section.path, finding.line, finding.severity, finding.category, finding.title, rationale)
 
 
-def _exact_fields(data: Mapping[str, Any], fields: frozenset[str], where: str) -> None:
+def exact_fields(data: Mapping[str, Any], fields: frozenset[str], where: str) -> None:
+    """Every field of `fields` in `data` and no other (VerdictError naming what differs)."""
     missing = sorted(fields - set(data))
     if missing:
         raise VerdictError(f"{where} lacks required field {', '.join(missing)}")
@@ -158,7 +165,7 @@ def _exact_fields(data: Mapping[str, Any], fields: frozenset[str], where: str) -
 def _finding(index: int, data: Any) -> Finding:
     if not isinstance(data, Mapping):
         raise VerdictError(f"finding {index} is not an object")
-    _exact_fields(data, FINDING_FIELDS, f"finding {index}")
+    exact_fields(data, FINDING_FIELDS, f"finding {index}")
     strings = {}
     for key in ("path", "severity", "category", "title", "rationale"):
         value = data.get(key)

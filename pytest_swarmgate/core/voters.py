@@ -38,11 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 from .choices import ErrorKind
 from .faults import RATE_LIMIT_STATUS, classify, in_chain
-from .model import Section, Settings, Usage, Vote, Voter
+from .model import Section, SectionResult, Settings, Synthesis, Usage, Vote, Voter
 from .pacing import Pacer
 from .preflight import Preflight
 from .prompt import TOOL_NAME, messages, system_blocks, verdict_tool
 from .redact import Redactor, credential_problem
+from .synthesis import failed, parse_synthesis, synthesis_params
 from .text import one_line
 from .verdict import NoToolCall, VerdictError, parse_reply
 
@@ -426,11 +427,16 @@ class AnthropicCaster:
 
     def _failed(self, section: Section, voter: Voter, settings: Settings, exc: Exception, attempts: Attempts) -> Vote:
         """An ERROR vote for a per-call fault; a run-wide fault or a rate limit is raised for the engine."""
+        text = self._failure(exc)
+        return error_vote(section, voter, settings, text, attempts.spent, "timeout" if _is_timeout(exc) else "request")
+
+    def _failure(self, exc: Exception) -> str:
+        """The redacted line of a per-call fault; a run-wide fault or a rate limit is raised for the engine."""
         text = self._error(exc)
         self.pacer.observe(getattr(getattr(exc, "response", None), "headers", None))
         if (fault := classify(exc, text)) is not None:
             raise fault from None  # from None: the SDK's exception holds unredacted text
-        return error_vote(section, voter, settings, text, attempts.spent, "timeout" if _is_timeout(exc) else "request")
+        return text
 
     async def preflight(self, models: list[str]) -> list[str]:
         """Check the key, the endpoint and every model (`core/preflight.py`); the check each model passed.
@@ -482,6 +488,50 @@ class AnthropicCaster:
                 # Only a strict refusal is worth a second try: the tools are part of the cached prefix.
                 if not (rung.strict and self.ladder.step_down(voter, rung, describe_error(exc, self.timeout))):
                     raise
+
+    async def synthesize(self, result: SectionResult, fence: str, model: str) -> Synthesis:
+        """The aggregator's review of a judged section (core/synthesis.py), within one vote's budget.
+
+        Never raises for a bad reply or a per-call fault: the synthesis carries the error. A rate
+        limit or a run-wide fault is raised, as for a vote, for the engine's pacing.
+        """
+        import anthropic
+
+        attempts = Attempts()
+        token = _ATTEMPTS.set(attempts)
+        # The strict-schema memory is the voters': a model that refuses it refuses it for both tools.
+        voter = Voter("aggregator", model)
+        try:
+            while True:
+                rung = Rung(None, temperature=False, effort=False, strict=model not in self.ladder.strict_rejected)
+                params = synthesis_params(
+                    result, fence, model, self.max_tokens, self.cache_ttl, self.guidance, rung.strict
+                )
+                try:
+                    message = await self._create(params, attempts)
+                except anthropic.BadRequestError as exc:
+                    if rung.strict and self.ladder.step_down(voter, rung, describe_error(exc, self.timeout)):
+                        continue
+                    return failed(model, self._failure(exc), attempts.spent)
+                except TypeError as exc:
+                    raise (missing_credentials(exc) or exc) from None
+                except (anthropic.AnthropicError, asyncio.TimeoutError) as exc:
+                    return failed(model, self._failure(exc), attempts.spent)
+                except ValueError as exc:
+                    return failed(model, self._redact(f"malformed reply: {type(exc).__name__}: {exc}"), attempts.spent)
+                return self._synthesis(result, model, message, attempts.spent)
+        finally:
+            _ATTEMPTS.reset(token)
+
+    def _synthesis(self, result: SectionResult, model: str, message: Any, latency: float) -> Synthesis:
+        usage = _usage(message)
+        self.pacer.spent(usage.input_tokens + usage.cache_write_tokens)
+        try:
+            content = [block.model_dump() if hasattr(block, "model_dump") else dict(block) for block in message.content]
+            synthesis = parse_synthesis(getattr(message, "stop_reason", None), content, result, model)
+        except (VerdictError, TypeError, AttributeError, ValueError) as exc:
+            return failed(model, f"unusable reply: {exc}", latency, usage)
+        return dataclasses.replace(synthesis, usage=usage, latency_s=latency)
 
     async def __call__(self, section: Section, voter: Voter, fence: str) -> Vote:
         attempts = Attempts()

@@ -17,7 +17,8 @@ from typing import Literal
 
 from ..core.choices import severity_rank
 from ..core.decision import release_helps
-from ..core.model import Finding, RunResult, SectionResult, Vote
+from ..core.model import Finding, RunResult, SectionResult, Synthesis, Vote
+from . import escape
 
 # Why an alert is reported: the section is UNSAFE, or it is SAFE and this is dissent, or it
 # is INCONCLUSIVE. The kind decides the SARIF level and the annotation command.
@@ -83,13 +84,48 @@ class Alert:
         return f"{self.result.tally()}; raised by {', '.join(self.voters)}"
 
     def message(self) -> str:
-        """Title, rationale and context in one plain sentence (not yet escaped for any format)."""
+        """Title, rationale and context in one plain sentence (not yet escaped for any format); led by the first
+        sentence of the section's review for the author, where the aggregator wrote one."""
         body = f"{self.title}. {self.rationale}" if self.rationale else self.title
-        return f"{KIND_PREFIX[self.kind]}{body} ({self.context()})"
+        synthesis = self.result.synthesis
+        lead = f"{first_sentence(synthesis)} - " if synthesis is not None and synthesis.error is None else ""
+        return f"{lead}{KIND_PREFIX[self.kind]}{body} ({self.context()})"
 
     def sort_key(self) -> tuple[int, int, str, int, str]:
         """Most severe first: UNSAFE sections, then INCONCLUSIVE, then dissent; by severity within."""
         return (KIND_ORDER.index(self.kind), severity_rank(self.severity), self.path, self.line or 0, self.rule_id)
+
+
+def first_sentence(synthesis: Synthesis, limit: int = 300) -> str:
+    """The review's first sentence: its explanation's, else its title (plain, one line, at most `limit`)."""
+    text = " ".join((synthesis.explanation or synthesis.title).split())
+    match = re.match(r"(.+?[.!?])(\s|$)", text)
+    sentence = match.group(1) if match else text
+    return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
+
+
+# Said with every synthesis, in every channel: it is one model's writing about the votes, and it decided nothing.
+SYNTHESIS_LABEL = "Review for the author, synthesized from the votes by {model} (the outcome is the panel's)"
+
+
+def synthesis_markdown(synthesis: Synthesis) -> list[str]:
+    """The review as Markdown lines, every piece of model text escaped (`escape.markdown`, `escape.markdown_code`)."""
+    md = escape.markdown
+    if synthesis.error is not None:
+        return [f"*Review for the author: synthesis failed ({md(synthesis.error, 300)}).*", ""]
+    lines = [f"**{md(synthesis.title, 300)}**", "", f"*{md(SYNTHESIS_LABEL.format(model=synthesis.model))}*", ""]
+    lines += [f"> {md(line, 2000)}" for line in synthesis.explanation.splitlines() if line.strip()] + [""]
+    for f in synthesis.findings:
+        why = f" {md(f.rationale, 1000)}" if f.rationale else ""
+        lines.append(f"- **{md(f.severity)}** {md(f.category)} {md(f.where())}: {md(f.title)}.{why}")
+    for label, text in (("Where the voters disagreed", synthesis.disagreement), ("Fix", synthesis.fix)):
+        if text.strip():
+            lines.append(f"- **{label}:** {md(text, 2000)}")
+    lines.append("")
+    if synthesis.patch.strip():
+        patch = escape.markdown_code(synthesis.patch.strip("\n"), "diff")
+        lines += ["<details><summary>Suggested patch</summary>", "", *patch, "", "</details>", ""]
+    return lines
 
 
 def alerts(run: RunResult) -> tuple[Alert, ...]:

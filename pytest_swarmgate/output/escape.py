@@ -17,6 +17,7 @@ __all__ = [
     "collapsed",
     "junit_text",
     "markdown",
+    "markdown_code",
     "one_line",
     "sarif_text",
     "terminal",
@@ -64,6 +65,14 @@ def markdown(text: str, limit: int | None = None) -> str:
     # the match and renders the same character, so a file name cannot become a link to click.
     text = _WWW.sub(r"\1&#46;", text).replace("://", "&#58;//").replace("@", "&#64;")
     return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)
+
+
+def markdown_code(text: str, info: str = "") -> list[str]:
+    """Untrusted text as a fenced Markdown code block (nothing in it renders): a fence longer than any run of
+    backticks in it, so no line can close it early; control characters but tabs shown escaped."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}{info}", *(visible(line, keep="\t") for line in text.splitlines()), fence]
 
 
 def workflow_data(text: str) -> str:

@@ -183,6 +183,8 @@ def _failing_sections(run: RunResult, shown: Sequence[Alert]) -> list[str]:
         for result in (r for r in run.results if r.outcome == outcome):
             findings = [a for a in shown if a.result is result]
             lines += [f"### {HEADLINE[outcome][:1]} {_md(result.section.id)}: {_md(result.tally())}", ""]
+            if result.synthesis is not None:
+                lines += alerts.synthesis_markdown(result.synthesis)
             lines += [_finding_item(a) for a in findings]
             lines += [f"- {_md(votes_line(result))}", ""]
     return lines

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..core.choices import severity_rank
-from ..core.model import RunResult, Vote
+from ..core.model import Finding, RunResult, Vote
 from ..core.write import write_text_atomic
 from . import alerts, escape
 from .alerts import Alert
@@ -87,11 +87,18 @@ def _result(alert: Alert, rule_index: int) -> dict[str, Any]:
     location: dict[str, Any] = {"artifactLocation": {"uri": quote(alert.path, safe="/"), "uriBaseId": "%SRCROOT%"}}
     if alert.line:  # GitHub rejects startLine < 1: a finding without a line is a file-level result
         location["region"] = {"startLine": alert.line}
-    return {
+    message = {"text": escape.sarif_text(alert.message())}
+    synthesis = alert.result.synthesis
+    related = []
+    if synthesis is not None and synthesis.error is None:
+        # The author's review as the message code scanning renders, its findings as the related locations.
+        message["markdown"] = "\n".join([*alerts.synthesis_markdown(synthesis), escape.markdown(alert.message())])
+        related = [_related(i, f) for i, f in enumerate(synthesis.findings)]
+    result: dict[str, Any] = {
         "ruleId": alert.rule_id,
         "ruleIndex": rule_index,
         "level": alert.level,
-        "message": {"text": escape.sarif_text(alert.message())},
+        "message": message,
         "locations": [{"physicalLocation": location}],
         "partialFingerprints": {alerts.FINGERPRINT_KEY: alert.fingerprint},
         "properties": {
@@ -103,6 +110,19 @@ def _result(alert: Alert, rule_index: int) -> dict[str, Any]:
             "voters": [{"id": v.voter_id, "verdict": v.verdict, "severity": f.severity} for v, f in alert.raised_by],
         },
     }
+    if related:
+        result["relatedLocations"] = related
+    return result
+
+
+def _related(index: int, finding: Finding) -> dict[str, Any]:
+    """A finding of the review for the author, as a related location of each of its section's results."""
+    path = alerts.safe_path(finding.path, finding.path)
+    location: dict[str, Any] = {"artifactLocation": {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}}
+    if finding.line:
+        location["region"] = {"startLine": finding.line}
+    text = f"{finding.severity} {finding.category}: {finding.title}"
+    return {"id": index, "physicalLocation": location, "message": {"text": escape.sarif_text(text)}}
 
 
 HELD_RULE: dict[str, Any] = {

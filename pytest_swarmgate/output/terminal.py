@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from ..core.choices import severity_rank
 from ..core.decision import section_passes, status
-from ..core.model import Finding, NotReviewed, RunResult, Section, SectionResult, Vote
+from ..core.model import Finding, NotReviewed, RunResult, Section, SectionResult, Synthesis, Vote
+from ..core.synthesis import merged_locations
 from ..core.text import plural
-from .alerts import release_hint
+from .alerts import SYNTHESIS_LABEL, release_hint
 from .escape import terminal
 
 # Colours by pytest's terminal-writer markup names; the writer honours --color.
@@ -144,6 +145,31 @@ def detail_lines(result: SectionResult, *, verbose: bool = False) -> list[str]:
     return lines
 
 
+def synthesis_lines(synthesis: Synthesis) -> list[str]:
+    """The aggregator's review under its section: title, explanation, merged findings, disagreement, fix, patch;
+    or one line saying it failed. Model output, so every line is escaped."""
+    if synthesis.error is not None:
+        return [f"  review for the author: synthesis failed: {terminal(synthesis.error, 300)}"]
+    lines = [f"  {SYNTHESIS_LABEL.format(model=terminal(synthesis.model, 80))}:", f"    {terminal(synthesis.title)}"]
+    lines += paragraph_lines(synthesis.explanation, "    ")
+    for f in merged_locations(synthesis):
+        lines.append(f"    {terminal(f'{f.severity.upper()} {f.category} {f.where()}: {f.title}', 300)}")
+        lines += paragraph_lines(f.rationale, "        ")
+    for label, text in (("where the voters disagreed", synthesis.disagreement), ("fix", synthesis.fix)):
+        if text.strip():
+            lines += paragraph_lines(text, "    ", f"{label}: ")
+    if synthesis.patch.strip():
+        lines.append("    suggested patch:")
+        lines += [f"      {terminal(line, 300)}" for line in synthesis.patch.strip("\n").splitlines()[:60]]
+    return lines
+
+
+def paragraph_lines(text: str, indent: str, lead: str = "") -> list[str]:
+    """Model text kept in its own lines (each escaped), the first led by `lead`; at most 20 lines."""
+    lines = [line for line in text.strip().splitlines() if line.strip()][:20]
+    return [f"{indent}{lead if i == 0 else ''}{terminal(line, 1000)}" for i, line in enumerate(lines)]
+
+
 def settings_notes(votes: Iterable[Vote]) -> list[str]:
     """Each voter's notes on settings it did not run with, once for the run rather than once per section."""
     seen = dict.fromkeys((vote.voter_id, note) for vote in votes for note in vote.settings.notes)
@@ -244,7 +270,14 @@ def _section_lines(run: RunResult, result: SectionResult, verbosity: int) -> lis
         # A stopped run: the tally only, since each section's top error would repeat the fault.
         return [Line(f"{terminal(result.section.id)}: {result.tally()}", COLOURS[result.outcome])]
     lines = [Line(section_line(result), COLOURS[result.outcome])]
-    if verbosity > 0 or (verbosity == 0 and needs_detail(result)):
+    synthesis = result.synthesis
+    if synthesis is not None and verbosity >= 0:
+        lines.extend(Line(text) for text in synthesis_lines(synthesis))
+    if synthesis is not None and synthesis.error is None and verbosity == 0:
+        # The synthesis is the review; the votes in one line say who said what (each in full under -v).
+        if not unanimous(result):
+            lines.append(Line("  " + votes_line(result)))
+    elif verbosity > 0 or (verbosity == 0 and needs_detail(result)):
         lines.extend(Line(text) for text in detail_lines(result, verbose=verbosity > 0))
     if verbosity > 0:
         lines.extend(Line(text) for text in context_lines(result.section))
@@ -268,6 +301,7 @@ def totals_line(run: RunResult) -> str:
     return (
         f"totals: {plural(len(run.results), 'section')} x {plural(len(run.panel), 'voter')}, "
         f"{plural(run.calls, 'call')}"
+        + (f" ({len(run.syntheses)} by the aggregator)" if run.syntheses else "")
         + (f" ({plural(cached, 'vote')} from cache)" if cached else "")
         + f", tokens in={u.input_tokens} out={u.output_tokens} cache_read={u.cache_read_tokens}"
         f" cache_write={u.cache_write_tokens}, wall {run.wall_time_s:.2f}s"

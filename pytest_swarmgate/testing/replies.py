@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 DEFAULT_TOOL = "submit_verdict"
+# The aggregator's tool (core/synthesis.py); testing/ uses the standard library only, so a test checks the two agree.
+REVIEW_TOOL = "submit_review"
 
 _SECTION_RE = re.compile(r"^section: (.+)$", re.MULTILINE)
 _PATH_RE = re.compile(r"^path: (.+)$", re.MULTILINE)
@@ -238,6 +240,19 @@ class Reply:
         return ToolInputReply(dict(tool_input), stop_reason)
 
     @staticmethod
+    def review(
+        title: str | None = None,
+        explanation: str | None = None,
+        findings: Sequence[Mapping[str, Any]] | None = None,
+        disagreement: str | None = None,
+        fix: str | None = None,
+        patch: str = "",
+    ) -> Reply:
+        """A well-formed `submit_review` call, the aggregator's answer. A field left None is made from the votes
+        the call carries: their UNSAFE findings merged, a title naming the section, the split of the panel."""
+        return ReviewReply(title, explanation, None if findings is None else tuple(findings), disagreement, fix, patch)
+
+    @staticmethod
     def sequence(*replies: Reply) -> Reply:
         """Attempt 1 gets the first reply, attempt 2 the second...; the last one repeats."""
         if not replies:
@@ -297,6 +312,58 @@ class VerdictReply(Reply):
     @property
     def kind(self) -> str:
         return f"verdict:{self.verdict_value}"
+
+
+def votes_in(text: str) -> list[dict[str, Any]]:
+    """The votes an aggregator call carries: its lines that are JSON objects with a verdict."""
+    votes = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "verdict" in data:
+                votes.append(data)
+    return votes
+
+
+@dataclass(frozen=True)
+class ReviewReply(Reply):
+    title: str | None = None
+    explanation: str | None = None
+    findings: tuple[Mapping[str, Any], ...] | None = None
+    disagreement: str | None = None
+    fix: str | None = None
+    patch: str = ""
+
+    def tool_input(self, ctx: CallContext) -> dict[str, Any]:
+        votes = votes_in(ctx.text)
+        unsafe = [v for v in votes if v.get("verdict") == "UNSAFE"]
+        merged: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+        for vote in unsafe:
+            for f in vote.get("findings") or ():
+                merged.setdefault((f.get("path"), f.get("line"), f.get("title")), f)
+        findings = list(self.findings) if self.findings is not None else list(merged.values())
+        top = f": {findings[0].get('title')}" if findings else ""
+        others = len(votes) - len(unsafe)
+        return {
+            "title": self.title
+            if self.title is not None
+            else f"{len(unsafe)} of {len(votes)} voters flag {ctx.where}{top}",
+            "explanation": self.explanation
+            if self.explanation is not None
+            else f"Scripted synthesis from the swarmgate stub server (section {ctx.section or '?'}).",
+            "findings": findings,
+            "disagreement": self.disagreement
+            if self.disagreement is not None
+            else (f"{others} of {len(votes)} voters did not find it unsafe." if others and unsafe else ""),
+            "fix": self.fix if self.fix is not None else "Scripted fix: validate the input before it is used.",
+            "patch": self.patch,
+        }
+
+    def render(self, ctx: CallContext) -> Rendered:
+        return _message([_tool_use(ctx, self.tool_input(ctx))], "tool_use")
 
 
 @dataclass(frozen=True)

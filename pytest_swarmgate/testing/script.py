@@ -27,6 +27,13 @@ otherwise `default` (itself a reply, default "SAFE") applies. A reply is one of
     {"text": "plain text"}                  end_turn with no tool call
     {"tool_input": {...}}                   a submit_verdict call with this input
     {"sequence": [<reply>, <reply>, ...]}   by attempt; the last one repeats
+    {"review": {"title": "...", ...}}       the aggregator's submit_review call (title, explanation,
+                                            findings, disagreement, fix, patch; what is left out is
+                                            made from the votes the call carries)
+
+The aggregator's calls (tool `submit_review`) follow the rules of a top-level `"synthesis"` list
+instead (`{"section": "app/*.py", "reply": {"review": {...}}}`, or any fault above); without one
+they get a review made from the votes they carry.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .replies import CallContext, Reply
+from .replies import REVIEW_TOOL, CallContext, Reply
 
 
 def _prompt_texts(ctx: CallContext) -> list[str]:
@@ -65,6 +72,8 @@ class Script:
     def __init__(self, default: Reply | None = None) -> None:
         self.default: Reply = default if default is not None else Reply.verdict("SAFE")
         self._rules: tuple[Rule, ...] = ()
+        # The aggregator's calls (tool submit_review) have rules of their own: a voter's rule never answers them.
+        self._synthesis_rules: tuple[Rule, ...] = ()
 
     def on(self, section: str = "*", voter: str | None = None, *, reply: Reply) -> Script:
         """Answer `reply` when the section id or its path matches the `section` glob and the
@@ -96,19 +105,31 @@ class Script:
         self._rules = (*self._rules, fn)
         return self
 
+    def on_synthesis(self, section: str = "*", *, reply: Reply) -> Script:
+        """Answer the aggregator's call on a section whose id or path matches the `section` glob with `reply`
+        (`Reply.review(...)`, or a fault); without a rule it gets `Reply.review()`. Returns self."""
+
+        def rule(ctx: CallContext) -> Reply | None:
+            where = (ctx.section or "", ctx.path or "")
+            return reply if any(fnmatch.fnmatchcase(w, section) for w in where if w or section == "*") else None
+
+        self._synthesis_rules = (*self._synthesis_rules, rule)
+        return self
+
     def reply_for(self, ctx: CallContext) -> Reply:
-        for rule in self._rules:
+        synthesis = ctx.tool_name == REVIEW_TOOL
+        for rule in self._synthesis_rules if synthesis else self._rules:
             reply = rule(ctx)
             if reply is not None:
                 return reply
-        return self.default
+        return Reply.review() if synthesis else self.default
 
     @classmethod
     def from_json(cls, data: Any) -> Script:
         """Build a script from the JSON format in this module's docstring (ScriptError if bad)."""
         if not isinstance(data, Mapping):
             raise ScriptError("a script must be a JSON object with 'default' and 'rules'")
-        _no_extra_keys(data, {"default", "rules"}, "script")
+        _no_extra_keys(data, {"default", "rules", "synthesis"}, "script")
         default = reply_from_json(data.get("default", "SAFE"), "default")
         script = cls(default)
         rules = data.get("rules", [])
@@ -125,6 +146,17 @@ class Script:
             if "reply" not in rule:
                 raise ScriptError(f"{where}: 'reply' is required")
             script.on(section, voter, reply=reply_from_json(rule["reply"], f"{where}.reply", default))
+        synthesis = data.get("synthesis", [])
+        if not isinstance(synthesis, list):
+            raise ScriptError("synthesis: must be a list")
+        for i, rule in enumerate(synthesis):
+            where = f"synthesis[{i}]"
+            if not isinstance(rule, Mapping) or "reply" not in rule:
+                raise ScriptError(f"{where}: must be an object with a 'reply'")
+            _no_extra_keys(rule, {"section", "reply"}, where)
+            if not isinstance(rule.get("section", "*"), str):
+                raise ScriptError(f"{where}: 'section' must be a string")
+            script.on_synthesis(rule.get("section", "*"), reply=reply_from_json(rule["reply"], f"{where}.reply"))
         return script
 
     @classmethod
@@ -194,6 +226,14 @@ def _reply_from_object(spec: Mapping[str, Any], where: str, default: Reply | Non
             findings,
             str(spec.get("summary", "")),
         )
+    if "review" in spec:
+        _no_extra_keys(spec, {"review"}, where)
+        fields = spec["review"]
+        allowed = {"title", "explanation", "findings", "disagreement", "fix", "patch"}
+        if not isinstance(fields, Mapping):
+            raise ScriptError(f"{where}.review: must be an object")
+        _no_extra_keys(fields, allowed, f"{where}.review")
+        return Reply.review(**{k: fields[k] for k in allowed if k in fields})
     if "status" in spec:
         _no_extra_keys(spec, {"status", "type", "message", "retry_after"}, where)
         code = spec["status"]
@@ -224,4 +264,4 @@ def _reply_from_object(spec: Mapping[str, Any], where: str, default: Reply | Non
         if not isinstance(items, list) or not items:
             raise ScriptError(f"{where}.sequence: must be a non-empty list")
         return Reply.sequence(*(reply_from_json(s, f"{where}.sequence[{i}]", default) for i, s in enumerate(items)))
-    raise ScriptError(f"{where}: expected one of verdict, status, slow, text, tool_input, sequence")
+    raise ScriptError(f"{where}: expected one of verdict, review, status, slow, text, tool_input, sequence")

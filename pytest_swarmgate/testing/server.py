@@ -67,7 +67,7 @@ from .batches import Batch, Batches, requests_problem, result_line
 from .checks import SAMPLING_MODES, STRICT_MODES, Sampling, Strict, request_problem, sampling_problem, strict_problem
 from .httpd import Handler, Response, StubHTTPServer, error_payload, json_response
 from .ratelimit import Limiter, RateLimit
-from .replies import CallContext, Rendered, Reply, new_id, reply_kind, route, tool_name
+from .replies import REVIEW_TOOL, CallContext, Rendered, Reply, new_id, reply_kind, route, tool_name
 from .script import Script
 from .usage import PromptCache, block_tokens, prompt_blocks, tokens
 
@@ -100,11 +100,17 @@ class LoggedRequest:
     api_version: str | None = None
     temperature_received: bool = False
     temperature: Any = None
+    tool: str | None = None  # the tool the call forced: a voter's submit_verdict, the aggregator's submit_review
 
     @property
     def is_call(self) -> bool:
-        """True for a message call the script answered (directly or inside a batch)."""
-        return self.attempt is not None
+        """True for a voter's message call the script answered (directly or inside a batch)."""
+        return self.attempt is not None and self.tool != REVIEW_TOOL
+
+    @property
+    def is_synthesis(self) -> bool:
+        """True for an aggregator's call the script answered."""
+        return self.attempt is not None and self.tool == REVIEW_TOOL
 
 
 # --------------------------------------------------------------------------- routes
@@ -274,6 +280,10 @@ class StubServer:
             for r in self.requests
             if r.is_call and (section is None or r.section == section) and (voter is None or r.voter == voter)
         ]
+
+    def syntheses(self, section: str | None = None) -> list[LoggedRequest]:
+        """The aggregator's calls the script answered, optionally for one section id."""
+        return [r for r in self.requests if r.is_synthesis and (section is None or r.section == section)]
 
     def clear_log(self) -> None:
         """Forget the request log and the attempt counters (the prompt cache is kept)."""
@@ -445,6 +455,7 @@ class StubServer:
             "api_version": api_version,
             "temperature_received": "temperature" in body,
             "temperature": body.get("temperature"),
+            "tool": tool_name(body),
         }
         problem = (
             request_problem(body)
