@@ -197,7 +197,7 @@ class Hunk:
     text_end: int  # the character one past its last line (it starts where the one before it ends)
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One file entry as written: where its lines are and what its headers say."""
 
@@ -367,8 +367,9 @@ def _count(norm: Lines, start: int, old: int, new: int) -> tuple[int, int, int]:
         if i >= n:
             raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is shorter than its header says")
         # walk the window's own list: the hunk lines are most of a diff's lines
-        lines, k = norm.at(i)
-        for line in itertools.islice(lines, k, None):
+        lines, first = norm.at(i)
+        for k in range(first, len(lines)):
+            line = lines[k]
             c = line[:1]
             if c == "+":
                 new, added = new - 1, added + 1
