@@ -129,7 +129,7 @@ class Lines:
         self._firsts: list[int] = [0]
         self._chars: list[int] = [0]
         self._kept: dict[int, tuple[list[str], list[int]]] = {}  # window -> its lines and their offsets
-        self._base, self._lines = 0, self._window(0)[0]
+        self._base, (self._lines, self._offsets) = 0, self._window(0)
 
     def __len__(self) -> int:
         return self._count
@@ -148,12 +148,14 @@ class Lines:
             if not 0 <= i < self._count:
                 raise IndexError(i)
             w = self._find(i)
-            self._base, self._lines = self._firsts[w], self._window(w)[0]
+            self._base, (self._lines, self._offsets) = self._firsts[w], self._window(w)
             k = i - self._base
         return self._lines, k
 
     def offset(self, i: int) -> int:
         """The character at which line i starts (the text's length for the line past the last)."""
+        if 0 <= i - self._base < len(self._lines):
+            return self._offsets[i - self._base]
         if i >= self._count:
             return len(self.text)
         w = self._find(i)
