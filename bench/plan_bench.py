@@ -1,6 +1,7 @@
 """Time how the gate's plan scales with what a pull request controls (issue 16, point 7).
 
     python bench/plan_bench.py [--scale 1.0] [--mb 50] [--runs 3]
+    python bench/plan_bench.py --scale 0 --mb 80    # the memory figures alone
 
 Each case is a generated diff, planned the way `runner.plan` and `runner.over_ceiling` plan it
 before any hook or call: parse, sections under the budget and without it, the held check,
@@ -14,6 +15,9 @@ the token estimate and the directory hint a ceiling prints. The cases:
 - a 2 KB non-ASCII path as git quotes it by default;
 - peak memory of one plan of a real diff (this repository's history, repeated to --mb), as a
   multiple of the diff's size, in a fresh process: what --swarm-max-diff-bytes is sized on.
+  Python stores a str in 1, 2 or 4 bytes a character, by its widest character: one emoji in the
+  history makes the text alone 4x its UTF-8 bytes, so the figure is given again for the same
+  diff with every non-ASCII character replaced (1 byte a character, the plan's own share clearer).
 
 `--scale` multiplies the case sizes (0.25 to time an older package, PYTHONPATH=/its/checkout,
 whose quadratic steps take minutes at full size).
@@ -92,35 +96,36 @@ def timed(function: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
     return min(times), statistics.median(times), result
 
 
-def real_diff(megabytes: float) -> str:
-    """This repository's history as one diff, repeated to about `megabytes`."""
+def real_diff(megabytes: float, ascii_only: bool = False) -> str:
+    """This repository's history as one diff, repeated to about `megabytes` (non-ASCII replaced: `?`)."""
     history = subprocess.run(
         ["git", "-c", "core.quotepath=off", "log", "-p", "--no-color", "--find-renames"],
         cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode("utf-8", "replace")  # fmt: skip
+    ).stdout.decode("ascii" if ascii_only else "utf-8", "replace")  # fmt: skip
+    history = history.replace("\ufffd", "?") if ascii_only else history
     return history * max(1, round(megabytes * 1e6 / len(history.encode())))
 
 
-def peak_child(megabytes: float) -> None:
-    """In a fresh process: the diff's size, the peak RSS with the text loaded, and after one plan."""
+def peak_child(megabytes: float, ascii_only: bool) -> None:
+    """In a fresh process: the diff's size, the text's in memory, the peak RSS with the text loaded and after a plan."""
     import resource
 
-    text = real_diff(megabytes)
+    text = real_diff(megabytes, ascii_only)
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     plan(text)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(len(text.encode()), loaded, after)
+    print(len(text.encode()), sys.getsizeof(text), loaded, after)
 
 
-def peak(megabytes: float) -> str:
+def peak(megabytes: float, ascii_only: bool = False) -> str:
     """Peak resident memory of one plan of a real diff, measured in a fresh process."""
-    proc = subprocess.run(
-        [sys.executable, __file__, "--peak-child", str(megabytes)], capture_output=True, text=True, check=True
-    )
-    size, loaded, after = (int(x) for x in proc.stdout.split())
+    command = [sys.executable, __file__, "--peak-child", str(megabytes), *(["--ascii"] if ascii_only else [])]
+    proc = subprocess.run(command, capture_output=True, text=True, check=True)
+    size, own, loaded, after = (int(x) for x in proc.stdout.split())
     return (
-        f"{size / 1e6:.0f} MB of diff: peak RSS {loaded / 1e6:.0f} MB with the text loaded, {after / 1e6:.0f} MB after"
-        f" one plan ({after / size:.1f}x the diff, of which the plan added {(after - loaded) / size:.1f}x)"
+        f"{size / 1e6:.0f} MB of diff (as a str {own / size:.0f}x that): peak RSS {loaded / 1e6:.0f} MB with the text"
+        f" loaded, {after / 1e6:.0f} MB after one plan ({after / size:.1f}x the diff, of which the plan added"
+        f" {(after - loaded) / size:.1f}x)"
     )
 
 
@@ -130,20 +135,22 @@ def main() -> int:
     parser.add_argument("--mb", type=float, default=50.0, help="size of the real diff for the memory figure (0: skip)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--peak-child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--ascii", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_child is not None:
-        peak_child(args.peak_child)
+        peak_child(args.peak_child, args.ascii)
         return 0
     import pytest_swarmgate
 
     print(f"package: {Path(pytest_swarmgate.__file__).parent}  python {sys.version.split()[0]}")
     print(f"{'case':40} {'diff':>9} {'min':>8} {'median':>8}  result")
-    for name, make in cases(args.scale):
+    for name, make in cases(args.scale) if args.scale else []:
         text = make()
         low, mid, summary = timed(lambda text=text: plan(text), args.runs)
         print(f"{name:40} {len(text) / 1e6:7.1f}MB {low:7.3f}s {mid:7.3f}s  {summary}")
     if args.mb:
         print("memory:", peak(args.mb))
+        print("memory, non-ASCII replaced:", peak(args.mb, ascii_only=True))
     return 0
 
 

@@ -417,3 +417,35 @@ def test_parse_sections_still_splits_and_filters() -> None:
     """The parser's changes leave sectioning as it was."""
     sections, skipped = parse_sections(APP + LOGO)
     assert [s.path for s in sections] == ["app.py"] and [n.path for n in skipped] == ["logo.png"]
+
+
+def _read(text: str) -> object:
+    """Everything the parse gives for `text`: each file, the sections with and without a budget; or the refusal."""
+    try:
+        files = parse_diff(text)
+    except DiffError as exc:
+        return str(exc)
+    views = [sections_of(files, budget=b) for b in (None, 300, 1)]
+    return [(f.path, f.old_path, f.change, f.header, f.hunks, f.unread) for f in files], views
+
+
+@pytest.mark.parametrize("window", [1, 5, 64])
+def test_lines_read_a_window_at_a_time_read_as_the_whole(monkeypatch: pytest.MonkeyPatch, window: int) -> None:
+    """The reader keeps a window of lines, not all of them: a line, a hunk or a header across windows reads the same."""
+    from pytest_swarmgate.core.diff import entries
+
+    fixtures = sorted((Path(__file__).parent.parent / "fixtures").rglob("*.diff"))
+    whole = "".join(p.read_text("utf-8") for p in fixtures)
+    texts = [whole, whole.replace("\n", "\r\n"), whole[: len(whole) // 3], APP.rstrip("\n"), APP + "@@ -1 +1 @@\n-a\n"]
+    expected = [_read(t) for t in texts]
+    monkeypatch.setattr(entries.Lines, "WINDOW", window)
+    assert [_read(t) for t in texts] == expected
+
+
+def test_every_view_of_a_file_in_one_section_is_its_own_text() -> None:
+    """Planning holds a file's text once: the budgeted and the whole views share it, with no copy."""
+    files = parse_diff(APP + APP.replace("app.py", "lib.py"))
+    for budget in (None, 60_000):
+        sections, _ = sections_of(files, budget=budget)
+        assert [s.text for s in sections] == [f.text for f in files]
+        assert all(s.text is f.text for s, f in zip(sections, files, strict=True))

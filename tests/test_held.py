@@ -504,3 +504,15 @@ def test_hidden_characters_are_named_in_every_channel() -> None:
     assert held(file_diff("ok.py", "name = 'caf\u00e9 \u4e2d\u6587'", new=True)) == [], (
         "ordinary non-ASCII is not hidden"
     )
+
+
+def test_hidden_text_and_lfs_pointers_are_held_only_on_their_own_added_lines() -> None:
+    """The held check skips a text that holds neither anywhere; where one does, it reads the lines as before."""
+    pointer = "version https://git-lfs.github.com/spec/v1"
+    assert held(file_diff("tools/run.bin", "x = 1", context=pointer)) == [], "a pointer in a context line"
+    assert held(file_diff("tools/run.bin", f"x = 1  # {pointer}")) == [], "a pointer inside a line"
+    assert held(file_diff("tools/run.bin", f"x = 1\u2028+{pointer}")) != [], "a line split where str.splitlines splits"
+    assert held(file_diff("app.py", "x = 1", context="# caf\u00e9 \u202e")) == [], "hidden text in a context line"
+    assert held(file_diff("app.py", "x = 'caf\u00e9'")) == [], "ordinary non-ASCII text"
+    assert held(file_diff("app.py", "x = 'caf\u00e9\u200b'")) == ["app.py: added lines hold characters a reader cannot"
+        " see (U+200B): bidirectional or invisible text can make code run differently from how it reads"]  # fmt: skip

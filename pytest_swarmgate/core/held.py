@@ -223,13 +223,19 @@ def _setup_py(path: str, old_path: str | None, diff_text: str, texts: Texts) -> 
 
 def _lfs_pointer(path: str, diff_text: str) -> str | None:
     """Why an added Git LFS pointer to a file that is not media is held, else None."""
-    if is_media(path) or not any(line.rstrip("\r\n") == LFS_POINTER for line in diff_text.splitlines()):
+    # a substring search first: splitting every section's text into lines is most of the held check's time
+    if is_media(path) or LFS_POINTER not in diff_text:
+        return None
+    if not any(line.rstrip("\r\n") == LFS_POINTER for line in diff_text.splitlines()):
         return None
     return LFS_REASON
 
 
 def _hidden(diff_text: str) -> str | None:
     """Why added lines with characters a reader cannot see are held (Trojan Source), else None."""
+    # none in the whole text, none in its added lines: ASCII is known without a scan, the rest in one
+    if diff_text.isascii() or not hidden_characters(diff_text):
+        return None
     added = "".join(line for line in diff_text.splitlines(keepends=True) if line.startswith("+"))
     found = hidden_characters(added)
     if not found:

@@ -6,6 +6,9 @@ message), or a line the gate refuses because it would hide a change (`DiffError`
 
 from __future__ import annotations
 
+import bisect
+import io
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -108,7 +111,82 @@ class DiffError(Exception):
     """Bad diff input; str(e) is one clear line naming the problem."""
 
 
-@dataclass(frozen=True)
+class Lines:
+    """The text's lines, split on "\n" only with CRLF read as LF, made a window at a time; where each starts.
+
+    A list of every line would hold a str object per line, about twice an 80 MB diff again; the
+    reader walks forward with a lookahead of a line or two, so only the window it is in and the
+    one before are kept. A window is re-made when a line behind them is asked for (rare: the
+    offset of a header that started several windows back).
+    """
+
+    WINDOW = 1 << 20  # characters a window spans at least (a line is never cut)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._count = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+        # each window met so far: its first line and the character it starts at
+        self._firsts: list[int] = [0]
+        self._chars: list[int] = [0]
+        self._kept: dict[int, tuple[list[str], list[int]]] = {}  # window -> its lines and their offsets
+        self._base, (self._lines, self._offsets) = 0, self._window(0)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int) -> str:
+        k = i - self._base
+        if 0 <= k < len(self._lines):
+            return self._lines[k]
+        lines, k = self.at(i)
+        return lines[k]
+
+    def at(self, i: int) -> tuple[list[str], int]:
+        """The window holding line i and i's index in it, so a loop can walk the window's list."""
+        k = i - self._base
+        if not 0 <= k < len(self._lines):
+            if not 0 <= i < self._count:
+                raise IndexError(i)
+            w = self._find(i)
+            self._base, (self._lines, self._offsets) = self._firsts[w], self._window(w)
+            k = i - self._base
+        return self._lines, k
+
+    def offset(self, i: int) -> int:
+        """The character at which line i starts (the text's length for the line past the last)."""
+        if 0 <= i - self._base < len(self._lines):
+            return self._offsets[i - self._base]
+        if i >= self._count:
+            return len(self.text)
+        w = self._find(i)
+        return self._window(w)[1][i - self._firsts[w]]
+
+    def _find(self, i: int) -> int:
+        """The window holding line i; windows are met in order, each made once to find where the next starts."""
+        w = bisect.bisect_right(self._firsts, i) - 1
+        while w == len(self._firsts) - 1 and i >= self._firsts[w] + len(self._window(w)[0]):
+            w += 1
+        return w
+
+    def _window(self, w: int) -> tuple[list[str], list[int]]:
+        kept = self._kept.get(w)
+        if kept is not None:
+            return kept
+        start = self._chars[w]
+        cut = self.text.find("\n", start + self.WINDOW - 1)
+        end = len(self.text) if cut == -1 else cut + 1
+        raw = list(io.StringIO(self.text[start:end], newline="\n"))
+        lines = [ln[:-2] + "\n" if ln.endswith("\r\n") else ln for ln in raw]
+        if w + 1 == len(self._chars) and end < len(self.text):
+            self._firsts.append(self._firsts[w] + len(raw))
+            self._chars.append(end)
+        for old in [k for k in self._kept if k not in (w, w - 1)]:
+            del self._kept[old]
+        self._kept[w] = lines, list(itertools.accumulate(map(len, raw), initial=start))
+        return self._kept[w]
+
+
+@dataclass(frozen=True, slots=True)
 class Hunk:
     """Where one hunk's lines are, how many it adds and removes, and the ranges its header names."""
 
@@ -118,9 +196,10 @@ class Hunk:
     removed: int
     old: tuple[int, int]  # (start, length) in the old file
     new: tuple[int, int]
+    text_end: int  # the character one past its last line (it starts where the one before it ends)
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One file entry as written: where its lines are and what its headers say."""
 
@@ -132,6 +211,8 @@ class Entry:
     binary: str | None = None  # the `Binary files ... differ` line of a plain diff
     is_binary: bool = False
     head_end: int = 0
+    text_start: int = 0  # the characters of its lines, header and hunks, from this one
+    head_text_end: int = 0  # to this one for its header
     hunks: list[Hunk] = field(default_factory=list)
     written: tuple[str | None, str | None] | None = None  # its two names as written, once split (names.py)
 
@@ -162,7 +243,7 @@ def _body(line: str) -> str:
     return line[:-1] if line.endswith("\n") else line
 
 
-def _name(norm: list[str], i: int, dated: bool) -> str:
+def _name(norm: Lines, i: int, dated: bool) -> str:
     """The file name of the `---`/`+++` line i: up to the tab git and diff put before a timestamp.
 
     `dated`: a plain diff's line, whose timestamp may follow spaces instead (`git apply` strips it
@@ -189,7 +270,7 @@ def quoted_name(name: str, i: int) -> str:
     return unquote(name)
 
 
-def read_entries(norm: list[str]) -> list[Entry]:
+def read_entries(norm: Lines) -> list[Entry]:
     """Every file entry of the diff, in order; lines between entries (mail, junk) are left out."""
     entries: list[Entry] = []
     n, i = len(norm), 0
@@ -200,7 +281,7 @@ def read_entries(norm: list[str]) -> list[Entry]:
             i += 1
             continue
         entry, i = opened
-        entry.head_end = i
+        entry.head_end, entry.text_start, entry.head_text_end = i, norm.offset(entry.start), norm.offset(i)
         i = _read_hunks(norm, i, entry)
         entries.append(entry)
     _one_form(entries)
@@ -215,7 +296,7 @@ def _one_form(entries: list[Entry]) -> None:
             raise DiffError(MIXED_FORMS.format(line=plain.start + 1))
 
 
-def _refuse(norm: list[str], i: int) -> None:
+def _refuse(norm: Lines, i: int) -> None:
     """Raise `DiffError` for a line that must not be skipped as text between entries."""
     line = norm[i]
     if line.startswith(("diff --git ", "Binary file")) and len(line) > MAX_HEADER_LINE:
@@ -227,7 +308,7 @@ def _refuse(norm: list[str], i: int) -> None:
         raise DiffError(f"{NOT_A_DIFF}the diff command line {i + 1} is not followed by a unified diff entry")
 
 
-def _open(norm: list[str], i: int) -> tuple[Entry, int] | None:
+def _open(norm: Lines, i: int) -> tuple[Entry, int] | None:
     """The entry whose headers start at line i, and the index past them; None when no entry starts there."""
     line = norm[i]
     if line.startswith("diff --git "):
@@ -239,7 +320,7 @@ def _open(norm: list[str], i: int) -> tuple[Entry, int] | None:
     return None
 
 
-def _open_git(norm: list[str], i: int) -> tuple[Entry, int]:
+def _open_git(norm: Lines, i: int) -> tuple[Entry, int]:
     """A `diff --git` entry's headers: its extended lines, then a binary line or the `---`/`+++` pair."""
     n = len(norm)
     entry = Entry(i, _body(norm[i])[len("diff --git ") :])
@@ -266,7 +347,7 @@ def _git_key(line: str) -> str | None:
     return next((k for k in keys if line.startswith(k)), None)
 
 
-def _read_hunks(norm: list[str], i: int, entry: Entry) -> int:
+def _read_hunks(norm: Lines, i: int, entry: Entry) -> int:
     """Read the hunks that follow a file header, counting lines against each hunk header."""
     n = len(norm)
     while i < n and (m := HUNK.match(norm[i])):
@@ -276,34 +357,43 @@ def _read_hunks(norm: list[str], i: int, entry: Entry) -> int:
         while i < n and norm[i].startswith("\\"):  # "\ No newline at end of file" after the last line
             i += 1
         _check_end(norm, i, start, removed + added)
-        entry.hunks.append(Hunk(start, i, added, removed, *ranges))
+        entry.hunks.append(Hunk(start, i, added, removed, *ranges, norm.offset(i)))
     return i
 
 
-def _count(norm: list[str], start: int, old: int, new: int) -> tuple[int, int, int]:
+def _count(norm: Lines, start: int, old: int, new: int) -> tuple[int, int, int]:
     """Count the lines of the hunk at `start` against its `old` and `new` lengths: (index past it, removed, added)."""
     n, i = len(norm), start + 1
     removed = added = 0
     while old > 0 or new > 0:
-        line = norm[i] if i < n else ""
-        c = line[:1]
-        if c == "+":
-            new, added = new - 1, added + 1
-        elif c == "-":
-            old, removed = old - 1, removed + 1
-        elif c in (" ", "\n"):  # an empty line is a context line whose space an editor stripped
-            if "{+" in line and _word_diff(line):
-                raise DiffError(f"{NOT_A_DIFF}line {i + 1} holds --word-diff markup: make the diff without --word-diff")
-            old, new = old - 1, new - 1
-        elif c != "\\":
+        if i >= n:
             raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is shorter than its header says")
-        if old < 0 or new < 0:
-            raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is longer than its header says")
-        i += 1
+        # walk the window's own list: the hunk lines are most of a diff's lines
+        lines, first = norm.at(i)
+        for k in range(first, len(lines)):
+            line = lines[k]
+            c = line[:1]
+            if c == "+":
+                new, added = new - 1, added + 1
+            elif c == "-":
+                old, removed = old - 1, removed + 1
+            elif c in (" ", "\n"):  # an empty line is a context line whose space an editor stripped
+                if "{+" in line and _word_diff(line):
+                    raise DiffError(
+                        f"{NOT_A_DIFF}line {i + 1} holds --word-diff markup: make the diff without --word-diff"
+                    )
+                old, new = old - 1, new - 1
+            elif c != "\\":
+                raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is shorter than its header says")
+            if old < 0 or new < 0:
+                raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} is longer than its header says")
+            i += 1
+            if old <= 0 and new <= 0:
+                break
     return i, removed, added
 
 
-def _check_end(norm: list[str], i: int, start: int, changed: int) -> None:
+def _check_end(norm: Lines, i: int, start: int, changed: int) -> None:
     """Refuse a hunk that changes nothing, or one followed by a line that reads as one of its own."""
     if not changed:
         raise DiffError(f"{NOT_A_DIFF}the hunk at line {start + 1} changes no line (a --word-diff diff?)")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import itertools
 import posixpath
 import re
 from dataclasses import dataclass
 
 from ..choices import ChangeKind, NotReviewedKind
 from ..text import one_line
-from .entries import NOT_A_DIFF, DiffError, Entry, read_entries
+from .entries import NOT_A_DIFF, DiffError, Entry, Lines, read_entries
 from .names import DEV_NULL, GIT_PREFIXES, diff_prefixes, moved, strip_prefix, written_names
 
 # The only files the gate leaves unjudged: images, audio, video and fonts, by extension (any
@@ -42,15 +43,33 @@ COLLAPSED = (
 
 @dataclass(frozen=True)
 class FileDiff:
-    """One file entry of the diff, parsed once: its repository paths, its change and its text."""
+    """One file entry of the diff, parsed once: its repository paths, its change and its text.
+
+    The text is one string, the section text of the whole file: every section of the file, and
+    both views the plan takes (with and without the budget), are that string or slices of it.
+    """
 
     path: str
     old_path: str | None  # the other side's path when it differs (a rename or copy)
     change: ChangeKind
-    header: str  # the gate's note on what changed (when the lines do not say it), then the header lines
-    hunks: tuple[tuple[str, int, int], ...]  # each hunk's text, lines added and lines removed
+    # the gate's note on what changed (when the lines do not say it), the header lines, then every hunk
+    text: str
+    head: int  # where the header ends in `text`
+    # each hunk's end in `text` (it starts where the one before ends), lines added and lines removed
+    spans: tuple[tuple[int, int, int], ...]
     # why it is never sent to the panel (media and binary files): the kind the gate decides on, and its words
     unread: Unread | None = None
+
+    @property
+    def header(self) -> str:
+        """The gate's note, then the header lines."""
+        return self.text[: self.head]
+
+    @property
+    def hunks(self) -> tuple[tuple[str, int, int], ...]:
+        """Each hunk's text, lines added and lines removed (made when asked: the text holds them)."""
+        bounds = itertools.pairwise((self.head, *(end for end, _, _ in self.spans)))
+        return tuple((self.text[a:b], h[1], h[2]) for (a, b), h in zip(bounds, self.spans, strict=True))
 
 
 def is_media(path: str) -> bool:
@@ -114,12 +133,14 @@ def _mode_fact(s: _Shape) -> str | None:
     return f"file mode {s.old_mode} -> {s.new_mode}" + _EXECUTABLE.get((s.old_mode[-3:], s.new_mode[-3:]), "")
 
 
-def _special_fact(s: _Shape, raw: list[str]) -> str | None:
+def _special_fact(s: _Shape, text: str) -> str | None:
     """What a symbolic link now points to, or which commit a submodule now records."""
     modes = {s.old_mode, s.new_mode}
     if not {SYMLINK_MODE, SUBMODULE_MODE} & modes:
         return None
-    lines = [ln.rstrip("\r\n") for h in s.entry.hunks for ln in raw[h.start + 1 : h.end]]
+    bounds = itertools.pairwise((s.entry.head_text_end, *(h.text_end for h in s.entry.hunks)))
+    hunks = [list(io.StringIO(text[a:b], newline="\n"))[1:] for a, b in bounds]  # each without its `@@` line
+    lines = [ln.rstrip("\r\n") for each in hunks for ln in each]
     if SYMLINK_MODE in modes:
         before, after = _side_text(lines, "-") or "(none)", _side_text(lines, "+") or "(none)"
         return f"symbolic link target {one_line(repr(before))} -> {one_line(repr(after))}"
@@ -139,11 +160,11 @@ def _empty_fact(s: _Shape) -> str | None:
     return what + (f" (mode {s.new_mode})" if s.old is None and s.new_mode else "")
 
 
-def _facts(s: _Shape, raw: list[str]) -> list[str]:
+def _facts(s: _Shape, text: str) -> list[str]:
     """What the entry changes that its text lines do not show, for the note."""
     facts = ["no line of text changed"] if s.textless else []
     facts += [f for f in (_move_fact(s), _mode_fact(s)) if f]
-    special = _special_fact(s, raw)
+    special = _special_fact(s, text)
     facts += [special] if special else [f for f in (_empty_fact(s),) if f]
     if s.entry.is_binary and s.new is None:
         facts.append(f"deletes the binary file {one_line(s.old or '')} (its content is not shown)")
@@ -198,18 +219,23 @@ def _change(old: str | None, new: str | None, kind: str | None) -> ChangeKind:
     return "renamed" if kind == "rename" else "modified"
 
 
-def _build(entry: Entry, raw: list[str], prefixes: tuple[str, str]) -> FileDiff:
+def _build(entry: Entry, text: str, prefixes: tuple[str, str]) -> FileDiff:
     old, new, kind = _paths(entry, prefixes)
     shape = _Shape(entry, old, new, kind, _mode(entry, 0), _mode(entry, 1))
-    facts = _facts(shape, raw)
+    facts = _facts(shape, text)
     note = f"# swarmgate: {'; '.join(facts)}\n" if facts else ""
     path = new or old or ""
+    end = entry.hunks[-1].text_end if entry.hunks else entry.head_text_end
+    # the entry's lines are one run of the text: one slice, and the note put before it
+    own = text[entry.text_start : end]
+    shift = len(note) - entry.text_start
     return FileDiff(
         path=path,
         old_path=old if old and old != path else None,
         change=_change(old, new, kind),
-        header=note + "".join(raw[entry.start : entry.head_end]),
-        hunks=tuple(("".join(raw[h.start : h.end]), h.added, h.removed) for h in entry.hunks),
+        text=note + own if note else own,
+        head=entry.head_text_end + shift,
+        spans=tuple((h.text_end + shift, h.added, h.removed) for h in entry.hunks),
         unread=_unread(shape),
     )
 
@@ -221,17 +247,14 @@ def parse_diff(text: str) -> list[FileDiff]:
     cannot be placed (a combined diff, a hunk that does not add up, text with no file entry)
     is one `DiffError` line naming the problem.
     """
-    if not text.strip():
+    if not text or text.isspace():  # not strip(): that copies the whole diff
         return []
-    # split on "\n" only (str.splitlines also splits on \x0b, \x1c, U+2028 ...)
-    raw = list(io.StringIO(text, newline="\n"))
-    # read a CRLF-normalised copy (same line numbers) so headers match; slice `raw` for the text
-    norm = [ln[:-2] + "\n" if ln.endswith("\r\n") else ln for ln in raw]
-    entries = read_entries(norm)
+    # read CRLF as LF so headers match, a window of lines at a time; the texts are slices of `text`
+    entries = read_entries(Lines(text))
     if not entries:
         raise DiffError(f"{NOT_A_DIFF}no file header ('diff --git' or '---'/'+++') found")
     prefixes = diff_prefixes(entries)
-    files = [_build(e, raw, prefixes.get(id(e), GIT_PREFIXES)) for e in entries]
+    files = [_build(e, text, prefixes.get(id(e), GIT_PREFIXES)) for e in entries]
     _one_identity(entries, files)
     # stable sort: a path that occurs twice (a concatenated patch series) keeps input order
     return sorted(files, key=lambda f: f.path)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ..model import NotReviewed, Section
 from .files import FileDiff, parse_diff
 
-_Hunks = list[tuple[str, int, int]]
+_Spans = list[tuple[int, int, int]]  # each hunk's end in the file's text, added, removed
 
 
 def glob_match(path: str, pattern: str) -> bool:
@@ -30,16 +30,18 @@ def glob_match(path: str, pattern: str) -> bool:
     return False
 
 
-def _split(header: str, hunks: _Hunks, budget: int) -> list[_Hunks]:
+def _split(head: int, spans: _Spans, budget: int) -> list[_Spans]:
     """Greedy packing of whole hunks into slices of at most budget characters with the header."""
-    slices: list[_Hunks] = [[]]
-    size = len(header)
-    for hunk in hunks:
-        if slices[-1] and size + len(hunk[0]) > budget:
+    slices: list[_Spans] = [[]]
+    size, start = head, head
+    for span in spans:
+        length = span[0] - start
+        if slices[-1] and size + length > budget:
             slices.append([])
-            size = len(header)
-        slices[-1].append(hunk)
-        size += len(hunk[0])
+            size = head
+        slices[-1].append(span)
+        size += length
+        start = span[0]
     return slices
 
 
@@ -60,21 +62,28 @@ def _not_reviewed(f: FileDiff, include: Sequence[str], exclude: Sequence[str]) -
 
 def _sections(f: FileDiff, budget: int | None) -> list[Section]:
     """The file's sections: the whole file, or slices of whole hunks within the budget."""
-    slices = _split(f.header, list(f.hunks), budget) if budget is not None else [list(f.hunks)]
-    return [
-        Section(
-            id=f.path if len(slices) == 1 else f"{f.path}#{part}",
-            path=f.path,
-            old_path=f.old_path,
-            change=f.change,
-            text=f.header + "".join(h[0] for h in chunk),
-            part=part,
-            parts=len(slices),
-            added=sum(h[1] for h in chunk),
-            removed=sum(h[2] for h in chunk),
+    slices = _split(f.head, list(f.spans), budget) if budget is not None else [list(f.spans)]
+    if len(slices) == 1:  # the file's own text, shared by every view of the plan
+        added, removed = sum(h[1] for h in f.spans), sum(h[2] for h in f.spans)
+        return [Section(f.path, f.path, f.old_path, f.change, f.text, added=added, removed=removed)]
+    header, sections, start = f.header, [], f.head
+    for part, chunk in enumerate(slices, 1):
+        end = chunk[-1][0]
+        sections.append(
+            Section(
+                id=f"{f.path}#{part}",
+                path=f.path,
+                old_path=f.old_path,
+                change=f.change,
+                text=header + f.text[start:end],
+                part=part,
+                parts=len(slices),
+                added=sum(h[1] for h in chunk),
+                removed=sum(h[2] for h in chunk),
+            )
         )
-        for part, chunk in enumerate(slices, 1)
-    ]
+        start = end
+    return sections
 
 
 def _check_budget(budget: int | None) -> None:
