@@ -58,7 +58,7 @@ def cost_of(votes: Sequence[Vote], prices: Mapping[str, Price] | None, batch: bo
         if price is None:
             unknown.add(v.credited_model)
         else:
-            usd += _vote_cost(v.usage, price)
+            usd += usage_cost(v.usage, price)
     usd *= BATCH_DISCOUNT if batch else 1.0
     notes = ["list prices" + (" with the 50% batch discount" if batch else "")]
     if unknown:
@@ -80,7 +80,7 @@ def price_for(model: str, prices: Mapping[str, Price] = PRICES) -> Price | None:
     return prices[max(matches, key=len)] if matches else None
 
 
-def _vote_cost(usage: Usage, price: Price) -> float:
+def usage_cost(usage: Usage, price: Price) -> float:
     """USD for one vote's usage at a (input, output, cache write, cache read) price per MTok."""
     p_in, p_out, p_write, p_read = price
     return (
