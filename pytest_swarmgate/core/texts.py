@@ -126,7 +126,9 @@ class _Entry:
 class GitFiles:
     """The files of one commit, from git objects: never the working tree, never a link followed.
 
-    Reads are batched (`prefetch`): one `ls-tree` and one `cat-file --batch` per few hundred paths.
+    Reads are batched (`prefetch`): one `ls-tree` and one `cat-file --batch` per few hundred paths;
+    for more, one listing of the whole tree, kept (git matches every pathspec at every entry it
+    visits, so a thousand paths cost more than the tree), and one `cat-file --batch` for them all.
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class GitFiles:
         short = rev[:12] if re.fullmatch(r"[0-9a-f]{40,64}", rev) else rev
         self.label = label or f"git {short}"
         self._known: dict[str, str | Unknown | None] = {}
+        self._tree: dict[str, _Entry] | None = None  # every entry of the commit, once listed
 
     def read(self, path: str) -> str | None:
         if path not in self._known:
@@ -156,8 +159,14 @@ class GitFiles:
                 todo.append(path)
             except Unknown as exc:
                 self._known[path] = exc
+        if self._tree is None and len(todo) > _GIT_BATCH:
+            self._tree = self._entries(None)
+        if self._tree is not None:
+            self._load(todo, self._tree)
+            return
         for i in range(0, len(todo), _GIT_BATCH):
-            self._load(todo[i : i + _GIT_BATCH])
+            batch = todo[i : i + _GIT_BATCH]
+            self._load(batch, self._entries(batch))
 
     def _git(self, args: list[str], stdin: bytes | None = None) -> bytes | None:
         try:
@@ -166,11 +175,13 @@ class GitFiles:
             return None
         return proc.stdout if proc.returncode == 0 else None
 
-    def _entries(self, paths: list[str]) -> dict[str, _Entry] | None:
-        """Each path's tree entry in the commit (absent paths left out); None when git cannot read the commit."""
+    def _entries(self, paths: list[str] | None) -> dict[str, _Entry] | None:
+        """Each path's tree entry in the commit (absent paths left out), or with None every entry (trees
+        too, so a directory is named one); None when git cannot read the commit."""
         if self.rev.startswith("-"):
             return None
-        out = self._git(["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", self.rev, "--", *paths])
+        which = ["-r", "-t", self.rev] if paths is None else [self.rev, "--", *paths]
+        out = self._git(["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", *which])
         if out is None:
             return None
         entries: dict[str, _Entry] = {}
@@ -193,8 +204,7 @@ class GitFiles:
             return Unknown(path, f"over {self.max_bytes} bytes (not read)")
         return None
 
-    def _load(self, paths: list[str]) -> None:
-        entries = self._entries(paths)
+    def _load(self, paths: list[str], entries: dict[str, _Entry] | None) -> None:
         if entries is None:
             for path in paths:
                 self._known[path] = Unknown(path, f"git cannot read {self.label}")
