@@ -8,20 +8,21 @@ from dataclasses import dataclass
 from ..choices import ContextKind, Side
 from ..model import ContextPart
 from ..text import one_line
-from .scopes import Outline, outline
+from .scopes import SCANS, Outline, language, outline
 
 # A file larger than this is not parsed for context: its scopes would cost more than they show.
 MAX_PARSE_CHARS = 1_000_000
 
 
 class FileText:
-    """One side of one file as read, with its outline parsed once on first use."""
+    """One side of one file as read, its parser chosen at once and its outline parsed once on first use."""
 
     def __init__(self, path: str, side: Side, text: str, source: str, facts: bool = False) -> None:
         self.path, self.side, self.text, self.source, self.facts = path, side, text, source, facts
         self.lines = text.split("\n")
         if self.lines and self.lines[-1] == "":
             self.lines.pop()
+        self.language = language(path, self.lines[0] if self.lines else "")
         self._outline: Outline | None = None
 
     @property
@@ -29,6 +30,11 @@ class FileText:
         if self._outline is None:
             self._outline = outline(self.path, self.text, self.facts)
         return self._outline
+
+    @property
+    def error(self) -> str | None:
+        """Why the text does not parse (None: it does); a scan never fails, so none is run to say so."""
+        return None if self.language in SCANS else self.outline.error
 
     def where(self) -> str:
         return f"{one_line(self.path)} ({self.side}, {self.source})"

@@ -18,7 +18,6 @@ from .scopes import PYTHON, Facts, Scope, language
 
 MAX_NAMES = 12  # names looked up per section
 MAX_CALLERS = 8  # call sites offered per section
-MAX_IMPORTS = 100  # imports per file whose modules are read ahead in one batch
 MAX_PER_NAME = 3  # definitions of one name offered from the other changed files
 _BUILTINS = frozenset(dir(builtins))
 # Module roots tried for an absolute import, besides the repository's top.
@@ -67,14 +66,9 @@ def import_targets(path: str, facts: Facts, name: str, owner: str) -> list[tuple
     return [(p, imported) for p in module_paths(path, module, level)] if imported else []
 
 
-def prefetch_paths(path: str, facts: Facts) -> list[str]:
-    """The candidate paths of a file's imports (its first MAX_IMPORTS), to read them all in one batch."""
-    out: list[str] = []
-    for module, imported, level in list(facts.imports.values())[:MAX_IMPORTS]:
-        out += module_paths(path, module, level)
-        if imported:
-            out += module_paths(path, f"{module}.{imported}".strip("."), level)
-    return out
+def prefetch_paths(path: str, facts: Facts, lines: set[int]) -> list[str]:
+    """The paths `definition_offers` reads for the names these lines use, to read them all in one batch."""
+    return [p for name, owner in used_names(facts, lines) for p, _ in import_targets(path, facts, name, owner)]
 
 
 class RepoIndex:

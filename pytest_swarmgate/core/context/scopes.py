@@ -26,6 +26,7 @@ FALLBACK = "{} scan (fallback: {})"  # the scan, and why no parser read the file
 BRACES = FALLBACK.format("brace", "no parser for this language")
 INDENT = FALLBACK.format("indentation", "no parser for this language")
 PLAIN = "plain text"
+SCANS = frozenset({BRACES, INDENT, PLAIN})  # what `language` names that never fails to read a file
 
 _PYTHON_EXT = frozenset({".py", ".pyi", ".pyw"})
 _BRACE_EXT = frozenset({
