@@ -14,7 +14,7 @@ import pytest
 
 from pytest_swarmgate.core.cache import vote_key
 from pytest_swarmgate.core.context import ContextBuilder, build_contexts
-from pytest_swarmgate.core.context.scopes import BRACES, INDENT, PLAIN, PYTHON, brace_scopes, language
+from pytest_swarmgate.core.context.scopes import BRACES, INDENT, PLAIN, PYTHON, brace_scopes, language, python_outline
 from pytest_swarmgate.core.diff import parse_diff, sections_of
 from pytest_swarmgate.core.model import Section, Voter
 from pytest_swarmgate.core.prompt import messages, new_fence, section_block
@@ -280,6 +280,30 @@ def test_repo_mode_finds_definitions_in_the_file_its_imports_and_the_pr_and_call
     callers = [(p.name, p.path, p.start, p.end) for p in context.parts if p.kind == "caller"]
     assert callers == [("find", "app/views.py", 5, 7)]
     assert "## caller of find: app/views.py, new lines 5-7 (test new)" in context.text
+
+
+def test_the_facts_find_every_call_and_import_ast_walk_finds() -> None:
+    text = textwrap.dedent(
+        """\
+        try:
+            import json
+        except ImportError:
+            import simplejson as json
+        @deco(a())
+        def f(x: Annotated[int, b()] = c(), *, y=lambda: d()) -> e():
+            import os.path as p
+            return f"{g(x)!r:{h()}}" + [i(v) for v in w.j()][0] + (k() if m.n() else 0)
+        class K(Base, meta.Other, metaclass=o()):
+            z: T = q.r()
+        """
+    )
+    facts = python_outline(text, facts=True).facts
+    assert facts is not None
+    assert {name for _, name, _ in facts.calls} == {"deco", *"abcdeghijkno", "r"}
+    assert (8, "n", "m") in facts.calls and (10, "r", "q") in facts.calls
+    # The later binding wins, as when the file runs: `json` is simplejson's.
+    assert facts.imports["json"] == ("simplejson", "", 0) and facts.imports["p"] == ("os.path", "", 0)
+    assert (9, "Base") in facts.uses
 
 
 def test_brace_and_indentation_scans_say_they_are_fallbacks() -> None:

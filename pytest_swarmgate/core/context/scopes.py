@@ -14,6 +14,7 @@ import ast
 import posixpath
 import re
 import warnings
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -227,12 +228,38 @@ def _definitions(tree: ast.Module) -> Iterator[tuple[Definition, str]]:
                     stack.append((inner, prefix))
 
 
+# Nodes that hold no other node, and the fields that never hold one: `_walk` skips both.
+_LEAVES = (ast.Name, ast.Constant, ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.alias)
+_NOT_NODES = frozenset({"ctx", "id", "attr", "arg", "module", "level", "asname", "type_comment", "kind", "is_async",
+                        "conversion", "simple", "op"})  # fmt: skip
+_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {}
+
+
+def _walk(tree: ast.Module) -> Iterator[ast.AST]:
+    """The nodes in `ast.walk`'s order (so a name imported twice binds as it did), less the leaves: half the
+    work of a file's facts is visiting names and constants."""
+    todo: deque[ast.AST] = deque([tree])
+    while todo:
+        node = todo.popleft()
+        yield node
+        kind = type(node)
+        fields = _FIELDS.get(kind)
+        if fields is None:
+            fields = _FIELDS[kind] = tuple(f for f in kind._fields if f not in _NOT_NODES)
+        for name in fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                todo.extend(v for v in value if isinstance(v, ast.AST) and not isinstance(v, _LEAVES))
+            elif isinstance(value, ast.AST) and not isinstance(value, _LEAVES):
+                todo.append(value)
+
+
 def _facts(tree: ast.Module, defs: Sequence[tuple[Definition, str]]) -> Facts:
     """What the lines call, import and inherit from, in reading order."""
     calls: list[tuple[int, int, str, str]] = []
     imports: dict[str, tuple[str, str, int]] = {}
     uses: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
+    for node in _walk(tree):
         if isinstance(node, ast.Call):
             calls += _call(node)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
