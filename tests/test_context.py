@@ -14,6 +14,7 @@ import pytest
 
 from pytest_swarmgate.core.cache import vote_key
 from pytest_swarmgate.core.context import ContextBuilder, build_contexts
+from pytest_swarmgate.core.context.parts import FileText, excerpt, whole_chars
 from pytest_swarmgate.core.context.scopes import BRACES, INDENT, PLAIN, PYTHON, brace_scopes, language, python_outline
 from pytest_swarmgate.core.diff import parse_diff, sections_of
 from pytest_swarmgate.core.model import Section, Voter
@@ -144,6 +145,13 @@ def test_the_whole_file_when_it_fits_and_scopes_when_it_does_not() -> None:
     tight = contexts(change, mode="file", budget=whole.parts[0].chars - 1)["app/orders.py"].context
     assert tight is not None and tight.parts[0].kind == "scope"
     assert "def total" not in tight.text
+
+
+@pytest.mark.parametrize("lines", [0, 1, 9, 99_999, 100_000, 123_456])
+def test_the_whole_file_is_measured_as_its_excerpt_counts(lines: int) -> None:
+    text = FileText("d\u00e9j\u00e0/a.py", "new", "".join(f"{'x' * (n % 7)}\n" for n in range(lines)), "git HEAD")
+    form = excerpt("file", text, [(1, len(text.lines))], title="whole file")
+    assert whole_chars(text) == (form.part.chars if form else 0)
 
 
 def test_what_does_not_fit_is_named() -> None:

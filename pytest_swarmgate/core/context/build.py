@@ -12,6 +12,7 @@ a scope's headers without bodies) or left out, and what was left out is named.
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Sequence
 
 from ..choices import ContextMode, Side
@@ -19,7 +20,7 @@ from ..diff.files import FileDiff
 from ..model import Context, Section
 from ..text import one_line, plural
 from ..texts import FileSource, Hunk, NoSource, Unknown, diff_side, parse_hunks
-from .parts import MAX_PARSE_CHARS, FileText, Form, Offer, excerpt
+from .parts import MAX_PARSE_CHARS, FileText, Form, Offer, excerpt, whole_chars
 from .prmap import changed_names, entry, map_offer, written_names
 from .repo import RepoIndex, caller_offers, definition_offers, prefetch_paths
 from .scopes import PYTHON, Outline
@@ -185,11 +186,13 @@ class ContextBuilder:
         return Offer("file", f"content of {new.path}", (whole,) if whole else (), cut)
 
     def _new_scopes(self, new: FileText, lines: set[int], map_part: Offer | None) -> Offer | None:
-        if self.mode in ("file", "repo"):
-            whole = excerpt("file", new, [(1, len(new.lines))], title="whole file")
+        if self.mode in ("file", "repo") and new.lines:
             reserve = map_part.pick(self.budget, {}) if map_part is not None else None
             room = self.budget - (reserve.part.chars if isinstance(reserve, Form) else 0)
-            if whole is not None and whole.part.chars <= room:
+            whole = (
+                excerpt("file", new, [(1, len(new.lines))], title="whole file") if whole_chars(new) <= room else None
+            )
+            if whole is not None:
                 # The first offer, so the budget takes it whole: the scopes it holds are not looked for.
                 return Offer("file", f"whole file {new.path}", (whole,))
         forms: list[Form | None] = []
@@ -272,5 +275,13 @@ def build_contexts(
     if mode == "off":
         return list(sections)
     builder = ContextBuilder(files, source, mode, budget)
-    builder.prefetch(sections)
-    return [dataclasses.replace(s, context=builder.build(s)) for s in sections]
+    # The build makes millions of small objects and no cycle (a parsed tree is freed by its count), while
+    # each full collection would walk all that is alive: a fifth of the build on a 2,000-file diff.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        builder.prefetch(sections)
+        return [dataclasses.replace(s, context=builder.build(s)) for s in sections]
+    finally:
+        if paused:
+            gc.enable()

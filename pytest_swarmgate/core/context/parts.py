@@ -72,7 +72,7 @@ def excerpt(kind: ContextKind, text: FileText, ranges: Ranges, name: str = "", t
         return None
     start, end = spans[0][0], spans[-1][1]
     label = title or f"{kind}{' ' + one_line(name) if name else ''}"
-    body: list[str] = [f"## {label}: {one_line(text.path)}, {text.side} lines {start}-{end} ({text.source})"]
+    body: list[str] = [_heading(label, text, start, end)]
     for i, (a, b) in enumerate(spans):
         if i:
             body.append("  ...")
@@ -81,6 +81,24 @@ def excerpt(kind: ContextKind, text: FileText, ranges: Ranges, name: str = "", t
     part = ContextPart(kind, text.path, text.side, start, end, len(rendered), text.source, name)
     shown = frozenset(n for a, b in spans for n in range(a, b + 1))
     return Form(part, rendered, (text.path, text.side, shown))
+
+
+def _heading(label: str, text: FileText, start: int, end: int) -> str:
+    return f"## {label}: {one_line(text.path)}, {text.side} lines {start}-{end} ({text.source})"
+
+
+def whole_chars(text: FileText, title: str = "whole file") -> int:
+    """The characters of `excerpt` of the whole file under `title`, counted without rendering it (a file
+    too large for the budget is most of a large diff's text)."""
+    count = len(text.lines)
+    if not count:
+        return 0
+    # Each line is its number (at least 5 wide), " | ", the line and a newline after the heading's.
+    numbers, low, width = 0, 1, 1
+    while low <= count:  # the lines numbered with `width` digits, from `low`
+        numbers += max(5, width) * (min(count, low * 10 - 1) - low + 1)
+        low, width = low * 10, width + 1
+    return len(_heading(title, text, 1, count)) + numbers + sum(map(len, text.lines)) + 4 * count
 
 
 Fit = Callable[[int], "Form | None"]

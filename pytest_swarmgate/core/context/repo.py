@@ -138,12 +138,13 @@ def caller_offers(changed: Sequence[str], index: RepoIndex, besides: str) -> lis
         for text, line in index.calls.get(name.rpartition(".")[2], ()):
             if text.path == besides:
                 continue
-            chain = text.outline.enclosing(line)
-            key = (text.path, chain[-1].start if chain else line, name)
-            if key not in sites and len(sites) == MAX_CALLERS:
-                continue
-            ranges = sites.setdefault(key, (text, [(s.start, s.header_end) for s in chain]))[1]
-            ranges.append((line - 1, line + 1))
+            inner = text.outline.innermost(line)
+            key = (text.path, inner.start if inner else line, name)
+            if key not in sites:
+                if len(sites) == MAX_CALLERS:
+                    continue  # the chain of a site left out is never looked for: a common name has thousands
+                sites[key] = (text, [(s.start, s.header_end) for s in text.outline.enclosing(line)])
+            sites[key][1].append((line - 1, line + 1))
     offers: list[Offer] = []
     for (path, _, name), (text, ranges) in sites.items():
         form = excerpt("caller", text, ranges, name, f"caller of {name}")

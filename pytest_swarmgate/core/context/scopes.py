@@ -99,6 +99,12 @@ class Outline:
             self._inner = inner
         return self._inner
 
+    def innermost(self, line: int) -> Scope | None:
+        """The innermost definition around a line (the last of `enclosing`), None when there is none."""
+        inner = self._index()
+        i = inner[line] if 0 <= line < len(inner) else -1
+        return self.scopes[i] if i != -1 else None
+
     def enclosing(self, line: int) -> list[Scope]:
         """The definitions around a line, outermost first."""
         inner = self._index()
@@ -152,11 +158,12 @@ def language(path: str, first_line: str) -> str:
 
 def outline(path: str, text: str, facts: bool = False) -> Outline:
     """The definitions of a file's text, by the parser its language gets; with `facts`, Python's uses too."""
-    lines = text.split("\n")
-    parser = language(path, lines[0] if lines else "")
+    first = text.partition("\n")[0]
+    parser = language(path, first)
     if parser == PYTHON:
-        return python_outline(text, facts)
-    if (name := grammar(path, lines[0] if lines else "")) is not None:
+        return python_outline(text, facts)  # `ast` reads the text, not its lines
+    lines = text.split("\n")
+    if (name := grammar(path, first)) is not None:
         return tree_outline(name, text, lines)
     if parser == BRACES:
         return Outline(brace_scopes(lines, shell=posixpath.splitext(path)[1].lower() in _SHELL_EXT), BRACES)
