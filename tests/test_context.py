@@ -14,7 +14,8 @@ import pytest
 
 from pytest_swarmgate.core.cache import vote_key
 from pytest_swarmgate.core.context import ContextBuilder, build_contexts
-from pytest_swarmgate.core.context.scopes import BRACES, INDENT, PLAIN, PYTHON, brace_scopes, language
+from pytest_swarmgate.core.context.parts import FileText, excerpt, whole_chars
+from pytest_swarmgate.core.context.scopes import BRACES, INDENT, PLAIN, PYTHON, brace_scopes, language, python_outline
 from pytest_swarmgate.core.diff import parse_diff, sections_of
 from pytest_swarmgate.core.model import Section, Voter
 from pytest_swarmgate.core.prompt import messages, new_fence, section_block
@@ -144,6 +145,13 @@ def test_the_whole_file_when_it_fits_and_scopes_when_it_does_not() -> None:
     tight = contexts(change, mode="file", budget=whole.parts[0].chars - 1)["app/orders.py"].context
     assert tight is not None and tight.parts[0].kind == "scope"
     assert "def total" not in tight.text
+
+
+@pytest.mark.parametrize("lines", [0, 1, 9, 99_999, 100_000, 123_456])
+def test_the_whole_file_is_measured_as_its_excerpt_counts(lines: int) -> None:
+    text = FileText("d\u00e9j\u00e0/a.py", "new", "".join(f"{'x' * (n % 7)}\n" for n in range(lines)), "git HEAD")
+    form = excerpt("file", text, [(1, len(text.lines))], title="whole file")
+    assert whole_chars(text) == (form.part.chars if form else 0)
 
 
 def test_what_does_not_fit_is_named() -> None:
@@ -280,6 +288,30 @@ def test_repo_mode_finds_definitions_in_the_file_its_imports_and_the_pr_and_call
     callers = [(p.name, p.path, p.start, p.end) for p in context.parts if p.kind == "caller"]
     assert callers == [("find", "app/views.py", 5, 7)]
     assert "## caller of find: app/views.py, new lines 5-7 (test new)" in context.text
+
+
+def test_the_facts_find_every_call_and_import_ast_walk_finds() -> None:
+    text = textwrap.dedent(
+        """\
+        try:
+            import json
+        except ImportError:
+            import simplejson as json
+        @deco(a())
+        def f(x: Annotated[int, b()] = c(), *, y=lambda: d()) -> e():
+            import os.path as p
+            return f"{g(x)!r:{h()}}" + [i(v) for v in w.j()][0] + (k() if m.n() else 0)
+        class K(Base, meta.Other, metaclass=o()):
+            z: T = q.r()
+        """
+    )
+    facts = python_outline(text, facts=True).facts
+    assert facts is not None
+    assert {name for _, name, _ in facts.calls} == {"deco", *"abcdeghijkno", "r"}
+    assert (8, "n", "m") in facts.calls and (10, "r", "q") in facts.calls
+    # The later binding wins, as when the file runs: `json` is simplejson's.
+    assert facts.imports["json"] == ("simplejson", "", 0) and facts.imports["p"] == ("os.path", "", 0)
+    assert (9, "Base") in facts.uses
 
 
 def test_brace_and_indentation_scans_say_they_are_fallbacks() -> None:

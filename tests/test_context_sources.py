@@ -36,7 +36,12 @@ def test_a_path_that_could_leave_the_repository_is_refused(path: str) -> None:
 
 
 @needs_git
-def test_git_objects_give_regular_text_files_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("listing", ["pathspecs", "whole tree"])
+def test_git_objects_give_regular_text_files_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listing: str
+) -> None:
+    if listing == "whole tree":
+        monkeypatch.setattr("pytest_swarmgate.core.texts._GIT_BATCH", 2)  # a batch this large lists the tree
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")

@@ -38,6 +38,7 @@ from .model import Section
 
 MAX_READ = 4 * 1024 * 1024
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_SIGNS = frozenset(" -+")  # the lines of a hunk; any other (`\\ No newline at end of file`) is not one
 _GIT_BATCH = 500  # paths per git call: well inside any command-line limit
 
 
@@ -126,7 +127,9 @@ class _Entry:
 class GitFiles:
     """The files of one commit, from git objects: never the working tree, never a link followed.
 
-    Reads are batched (`prefetch`): one `ls-tree` and one `cat-file --batch` per few hundred paths.
+    Reads are batched (`prefetch`): one `ls-tree` and one `cat-file --batch` per few hundred paths;
+    for more, one listing of the whole tree, kept (git matches every pathspec at every entry it
+    visits, so a thousand paths cost more than the tree), and one `cat-file --batch` for them all.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class GitFiles:
         short = rev[:12] if re.fullmatch(r"[0-9a-f]{40,64}", rev) else rev
         self.label = label or f"git {short}"
         self._known: dict[str, str | Unknown | None] = {}
+        self._tree: dict[str, _Entry] | None = None  # every entry of the commit, once listed
 
     def read(self, path: str) -> str | None:
         if path not in self._known:
@@ -156,8 +160,14 @@ class GitFiles:
                 todo.append(path)
             except Unknown as exc:
                 self._known[path] = exc
+        if self._tree is None and len(todo) > _GIT_BATCH:
+            self._tree = self._entries(None)
+        if self._tree is not None:
+            self._load(todo, self._tree)
+            return
         for i in range(0, len(todo), _GIT_BATCH):
-            self._load(todo[i : i + _GIT_BATCH])
+            batch = todo[i : i + _GIT_BATCH]
+            self._load(batch, self._entries(batch))
 
     def _git(self, args: list[str], stdin: bytes | None = None) -> bytes | None:
         try:
@@ -166,11 +176,13 @@ class GitFiles:
             return None
         return proc.stdout if proc.returncode == 0 else None
 
-    def _entries(self, paths: list[str]) -> dict[str, _Entry] | None:
-        """Each path's tree entry in the commit (absent paths left out); None when git cannot read the commit."""
+    def _entries(self, paths: list[str] | None) -> dict[str, _Entry] | None:
+        """Each path's tree entry in the commit (absent paths left out), or with None every entry (trees
+        too, so a directory is named one); None when git cannot read the commit."""
         if self.rev.startswith("-"):
             return None
-        out = self._git(["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", self.rev, "--", *paths])
+        which = ["-r", "-t", self.rev] if paths is None else [self.rev, "--", *paths]
+        out = self._git(["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", *which])
         if out is None:
             return None
         entries: dict[str, _Entry] = {}
@@ -193,8 +205,7 @@ class GitFiles:
             return Unknown(path, f"over {self.max_bytes} bytes (not read)")
         return None
 
-    def _load(self, paths: list[str]) -> None:
-        entries = self._entries(paths)
+    def _load(self, paths: list[str], entries: dict[str, _Entry] | None) -> None:
         if entries is None:
             for path in paths:
                 self._known[path] = Unknown(path, f"git cannot read {self.label}")
@@ -346,47 +357,40 @@ class Hunk:
     added: tuple[int, ...]  # lines of the new file this hunk adds
 
 
-class _Reading:
-    """A hunk being read, line by line."""
-
-    def __init__(self, old_start: int, new_start: int) -> None:
-        self.start = (old_start, new_start)
-        # Line numbers count from the first line the hunk shows (an empty side starts at 0).
-        self.at_old, self.at_new = max(old_start, 1), max(new_start, 1)
-        self.old: list[str] = []
-        self.new: list[str] = []
-        self.removed: list[int] = []
-        self.added: list[int] = []
-
-    def take(self, sign: str, body: str) -> None:
-        if sign != "+":
-            self.old.append(body)
-            if sign == "-":
-                self.removed.append(self.at_old)
-            self.at_old += 1
-        if sign != "-":
-            self.new.append(body)
-            if sign == "+":
-                self.added.append(self.at_new)
-            self.at_new += 1
-
-    def done(self) -> Hunk:
-        return Hunk(*self.start, tuple(self.old), tuple(self.new), tuple(self.removed), tuple(self.added))
-
-
 def parse_hunks(text: str) -> list[Hunk]:
-    """The hunks of one file's diff text (a section's text), in order."""
+    """The hunks of one file's diff text (a section's text), in order (one loop, no call per line: a
+    2,000-file diff has a million lines)."""
     out: list[Hunk] = []
-    reading: _Reading | None = None
+    start = (0, 0)
+    old: list[str] | None = None
+    new: list[str] = []
+    removed: list[int] = []
+    added: list[int] = []
+    at_old = at_new = 0
     for line in text.split("\n"):
-        m = _HUNK.match(line)
-        if m:
-            if reading is not None:
-                out.append(reading.done())
-            reading = _Reading(int(m.group(1)), int(m.group(3)))
-        elif reading is not None and line[:1] in (" ", "-", "+"):
-            reading.take(line[:1], line[1:])
-    return out + ([reading.done()] if reading is not None else [])
+        sign = line[:1]
+        if sign == "@" and (m := _HUNK.match(line)):
+            if old is not None:
+                out.append(Hunk(*start, tuple(old), tuple(new), tuple(removed), tuple(added)))
+            start = (int(m.group(1)), int(m.group(3)))
+            # Line numbers count from the first line the hunk shows (an empty side starts at 0).
+            at_old, at_new = max(start[0], 1), max(start[1], 1)
+            old, new, removed, added = [], [], [], []
+        elif old is not None and sign in _SIGNS:
+            body = line[1:]
+            if sign != "+":
+                old.append(body)
+                if sign == "-":
+                    removed.append(at_old)
+                at_old += 1
+            if sign != "-":
+                new.append(body)
+                if sign == "+":
+                    added.append(at_new)
+                at_new += 1
+    if old is not None:
+        out.append(Hunk(*start, tuple(old), tuple(new), tuple(removed), tuple(added)))
+    return out
 
 
 def hunks_of(sections: Iterable[Section]) -> dict[str, list[Hunk]]:

@@ -8,20 +8,21 @@ from dataclasses import dataclass
 from ..choices import ContextKind, Side
 from ..model import ContextPart
 from ..text import one_line
-from .scopes import Outline, outline
+from .scopes import SCANS, Outline, language, outline
 
 # A file larger than this is not parsed for context: its scopes would cost more than they show.
 MAX_PARSE_CHARS = 1_000_000
 
 
 class FileText:
-    """One side of one file as read, with its outline parsed once on first use."""
+    """One side of one file as read, its parser chosen at once and its outline parsed once on first use."""
 
     def __init__(self, path: str, side: Side, text: str, source: str, facts: bool = False) -> None:
         self.path, self.side, self.text, self.source, self.facts = path, side, text, source, facts
         self.lines = text.split("\n")
         if self.lines and self.lines[-1] == "":
             self.lines.pop()
+        self.language = language(path, self.lines[0] if self.lines else "")
         self._outline: Outline | None = None
 
     @property
@@ -29,6 +30,11 @@ class FileText:
         if self._outline is None:
             self._outline = outline(self.path, self.text, self.facts)
         return self._outline
+
+    @property
+    def error(self) -> str | None:
+        """Why the text does not parse (None: it does); a scan never fails, so none is run to say so."""
+        return None if self.language in SCANS else self.outline.error
 
     def where(self) -> str:
         return f"{one_line(self.path)} ({self.side}, {self.source})"
@@ -66,7 +72,7 @@ def excerpt(kind: ContextKind, text: FileText, ranges: Ranges, name: str = "", t
         return None
     start, end = spans[0][0], spans[-1][1]
     label = title or f"{kind}{' ' + one_line(name) if name else ''}"
-    body: list[str] = [f"## {label}: {one_line(text.path)}, {text.side} lines {start}-{end} ({text.source})"]
+    body: list[str] = [_heading(label, text, start, end)]
     for i, (a, b) in enumerate(spans):
         if i:
             body.append("  ...")
@@ -75,6 +81,24 @@ def excerpt(kind: ContextKind, text: FileText, ranges: Ranges, name: str = "", t
     part = ContextPart(kind, text.path, text.side, start, end, len(rendered), text.source, name)
     shown = frozenset(n for a, b in spans for n in range(a, b + 1))
     return Form(part, rendered, (text.path, text.side, shown))
+
+
+def _heading(label: str, text: FileText, start: int, end: int) -> str:
+    return f"## {label}: {one_line(text.path)}, {text.side} lines {start}-{end} ({text.source})"
+
+
+def whole_chars(text: FileText, title: str = "whole file") -> int:
+    """The characters of `excerpt` of the whole file under `title`, counted without rendering it (a file
+    too large for the budget is most of a large diff's text)."""
+    count = len(text.lines)
+    if not count:
+        return 0
+    # Each line is its number (at least 5 wide), " | ", the line and a newline after the heading's.
+    numbers, low, width = 0, 1, 1
+    while low <= count:  # the lines numbered with `width` digits, from `low`
+        numbers += max(5, width) * (min(count, low * 10 - 1) - low + 1)
+        low, width = low * 10, width + 1
+    return len(_heading(title, text, 1, count)) + numbers + sum(map(len, text.lines)) + 4 * count
 
 
 Fit = Callable[[int], "Form | None"]

@@ -18,7 +18,6 @@ from .scopes import PYTHON, Facts, Scope, language
 
 MAX_NAMES = 12  # names looked up per section
 MAX_CALLERS = 8  # call sites offered per section
-MAX_IMPORTS = 100  # imports per file whose modules are read ahead in one batch
 MAX_PER_NAME = 3  # definitions of one name offered from the other changed files
 _BUILTINS = frozenset(dir(builtins))
 # Module roots tried for an absolute import, besides the repository's top.
@@ -67,14 +66,9 @@ def import_targets(path: str, facts: Facts, name: str, owner: str) -> list[tuple
     return [(p, imported) for p in module_paths(path, module, level)] if imported else []
 
 
-def prefetch_paths(path: str, facts: Facts) -> list[str]:
-    """The candidate paths of a file's imports (its first MAX_IMPORTS), to read them all in one batch."""
-    out: list[str] = []
-    for module, imported, level in list(facts.imports.values())[:MAX_IMPORTS]:
-        out += module_paths(path, module, level)
-        if imported:
-            out += module_paths(path, f"{module}.{imported}".strip("."), level)
-    return out
+def prefetch_paths(path: str, facts: Facts, lines: set[int]) -> list[str]:
+    """The paths `definition_offers` reads for the names these lines use, to read them all in one batch."""
+    return [p for name, owner in used_names(facts, lines) for p, _ in import_targets(path, facts, name, owner)]
 
 
 class RepoIndex:
@@ -144,12 +138,13 @@ def caller_offers(changed: Sequence[str], index: RepoIndex, besides: str) -> lis
         for text, line in index.calls.get(name.rpartition(".")[2], ()):
             if text.path == besides:
                 continue
-            chain = text.outline.enclosing(line)
-            key = (text.path, chain[-1].start if chain else line, name)
-            if key not in sites and len(sites) == MAX_CALLERS:
-                continue
-            ranges = sites.setdefault(key, (text, [(s.start, s.header_end) for s in chain]))[1]
-            ranges.append((line - 1, line + 1))
+            inner = text.outline.innermost(line)
+            key = (text.path, inner.start if inner else line, name)
+            if key not in sites:
+                if len(sites) == MAX_CALLERS:
+                    continue  # the chain of a site left out is never looked for: a common name has thousands
+                sites[key] = (text, [(s.start, s.header_end) for s in text.outline.enclosing(line)])
+            sites[key][1].append((line - 1, line + 1))
     offers: list[Offer] = []
     for (path, _, name), (text, ranges) in sites.items():
         form = excerpt("caller", text, ranges, name, f"caller of {name}")

@@ -14,6 +14,7 @@ import ast
 import posixpath
 import re
 import warnings
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ FALLBACK = "{} scan (fallback: {})"  # the scan, and why no parser read the file
 BRACES = FALLBACK.format("brace", "no parser for this language")
 INDENT = FALLBACK.format("indentation", "no parser for this language")
 PLAIN = "plain text"
+SCANS = frozenset({BRACES, INDENT, PLAIN})  # what `language` names that never fails to read a file
 
 _PYTHON_EXT = frozenset({".py", ".pyi", ".pyw"})
 _BRACE_EXT = frozenset({
@@ -97,6 +99,12 @@ class Outline:
             self._inner = inner
         return self._inner
 
+    def innermost(self, line: int) -> Scope | None:
+        """The innermost definition around a line (the last of `enclosing`), None when there is none."""
+        inner = self._index()
+        i = inner[line] if 0 <= line < len(inner) else -1
+        return self.scopes[i] if i != -1 else None
+
     def enclosing(self, line: int) -> list[Scope]:
         """The definitions around a line, outermost first."""
         inner = self._index()
@@ -150,11 +158,12 @@ def language(path: str, first_line: str) -> str:
 
 def outline(path: str, text: str, facts: bool = False) -> Outline:
     """The definitions of a file's text, by the parser its language gets; with `facts`, Python's uses too."""
-    lines = text.split("\n")
-    parser = language(path, lines[0] if lines else "")
+    first = text.partition("\n")[0]
+    parser = language(path, first)
     if parser == PYTHON:
-        return python_outline(text, facts)
-    if (name := grammar(path, lines[0] if lines else "")) is not None:
+        return python_outline(text, facts)  # `ast` reads the text, not its lines
+    lines = text.split("\n")
+    if (name := grammar(path, first)) is not None:
         return tree_outline(name, text, lines)
     if parser == BRACES:
         return Outline(brace_scopes(lines, shell=posixpath.splitext(path)[1].lower() in _SHELL_EXT), BRACES)
@@ -226,12 +235,38 @@ def _definitions(tree: ast.Module) -> Iterator[tuple[Definition, str]]:
                     stack.append((inner, prefix))
 
 
+# Nodes that hold no other node, and the fields that never hold one: `_walk` skips both.
+_LEAVES = (ast.Name, ast.Constant, ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.alias)
+_NOT_NODES = frozenset({"ctx", "id", "attr", "arg", "module", "level", "asname", "type_comment", "kind", "is_async",
+                        "conversion", "simple", "op"})  # fmt: skip
+_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {}
+
+
+def _walk(tree: ast.Module) -> Iterator[ast.AST]:
+    """The nodes in `ast.walk`'s order (so a name imported twice binds as it did), less the leaves: half the
+    work of a file's facts is visiting names and constants."""
+    todo: deque[ast.AST] = deque([tree])
+    while todo:
+        node = todo.popleft()
+        yield node
+        kind = type(node)
+        fields = _FIELDS.get(kind)
+        if fields is None:
+            fields = _FIELDS[kind] = tuple(f for f in kind._fields if f not in _NOT_NODES)
+        for name in fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                todo.extend(v for v in value if isinstance(v, ast.AST) and not isinstance(v, _LEAVES))
+            elif isinstance(value, ast.AST) and not isinstance(value, _LEAVES):
+                todo.append(value)
+
+
 def _facts(tree: ast.Module, defs: Sequence[tuple[Definition, str]]) -> Facts:
     """What the lines call, import and inherit from, in reading order."""
     calls: list[tuple[int, int, str, str]] = []
     imports: dict[str, tuple[str, str, int]] = {}
     uses: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
+    for node in _walk(tree):
         if isinstance(node, ast.Call):
             calls += _call(node)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
