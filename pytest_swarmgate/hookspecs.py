@@ -48,7 +48,8 @@ def pytest_swarmgate_filter_sections(
 
 
 def pytest_swarmgate_section_result(config: pytest.Config, result: SectionResult) -> None:
-    """Called as soon as every voter has voted on one section."""
+    """Called as soon as every voter has voted on one section: before its synthesis (`result.synthesis` is
+    None here; the session result carries it)."""
 
 
 def pytest_swarmgate_session_result(config: pytest.Config, result: RunResult) -> None:

@@ -185,6 +185,8 @@ def _failing_sections(run: RunResult, shown: Sequence[Alert]) -> list[str]:
             lines += [f"### {HEADLINE[outcome][:1]} {_md(result.section.id)}: {_md(result.tally())}", ""]
             if result.synthesis is not None:
                 lines += alerts.synthesis_markdown(result.synthesis)
+                # Below the model's prose, what the votes themselves said: the facts the outcome rests on.
+                lines += ["*The panel's findings and votes:*", ""] if result.synthesis.error is None else []
             lines += [_finding_item(a) for a in findings]
             lines += [f"- {_md(votes_line(result))}", ""]
     return lines
