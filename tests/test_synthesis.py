@@ -346,3 +346,19 @@ def test_the_review_is_validated_strictly_for_shape_and_leniently_for_findings()
     ):
         with pytest.raises(VerdictError, match=said):
             parse_synthesis_input(bad, result, "m")
+
+
+def test_verbose_shows_the_review_and_then_every_vote(pytester, stub, script) -> None:
+    blocked(script).on_synthesis("*", reply=Reply.review(**REVIEW))
+    result = review(pytester, "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "app/orders.py: UNSAFE 4/5 (K=4) - *",
+            "  Review for the author, *",
+            "    SQL injection in find_orders (app/orders.py:7)",
+            "*",
+            "  v1 * UNSAFE conf=0.90 app/orders.py:7 SQL built by string concatenation *",
+            "  v5 * SAFE   conf=0.90 *",
+            "  HIGH CWE-89 app/orders.py:7: SQL built by string concatenation (v1, v2, v3, v4)",
+        ]
+    )
