@@ -23,23 +23,27 @@ from __future__ import annotations
 
 from .entries import DiffError
 from .files import MEDIA_EXTENSIONS, FileDiff, is_media, media_only, parse_diff
+from .pieces import DiffText
 from .sections import crowded_directories, glob_match, parse_sections, sections_of
-from .source import DiffTooLarge, decode, diff_sha256, git_diff, read_diff_file, too_large
+from .source import DiffTooLarge, decode, diff_sha256, git_diff, git_diff_text, read_diff, read_diff_file, too_large
 
 __all__ = [
     "MEDIA_EXTENSIONS",
     "DiffError",
+    "DiffText",
     "DiffTooLarge",
     "FileDiff",
     "crowded_directories",
     "decode",
     "diff_sha256",
     "git_diff",
+    "git_diff_text",
     "glob_match",
     "is_media",
     "media_only",
     "parse_diff",
     "parse_sections",
+    "read_diff",
     "read_diff_file",
     "sections_of",
     "too_large",
