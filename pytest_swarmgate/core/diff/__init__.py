@@ -10,12 +10,13 @@ unquoted names with spaces (`Plan b/notes.md`, where unidiff's greedy header mat
 any prefixes (`a/` `b/`, none, custom, `diff -ruN` trees), and it counts hunk lines, so a
 `---` line inside a hunk stays a removed line. In the order the text flows:
 
+- `pieces`: the bytes decoded a file entry at a time (`DiffText`), so a wide character widens its own file's str only;
 - `entries`: the lines read into file entries (headers, hunks); lines that would hide a change refused;
 - `names`: each entry's two names told apart, and the prefixes in front of them;
 - `files`: what each entry is (`FileDiff`: paths, change, a note on what its lines do not show);
 - `sections`: the files filtered by the run's globs and cut into the sections the panel judges.
 
-`parse_diff` reads the text once; `sections_of` applies filters and the budget to the result as
+`parse_diff` reads the text (a str, or a `DiffText`) once; `sections_of` applies filters and the budget to the result as
 often as the caller needs.
 """
 

@@ -78,11 +78,10 @@ class DiffText:
 
     def find(self, char: str, start: int) -> int:
         """Where `char` (one character) first occurs at or after `start`, as str.find; -1 when it does not."""
-        k = max(0, bisect.bisect_right(self._starts, start) - 1)
-        for piece, base in zip(self.pieces[k:], self._starts[k:], strict=False):
-            found = piece.find(char, max(0, start - base))
+        for k in range(max(0, bisect.bisect_right(self._starts, start) - 1), len(self.pieces)):
+            found = self.pieces[k].find(char, max(0, start - self._starts[k]))
             if found != -1:
-                return base + found
+                return self._starts[k] + found
         return -1
 
     def count(self, char: str) -> int:
