@@ -112,32 +112,35 @@ def real_diff(megabytes: float, ascii_only: bool = False) -> bytes:
 
 
 def peak_child(megabytes: float, ascii_only: bool) -> None:
-    """In a fresh process: the diff's size, the text's in memory, the peak RSS with the text loaded and after a plan.
+    """In a fresh process: the diff's size, the pieces' in memory, the RSS holding them, the peak RSS after a plan.
 
     The text is read as `runner.read_source` reads it: the bytes decoded a piece at a time (`DiffText`),
-    each piece as wide as its own characters need; the bytes are let go, as a read diff's are.
+    each piece as wide as its own characters need; the bytes are let go, as a read diff's are, so the
+    peak while reading (bytes and pieces) may be the run's.
     """
     import resource
 
     from pytest_swarmgate.core import diff
 
     text = diff.DiffText.decode(real_diff(megabytes, ascii_only))
-    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    gc.collect()
+    with open("/proc/self/statm") as statm:  # resident now, not the peak: the bytes are gone
+        holding = int(statm.read().split()[1]) * resource.getpagesize()
     plan(text)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     size = sum(len(p.encode()) for p in text.pieces)
-    print(size, sum(sys.getsizeof(p) for p in text.pieces), loaded, after)
+    print(size, sum(sys.getsizeof(p) for p in text.pieces), holding, after)
 
 
 def peak(megabytes: float, ascii_only: bool = False) -> str:
     """Peak resident memory of one plan of a real diff, measured in a fresh process."""
     command = [sys.executable, __file__, "--peak-child", str(megabytes), *(["--ascii"] if ascii_only else [])]
     proc = subprocess.run(command, capture_output=True, text=True, check=True)
-    size, own, loaded, after = (int(x) for x in proc.stdout.split())
+    size, own, holding, after = (int(x) for x in proc.stdout.split())
     return (
-        f"{size / 1e6:.0f} MB of diff (as str pieces {own / size:.2f}x that): peak RSS {loaded / 1e6:.0f} MB with the"
-        f" text loaded, {after / 1e6:.0f} MB after one plan ({after / size:.1f}x the diff, of which the plan added"
-        f" {(after - loaded) / size:.1f}x)"
+        f"{size / 1e6:.0f} MB of diff (as str pieces {own / size:.2f}x that): RSS {holding / 1e6:.0f} MB holding the"
+        f" pieces, peak {after / 1e6:.0f} MB reading and planning ({after / size:.1f}x the diff; the plan"
+        f" added {(after - holding) / size:.1f}x to what held the pieces)"
     )
 
 
