@@ -9,6 +9,9 @@ text: the sections to review (budget and filters) and the unfiltered view the he
 reads. Run it against another checkout's package (PYTHONPATH=/that/checkout) to compare:
 a package without `diff.parse_diff` is timed the old way, parsing the text twice.
 
+The text is read as the gate reads it: the bytes decoded a file entry at a time (`DiffText`);
+the decoding is not timed (nor was it before).
+
 `--sizes` times each size in a fresh process (a heap grown by the size before would flatter
 or burden the next) and prints the parse's milliseconds per MB, which stay flat when the
 parse is linear, and the peak RSS of the process as a multiple of the diff.
@@ -27,18 +30,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def real_diff(megabytes: float) -> str:
+def real_diff(megabytes: float) -> bytes:
+    """The history and the fixtures as one diff's bytes, repeated to about `megabytes`."""
     history = subprocess.run(
         ["git", "-c", "core.quotepath=off", "log", "-p", "--no-color", "--no-ext-diff", "--find-renames"],
         cwd=ROOT, capture_output=True, check=True,
     ).stdout.decode("utf-8", "replace")  # fmt: skip
     fixtures = "".join(p.read_text("utf-8") for p in sorted((ROOT / "fixtures").rglob("*.diff")))
-    one = history + fixtures
-    copies = max(1, round(megabytes * 1_000_000 / len(one.encode())))
-    return one * copies
+    one = (history + fixtures).encode()
+    return one * max(1, round(megabytes * 1_000_000 / len(one)))
 
 
-def plan_parse(diff: object, text: str) -> tuple[int, int]:
+def read(diff: object, data: bytes) -> object:
+    """The text as `runner.read_source` gives it: pieces decoded a file entry at a time (`DiffText`), or one str."""
+    pieces = getattr(diff, "DiffText", None)
+    return pieces.decode(data) if pieces is not None else data.decode("utf-8", "replace")
+
+
+def plan_parse(diff: object, text: object) -> tuple[int, int]:
     """What runner.plan does with the text before any hook or vote; (sections, not reviewed)."""
     if hasattr(diff, "parse_diff"):
         files = diff.parse_diff(text)
@@ -50,7 +59,7 @@ def plan_parse(diff: object, text: str) -> tuple[int, int]:
     return len(sections), len(skipped)
 
 
-def timed(diff: object, text: str, runs: int) -> tuple[list[float], tuple[int, int]]:
+def timed(diff: object, text: object, runs: int) -> tuple[list[float], tuple[int, int]]:
     times, counts = [], (0, 0)
     for _ in range(runs):
         gc.collect()
@@ -66,10 +75,12 @@ def size_child(megabytes: float, runs: int) -> None:
 
     from pytest_swarmgate.core import diff
 
-    text = real_diff(megabytes)
+    data = real_diff(megabytes)
+    size, text = len(data), read(diff, data)
+    del data  # as a read diff's bytes are let go
     times, _ = timed(diff, text, runs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(len(text.encode()), peak, *times)
+    print(size, peak, *times)
 
 
 def scaling(sizes: list[float], runs: int) -> None:
@@ -101,12 +112,13 @@ def main() -> int:
         return 0
     from pytest_swarmgate.core import diff
 
-    text = real_diff(args.mb)
+    data = real_diff(args.mb)
+    size, lines, text = len(data), data.count(b"\n"), read(diff, data)
+    del data
     times, counts = timed(diff, text, args.runs)
     way = "parse once" if hasattr(diff, "parse_diff") else "parse twice (old plan)"
     print(f"package: {Path(diff.__file__).parents[2]}")
-    size = f"{len(text.encode()) / 1e6:.1f} MB, {text.count(chr(10))} lines"
-    print(f"diff: {size}; {counts[0]} sections, {counts[1]} not reviewed")
+    print(f"diff: {size / 1e6:.1f} MB, {lines} lines; {counts[0]} sections, {counts[1]} not reviewed")
     spread = f"min {min(times):.2f} s, median {statistics.median(times):.2f} s over {args.runs} runs"
     print(f"plan's parsing, {way}: {spread} (python {sys.version.split()[0]})")
     return 0

@@ -15,9 +15,10 @@ the token estimate and the directory hint a ceiling prints. The cases:
 - a 2 KB non-ASCII path as git quotes it by default;
 - peak memory of one plan of a real diff (this repository's history, repeated to --mb), as a
   multiple of the diff's size, in a fresh process: what --swarm-max-diff-bytes is sized on.
-  Python stores a str in 1, 2 or 4 bytes a character, by its widest character: one emoji in the
-  history makes the text alone 4x its UTF-8 bytes, so the figure is given again for the same
-  diff with every non-ASCII character replaced (1 byte a character, the plan's own share clearer).
+  The diff is read as the gate reads it, its bytes decoded a file entry at a time: Python stores a
+  str in 1, 2 or 4 bytes a character, by its widest character, so an emoji widens only its own
+  file's piece (decoded whole, one emoji made the text alone 4x its UTF-8 bytes). The figure is
+  given again for the same diff with every non-ASCII byte replaced (1 byte a character throughout).
 
 `--scale` multiplies the case sizes (0.25 to time an older package, PYTHONPATH=/its/checkout,
 whose quadratic steps take minutes at full size).
@@ -27,13 +28,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import re
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_swarmgate.core.diff import DiffText
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +71,7 @@ def cases(scale: float) -> list[tuple[str, Callable[[], str]]]:
     ]
 
 
-def plan(text: str) -> str:
+def plan(text: str | DiffText) -> str:
     """What runner.plan and runner.over_ceiling do with the text before any hook or call; a summary."""
     from pytest_swarmgate.core import diff
     from pytest_swarmgate.core.budget import estimate_input_tokens
@@ -96,36 +101,46 @@ def timed(function: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
     return min(times), statistics.median(times), result
 
 
-def real_diff(megabytes: float, ascii_only: bool = False) -> str:
-    """This repository's history as one diff, repeated to about `megabytes` (non-ASCII replaced: `?`)."""
+def real_diff(megabytes: float, ascii_only: bool = False) -> bytes:
+    """This repository's history as one diff's bytes, repeated to about `megabytes` (non-ASCII bytes: `?`)."""
     history = subprocess.run(
         ["git", "-c", "core.quotepath=off", "log", "-p", "--no-color", "--find-renames"],
         cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode("ascii" if ascii_only else "utf-8", "replace")  # fmt: skip
-    history = history.replace("\ufffd", "?") if ascii_only else history
-    return history * max(1, round(megabytes * 1e6 / len(history.encode())))
+    ).stdout  # fmt: skip
+    history = re.sub(rb"[\x80-\xff]", b"?", history) if ascii_only else history
+    return history * max(1, round(megabytes * 1e6 / len(history)))
 
 
 def peak_child(megabytes: float, ascii_only: bool) -> None:
-    """In a fresh process: the diff's size, the text's in memory, the peak RSS with the text loaded and after a plan."""
+    """In a fresh process: the diff's size, the pieces' in memory, the RSS holding them, the peak RSS after a plan.
+
+    The text is read as `runner.read_source` reads it: the bytes decoded a piece at a time (`DiffText`),
+    each piece as wide as its own characters need; the bytes are let go, as a read diff's are, so the
+    peak while reading (bytes and pieces) may be the run's.
+    """
     import resource
 
-    text = real_diff(megabytes, ascii_only)
-    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    from pytest_swarmgate.core import diff
+
+    text = diff.DiffText.decode(real_diff(megabytes, ascii_only))
+    gc.collect()
+    with open("/proc/self/statm") as statm:  # resident now, not the peak: the bytes are gone
+        holding = int(statm.read().split()[1]) * resource.getpagesize()
     plan(text)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(len(text.encode()), sys.getsizeof(text), loaded, after)
+    size = sum(len(p.encode()) for p in text.pieces)
+    print(size, sum(sys.getsizeof(p) for p in text.pieces), holding, after)
 
 
 def peak(megabytes: float, ascii_only: bool = False) -> str:
     """Peak resident memory of one plan of a real diff, measured in a fresh process."""
     command = [sys.executable, __file__, "--peak-child", str(megabytes), *(["--ascii"] if ascii_only else [])]
     proc = subprocess.run(command, capture_output=True, text=True, check=True)
-    size, own, loaded, after = (int(x) for x in proc.stdout.split())
+    size, own, holding, after = (int(x) for x in proc.stdout.split())
     return (
-        f"{size / 1e6:.0f} MB of diff (as a str {own / size:.0f}x that): peak RSS {loaded / 1e6:.0f} MB with the text"
-        f" loaded, {after / 1e6:.0f} MB after one plan ({after / size:.1f}x the diff, of which the plan added"
-        f" {(after - loaded) / size:.1f}x)"
+        f"{size / 1e6:.0f} MB of diff (as str pieces {own / size:.2f}x that): RSS {holding / 1e6:.0f} MB holding the"
+        f" pieces, peak {after / 1e6:.0f} MB reading and planning ({after / size:.1f}x the diff; the plan"
+        f" added {(after - holding) / size:.1f}x to what held the pieces)"
     )
 
 

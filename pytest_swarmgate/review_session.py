@@ -182,7 +182,7 @@ def prepare(config: pytest.Config, stdin: bytes | None = None) -> Prepared:
         source, text = read_source(config, diff_arg, base, stdin, settings.max_diff_bytes)
     except DiffTooLarge as exc:
         exit_incomplete(config, settings, None, Stopped("ceiling", str(exc)))
-    if diff_arg and not text.strip() and options.typed_by_hand(config, "allow-empty") is None:
+    if diff_arg and (not text or text.isspace()) and options.typed_by_hand(config, "allow-empty") is None:
         # Fail closed: `git diff ... | pytest --swarm-diff=-` gives empty input when git fails.
         raise pytest.UsageError(
             f"swarmgate: the diff from {source} is empty; if nothing changed, pass --swarm-allow-empty "

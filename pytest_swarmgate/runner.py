@@ -68,8 +68,8 @@ class Plan:
 
 def read_source(
     config: pytest.Config, diff_arg: str | None, base: str | None, stdin: bytes | None = None, limit: int | None = None
-) -> tuple[str, str]:
-    """(label, text) of the diff to review; a problem is a one-line UsageError.
+) -> tuple[str, diff.DiffText]:
+    """(label, text) of the diff to review, its pieces each decoded alone; a problem is a one-line UsageError.
 
     Over `limit` bytes the diff is not read whole: `diff.DiffTooLarge`, which ends the review as incomplete.
     """
@@ -77,13 +77,13 @@ def read_source(
         if diff_arg == "-" and stdin is not None:
             if limit is not None and len(stdin) > limit:
                 raise diff.too_large("the diff on stdin", limit)
-            return "stdin", diff.decode(stdin)
+            return "stdin", diff.DiffText.decode(stdin)
         if diff_arg:
             label = "stdin" if diff_arg == "-" else diff_arg
             path = diff_arg if diff_arg == "-" else str(config.invocation_params.dir / diff_arg)
-            return label, diff.read_diff_file(path, limit)
+            return label, diff.read_diff(path, limit)
         if base:
-            return f"git diff {base}...HEAD", diff.git_diff(base, config.invocation_params.dir, limit)
+            return f"git diff {base}...HEAD", diff.git_diff_text(base, config.invocation_params.dir, limit)
     except diff.DiffTooLarge:
         raise
     except diff.DiffError as exc:
@@ -98,7 +98,7 @@ def plan(
     config: pytest.Config,
     settings: GateSettings,
     source: str,
-    text: str,
+    text: str | diff.DiffText,
     *,
     base: str | None = None,
     tree: str | os.PathLike[str] | None = None,

@@ -12,6 +12,8 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
+from .pieces import DiffText
+
 COMBINED_DIFF = (
     "input is a combined diff ('diff --cc', as git show prints for a merge commit), which the gate cannot"
     " review: give a two-sided diff, such as git diff BASE...HEAD or git show --diff-merges=first-parent MERGE"
@@ -114,6 +116,8 @@ class DiffError(Exception):
 class Lines:
     """The text's lines, split on "\n" only with CRLF read as LF, made a window at a time; where each starts.
 
+    The text is the diff's pieces read as one (`DiffText`): offsets count characters of the whole.
+
     A list of every line would hold a str object per line, about twice an 80 MB diff again; the
     reader walks forward with a lookahead of a line or two, so only the window it is in and the
     one before are kept. A window is re-made when a line behind them is asked for (rare: the
@@ -122,7 +126,7 @@ class Lines:
 
     WINDOW = 1 << 20  # characters a window spans at least (a line is never cut)
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: DiffText) -> None:
         self.text = text
         self._count = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
         # each window met so far: its first line and the character it starts at

@@ -12,6 +12,7 @@ from ..choices import ChangeKind, NotReviewedKind
 from ..text import one_line
 from .entries import NOT_A_DIFF, DiffError, Entry, Lines, read_entries
 from .names import DEV_NULL, GIT_PREFIXES, diff_prefixes, moved, strip_prefix, written_names
+from .pieces import DiffText, as_text
 
 # The only files the gate leaves unjudged: images, audio, video and fonts, by extension (any
 # case), when their content is binary or they are only renamed or copied. They carry no code a
@@ -133,7 +134,7 @@ def _mode_fact(s: _Shape) -> str | None:
     return f"file mode {s.old_mode} -> {s.new_mode}" + _EXECUTABLE.get((s.old_mode[-3:], s.new_mode[-3:]), "")
 
 
-def _special_fact(s: _Shape, text: str) -> str | None:
+def _special_fact(s: _Shape, text: DiffText) -> str | None:
     """What a symbolic link now points to, or which commit a submodule now records."""
     modes = {s.old_mode, s.new_mode}
     if not {SYMLINK_MODE, SUBMODULE_MODE} & modes:
@@ -160,7 +161,7 @@ def _empty_fact(s: _Shape) -> str | None:
     return what + (f" (mode {s.new_mode})" if s.old is None and s.new_mode else "")
 
 
-def _facts(s: _Shape, text: str) -> list[str]:
+def _facts(s: _Shape, text: DiffText) -> list[str]:
     """What the entry changes that its text lines do not show, for the note."""
     facts = ["no line of text changed"] if s.textless else []
     facts += [f for f in (_move_fact(s), _mode_fact(s)) if f]
@@ -219,14 +220,15 @@ def _change(old: str | None, new: str | None, kind: str | None) -> ChangeKind:
     return "renamed" if kind == "rename" else "modified"
 
 
-def _build(entry: Entry, text: str, prefixes: tuple[str, str]) -> FileDiff:
+def _build(entry: Entry, text: DiffText, prefixes: tuple[str, str]) -> FileDiff:
     old, new, kind = _paths(entry, prefixes)
     shape = _Shape(entry, old, new, kind, _mode(entry, 0), _mode(entry, 1))
     facts = _facts(shape, text)
     note = f"# swarmgate: {'; '.join(facts)}\n" if facts else ""
     path = new or old or ""
     end = entry.hunks[-1].text_end if entry.hunks else entry.head_text_end
-    # the entry's lines are one run of the text: one slice, and the note put before it
+    # the entry's lines are one run of the text: one slice (its piece itself when the entry is all of
+    # it, as in git's own diff), and the note put before it
     own = text[entry.text_start : end]
     shift = len(note) - entry.text_start
     return FileDiff(
@@ -240,13 +242,17 @@ def _build(entry: Entry, text: str, prefixes: tuple[str, str]) -> FileDiff:
     )
 
 
-def parse_diff(text: str) -> list[FileDiff]:
+def parse_diff(diff: str | DiffText) -> list[FileDiff]:
     """Every file entry of a unified diff (git's, `diff -ruN`'s, any prefixes), sorted by path.
+
+    `diff` is the text, or its pieces as decoded from the bytes (`DiffText.decode`), which the file
+    texts share rather than copy.
 
     Parsed once; `sections_of` then applies the filters and the section budget. A diff that
     cannot be placed (a combined diff, a hunk that does not add up, text with no file entry)
     is one `DiffError` line naming the problem.
     """
+    text = as_text(diff)
     if not text or text.isspace():  # not strip(): that copies the whole diff
         return []
     # read CRLF as LF so headers match, a window of lines at a time; the texts are slices of `text`

@@ -11,6 +11,7 @@ from typing import IO
 
 from ..text import one_line
 from .entries import DiffError
+from .pieces import DiffText
 
 # How the gate runs `git diff`, and how the README's recipe makes the patch (a test keeps them
 # equal): every setting of the repository, the user or the pull request that could change what
@@ -59,6 +60,18 @@ def decode(data: bytes) -> str:
 
 def read_diff_file(path: str, limit: int | None = None) -> str:
     """Read a diff from a file, or from stdin when path is "-"; over `limit` bytes is `DiffTooLarge`."""
+    data = _read(path, limit)
+    return data if isinstance(data, str) else decode(data)
+
+
+def read_diff(path: str, limit: int | None = None) -> DiffText:
+    """`read_diff_file`'s text as pieces, each decoded alone (`DiffText`): what the gate plans from."""
+    data = _read(path, limit)
+    return DiffText((data,)) if isinstance(data, str) else DiffText.decode(data)
+
+
+def _read(path: str, limit: int | None) -> bytes | str:
+    """The bytes of the diff file, or of stdin when path is "-" (a replaced stdin gives text only)."""
     what = "the diff on stdin" if path == "-" else f"the diff file {one_line(path)}"
     try:
         if path == "-":
@@ -68,13 +81,13 @@ def read_diff_file(path: str, limit: int | None = None) -> str:
             buffer = getattr(stream, "buffer", None)
             # a real stdin has a byte buffer; a replaced one (StringIO) only gives text
             if buffer is not None:
-                return decode(bounded_read(buffer, limit, what))
+                return bounded_read(buffer, limit, what)
             text = stream.read() if limit is None else stream.read(limit + 1)
             if limit is not None and len(text.encode("utf-8", "surrogatepass")) > limit:
                 raise too_large(what, limit)
             return text
         with open(path, "rb") as f:
-            return decode(bounded_read(f, limit, what))
+            return bounded_read(f, limit, what)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise DiffError(f"cannot read diff file {one_line(path)}: {one_line(reason)}") from None
@@ -97,6 +110,16 @@ def _first_line(data: bytes) -> str:
 
 def git_diff(base: str, cwd: str | os.PathLike[str], limit: int | None = None) -> str:
     """The diff of HEAD against its merge base with `base` (`git diff base...HEAD`); over `limit` bytes: too large."""
+    return decode(_git_diff_bytes(base, cwd, limit))
+
+
+def git_diff_text(base: str, cwd: str | os.PathLike[str], limit: int | None = None) -> DiffText:
+    """`git_diff`'s text as pieces, each decoded alone (`DiffText`): what the gate plans from."""
+    return DiffText.decode(_git_diff_bytes(base, cwd, limit))
+
+
+def _git_diff_bytes(base: str, cwd: str | os.PathLike[str], limit: int | None) -> bytes:
+    """git's output for `git_diff`; a failure is one `DiffError` line."""
     if not base or base.startswith("-") or "\0" in base or base != base.strip():
         # a leading "-" would be read by git as an option, not a revision
         raise DiffError(f"invalid git ref {one_line(repr(base))}")
@@ -105,7 +128,7 @@ def git_diff(base: str, cwd: str | os.PathLike[str], limit: int | None = None) -
     args = ["-c", "core.quotepath=off", "diff", *GIT_DIFF_FLAGS, f"{base}...HEAD", "--"]
     returncode, out, err = _git_output(args, cwd, limit, f"git diff {one_line(base)}...HEAD")
     if returncode == 0:
-        return decode(out)
+        return out
     reason = _first_line(err)
     # tell the usual failures apart without parsing git's (translated) messages
     if _git(["rev-parse", "--git-dir"], cwd).returncode != 0:
@@ -136,7 +159,9 @@ def _git_output(args: list[str], cwd: str | os.PathLike[str], limit: int | None,
         return proc.returncode, out, err.read(64 * 1024)
 
 
-def diff_sha256(text: str) -> str:
+def diff_sha256(text: str | DiffText) -> str:
     """Hex sha256 of the diff text encoded as UTF-8."""
+    if isinstance(text, DiffText):
+        return text.sha256
     # surrogatepass: hashing must never fail, even on text that did not come from decode
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
