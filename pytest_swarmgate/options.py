@@ -223,7 +223,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max-diff-bytes",
-        "Largest diff the gate reads, in bytes (a memory ceiling): the gate holds about 6 times a diff in memory, "
+        "Largest diff the gate reads, in bytes (a memory ceiling): the gate holds about 3 times a diff in memory, "
         "so the default keeps a 7 GB CI runner safe; a larger diff is not read whole and not reviewed (exit 75)",
         200_000_000,
         _positive_int,

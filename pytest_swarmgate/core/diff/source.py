@@ -33,7 +33,7 @@ class DiffTooLarge(DiffError):
 def too_large(what: str, limit: int) -> DiffTooLarge:
     """The one line for a diff over the size ceiling, said before it is read whole."""
     return DiffTooLarge(
-        f"{what} is over --swarm-max-diff-bytes={limit}: not read whole (the gate holds about 6 times a diff in"
+        f"{what} is over --swarm-max-diff-bytes={limit}: not read whole (the gate holds about 3 times a diff in"
         " memory); review a smaller diff, or raise the limit where the runner has the memory"
     )
 
