@@ -449,3 +449,27 @@ def test_every_view_of_a_file_in_one_section_is_its_own_text() -> None:
         sections, _ = sections_of(files, budget=budget)
         assert [s.text for s in sections] == [f.text for f in files]
         assert all(s.text is f.text for s, f in zip(sections, files, strict=True))
+
+
+def test_the_plans_passes_pause_the_cyclic_collector_and_restore_it_however_they_end() -> None:
+    """core/heap.py: parse_diff and sections_of run with the collector paused, and give it back."""
+    import gc
+
+    from pytest_swarmgate.core.diff import DiffError, parse_diff, sections_of
+    from pytest_swarmgate.core.heap import no_cycle_collection
+
+    seen: list[bool] = []
+    with no_cycle_collection():
+        seen.append(gc.isenabled())
+    assert seen == [False] and gc.isenabled()
+    files = parse_diff("diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n")
+    assert gc.isenabled() and sections_of(files)[0] and gc.isenabled()
+    with pytest.raises(DiffError):
+        parse_diff("not a diff at all\n")
+    assert gc.isenabled()  # back on after a refusal too
+    gc.disable()
+    try:
+        parse_diff("")
+        assert not gc.isenabled(), "a collector the caller had paused stays paused"
+    finally:
+        gc.enable()

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from ..choices import ChangeKind, NotReviewedKind
+from ..heap import no_cycle_collection
 from ..text import one_line
 from .entries import NOT_A_DIFF, DiffError, Entry, Lines, read_entries
 from .names import DEV_NULL, GIT_PREFIXES, diff_prefixes, moved, strip_prefix, written_names
@@ -242,6 +243,7 @@ def _build(entry: Entry, text: DiffText, prefixes: tuple[str, str]) -> FileDiff:
     )
 
 
+@no_cycle_collection()  # see core/heap.py
 def parse_diff(diff: str | DiffText) -> list[FileDiff]:
     """Every file entry of a unified diff (git's, `diff -ruN`'s, any prefixes), sorted by path.
 

@@ -7,6 +7,7 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..heap import no_cycle_collection
 from ..model import NotReviewed, Section
 from .files import FileDiff, parse_diff
 
@@ -91,6 +92,7 @@ def _check_budget(budget: int | None) -> None:
         raise ValueError(f"section budget must be at least 1 character, got {budget}")
 
 
+@no_cycle_collection()  # see core/heap.py
 def sections_of(
     files: Iterable[FileDiff], *, budget: int | None = None, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> tuple[list[Section], list[NotReviewed]]:
